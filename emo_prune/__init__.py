@@ -1,0 +1,1 @@
+from emo_prune.version import __version__

@@ -1,0 +1,86 @@
+"""One error hierarchy for the whole library.
+
+Library code raises these and never exits; the CLI renders any `EmoPruneError` as one line and exit
+code 1 (`emo_prune.cli.app`). Messages name the file, tensor or field at fault and say how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class EmoPruneError(Exception):
+    """Base class of every error emo-prune raises on purpose."""
+
+    #: short tag printed before the message by the CLI, e.g. "checkpoint error: ..."
+    kind = "error"
+
+
+class CheckpointError(EmoPruneError):
+    """A model folder is missing, incomplete or corrupt (config, index, shards, headers)."""
+
+    kind = "checkpoint error"
+
+
+class UnknownArchitectureError(EmoPruneError):
+    """The config names a model_type that no family in the registry describes."""
+
+    kind = "unsupported architecture"
+
+
+class ConfigError(EmoPruneError):
+    """A config.json is readable but inconsistent (e.g. per-layer lists of the wrong length)."""
+
+    kind = "config error"
+
+
+class CalibrationError(EmoPruneError):
+    """A calibration source is missing, empty, malformed or unreachable."""
+
+    kind = "calibration error"
+
+
+class ProfileError(EmoPruneError):
+    """A profile file is corrupt or does not belong to the model it is used with."""
+
+    kind = "profile error"
+
+
+class PlanError(EmoPruneError):
+    """An expert-selection plan is invalid for the model (ids, counts, top-k, layer count)."""
+
+    kind = "plan error"
+
+
+class OutputError(EmoPruneError):
+    """An output path is unusable: exists without --overwrite, equals or lies inside the input, ..."""
+
+    kind = "output error"
+
+
+class VerificationError(EmoPruneError):
+    """A pruned model does not match the masked original within tolerance."""
+
+    kind = "verification failed"
+
+
+class RecipeError(EmoPruneError):
+    """A recipe file fails validation; the message lists each bad field."""
+
+    kind = "recipe error"
+
+
+class EvalError(EmoPruneError):
+    """An lm-eval task cannot be found or run offline."""
+
+    kind = "eval error"
+
+
+class GateFailure(EmoPruneError):
+    """A quality gate of a recipe does not hold."""
+
+    kind = "quality gate failed"
+
+
+class RuntimeSetupError(EmoPruneError):
+    """A requested experts implementation or device cannot be used here (e.g. Triton without CUDA)."""
+
+    kind = "runtime error"
