@@ -1,0 +1,19 @@
+"""On-disk checkpoints: safetensors headers, validation, identity, lazy reads and atomic sharded writes."""
+
+from emo_prune.io.checkpoint import CONFIG_FILE, INDEX_FILE, SINGLE_FILE, Checkpoint, read_json
+from emo_prune.io.identity import model_identity, sha256_file
+from emo_prune.io.safetensors_header import DTYPE_BYTES, ShardHeader, TensorInfo, read_header
+
+__all__ = [
+    "CONFIG_FILE",
+    "DTYPE_BYTES",
+    "INDEX_FILE",
+    "SINGLE_FILE",
+    "Checkpoint",
+    "ShardHeader",
+    "TensorInfo",
+    "model_identity",
+    "read_header",
+    "read_json",
+    "sha256_file",
+]

@@ -1,0 +1,124 @@
+"""A model folder on disk in the Hugging Face layout, opened without loading weights.
+
+    MODEL_DIR/
+      config.json
+      model.safetensors                      (single file), or
+      model.safetensors.index.json           {"metadata": {...}, "weight_map": {name: shard file}}
+      model-00001-of-0000N.safetensors ...
+      tokenizer files, generation_config.json, ...
+
+`Checkpoint.open` validates everything that can be checked from headers: the config parses, every
+shard named in the index exists and is not truncated, and every indexed tensor is in its shard.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from emo_prune.arch import MoEArchitecture, architecture_for_config
+from emo_prune.errors import CheckpointError
+from emo_prune.io.safetensors_header import ShardHeader, TensorInfo, read_header
+
+CONFIG_FILE = "config.json"
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{what} not found: {path}") from exc
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{what} {path} is not valid JSON: {exc}") from exc
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: dict[str, Any]
+    weight_map: dict[str, str]  # tensor name -> shard file name (relative to path)
+    shards: dict[str, ShardHeader] = field(repr=False)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Checkpoint:
+        path = Path(path)
+        if not path.exists():
+            raise CheckpointError(f"model folder not found: {path}")
+        if not path.is_dir():
+            raise CheckpointError(f"{path} is not a folder; pass the folder that holds config.json")
+        config_path = path / CONFIG_FILE
+        if not config_path.exists():
+            raise CheckpointError(f"{path} has no {CONFIG_FILE}; pass a Hugging Face model folder")
+        config = read_json(config_path, "model config")
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{config_path} must hold a JSON object")
+        weight_map = cls._weight_map(path)
+        shards = {}
+        for shard in sorted(set(weight_map.values())):
+            shard_path = path / shard
+            if not shard_path.exists():
+                missing = sorted(n for n, s in weight_map.items() if s == shard)
+                raise CheckpointError(
+                    f"shard {shard} named in {path / INDEX_FILE} is missing ({len(missing)} tensors, e.g. {missing[0]!r})"
+                )
+            shards[shard] = read_header(shard_path)
+        for name, shard in weight_map.items():
+            if name not in shards[shard].tensors:
+                raise CheckpointError(f"{path / INDEX_FILE} maps {name!r} to {shard}, but that shard does not hold it")
+        return cls(path=path, config=config, weight_map=weight_map, shards=shards)
+
+    @staticmethod
+    def _weight_map(path: Path) -> dict[str, str]:
+        index_path = path / INDEX_FILE
+        if index_path.exists():
+            index = read_json(index_path, "safetensors index")
+            weight_map = index.get("weight_map") if isinstance(index, dict) else None
+            if not isinstance(weight_map, dict) or not weight_map:
+                raise CheckpointError(f"{index_path} has no 'weight_map'")
+            return {str(k): str(v) for k, v in weight_map.items()}
+        single = path / SINGLE_FILE
+        if single.exists():
+            return {name: SINGLE_FILE for name in read_header(single).tensors}
+        others = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+        hint = f" (found {', '.join(others[:3])}: convert them to safetensors first)" if others else ""
+        raise CheckpointError(f"{path} has neither {INDEX_FILE} nor {SINGLE_FILE}{hint}")
+
+    # ---- facts --------------------------------------------------------------------------------
+    @cached_property
+    def architecture(self) -> MoEArchitecture:
+        return architecture_for_config(self.config, where=str(self.path / CONFIG_FILE))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.weight_map)
+
+    def tensor(self, name: str) -> TensorInfo:
+        try:
+            return self.shards[self.weight_map[name]].tensors[name]
+        except KeyError as exc:
+            raise CheckpointError(f"tensor {name!r} is not in {self.path}") from exc
+
+    def tensors(self) -> Iterator[TensorInfo]:
+        for name, shard in self.weight_map.items():
+            yield self.shards[shard].tensors[name]
+
+    def shard_path(self, shard: str) -> Path:
+        return self.path / shard
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors())
+
+    @property
+    def dtypes(self) -> dict[str, int]:
+        """safetensors dtype -> number of parameters stored in it."""
+        out: dict[str, int] = {}
+        for t in self.tensors():
+            out[t.dtype] = out.get(t.dtype, 0) + t.numel
+        return out

@@ -1,0 +1,1 @@
+"""Model code emo-prune ships for families stock transformers lacks (EMO)."""

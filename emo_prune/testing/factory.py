@@ -1,0 +1,148 @@
+"""Tiny random checkpoints of every supported family, in the real Hugging Face on-disk layout.
+
+`write_tiny_model(out_dir, "olmoe")` builds the family's real transformers model from a small config,
+initializes it from `seed`, and saves it with `save_pretrained` (per-expert keys, as released models
+are) or in the fused layout (`experts.gate_up_proj` [E, 2I, H], as transformers 5 holds them in
+memory), optionally sharded, with a locally trained tokenizer. Same arguments, same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedConfig
+
+import emo_prune  # noqa: F401  (registers the native EMO model)
+from emo_prune.errors import EmoPruneError
+from emo_prune.testing.tokenizer import save_tokenizer, seed_tokenizer
+
+FAMILIES = ("emo", "olmoe", "mixtral", "qwen2_moe", "qwen3_moe")
+
+
+@dataclass
+class TinySpec:
+    """Sizes of a tiny model; family-specific knobs are ignored where a family has no such concept."""
+
+    family: str = "emo"
+    layers: int = 2
+    hidden: int = 64
+    heads: int = 4
+    kv_heads: int = 2
+    experts: int = 8
+    top_k: int = 2
+    expert_width: int = 32
+    shared: int = 1  # EMO: tail-shared experts per layer
+    experts_per_layer: list[int] | None = None  # EMO: per-layer counts, 0 = dense layer
+    always_active: list[int] | None = None  # EMO: explicit always-on ids
+    dense_layers: list[int] = field(default_factory=list)  # Qwen: mlp_only_layers
+    norm_topk_prob: bool = False
+    vocab_size: int = 512
+    extra: dict[str, Any] = field(default_factory=dict)  # raw config overrides
+
+
+def tiny_config(spec: TinySpec, eos_token_id: int = 0, pad_token_id: int = 1) -> PreTrainedConfig:
+    """The family's own transformers config class with tiny sizes."""
+    common: dict[str, Any] = dict(
+        vocab_size=spec.vocab_size,
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.kv_heads,
+        max_position_embeddings=512,
+        num_experts_per_tok=spec.top_k,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=False,
+    )
+    if spec.family == "emo":
+        values = dict(
+            common,
+            intermediate_size=spec.expert_width,
+            num_experts=spec.experts,
+            num_shared_experts=spec.shared,
+            num_experts_per_layer=spec.experts_per_layer,
+            always_active_experts=spec.always_active,
+            dense_intermediate_size=2 * spec.expert_width if spec.experts_per_layer and 0 in spec.experts_per_layer else None,
+            norm_topk_prob=spec.norm_topk_prob,
+            rope_theta=500000.0,
+            rms_norm_eps=1e-6,
+        )
+    elif spec.family == "olmoe":
+        values = dict(common, intermediate_size=spec.expert_width, num_experts=spec.experts, norm_topk_prob=spec.norm_topk_prob)
+    elif spec.family == "mixtral":
+        values = dict(common, intermediate_size=spec.expert_width, num_local_experts=spec.experts)
+    elif spec.family in ("qwen2_moe", "qwen3_moe"):
+        values = dict(
+            common,
+            intermediate_size=3 * spec.expert_width,  # width of dense (mlp_only) layers
+            moe_intermediate_size=spec.expert_width,
+            num_experts=spec.experts,
+            mlp_only_layers=list(spec.dense_layers),
+            norm_topk_prob=spec.norm_topk_prob,
+            head_dim=spec.hidden // spec.heads,
+        )
+        if spec.family == "qwen2_moe":
+            values["shared_expert_intermediate_size"] = 2 * spec.expert_width
+    else:
+        raise EmoPruneError(f"no tiny-model recipe for family {spec.family!r} (known: {', '.join(FAMILIES)})")
+    values.update(spec.extra)
+    return AutoConfig.for_model(spec.family, **values)
+
+
+def build_tiny_model(spec: TinySpec, seed: int = 0, router_scale: float = 10.0) -> torch.nn.Module:
+    """A randomly initialized model; router weights are scaled up so routing is decisive (no near-ties)."""
+    tokenizer_vocab = spec.vocab_size
+    config = tiny_config(spec)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    assert config.vocab_size == tokenizer_vocab
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("mlp.gate.weight"):
+                param.mul_(router_scale)
+    return model.eval()
+
+
+def write_tiny_model(
+    out_dir: str | Path,
+    family: str = "emo",
+    *,
+    seed: int = 0,
+    storage: Literal["per_expert", "fused"] = "per_expert",
+    max_shard_size: str | int | None = None,
+    dtype: torch.dtype = torch.float32,
+    with_tokenizer: bool = True,
+    **sizes: Any,
+) -> Path:
+    """Write a tiny `family` checkpoint to `out_dir` (created) and return its path.
+
+    `sizes` are TinySpec fields (layers, hidden, experts, top_k, shared, experts_per_layer, ...).
+    """
+    spec = TinySpec(family=family, **sizes)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = seed_tokenizer(spec.vocab_size)
+    model = build_tiny_model(spec, seed=seed).to(dtype)
+    model.save_pretrained(
+        str(out),
+        max_shard_size=max_shard_size or "5GB",
+        save_original_format=(storage == "per_expert"),
+    )
+    if with_tokenizer:
+        save_tokenizer(tokenizer, out)
+    return out
+
+
+def tiny_model_zoo(root: str | Path, seed: int = 0) -> dict[str, Path]:
+    """One default tiny checkpoint per supported family under `root` (used by tests)."""
+    root = Path(root)
+    return {family: write_tiny_model(root / family, family, seed=seed) for family in FAMILIES}
+
+
+def read_config(model_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(model_dir) / "config.json").read_text())
