@@ -1,0 +1,16 @@
+"""Option types shared by the command modules (Typer `Annotated` style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ModelDir = Annotated[
+    Path,
+    typer.Argument(help="Model folder in the Hugging Face layout (config.json + safetensors).", show_default=False),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="torch device: cpu, cuda, cuda:1, auto.")]
+DtypeOption = Annotated[str, typer.Option("--dtype", help="Compute dtype: float32, bfloat16, float16, auto.")]

@@ -1,0 +1,80 @@
+"""Which on-disk tensor holds which expert: the per-layer map every streaming step works from.
+
+For each layer: its layout (from the config), where the router and its per-expert vectors are, and the
+expert tensors in whichever layout the checkpoint uses (per-expert keys, or fused [E, ...] tensors).
+Building it checks that the shards agree with the config: expert counts, router rows, fused dim 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from emo_prune.arch import ExpertStorage, LayerLayout
+from emo_prune.arch.family import PROJECTIONS
+from emo_prune.errors import CheckpointError
+from emo_prune.io.checkpoint import Checkpoint
+
+
+@dataclass
+class LayerTensors:
+    layout: LayerLayout
+    storage: ExpertStorage | None = None  # None for a dense layer
+    router: str | None = None  # [E, H]
+    router_vectors: list[str] = field(default_factory=list)  # [E] each
+    per_expert: dict[int, dict[str, str]] = field(default_factory=dict)  # expert -> projection -> name
+    fused: dict[str, str] = field(default_factory=dict)  # "gate_up" [E, 2I, H], "down" [E, H, I]
+    expert_params: int = 0  # parameters of ONE expert (gate + up + down)
+    expert_bytes: int = 0  # bytes of ONE expert on disk
+
+    @property
+    def index(self) -> int:
+        return self.layout.index
+
+    def expert_tensor_names(self) -> list[str]:
+        if self.storage == "fused":
+            return list(self.fused.values())
+        return [name for projections in self.per_expert.values() for name in projections.values()]
+
+
+def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
+    arch = checkpoint.architecture
+    names = set(checkpoint.names)
+    layers = []
+    for layout in arch.layouts:
+        entry = LayerTensors(layout=layout)
+        layers.append(entry)
+        if layout.is_dense:
+            continue
+        i, E = layout.index, layout.num_experts
+        entry.router = arch.router_weight_key(i, names)
+        router_shape = checkpoint.tensor(entry.router).shape
+        if router_shape[0] != E:
+            raise CheckpointError(f"{entry.router} has {router_shape[0]} rows but the config gives layer {i} {E} experts")
+        entry.router_vectors = arch.router_vector_keys(i, names)
+        entry.storage = arch.expert_storage(i, names)
+        if entry.storage == "fused":
+            entry.fused = {w: arch.fused_key(i, w) for w in ("gate_up", "down")}
+            infos = [checkpoint.tensor(n) for n in entry.fused.values()]
+            for info in infos:
+                if info.shape[0] != E:
+                    raise CheckpointError(f"{info.name} stacks {info.shape[0]} experts but the config gives layer {i} {E}")
+            entry.expert_params = sum(t.numel for t in infos) // E
+            entry.expert_bytes = sum(t.nbytes for t in infos) // E
+        else:
+            for e in range(E):
+                keys = {p: arch.per_expert_key(i, e, p) for p in PROJECTIONS}
+                missing = [k for k in keys.values() if k not in names]
+                if missing:
+                    raise CheckpointError(
+                        f"the config gives layer {i} {E} experts, but {missing[0]!r} is not in the checkpoint"
+                    )
+                entry.per_expert[e] = keys
+            extra = sorted(
+                role.expert for n in names if (role := arch.classify(n)).kind == "expert" and role.layer == i and role.expert >= E
+            )
+            if extra:
+                raise CheckpointError(f"layer {i} holds expert {extra[0]} but the config gives it only {E} experts")
+            infos = [checkpoint.tensor(n) for n in entry.per_expert[0].values()]
+            entry.expert_params = sum(t.numel for t in infos)
+            entry.expert_bytes = sum(t.nbytes for t in infos)
+    return layers

@@ -1,0 +1,253 @@
+"""The profile file: per-domain expert statistics of one model, in one safetensors file.
+
+Shapes: L layers, E_max = the largest expert count of any layer (a layer with E_l < E_max uses
+columns 0..E_l-1; dense layers are all-zero rows). Statistics are SUMS, so profiles of disjoint
+calibration sets add up exactly (`Profile.merge`, multi-process runs); means are taken when read.
+
+Tensors, float64 (exact integer counts up to 2^53):
+  "{domain}/tokens"       [L, E_max]  tokens routed to the expert (top-k picks, shared/always-on included)
+  "{domain}/prob_mass"    [L, E_max]  sum of router probabilities, softmax exactly as the model routes
+                                      (EMO shared path: routed and shared blocks softmaxed separately)
+  "{domain}/gate_weight"  [L, E_max]  sum of the routing weight over the tokens routed to the expert
+  "{domain}/reap"         [L, E_max]  sum over routed tokens of routing weight x ||expert output||_2
+  "{domain}/pool_25"      [L, E_max]  documents whose EMO pool at the 25% budget holds the expert
+  "{domain}/pool_12"      [L, E_max]  same at the 12.5% budget (pool = top-P routed experts by the
+                                      document's summed routed probability; fixed experts always count)
+  "{domain}/entropy"      [L]         sum over tokens of the router entropy (nats)
+  "{domain}/counts"       [2]         (non-padding tokens, documents)
+Metadata (safetensors `__metadata__["emo_prune.profile"]`, JSON): format, tool version, model
+identity, per-layer layouts, settings, calibration sources with digests, pool sizes per layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from emo_prune.arch import LayerLayout
+from emo_prune.errors import ProfileError
+from emo_prune.version import __version__
+
+FORMAT = 1
+META_KEY = "emo_prune.profile"
+EXPERT_STATS = ("tokens", "prob_mass", "gate_weight", "reap", "pool_25", "pool_12")
+POOL_BUDGETS = {"pool_25": 0.25, "pool_12": 0.125}
+
+
+def pool_size(layout: LayerLayout, fraction: float) -> int:
+    """Routed experts in a document's EMO pool at a keep fraction (the keep count includes fixed experts)."""
+    if layout.is_dense:
+        return 0
+    keep = max(layout.top_k, round(fraction * layout.num_experts))
+    return max(0, min(len(layout.routed_ids), keep - len(layout.fixed_ids)))
+
+
+def layout_to_json(layout: LayerLayout) -> dict[str, Any]:
+    return {
+        "experts": layout.num_experts,
+        "shared": layout.num_shared,
+        "always_active": list(layout.always_active),
+        "top_k": layout.top_k,
+        "norm_topk_prob": layout.norm_topk_prob,
+    }
+
+
+def layout_from_json(index: int, data: dict[str, Any]) -> LayerLayout:
+    return LayerLayout(
+        index=index,
+        num_experts=data["experts"],
+        num_shared=data["shared"],
+        always_active=tuple(data["always_active"]),
+        top_k=data["top_k"],
+        norm_topk_prob=data["norm_topk_prob"],
+    )
+
+
+@dataclass
+class DomainStats:
+    """Accumulated statistics of one domain; tensors as in the module docstring."""
+
+    name: str
+    expert: dict[str, torch.Tensor]  # stat -> [L, E_max] float64
+    entropy: torch.Tensor  # [L] float64
+    num_tokens: int = 0
+    num_documents: int = 0
+
+    @classmethod
+    def zeros(cls, name: str, num_layers: int, max_experts: int) -> DomainStats:
+        return cls(
+            name=name,
+            expert={s: torch.zeros(num_layers, max_experts, dtype=torch.float64) for s in EXPERT_STATS},
+            entropy=torch.zeros(num_layers, dtype=torch.float64),
+        )
+
+    def add(self, other: DomainStats) -> None:
+        for s in EXPERT_STATS:
+            self.expert[s] += other.expert[s]
+        self.entropy += other.entropy
+        self.num_tokens += other.num_tokens
+        self.num_documents += other.num_documents
+
+
+@dataclass
+class Profile:
+    layouts: list[LayerLayout]
+    model: dict[str, Any]  # emo_prune.io.model_identity(...) of the profiled model
+    settings: dict[str, Any] = field(default_factory=dict)  # seq_len, max_tokens, dtype, layerwise, ...
+    calibration: list[dict[str, Any]] = field(default_factory=list)  # {source, domain, digest, documents, tokens}
+    domains: dict[str, DomainStats] = field(default_factory=dict)
+    tool_version: str = __version__
+
+    # ---- shape facts --------------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        return len(self.layouts)
+
+    @property
+    def max_experts(self) -> int:
+        return max((lay.num_experts for lay in self.layouts), default=0)
+
+    def pool_sizes(self) -> dict[str, list[int]]:
+        return {s: [pool_size(lay, f) for lay in self.layouts] for s, f in POOL_BUDGETS.items()}
+
+    # ---- accumulation -------------------------------------------------------------------------
+    def domain(self, name: str) -> DomainStats:
+        """The statistics of `name`, created empty on first use."""
+        if name not in self.domains:
+            self.domains[name] = DomainStats.zeros(name, self.num_layers, self.max_experts)
+        return self.domains[name]
+
+    # ---- reading ------------------------------------------------------------------------------
+    def require_domain(self, name: str) -> DomainStats:
+        if name not in self.domains:
+            raise ProfileError(f"domain {name!r} is not in this profile (it has: {', '.join(sorted(self.domains)) or 'none'})")
+        return self.domains[name]
+
+    def stat(self, domain: str, stat: str, layer: int) -> torch.Tensor:
+        """One statistic of one layer: [E_l] float64."""
+        if stat not in EXPERT_STATS:
+            raise ProfileError(f"unknown statistic {stat!r} (known: {', '.join(EXPERT_STATS)})")
+        return self.require_domain(domain).expert[stat][layer, : self.layouts[layer].num_experts]
+
+    def mean_probability(self, domain: str, layer: int) -> torch.Tensor:
+        """Mean router probability per expert over the domain's tokens (AI2's selection statistic): [E_l]."""
+        stats = self.require_domain(domain)
+        return self.stat(domain, "prob_mass", layer) / max(stats.num_tokens, 1)
+
+    # ---- files --------------------------------------------------------------------------------
+    def _metadata(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "tool_version": self.tool_version,
+            "model": self.model,
+            "layouts": [layout_to_json(lay) for lay in self.layouts],
+            "pool_sizes": self.pool_sizes(),
+            "settings": self.settings,
+            "calibration": self.calibration,
+            "domains": {
+                name: {"tokens": d.num_tokens, "documents": d.num_documents} for name, d in sorted(self.domains.items())
+            },
+        }
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {}
+        for name, d in sorted(self.domains.items()):
+            for s in EXPERT_STATS:
+                tensors[f"{name}/{s}"] = d.expert[s].contiguous()
+            tensors[f"{name}/entropy"] = d.entropy.contiguous()
+            tensors[f"{name}/counts"] = torch.tensor([d.num_tokens, d.num_documents], dtype=torch.float64)
+        return tensors
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a temporary file beside `path`, renamed over it at the end."""
+        path = Path(path)
+        if not self.domains:
+            raise ProfileError("refusing to save an empty profile (no domain received any token)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            save_file(self._tensors(), str(tmp), metadata={META_KEY: json.dumps(self._metadata(), sort_keys=True)})
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Profile:
+        path = Path(path)
+        if not path.exists():
+            raise ProfileError(f"profile not found: {path}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                raw = (f.metadata() or {}).get(META_KEY)
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as exc:  # safetensors raises its own error types for corrupt files
+            raise ProfileError(f"{path} is not a readable profile file: {exc}") from exc
+        if raw is None:
+            raise ProfileError(f"{path} is a safetensors file but not an emo-prune profile (no {META_KEY} metadata)")
+        meta = json.loads(raw)
+        if meta.get("format") != FORMAT:
+            raise ProfileError(f"{path} has profile format {meta.get('format')}, this emo-prune reads format {FORMAT}")
+        layouts = [layout_from_json(i, d) for i, d in enumerate(meta["layouts"])]
+        profile = cls(
+            layouts=layouts,
+            model=meta["model"],
+            settings=meta.get("settings", {}),
+            calibration=meta.get("calibration", []),
+            tool_version=meta.get("tool_version", "?"),
+        )
+        for name in meta["domains"]:
+            counts = tensors[f"{name}/counts"]
+            profile.domains[name] = DomainStats(
+                name=name,
+                expert={s: tensors[f"{name}/{s}"] for s in EXPERT_STATS},
+                entropy=tensors[f"{name}/entropy"],
+                num_tokens=int(counts[0]),
+                num_documents=int(counts[1]),
+            )
+        return profile
+
+    def digest(self) -> str:
+        """sha256 over the metadata and tensor bytes: identifies a profile whatever its file name."""
+        h = hashlib.sha256(json.dumps(self._metadata(), sort_keys=True).encode())
+        for name, tensor in self._tensors().items():
+            h.update(name.encode())
+            h.update(tensor.numpy().tobytes())
+        return h.hexdigest()
+
+    # ---- model checks and merging -------------------------------------------------------------
+    def check_model(self, identity: dict[str, Any], where: str = "the model") -> None:
+        """Raise when this profile was made from another model than `identity` (see io.model_identity)."""
+        if identity.get("digest") != self.model.get("digest"):
+            raise ProfileError(
+                f"this profile was made from {self.model.get('path')} (digest {str(self.model.get('digest'))[:12]}), "
+                f"not from {where} (digest {str(identity.get('digest'))[:12]}); profile that model first"
+            )
+
+    @classmethod
+    def merge(cls, profiles: list[Profile]) -> Profile:
+        """Sum profiles of the same model made with the same pool settings."""
+        if not profiles:
+            raise ProfileError("nothing to merge")
+        first = profiles[0]
+        merged = cls(layouts=first.layouts, model=first.model, settings=dict(first.settings), calibration=[])
+        for p in profiles:
+            if p.model.get("digest") != first.model.get("digest"):
+                raise ProfileError(
+                    f"cannot merge profiles of different models ({first.model.get('path')} vs {p.model.get('path')})"
+                )
+            if p.layouts != first.layouts:
+                raise ProfileError("cannot merge profiles with different layer layouts")
+            merged.calibration.extend(p.calibration)
+            for name, stats in p.domains.items():
+                merged.domain(name).add(stats)
+        merged.settings["merged_from"] = len(profiles)
+        return merged
