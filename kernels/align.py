@@ -19,10 +19,11 @@ import torch
 import triton
 import triton.language as tl
 
-# Pairs per loop step: a [BLOCK_P, BLOCK_E] one-hot is the working set (128 x 128 int32 = 64 KB
-# for E = 128, spread over 4 warps). Not tuned on a GPU.
-BLOCK_P = 128
+# Pairs per loop step: a [BLOCK_P, BLOCK_E] one-hot is the working set (64 x 128 int32 = 32 KB
+# for E = 128). Not tuned on a GPU.
+BLOCK_P = 64
 BLOCK_B = 128  # block ids labelled per loop step
+ALIGN_WARPS = 8  # the single program holds several [BLOCK_P, BLOCK_E] int32 tiles: spread them wider
 
 
 @triton.jit
@@ -83,5 +84,6 @@ def align_pairs(ids: torch.Tensor, num_experts: int, block_m: int) -> tuple[torc
         P, num_experts, max_blocks,
         BLOCK_M=block_m, BLOCK_P=BLOCK_P,
         BLOCK_E=max(16, triton.next_power_of_2(num_experts)), BLOCK_B=BLOCK_B,
+        num_warps=ALIGN_WARPS,
     )
     return sorted_pairs, block_expert

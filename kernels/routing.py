@@ -13,6 +13,8 @@ every supported family, and a bitonic sort of BLOCK_E columns would cost more fo
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -117,6 +119,12 @@ def _route_kernel(
     tl.store(ids_ptr + out_off, out_id, mask=out_mask)
 
 
+@functools.lru_cache(maxsize=64)
+def _fixed_ids(always_active: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The always-active ids on the device, copied once (a copy per call would sync with the host)."""
+    return torch.tensor(list(always_active) or [0], dtype=torch.int32, device=device)
+
+
 def route_topk(
     logits: torch.Tensor,
     top_k: int,
@@ -135,7 +143,7 @@ def route_topk(
     ids = torch.empty(T, top_k, dtype=torch.int64, device=logits.device)
     if T == 0:
         return weights, ids
-    fixed_ids = torch.tensor(list(always_active) or [0], dtype=torch.int32, device=logits.device)
+    fixed_ids = _fixed_ids(tuple(always_active), logits.device)
     grid = (triton.cdiv(T, BLOCK_T),)
     _route_kernel[grid](
         logits, weights, ids, fixed_ids,

@@ -83,7 +83,11 @@ def command(fn: F) -> F:
 def _register_commands() -> None:
     from emo_prune.cli import inspect_cmd
 
-    for module in (inspect_cmd,):
+    from emo_prune.cli import eval_cmd, run_cmd  # issue 6
+
+    from emo_prune.cli import extract_cmd, select_cmd, verify_cmd  # issue 4
+
+    for module in (inspect_cmd, eval_cmd, run_cmd, select_cmd, extract_cmd, verify_cmd):
         module.register(app)
 
 

@@ -1,0 +1,47 @@
+"""Benchmark results as plain, JSON-serialisable dataclasses (`asdict` / `to_dict`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class BenchRow:
+    scope: str  # "layer" (one MoE experts call) or "model" (whole forward)
+    impl: str  # experts implementation name
+    tokens: int
+    ms: float | None = None  # median wall time of one call
+    tokens_per_s: float | None = None
+    gb_s: float | None = None  # weight bytes of the distinct experts touched (+ dense weights) / time
+    tflop_s: float | None = None  # 2 * multiply-adds actually needed / time
+    pct_bandwidth: float | None = None  # gb_s / measured read bandwidth * 100
+    speedup_vs_eager: float | None = None  # eager ms / this ms, same scope and tokens
+    distinct_experts: int | None = None  # summed over layers for scope "model"
+    skipped: str | None = None  # why no number: unavailable here, too much memory, error text
+
+    def set_time(self, seconds: float, bytes_read: float, flops: float, bandwidth_gb_s: float | None) -> None:
+        self.ms = seconds * 1e3
+        self.tokens_per_s = self.tokens / seconds
+        self.gb_s = bytes_read / seconds / 1e9
+        self.tflop_s = flops / seconds / 1e12
+        if bandwidth_gb_s:
+            self.pct_bandwidth = 100.0 * self.gb_s / bandwidth_gb_s
+
+
+@dataclass
+class BenchReport:
+    machine: dict[str, Any]
+    read_bandwidth_gb_s: float | None
+    settings: dict[str, Any]
+    rows: list[BenchRow] = field(default_factory=list)
+
+    def fill_speedups(self) -> None:
+        eager = {(r.scope, r.tokens): r.ms for r in self.rows if r.impl == "eager" and r.ms}
+        for r in self.rows:
+            base = eager.get((r.scope, r.tokens))
+            if base and r.ms:
+                r.speedup_vs_eager = base / r.ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,57 @@
+"""A calibration document, its digest and its stable train / held-out split.
+
+A document is one unit of calibration text (a module, a doc topic, one problem, one JSONL record). It
+is tokenized on its own and never shares a sequence with another document; windows of a long document
+still count as ONE document for EMO pool membership.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Split = Literal["train", "heldout"]
+SPLITS: tuple[str, ...] = ("train", "heldout")
+#: share of documents in the held-out split; chosen by a hash of the text, so a document keeps its split
+#: whatever source, order or seed it comes with (trainers and evaluators agree without sharing a file).
+HELDOUT_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class Document:
+    text: str
+    domain: str
+    source: str  # the source spec it came from, e.g. "builtin:code" or "data/code.jsonl"
+
+
+def split_of(text: str, heldout_fraction: float = HELDOUT_FRACTION) -> Split:
+    """'heldout' for a stable ~`heldout_fraction` of texts (by sha256 of the text), else 'train'."""
+    bucket = int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:8], "big") / 2**64
+    return "heldout" if bucket < heldout_fraction else "train"
+
+
+def source_digest(documents: Iterable[Document]) -> str:
+    """sha256 over the documents' domains and texts, in order: what a profile records per source."""
+    h = hashlib.sha256()
+    for doc in documents:
+        for part in (doc.domain, doc.text):
+            data = part.encode("utf-8", "surrogatepass")
+            h.update(len(data).to_bytes(8, "little"))
+            h.update(data)
+    return h.hexdigest()
+
+
+def describe_sources(documents: list[Document]) -> list[dict]:
+    """One entry per source, in first-seen order: {source, digest, documents, domains: {name: count}}."""
+    by_source: dict[str, list[Document]] = {}
+    for doc in documents:
+        by_source.setdefault(doc.source, []).append(doc)
+    entries = []
+    for source, docs in by_source.items():
+        domains: dict[str, int] = {}
+        for doc in docs:
+            domains[doc.domain] = domains.get(doc.domain, 0) + 1
+        entries.append({"source": source, "digest": source_digest(docs), "documents": len(docs), "domains": domains})
+    return entries

@@ -1,0 +1,131 @@
+"""Calibration sources: parse a SOURCE spec, load its documents, select domains and splits.
+
+SOURCE forms (optionally prefixed `DOMAIN=` to name the domain of every document it gives):
+  path.jsonl | path.json     records with `text` (and optional `domain`, default: the file stem)
+  path.txt | path.md | DIR   one file = one document; domain = the folder holding the file
+  builtin:code|prose|math[:train|heldout]   offline corpora (domain = the corpus name)
+  hf:NAME[:CONFIG][:SPLIT]   a Hugging Face dataset with a `text` column (domain = last part of NAME)
+  task:LM_EVAL_TASK          few-shot prompt + gold answer of the task's validation docs (domain = task)
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from emo_prune.calib.builtin_code import code_texts
+from emo_prune.calib.builtin_math import math_texts
+from emo_prune.calib.builtin_prose import prose_texts
+from emo_prune.calib.document import SPLITS, Document, split_of
+from emo_prune.calib.files import read_path
+from emo_prune.calib.remote import hf_texts, task_texts
+from emo_prune.errors import CalibrationError
+
+BUILTINS = ("code", "prose", "math")
+_DOMAIN_PREFIX = re.compile(r"^([A-Za-z0-9_.\-]+)=(.+)$")
+_VALID_DOMAIN = re.compile(r"^[^/\s]+$")  # a domain names tensors "{domain}/stat" in the profile file
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    spec: str  # as the user wrote it
+    kind: str  # path | builtin | hf | task
+    target: str
+    domain: str | None = None
+    split: str | None = None  # builtin: train/heldout; hf: the dataset split
+    config: str | None = None  # hf dataset config
+
+
+def parse_source(spec: str) -> SourceSpec:
+    if not spec or not spec.strip():
+        raise CalibrationError("empty calibration source; pass a file, a folder, builtin:NAME, hf:NAME or task:NAME")
+    domain = None
+    match = _DOMAIN_PREFIX.match(spec)
+    if match and not Path(spec).exists():
+        domain, rest = match.group(1), match.group(2)
+    else:
+        rest = spec
+    if rest.startswith("builtin:"):
+        parts = rest.split(":")
+        if len(parts) > 3 or parts[1] not in BUILTINS or (len(parts) == 3 and parts[2] not in SPLITS):
+            raise CalibrationError(
+                f"unknown built-in corpus {rest!r}; use builtin:{'|'.join(BUILTINS)} optionally followed by :train or :heldout"
+            )
+        return SourceSpec(spec, "builtin", parts[1], domain, parts[2] if len(parts) == 3 else None)
+    if rest.startswith("hf:"):
+        parts = rest[3:].split(":")
+        if not parts[0] or len(parts) > 3:
+            raise CalibrationError(f"bad Hugging Face source {rest!r}; use hf:NAME[:CONFIG][:SPLIT]")
+        config = parts[1] or None if len(parts) > 1 else None
+        split = parts[2] or None if len(parts) > 2 else None
+        return SourceSpec(spec, "hf", parts[0], domain, split, config)
+    if rest.startswith("task:"):
+        if not rest[5:]:
+            raise CalibrationError("task: needs an lm-eval task name, e.g. task:arc_easy")
+        return SourceSpec(spec, "task", rest[5:], domain)
+    return SourceSpec(spec, "path", rest, domain)
+
+
+def builtin_texts(name: str, seed: int) -> list[str]:
+    """The corpus' texts in a seeded order (so a --max-tokens prefix is a seeded sample)."""
+    if name == "math":
+        return math_texts(seed)
+    texts = code_texts() if name == "code" else prose_texts()
+    random.Random(f"emo-prune builtin:{name} {seed}").shuffle(texts)
+    return texts
+
+
+def _load_one(src: SourceSpec, seed: int) -> list[Document]:
+    if src.kind == "path":
+        return read_path(Path(src.target), src.domain, src.spec)
+    if src.kind == "builtin":
+        texts = builtin_texts(src.target, seed)
+        if src.split:
+            texts = [t for t in texts if split_of(t) == src.split]
+        if not texts:
+            raise CalibrationError(f"{src.spec}: the built-in corpus is empty on this Python installation")
+        domain = src.domain or src.target
+    elif src.kind == "hf":
+        texts, domain = hf_texts(src.target, src.config, src.split), src.domain or src.target.rsplit("/", 1)[-1]
+    else:
+        texts, domain = task_texts(src.target), src.domain or src.target
+    return [Document(text=t, domain=domain, source=src.spec) for t in texts]
+
+
+def load_documents(
+    sources: list[str], domains: list[str] | None = None, *, seed: int = 0, split: str | None = None
+) -> list[Document]:
+    """All non-empty documents of `sources`, in source order, restricted to `domains` and `split`.
+
+    Raises CalibrationError for no sources, a missing / malformed / unreachable source, a source with
+    no document, an invalid domain name, or a requested domain that no source provides.
+    """
+    if not sources:
+        raise CalibrationError("no calibration source given; pass --calib FILE|DIR|builtin:code|hf:NAME|task:NAME")
+    if split is not None and split not in SPLITS:
+        raise CalibrationError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    documents: list[Document] = []
+    for spec in sources:
+        docs = [d for d in _load_one(parse_source(spec), seed) if d.text.strip()]
+        if not docs:
+            raise CalibrationError(f"calibration source {spec} holds no non-empty document")
+        documents.extend(docs)
+    for doc in documents:
+        if not _VALID_DOMAIN.match(doc.domain):
+            raise CalibrationError(f"{doc.source}: domain name {doc.domain!r} must be non-empty without '/' or spaces")
+    if split is not None:
+        documents = [d for d in documents if split_of(d.text) == split]
+    found = list(dict.fromkeys(d.domain for d in documents))
+    if domains:
+        missing = [d for d in domains if d not in found]
+        if missing:
+            raise CalibrationError(
+                f"domain {missing[0]!r} has no documents in the calibration sources "
+                f"(domains found: {', '.join(found) or 'none'})"
+            )
+        documents = [d for d in documents if d.domain in set(domains)]
+    if not documents:
+        raise CalibrationError(f"the calibration set is empty (split {split}): no documents to profile")
+    return documents

@@ -1,0 +1,80 @@
+"""`emo-prune bench MODEL_DIR`: time the model (and one MoE layer) under each experts implementation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from emo_prune.bench import IMPLEMENTATIONS, BenchReport, bench_model
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir
+from emo_prune.console import out
+from emo_prune.errors import RuntimeSetupError
+
+TokensOption = Annotated[str, typer.Option("--tokens", help="Comma-separated token counts per forward.")]
+ImplOption = Annotated[
+    str, typer.Option("--impl", help=f"Comma-separated experts implementations ({', '.join(IMPLEMENTATIONS)}).")
+]
+
+
+def parse_tokens(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise RuntimeSetupError(f"--tokens {text!r}: give positive integers separated by commas, e.g. 1,8,64")
+    return counts
+
+
+def parse_impls(text: str) -> list[str]:
+    impls = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(impls) - set(IMPLEMENTATIONS))
+    if not impls or unknown:
+        raise RuntimeSetupError(f"--impl {text!r}: choose among {', '.join(IMPLEMENTATIONS)}")
+    return impls
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def register(app: typer.Typer) -> None:
+    from emo_prune.cli.app import command
+
+    @app.command("bench")
+    @command
+    def bench_command(
+        model_dir: ModelDir,
+        tokens: TokensOption = "1,8,64,512",
+        impl: ImplOption = ",".join(IMPLEMENTATIONS),
+        device: DeviceOption = "auto",
+        dtype: DtypeOption = "auto",
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Milliseconds, tokens/s, GB/s and TFLOP/s of the whole forward and of its first MoE layer,
+        for eager, grouped_mm, batched_mm, emo_cpu and emo_triton (those that run here)."""
+        counts, impls = parse_tokens(tokens), parse_impls(impl)
+        out.note(f"benchmarking {model_dir} on {resolve_device(device)} ...")
+        report = bench_model(model_dir, tokens=counts, impls=impls, device=resolve_device(device), dtype=dtype)
+        out.result(report.to_dict(), lambda: render(report))
+
+
+def render(report: BenchReport) -> None:
+    bw = report.read_bandwidth_gb_s
+    out.print(f"measured read bandwidth: {bw:.1f} GB/s" if bw else "read bandwidth not measured")
+    table = Table(title="experts implementations (x eager = eager ms / ms)")
+    for col in ("scope", "impl", "tokens", "ms", "tokens/s", "GB/s", "% BW", "TFLOP/s", "x eager", "note"):
+        table.add_column(col, justify="left" if col in ("scope", "impl", "note") else "right")
+    fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+    for r in report.rows:
+        table.add_row(
+            r.scope, r.impl, str(r.tokens), fmt(r.ms, 2), fmt(r.tokens_per_s, 0), fmt(r.gb_s, 1),
+            fmt(r.pct_bandwidth, 0), fmt(r.tflop_s, 3), fmt(r.speedup_vs_eager, 2), r.skipped or "",
+        )
+    out.print(table)

@@ -1,0 +1,128 @@
+"""`emo-prune eval MODEL_DIR --tasks ... [--baseline ORIGINAL_DIR] --out RESULTS.json`: lm-eval scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir
+from emo_prune.console import out
+from emo_prune.errors import EvalError
+from emo_prune.eval import EvalReport, EvalSettings, MetricDelta, ModelEval, evaluate, write_report
+from emo_prune.eval.results import plus_minus
+
+ImplOption = Annotated[
+    str,
+    typer.Option("--impl", help="Experts implementation: eager, emo_cpu, emo_triton, grouped_mm, or auto (fastest here)."),
+]
+
+
+def split_tasks(values: list[str]) -> tuple[str, ...]:
+    """--tasks a,b --tasks c -> (a, b, c)."""
+    return tuple(t.strip() for v in values for t in v.split(",") if t.strip())
+
+
+def parse_limit(value: str | None) -> int | float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise EvalError(f"--limit {value!r} is not a number") from None
+    return int(number) if number >= 1 and number.is_integer() else number
+
+
+def register(app: typer.Typer) -> None:
+    from emo_prune.cli.app import command
+
+    @app.command("eval")
+    @command
+    def eval_command(
+        model_dir: ModelDir,
+        tasks: Annotated[
+            list[str],
+            typer.Option("--tasks", help="lm-eval task names, comma-separated (offline: emo_ppl_code, emo_math_mc, ...)."),
+        ],
+        out_path: Annotated[Path, typer.Option("--out", help="RESULTS.json; the Markdown table goes beside it (.md).")],
+        baseline: Annotated[
+            Path | None, typer.Option("--baseline", help="The original model: evaluated with identical settings.")
+        ] = None,
+        include_path: Annotated[
+            list[Path] | None, typer.Option("--include-path", help="Extra folder of lm-eval task YAMLs (repeatable).")
+        ] = None,
+        num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", help="Few-shot examples per prompt.")] = None,
+        limit: Annotated[
+            str | None, typer.Option("--limit", help="Documents per task (a number < 1 is a fraction).")
+        ] = None,
+        batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per forward.")] = 8,
+        max_length: Annotated[int | None, typer.Option("--max-length", help="Context length (default: the model's).")] = None,
+        device: DeviceOption = "cpu",
+        impl: ImplOption = "auto",
+        dtype: DtypeOption = "auto",
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Score a model with lm-eval (offline tasks ship in recipes/tasks); with --baseline, side by side.
+
+        Prints per task the score, its stderr, the delta and the retained fraction (for lower-is-better
+        metrics such as bits_per_byte: retained = original / pruned).
+        """
+        settings = EvalSettings(
+            tasks=split_tasks(tasks),
+            num_fewshot=num_fewshot,
+            limit=parse_limit(limit),
+            batch_size=batch_size,
+            max_length=max_length,
+            include_paths=tuple(str(p) for p in include_path or ()),
+            impl=impl,
+            dtype=dtype,
+            device=device,
+        )
+        report = evaluate(model_dir, settings, baseline_dir=baseline)
+        json_file, md_file = write_report(report, out_path)
+        data = {**report.to_dict(), "files": {"json": str(json_file), "markdown": str(md_file)}}
+        out.result(data, lambda: render(report, json_file, md_file))
+
+
+def render(report: EvalReport, json_file: Path, md_file: Path) -> None:
+    if report.baseline is None:
+        out.print(scores_table(report.model))
+    else:
+        out.print(comparison_table(report.comparison))
+    settings = report.model.settings
+    out.print(
+        f"impl {settings['impl']}, dtype {settings['dtype']}, device {settings['device']}, "
+        f"limit {settings['limit']}, few-shot {settings['num_fewshot']}"
+    )
+    out.print(f"wrote {json_file} and {md_file}")
+
+
+def scores_table(model: ModelEval) -> Table:
+    table = Table(title="scores (↑ higher is better, ↓ lower is better)")
+    for col in ("task", "metric", "value", "stderr", "n"):
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
+    for task, scores in model.tasks.items():
+        for name, s in scores.metrics.items():
+            stderr = "-" if s.stderr is None else f"{s.stderr:.4g}"
+            arrow = "↑" if s.higher_is_better else "↓"
+            table.add_row(task, f"{name} {arrow}", f"{s.value:.4g}", stderr, str(scores.samples or "-"))
+    return table
+
+
+def comparison_table(rows: list[MetricDelta]) -> Table:
+    table = Table(title="pruned vs original (primary metric per task)")
+    for col in ("task", "metric", "original", "pruned", "delta", "retained"):
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
+    for r in rows:
+        style = "red" if r.drop > 0 else "green"
+        table.add_row(
+            r.task,
+            f"{r.metric} {'↑' if r.higher_is_better else '↓'}",
+            plus_minus(r.baseline, r.baseline_stderr),
+            plus_minus(r.value, r.stderr),
+            f"[{style}]{r.delta:+.4g}[/]",
+            f"{r.retained:.1%}",
+        )
+    return table

@@ -1,0 +1,93 @@
+"""`emo-prune extract MODEL_DIR (--plan PLAN | --profile P --domain D --keep K) --out OUT_DIR`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emo_prune.cli.format import human_bytes
+from emo_prune.cli.options import JsonFlag, ModelDir
+from emo_prune.cli.select_cmd import (
+    BatchOption,
+    BudgetOption,
+    CalibOption,
+    CombineOption,
+    DeviceOption,
+    DomainOption,
+    KeepOption,
+    MethodOption,
+    ProfileOption,
+    SeedOption,
+    SeqLenOption,
+    WithinOption,
+    options_from_flags,
+    render_plan,
+    run_select,
+)
+from emo_prune.console import out
+from emo_prune.errors import PlanError
+from emo_prune.extract import ExtractResult, extract
+from emo_prune.select import Plan
+
+
+def register(app: typer.Typer) -> None:
+    from emo_prune.cli.app import command
+
+    @app.command("extract")
+    @command
+    def extract_command(
+        model_dir: ModelDir,
+        out_dir: Annotated[Path, typer.Option("--out", help="Folder to create for the pruned model.", show_default=False)],
+        plan_path: Annotated[Path | None, typer.Option("--plan", help="Plan file from `emo-prune select`.")] = None,
+        keep: KeepOption = None,
+        profile: ProfileOption = None,
+        domain: DomainOption = None,
+        method: MethodOption = "mass",
+        budget: BudgetOption = "uniform",
+        combine: CombineOption = "union",
+        seed: SeedOption = 0,
+        within: WithinOption = None,
+        calib: CalibOption = None,
+        seq_len: SeqLenOption = 512,
+        batch_size: BatchOption = 8,
+        device: DeviceOption = "cpu",
+        max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest output shard, e.g. 5GB, 500MB.")] = "5GB",
+        dtype: Annotated[str, typer.Option("--dtype", help="Output weights: same, bfloat16, float16, float32.")] = "same",
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT_DIR if emo-prune wrote it before.")] = False,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Write a smaller checkpoint with only the kept experts: streamed, atomic, loadable by transformers.
+
+        The result equals the original with the dropped experts' router logits at -inf (check: `emo-prune verify`).
+        """
+        if plan_path is not None and (keep is not None or profile is not None or domain):
+            raise PlanError("pass either --plan, or --keep with --profile/--domain to select now, not both")
+        if plan_path is not None:
+            plan = Plan.load(plan_path)
+        else:
+            options = options_from_flags(keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device)
+            plan = run_select(model_dir, profile, options)
+            render_plan(plan)
+        with out.progress() as progress:
+            task = progress.add_task("extracting", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total, rate=human_bytes(done))
+
+            result = extract(
+                model_dir, plan, out_dir, max_shard_size=max_shard_size, dtype=dtype, overwrite=overwrite, on_tensor=advance
+            )
+        out.result(result.to_dict(), lambda: render(result))
+
+
+def render(result: ExtractResult) -> None:
+    counts = sorted({c for c in result.kept_counts if c is not None})
+    kept = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]} (per layer)"
+    k = result.num_experts_per_tok
+    out.print(f"wrote {result.out_dir}: {kept} experts per MoE layer, {human_bytes(result.total_bytes)} in {len(result.files)} shard(s)")
+    out.print(f"top-k {k['new']}" + ("" if k["new"] == k["original"] else f" (clamped from {k['original']})"))
+    for key, change in result.config_changes.items():
+        out.print(f"  config {key}: {change['from']} -> {change['to']}")
+    out.print(f"check it: emo-prune verify <original> {result.out_dir}")

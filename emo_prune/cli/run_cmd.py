@@ -1,0 +1,74 @@
+"""`emo-prune run [RECIPE.yaml] [--out DIR] [--set key=value ...]`: a recipe, end to end, gated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from emo_prune.cli.options import JsonFlag
+from emo_prune.console import out
+from emo_prune.pipeline import RunReport, load_recipe, run_recipe
+
+
+def register(app: typer.Typer) -> None:
+    from emo_prune.cli.app import command
+
+    @app.command("run")
+    @command
+    def run_command(
+        recipe: Annotated[
+            str,
+            typer.Argument(help="Recipe file, or the name of a shipped recipe (recipes/NAME.yaml).", show_default=True),
+        ] = "quickstart",
+        out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<recipe name>/).")] = None,
+        overrides: Annotated[
+            list[str] | None,
+            typer.Option("--set", help="Override a recipe field before validation: key.path=value (YAML value)."),
+        ] = None,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Profile -> select -> extract -> verify -> eval for every budget of a recipe, then check its gates.
+
+        Finished steps whose inputs did not change are skipped, so a run can be resumed. Writes
+        report.json, report.md and recipe.resolved.yaml next to the builds. Exit code 1 when a gate fails.
+        """
+        parsed, path = load_recipe(recipe, overrides or [])
+        report = run_recipe(parsed, out_dir, recipe_file=path, overrides=overrides or [])
+        out.result(report.to_dict(), lambda: render(report))
+        if not report.passed and out.json_mode:
+            raise typer.Exit(1)  # the JSON document above already lists the failed gates
+        report.check_gates()
+
+
+def render(report: RunReport) -> None:
+    table = Table(title=f"{report.recipe.name}: builds in {report.out_dir}")
+    for col in ("build", "experts/layer", "verify", "task", "metric", "original", "pruned", "retained", "gate"):
+        table.add_column(col, justify="left" if col in ("build", "task", "metric", "gate") else "right")
+    for b in report.builds:
+        kept = "/".join(str(c) for c in sorted({c for c in b.kept_counts if c is not None}))
+        verify = "-" if b.verify is None else f"{b.verify['max_abs_diff']:.1e}"
+        gates = {g.task: g for g in b.gates}
+        rows = b.comparison or [None]
+        for i, row in enumerate(rows):
+            first = i == 0
+            gate = gates.get(row.task) if row else None
+            verdict = "" if gate is None else ("[green]pass[/]" if gate.passed else "[red]FAIL[/]")
+            table.add_row(
+                b.folder.name if first else "",
+                kept if first else "",
+                verify if first else "",
+                *(
+                    (row.task, f"{row.metric} {'↑' if row.higher_is_better else '↓'}", f"{row.baseline:.4g}", f"{row.value:.4g}", f"{row.retained:.1%}")
+                    if row
+                    else ("-",) * 5
+                ),
+                verdict,
+            )
+    out.print(table)
+    ran = sum(s.status == "ran" for s in report.steps)
+    out.print(f"{ran} step(s) ran, {len(report.steps) - ran} skipped; report: {report.out_dir / 'report.md'}")
+    if report.passed and report.gates:
+        out.print(f"[green]all {len(report.gates)} gate(s) hold[/]")

@@ -1,0 +1,127 @@
+"""`emo-prune select MODEL_DIR --profile P --domain D --keep K --out PLAN.json`: which experts to keep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from emo_prune.cli.format import compress_ranges
+from emo_prune.cli.options import JsonFlag, ModelDir
+from emo_prune.console import out
+from emo_prune.errors import PlanError
+from emo_prune.select import BUDGETS, COMBINES, METHODS, GreedySettings, Plan, SelectOptions, make_plan
+
+# Shared with `extract` (which can select on the fly); not used elsewhere, so they live here.
+ProfileOption = Annotated[Path | None, typer.Option("--profile", help="Profile file made by `emo-prune profile`.")]
+DomainOption = Annotated[
+    list[str] | None, typer.Option("--domain", help="Domain to keep experts for; repeat for several.", show_default=False)
+]
+KeepOption = Annotated[
+    str | None,
+    typer.Option("--keep", help="Fraction of each layer's experts (0.25, 0.125) or a count per layer (32); shared experts count."),
+]
+MethodOption = Annotated[str, typer.Option("--method", help=f"Scoring: {' | '.join(METHODS)} (greedy = AI2's layer by layer).")]
+BudgetOption = Annotated[str, typer.Option("--budget", help=f"{' | '.join(BUDGETS)}: same count per layer, or one total (EMO only).")]
+CombineOption = Annotated[str, typer.Option("--combine", help=f"Several domains: {' | '.join(COMBINES)}.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of --method random.")]
+WithinOption = Annotated[Path | None, typer.Option("--within", help="Choose only among the experts this (larger) plan keeps.")]
+CalibOption = Annotated[
+    list[str] | None,
+    typer.Option("--calib", help="greedy: calibration source (default: the sources the profile was made from).", show_default=False),
+]
+SeqLenOption = Annotated[int, typer.Option("--seq-len", help="greedy: tokens per calibration document.")]
+BatchOption = Annotated[int, typer.Option("--batch-size", help="greedy: documents per forward.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="greedy: torch device.")]
+
+
+def options_from_flags(
+    keep: str | None,
+    domains: list[str] | None,
+    method: str,
+    budget: str,
+    combine: str,
+    seed: int,
+    within: Path | None,
+    calib: list[str] | None,
+    seq_len: int,
+    batch_size: int,
+    device: str,
+) -> SelectOptions:
+    if keep is None:
+        raise PlanError("pass --keep (a fraction such as 0.125, or a count of experts per layer)")
+    return SelectOptions(
+        keep=keep,
+        domains=tuple(domains or ()),
+        method=method,
+        budget=budget,
+        combine=combine,
+        seed=seed,
+        within=Plan.load(within) if within is not None else None,
+        calib=tuple(calib or ()),
+        greedy=GreedySettings(seq_len=seq_len, batch_size=batch_size, device=device),
+    )
+
+
+def run_select(model_dir: Path, profile: Path | None, options: SelectOptions) -> Plan:
+    """make_plan with a progress bar over layers for greedy."""
+    if options.method != "greedy":
+        return make_plan(model_dir, options, profile)
+    with out.progress() as progress:
+        task = progress.add_task("greedy selection, layer by layer", total=None)
+        return make_plan(model_dir, options, profile, on_layer=lambda layer: progress.update(task, completed=layer + 1))
+
+
+def register(app: typer.Typer) -> None:
+    from emo_prune.cli.app import command
+
+    @app.command("select")
+    @command
+    def select_command(
+        model_dir: ModelDir,
+        out_path: Annotated[Path, typer.Option("--out", help="Plan file to write (JSON).", show_default=False)],
+        keep: KeepOption = None,
+        profile: ProfileOption = None,
+        domain: DomainOption = None,
+        method: MethodOption = "mass",
+        budget: BudgetOption = "uniform",
+        combine: CombineOption = "union",
+        seed: SeedOption = 0,
+        within: WithinOption = None,
+        calib: CalibOption = None,
+        seq_len: SeqLenOption = 512,
+        batch_size: BatchOption = 8,
+        device: DeviceOption = "cpu",
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Choose the experts each layer keeps and write them as a plan (for `extract --plan`).
+
+        Subsets from one profile are nested: the 12.5% set lies inside the 25% set (except greedy; use --within).
+        """
+        options = options_from_flags(keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device)
+        plan = run_select(model_dir, profile, options)
+        plan.save(out_path)
+        out.result({"plan": str(out_path), **plan.to_dict()}, lambda: render_plan(plan, out_path))
+
+
+def render_plan(plan: Plan, path: Path | None = None) -> None:
+    title = f"experts kept per layer ({plan.method}, keep {plan.keep}, {plan.budget} budget)"
+    table = Table(title=title)
+    for col in ("layer", "kept", "original ids"):
+        table.add_column(col, justify="right" if col != "original ids" else "left")
+    domains = sorted(plan.coverage)
+    for d in domains:
+        table.add_column(f"mass kept: {d}", justify="right")
+    for i, ids in enumerate(plan.experts_kept_per_layer):
+        cells = ["dense" if ids is None else str(len(ids)), "-" if ids is None else compress_ranges(sorted(ids))]
+        cells += [_fraction(plan.coverage[d][i]) for d in domains]
+        table.add_row(str(i), *cells)
+    out.print(table)
+    if path is not None:
+        out.print(f"plan written to {path}")
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,0 +1,41 @@
+"""`emo-prune verify ORIGINAL_DIR PRUNED_DIR`: is the pruned model exactly the masked original?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emo_prune.cli.options import JsonFlag
+from emo_prune.console import out
+from emo_prune.verify import TOLERANCE, VerifyReport, verify
+
+
+def register(app: typer.Typer) -> None:
+    from emo_prune.cli.app import command
+
+    @app.command("verify")
+    @command
+    def verify_command(
+        original_dir: Annotated[Path, typer.Argument(help="The model the pruned one was extracted from.", show_default=False)],
+        pruned_dir: Annotated[Path, typer.Argument(help="Folder written by `emo-prune extract`.", show_default=False)],
+        prompts: Annotated[int, typer.Option("--prompts", min=1, help="How many built-in prompts to run.")] = 8,
+        tolerance: Annotated[float, typer.Option("--tolerance", help="Largest allowed |logit difference| (fp32).")] = TOLERANCE,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Compare the pruned model's logits with the original's, dropped experts' router logits at -inf.
+
+        Both run in float32; exit code 1 when the max abs difference exceeds the tolerance.
+        """
+        report = verify(original_dir, pruned_dir, num_prompts=prompts, tolerance=tolerance)
+        out.result(report.to_dict(), lambda: render(report))
+        report.raise_for_failure()
+
+
+def render(report: VerifyReport) -> None:
+    verdict = "[bold green]equal[/]" if report.passed else "[bold red]DIFFERENT[/]"
+    out.print(
+        f"max abs logit difference {report.max_abs_diff:.3g} over {len(report.per_prompt)} prompts "
+        f"({report.tokens} tokens), tolerance {report.tolerance:g}: {verdict}"
+    )

@@ -1,0 +1,26 @@
+"""Evaluation through lm-eval's own interfaces (HFLM over our loaded model, TaskManager with the offline
+tasks of `recipes/tasks/`), and the comparison of a pruned model with its original."""
+
+from emo_prune.eval.compare import MetricDelta, compare_metric
+from emo_prune.eval.harness import EvalSettings, evaluate, evaluate_model, write_report
+from emo_prune.eval.loading import LoadSettings, load_model
+from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores, compare
+from emo_prune.eval.tasks import builtin_tasks_dir, recipes_dir
+
+__all__ = [
+    "EvalReport",
+    "EvalSettings",
+    "LoadSettings",
+    "MetricDelta",
+    "MetricScore",
+    "ModelEval",
+    "TaskScores",
+    "builtin_tasks_dir",
+    "compare",
+    "compare_metric",
+    "evaluate",
+    "evaluate_model",
+    "load_model",
+    "recipes_dir",
+    "write_report",
+]

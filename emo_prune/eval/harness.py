@@ -1,0 +1,191 @@
+"""Running lm-eval on model folders: one model, or a pruned model next to its original.
+
+Both models of a comparison run with identical settings (tasks, shots, limit, batch size, dtype,
+experts implementation, device, lm-eval's fixed seeds); the settings are recorded with the scores.
+One `simple_evaluate` call per model covers all tasks: each call also collects lm-eval's environment
+report (about 1.5 s here), so calling it per task would cost that many times over.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from emo_prune.console import out
+from emo_prune.errors import EvalError
+from emo_prune.eval.loading import LoadSettings
+from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores
+from emo_prune.eval.tasks import quiet_lm_eval, task_manager
+from emo_prune.io import Checkpoint, model_identity
+from emo_prune.version import __version__
+
+# result keys of lm-eval that are not metrics
+_NOT_METRICS = {"alias", "name", "sample_len", "samples", " ", "sample_count"}
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    tasks: tuple[str, ...]
+    num_fewshot: int | None = None
+    limit: int | float | None = None  # per task; a float < 1 is a fraction of the documents
+    batch_size: int = 8
+    max_length: int | None = None  # context length; None = the model config's
+    include_paths: tuple[str, ...] = ()
+    impl: str = "auto"
+    dtype: str = "auto"
+    device: str = "cpu"
+    bootstrap_iters: int = 100000  # lm-eval's default; only metrics without a closed-form stderr use it
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise EvalError("no tasks given; pass --tasks T1,T2 (e.g. emo_ppl_code,emo_math_mc)")
+        if self.limit is not None and self.limit <= 0:
+            raise EvalError(f"--limit must be > 0 (got {self.limit})")
+        if self.num_fewshot is not None and self.num_fewshot < 0:
+            raise EvalError(f"--num-fewshot must be >= 0 (got {self.num_fewshot})")
+        if self.batch_size < 1:
+            raise EvalError(f"--batch-size must be >= 1 (got {self.batch_size})")
+
+    @property
+    def load(self) -> LoadSettings:
+        return LoadSettings(impl=self.impl, dtype=self.dtype, device=self.device)
+
+    def resolved(self) -> EvalSettings:
+        """`auto` impl / device replaced by what they resolve to here (recorded with the scores)."""
+        load = self.load.resolved()
+        return EvalSettings(**{**asdict(self), "impl": load.impl, "device": load.device})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "tasks": list(self.tasks), "include_paths": list(self.include_paths)}
+
+
+def versions() -> dict[str, str]:
+    import lm_eval
+    import torch
+    import transformers
+
+    return {"emo_prune": __version__, "lm_eval": lm_eval.__version__, "transformers": transformers.__version__, "torch": torch.__version__}
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def task_scores(raw: dict[str, Any]) -> dict[str, TaskScores]:
+    """lm-eval's `simple_evaluate` output -> TaskScores per task (groups and tag members included).
+
+    Metrics are ordered as the task config lists them (lm-eval's results dict is not, for perplexity
+    tasks), so the first one is the primary metric the config author chose.
+    """
+    from lm_eval.api.registry import is_higher_better
+
+    scores = {}
+    for task, entries in raw["results"].items():
+        directions = raw.get("higher_is_better", {}).get(task, {})
+        metrics = {}
+        for key, value in entries.items():
+            if key in _NOT_METRICS or "_stderr," in key or _float(value) is None:
+                continue
+            metric, _, filt = key.partition(",")
+            name = metric if filt in ("", "none") else key
+            higher = directions.get(metric)
+            if higher is None:
+                try:
+                    higher = is_higher_better(metric)
+                except (KeyError, ValueError):
+                    higher = True
+            stderr = _float(entries.get(f"{metric}_stderr,{filt}"))
+            metrics[name] = MetricScore(value=float(value), stderr=stderr, higher_is_better=bool(higher))
+        listed = [m.get("metric") for m in raw.get("configs", {}).get(task, {}).get("metric_list") or []]
+        order = {name: listed.index(name.partition(",")[0]) if name.partition(",")[0] in listed else len(listed) for name in metrics}
+        metrics = {name: metrics[name] for name in sorted(metrics, key=order.__getitem__)}  # stable: config order first
+        if metrics:
+            scores[task] = TaskScores(
+                task=task,
+                metrics=metrics,
+                samples=raw.get("n-samples", {}).get(task, {}).get("effective"),
+                num_fewshot=raw.get("n-shot", {}).get(task),
+                version=raw.get("versions", {}).get(task),
+            )
+    return scores
+
+
+def _run(lm: Any, manager: Any, settings: EvalSettings) -> dict[str, Any]:
+    import lm_eval
+
+    try:
+        with quiet_lm_eval(out.debug):
+            raw = lm_eval.simple_evaluate(
+                model=lm,
+                tasks=list(settings.tasks),
+                task_manager=manager,
+                num_fewshot=settings.num_fewshot,
+                limit=settings.limit,
+                bootstrap_iters=settings.bootstrap_iters,
+                log_samples=False,
+            )
+    except (ConnectionError, FileNotFoundError) as exc:
+        raise EvalError(
+            f"a task cannot load its data offline ({exc}); put its dataset in the Hugging Face cache "
+            f"first, or use the offline tasks of recipes/tasks"
+        ) from exc
+    if raw is None or not raw.get("results"):
+        raise EvalError(f"tasks {', '.join(settings.tasks)} produced no results (empty split, or --limit too small?)")
+    return raw
+
+
+def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str | None = None) -> ModelEval:
+    """Scores of one model folder on `settings.tasks`: one lm-eval run over all tasks (Rich progress)."""
+    from emo_prune.eval.lm import EmoPruneLM
+
+    settings = settings.resolved()
+    identity = model_identity(Checkpoint.open(model_dir))
+    manager = task_manager(list(settings.tasks), list(settings.include_paths))
+    label = label or Path(model_dir).name
+    start = time.perf_counter()
+    with out.progress() as progress:
+        bar = progress.add_task(f"eval {label}: loading", total=None)
+        with quiet_lm_eval(out.debug):
+            lm = EmoPruneLM(
+                str(model_dir),
+                impl=settings.impl,
+                dtype=settings.dtype,
+                device=settings.device,
+                batch_size=settings.batch_size,
+                max_length=settings.max_length,
+            )
+        lm.on_phase = lambda phase, n: progress.update(bar, description=f"eval {label}: {phase} ({n} requests)")
+        try:
+            raw = _run(lm, manager, settings)
+        finally:
+            del lm
+            gc.collect()
+    seconds = round(time.perf_counter() - start, 3)
+    return ModelEval(
+        model=identity, settings=settings.to_dict(), tasks=task_scores(raw), versions=versions(), seconds=seconds
+    )
+
+
+def evaluate(model_dir: str | Path, settings: EvalSettings, baseline_dir: str | Path | None = None) -> EvalReport:
+    """`emo-prune eval`: the model's scores and, with a baseline, both with identical settings."""
+    model = evaluate_model(model_dir, settings, label="model")
+    baseline = evaluate_model(baseline_dir, settings, label="baseline") if baseline_dir is not None else None
+    return EvalReport(model=model, baseline=baseline)
+
+
+def write_report(report: EvalReport, path: str | Path) -> tuple[Path, Path]:
+    """RESULTS.json and RESULTS.md beside it, each written atomically."""
+    import json
+
+    from emo_prune.io.writer import atomic_write_text
+
+    path = Path(path)
+    if path.suffix != ".json":
+        raise EvalError(f"--out {path} must end in .json (the Markdown table goes beside it as .md)")
+    md = path.with_suffix(".md")
+    atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic_write_text(md, report.markdown())
+    return path, md

@@ -1,0 +1,152 @@
+"""Evaluation results as data: per-task metrics of one model, and a model next to its baseline.
+
+A metric key is lm-eval's "metric,filter" with the default filter dropped ("acc", "bits_per_byte",
+"exact_match,strict-match"). A task's primary metric is the first one its config lists (lm-eval keeps
+that order); the offline tasks list the metric to judge them by first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from emo_prune.errors import EvalError
+from emo_prune.eval.compare import MetricDelta, compare_metric
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class MetricScore:
+    value: float
+    stderr: float | None  # None where lm-eval gives none (perplexities)
+    higher_is_better: bool
+
+
+@dataclass
+class TaskScores:
+    task: str
+    metrics: dict[str, MetricScore]
+    samples: int | None = None
+    num_fewshot: int | None = None
+    version: Any = None
+
+    @property
+    def primary(self) -> str:
+        return next(iter(self.metrics))
+
+    def metric(self, name: str | None, model: str = "the model") -> tuple[str, MetricScore]:
+        """(name, score) of `name`, or of the primary metric when `name` is None."""
+        name = name or self.primary
+        if name not in self.metrics:
+            raise EvalError(f"task {self.task!r} of {model} has no metric {name!r} (it has: {', '.join(self.metrics)})")
+        return name, self.metrics[name]
+
+
+@dataclass
+class ModelEval:
+    """One model's scores; `model` is emo_prune.io.model_identity(...) of its folder."""
+
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    tasks: dict[str, TaskScores] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # tool, lm_eval, transformers, torch
+    seconds: float | None = None  # wall time of loading + all tasks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, **asdict(self)}
+
+    def subset(self, tasks: list[str]) -> ModelEval:
+        """The same scores, only of `tasks` (EvalError for a task that was not evaluated)."""
+        missing = [t for t in tasks if t not in self.tasks]
+        if missing:
+            raise EvalError(f"{self.model.get('path')} was not evaluated on {', '.join(missing)}")
+        return ModelEval(self.model, self.settings, {t: self.tasks[t] for t in tasks}, self.versions, self.seconds)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelEval:
+        if data.get("format") != FORMAT:
+            raise EvalError(f"eval results format {data.get('format')!r} is not {FORMAT}; evaluate again")
+        tasks = {
+            name: TaskScores(
+                **{**t, "metrics": {m: MetricScore(**s) for m, s in t["metrics"].items()}},
+            )
+            for name, t in data["tasks"].items()
+        }
+        return cls(
+            model=data["model"],
+            settings=data["settings"],
+            tasks=tasks,
+            versions=data.get("versions", {}),
+            seconds=data.get("seconds"),
+        )
+
+
+def compare(model: ModelEval, baseline: ModelEval, metrics: dict[str, str] | None = None) -> list[MetricDelta]:
+    """One row per task of `model`: its primary metric (or `metrics[task]`) next to the baseline's."""
+    rows = []
+    for task, scores in model.tasks.items():
+        if task not in baseline.tasks:
+            raise EvalError(f"the baseline was not evaluated on task {task!r}; evaluate both on the same tasks")
+        name, score = scores.metric((metrics or {}).get(task))
+        _, base = baseline.tasks[task].metric(name, "the baseline")
+        rows.append(compare_metric(task, name, score.higher_is_better, score.value, base.value, score.stderr, base.stderr))
+    return rows
+
+
+@dataclass
+class EvalReport:
+    """What `emo-prune eval` writes: the model's scores, and the baseline's with the comparison."""
+
+    model: ModelEval
+    baseline: ModelEval | None = None
+
+    @property
+    def comparison(self) -> list[MetricDelta]:
+        return compare(self.model, self.baseline) if self.baseline else []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "versions": self.model.versions,
+            "settings": self.model.settings,
+            "model": self.model.to_dict(),
+            "baseline": self.baseline.to_dict() if self.baseline else None,
+            "comparison": [row.to_dict() for row in self.comparison],
+        }
+
+    def markdown(self) -> str:
+        if self.baseline is None:
+            return scores_markdown(self.model)
+        return comparison_markdown(self.comparison)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def plus_minus(value: float, stderr: float | None) -> str:
+    return _fmt(value) if stderr is None else f"{_fmt(value)} ± {_fmt(stderr)}"
+
+
+def scores_markdown(model_eval: ModelEval) -> str:
+    lines = ["| task | metric | value | stderr |", "|---|---|---:|---:|"]
+    for task, scores in model_eval.tasks.items():
+        for name, s in scores.metrics.items():
+            arrow = "↑" if s.higher_is_better else "↓"
+            lines.append(f"| {task} | {name} {arrow} | {_fmt(s.value)} | {_fmt(s.stderr)} |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_markdown(rows: list[MetricDelta], header: tuple[str, str] = ("original", "pruned")) -> str:
+    lines = [
+        f"| task | metric | {header[0]} | {header[1]} | delta | retained |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        arrow = "↑" if r.higher_is_better else "↓"
+        lines.append(
+            f"| {r.task} | {r.metric} {arrow} | {plus_minus(r.baseline, r.baseline_stderr)} | {plus_minus(r.value, r.stderr)} "
+            f"| {r.delta:+.4g} | {r.retained:.1%} |"
+        )
+    return "\n".join(lines) + "\n"

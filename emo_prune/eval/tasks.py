@@ -1,0 +1,70 @@
+"""Where lm-eval finds tasks: the offline tasks shipped in `recipes/tasks/`, user folders, lm-eval's own.
+
+Indexing lm-eval's ~15k built-in task configs takes seconds, so a TaskManager over only our folders is
+tried first and the full one (cached per process) is built only for names outside them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+from emo_prune.errors import EvalError
+
+REPO_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def recipes_dir() -> Path:
+    """The `recipes/` folder (`$EMO_PRUNE_RECIPES` overrides): recipes and `tasks/` of offline tasks."""
+    path = Path(os.environ.get("EMO_PRUNE_RECIPES", REPO_RECIPES))
+    if not path.is_dir():
+        raise EvalError(f"recipes folder not found at {path}; set EMO_PRUNE_RECIPES to a checkout's recipes/ folder")
+    return path
+
+
+def builtin_tasks_dir() -> Path:
+    return recipes_dir() / "tasks"
+
+
+@contextmanager
+def quiet_lm_eval(debug: bool = False) -> Iterator[None]:
+    """lm-eval logs every config default it fills in as a warning; keep them for --debug."""
+    logger = logging.getLogger("lm_eval")
+    previous = logger.level
+    logger.setLevel(logging.DEBUG if debug else logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+@cache
+def _manager(paths: tuple[str, ...], include_defaults: bool):  # noqa: ANN202 (lm_eval TaskManager)
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=list(paths) or None, include_defaults=include_defaults)
+
+
+def task_manager(tasks: list[str], include_paths: list[str | Path] = ()):  # noqa: ANN201
+    """A TaskManager that knows every name in `tasks` (ours first, then lm-eval's own); EvalError if none does."""
+    paths = [builtin_tasks_dir(), *(Path(p) for p in include_paths)]
+    for path in paths:
+        if not path.is_dir():
+            raise EvalError(f"task include path {path} is not a folder")
+    key = tuple(str(p.resolve()) for p in paths)
+    with quiet_lm_eval():
+        manager = _manager(key, False)
+        if any(t not in manager.all_tasks and not t.endswith(".yaml") for t in tasks):
+            manager = _manager(key, True)
+    unknown = [t for t in tasks if t not in manager.all_tasks and not Path(t).is_file()]
+    if unknown:
+        ours = sorted(_manager(key, False).all_tasks)
+        raise EvalError(
+            f"unknown lm-eval task(s): {', '.join(unknown)}; the offline tasks are {', '.join(ours)} "
+            f"(`lm-eval ls tasks` lists lm-eval's own; add folders of task YAMLs with --include-path)"
+        )
+    return manager

@@ -1,0 +1,163 @@
+"""`extract`: write the smaller checkpoint a plan describes, streamed, atomically, byte-for-byte repeatable.
+
+Order of work: open the source (headers only), validate the plan against it and its identity, check
+the output path and the free disk space, rewrite the config, lay out every output shard; only then
+create the temporary folder and stream the bytes (see `jobs`, `source`, `emo_prune.io.writer`).
+Peak memory does not grow with the model: weights move file to file through the kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from emo_prune.errors import OutputError, PlanError
+from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, ai2_metadata, manifest, model_card
+from emo_prune.extract.config import remap_config
+from emo_prune.extract.jobs import Job, build_jobs
+from emo_prune.extract.source import copy_into
+from emo_prune.io import CONFIG_FILE, INDEX_FILE, Checkpoint, model_identity
+from emo_prune.io.writer import AtomicFolder, ShardedWriter, parse_size, write_text
+from emo_prune.select.plan import Plan, dumps, validate_plan
+
+DTYPES = {"float32": "F32", "fp32": "F32", "bfloat16": "BF16", "bf16": "BF16", "float16": "F16", "fp16": "F16"}
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf")
+NOT_COPIED = {CONFIG_FILE, INDEX_FILE, CARD_FILE, MANIFEST_FILE, AI2_METADATA_FILE, "pytorch_model.bin.index.json"}
+DISK_MARGIN = 64 * 1024 * 1024  # headers, config, tokenizer files
+
+
+@dataclass
+class ExtractResult:
+    out_dir: Path
+    files: list[str]
+    total_bytes: int
+    kept_counts: list[int | None]
+    num_experts_per_tok: dict[str, int]
+    config_changes: dict[str, dict[str, Any]]
+    seconds: float = 0.0
+    copied_files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "files": self.files,
+            "total_bytes": self.total_bytes,
+            "kept_counts": self.kept_counts,
+            "num_experts_per_tok": self.num_experts_per_tok,
+            "config_changes": self.config_changes,
+            "copied_files": self.copied_files,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def resolve_dtype(dtype: str | None) -> str | None:
+    if dtype is None or dtype in ("same", "auto"):
+        return None
+    if dtype.lower() not in DTYPES:
+        raise OutputError(f"--dtype {dtype!r} is not one of same, {', '.join(sorted(DTYPES))}")
+    return DTYPES[dtype.lower()]
+
+
+def side_files(model_dir: Path) -> list[Path]:
+    """Tokenizer, generation config, remote-code .py files...: every top-level non-weight file we do not rewrite."""
+    return sorted(
+        p
+        for p in model_dir.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name not in NOT_COPIED and not p.name.endswith(WEIGHT_SUFFIXES)
+    )
+
+
+def _check_identity(plan: Plan, identity: dict[str, Any], model_dir: Path) -> None:
+    planned = (plan.source_model or {}).get("digest")
+    if planned and planned != identity["digest"]:
+        raise PlanError(
+            f"the plan was made for {plan.source_model.get('path')} (digest {planned[:12]}), "  # type: ignore[union-attr]
+            f"not {model_dir} (digest {identity['digest'][:12]}); select again for this model"
+        )
+
+
+def _check_space(out_dir: Path, needed: int) -> None:
+    probe = out_dir.absolute().parent
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed + DISK_MARGIN:
+        raise OutputError(f"{probe} has {free / 1e9:.2f} GB free, the output needs {needed / 1e9:.2f} GB; free some space")
+
+
+def extract(
+    model_dir: str | Path,
+    plan: Plan,
+    out_dir: str | Path,
+    *,
+    max_shard_size: str | int = "5GB",
+    dtype: str | None = None,
+    overwrite: bool = False,
+    on_tensor: Callable[[int, int], None] | None = None,
+) -> ExtractResult:
+    """Write `plan`'s subset of `model_dir` to `out_dir`. `on_tensor(done_bytes, total_bytes)` reports progress."""
+    started = time.perf_counter()
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    out_dtype = resolve_dtype(dtype)
+    shard_cap = parse_size(max_shard_size)
+    checkpoint = Checkpoint.open(model_dir)
+    arch = checkpoint.architecture
+    kept = validate_plan(plan, arch)
+    folder = AtomicFolder(out_dir, overwrite=overwrite, protect=[model_dir], replaceable=MANIFEST_FILE)
+    identity = model_identity(checkpoint)
+    _check_identity(plan, identity, model_dir)
+    plan = replace(plan, source_model=identity)
+
+    config, changes = remap_config(checkpoint.config, arch, kept, out_dtype)
+    top_k_key = arch.family.config_keys["top_k"]
+    jobs = build_jobs(checkpoint, kept, out_dtype)
+    _check_space(out_dir, sum(job.spec.nbytes for job in jobs))
+    extraction: dict[str, Any] = {
+        "num_experts_per_tok": {"original": checkpoint.config[top_k_key], "new": config[top_k_key]},
+        "config_changes": changes,
+        "dtype": out_dtype or "same",
+        "max_shard_size": shard_cap,
+    }
+    try:
+        with folder as tmp:
+            files, total = _write_shards(tmp, jobs, shard_cap, on_tensor)
+            extraction.update(files=files, total_bytes=total)
+            copied = [shutil.copyfile(path, tmp / path.name).name for path in side_files(model_dir)]
+            write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+            write_text(tmp / MANIFEST_FILE, dumps(manifest(plan, kept, extraction)))
+            write_text(tmp / AI2_METADATA_FILE, dumps(ai2_metadata(plan, kept, arch)))
+            write_text(tmp / CARD_FILE, model_card(plan, kept, arch, out_dir.name, extraction))
+    except OSError as exc:
+        raise OutputError(f"writing {out_dir} failed: {exc.strerror or exc}; nothing was left behind") from exc
+    return ExtractResult(
+        out_dir=out_dir,
+        files=files,
+        total_bytes=total,
+        kept_counts=[None if ids is None else len(ids) for ids in kept],
+        num_experts_per_tok=extraction["num_experts_per_tok"],
+        config_changes=changes,
+        seconds=time.perf_counter() - started,
+        copied_files=copied,
+    )
+
+
+def _write_shards(
+    folder: Path, jobs: list[Job], shard_cap: int, on_tensor: Callable[[int, int], None] | None
+) -> tuple[list[str], int]:
+    writer = ShardedWriter(folder, [job.spec for job in jobs], shard_cap)
+    done = 0
+    try:
+        for job in jobs:
+            writer.write_from(job.spec.name, lambda fd, offset, _n, job=job: copy_into(job.source, fd, offset, job.spec.dtype))
+            done += job.spec.nbytes
+            if on_tensor is not None:
+                on_tensor(done, writer.total_bytes)
+        index = writer.finish()
+    finally:
+        writer.abort()
+    return sorted(set(index["weight_map"].values())), index["metadata"]["total_size"]

@@ -1,0 +1,101 @@
+"""Where each output tensor's bytes come from: byte ranges of one source shard, copied without a detour.
+
+Every tensor an extraction writes is a concatenation of whole rows of one source tensor: a copied
+tensor is one range, a kept expert's tensor is one range, a fused [E, ...] tensor or a router [E, H]
+sliced to the kept experts is one range per contiguous run of kept ids. So an output tensor is
+described by (shard file, [(absolute offset, length), ...]) from the safetensors headers alone.
+
+Copies go through the kernel (`os.sendfile`, file to file): no weight byte enters Python memory, so
+peak RSS stays at the interpreter's own, whatever the model size. A dtype change (--dtype) reads
+CHUNK-sized pieces with `os.pread`, converts them with torch and writes them, so memory stays at about
+3 x CHUNK. Why not `safe_open`: it maps the whole shard, and every page touched stays resident (and is
+counted in RSS) until the shard is closed, i.e. up to a whole shard's worth per shard.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from emo_prune.errors import CheckpointError, OutputError
+from emo_prune.io.safetensors_header import DTYPE_BYTES
+from emo_prune.io.writer import TORCH_DTYPES, pwrite_all
+
+CHUNK = 32 * 1024 * 1024  # bytes read per dtype-conversion step; 3 x CHUNK is the extra memory
+_SENDFILE_MAX = 1 << 30  # one sendfile call moves at most ~2 GiB on Linux; stay well below
+
+
+@dataclass(frozen=True)
+class ByteSource:
+    path: str  # source shard file
+    ranges: tuple[tuple[int, int], ...]  # (absolute file offset, length), concatenated in order
+    dtype: str  # safetensors tag of the source bytes
+
+    @property
+    def nbytes(self) -> int:
+        return sum(length for _, length in self.ranges)
+
+
+def copy_into(source: ByteSource, out_fd: int, out_offset: int, out_dtype: str) -> int:
+    """Write `source` into `out_fd` at `out_offset`, converted to `out_dtype`; returns bytes written."""
+    try:
+        in_fd = os.open(source.path, os.O_RDONLY)
+    except OSError as exc:
+        raise CheckpointError(f"cannot open {source.path}: {exc.strerror or exc}") from exc
+    try:
+        if out_dtype == source.dtype:
+            return _copy_same(in_fd, source, out_fd, out_offset)
+        return _copy_converted(in_fd, source, out_fd, out_offset, out_dtype)
+    except OSError as exc:
+        raise OutputError(f"writing data read from {source.path} failed: {exc.strerror or exc}") from exc
+    finally:
+        os.close(in_fd)
+
+
+def _copy_same(in_fd: int, source: ByteSource, out_fd: int, out_offset: int) -> int:
+    written = 0
+    for offset, length in source.ranges:
+        os.lseek(out_fd, out_offset + written, os.SEEK_SET)
+        done = 0
+        while done < length:
+            try:
+                n = os.sendfile(out_fd, in_fd, offset + done, min(length - done, _SENDFILE_MAX))
+            except OSError as exc:
+                if exc.errno not in (22, 38, 95):  # EINVAL / ENOSYS / EOPNOTSUPP: no file-to-file sendfile here
+                    raise
+                n = _copy_buffered(in_fd, offset + done, min(length - done, CHUNK), out_fd, out_offset + written + done)
+            if n == 0:
+                raise CheckpointError(f"{source.path} ended early (truncated while being read?)")
+            done += n
+        written += length
+    return written
+
+
+def _read_exact(in_fd: int, offset: int, length: int) -> bytes:
+    data = os.pread(in_fd, length, offset)
+    while len(data) < length:
+        more = os.pread(in_fd, length - len(data), offset + len(data))
+        if not more:
+            raise CheckpointError("a source shard ended early (truncated while being read?)")
+        data += more
+    return data
+
+
+def _copy_buffered(in_fd: int, offset: int, length: int, out_fd: int, out_offset: int) -> int:
+    return pwrite_all(out_fd, memoryview(_read_exact(in_fd, offset, length)), out_offset)
+
+
+def _copy_converted(in_fd: int, source: ByteSource, out_fd: int, out_offset: int, out_dtype: str) -> int:
+    src_t, dst_t = TORCH_DTYPES[source.dtype], TORCH_DTYPES[out_dtype]
+    item = DTYPE_BYTES[source.dtype]
+    step = max(item, CHUNK - CHUNK % item)  # whole elements per chunk
+    written = 0
+    for offset, length in source.ranges:
+        for start in range(0, length, step):
+            raw = bytearray(_read_exact(in_fd, offset + start, min(step, length - start)))
+            converted = torch.frombuffer(raw, dtype=src_t).to(dst_t)  # [n] elements
+            data = converted.view(torch.uint8).numpy()
+            written += pwrite_all(out_fd, memoryview(data), out_offset + written)
+    return written

@@ -1,0 +1,351 @@
+"""Atomic, size-capped safetensors output: a folder that appears complete or not at all.
+
+Every output tensor's name, dtype and shape are known before any byte is written (they come from
+source headers and a plan), so shard layouts, headers and offsets are fixed up front and each tensor
+streams straight into its slot: nothing is buffered beyond what the caller holds. Shard file layout
+(the safetensors format):
+    u64 little-endian N | N bytes of header JSON, space-padded to a multiple of 8 | data block
+Inside a shard, tensors are stored by descending element size (then in arrival order), so every
+tensor starts at an offset aligned to its element size, as safetensors' own writer does.
+
+A write happens inside `AtomicFolder`: a hidden temporary folder beside the target, holding a marker
+file and shards named `*.partial` until every byte is written; then shards get their final names
+(`model-0000i-of-0000N.safetensors`), the index is written last, and the folder is renamed into place.
+A kill mid-way leaves only the hidden, marked folder (no config, no index, no `.safetensors` name), and
+the next `AtomicFolder` for the same target deletes it once its owner process is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import torch
+
+from emo_prune.errors import OutputError
+from emo_prune.io.checkpoint import INDEX_FILE
+from emo_prune.io.safetensors_header import DTYPE_BYTES
+
+PARTIAL_MARKER = ".emo-prune-partial"
+TMP_TAG = ".emo-prune-tmp-"
+OLD_TAG = ".emo-prune-old-"
+
+TORCH_DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U64": torch.uint64, "U32": torch.uint32, "U16": torch.uint16, "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
+SAFETENSORS_DTYPES = {v: k for k, v in TORCH_DTYPES.items()}
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(value: str | int) -> int:
+    """'5GB' -> 5_000_000_000, '512MiB' -> 536870912, 1000 -> 1000 (decimal units, as transformers)."""
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(value)
+        if not match:
+            raise OutputError(f"cannot read size {value!r}; write it like 5GB, 500MB or 2GiB")
+        unit = (match.group(2) or "").lower().removesuffix("b")
+        size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise OutputError(f"size {value!r} must be positive")
+    return size
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # safetensors tag, e.g. "BF16"
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        n = DTYPE_BYTES[self.dtype]
+        for d in self.shape:
+            n *= d
+        return n
+
+
+def plan_shards(specs: list[TensorSpec], max_shard_size: int) -> list[list[TensorSpec]]:
+    """Split `specs` (in order) into shards of at most `max_shard_size` data bytes; a bigger tensor goes alone."""
+    shards: list[list[TensorSpec]] = [[]]
+    size = 0
+    for spec in specs:
+        if shards[-1] and size + spec.nbytes > max_shard_size:
+            shards.append([])
+            size = 0
+        shards[-1].append(spec)
+        size += spec.nbytes
+    return shards if shards[0] else []
+
+
+def shard_name(i: int, n: int) -> str:
+    return f"model-{i + 1:05d}-of-{n:05d}.safetensors"
+
+
+@dataclass
+class _Shard:
+    file: str  # final name
+    header: bytes
+    offsets: dict[str, int]  # tensor name -> absolute file offset of its data
+    specs: list[TensorSpec]
+
+    @classmethod
+    def layout(cls, file: str, specs: list[TensorSpec]) -> _Shard:
+        ordered = sorted(enumerate(specs), key=lambda item: (-DTYPE_BYTES[item[1].dtype], item[0]))
+        entries: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+        relative, at = {}, 0
+        for _, spec in ordered:
+            entries[spec.name] = {"dtype": spec.dtype, "shape": list(spec.shape), "data_offsets": [at, at + spec.nbytes]}
+            relative[spec.name] = at
+            at += spec.nbytes
+        raw = json.dumps(entries, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)
+        header = struct.pack("<Q", len(raw)) + raw
+        return cls(file, header, {k: len(header) + v for k, v in relative.items()}, specs)
+
+
+#: writes `nbytes` bytes of one tensor into the open file descriptor `fd` at absolute `offset`; returns bytes written
+Filler = Callable[[int, int, int], int]
+
+
+class ShardedWriter:
+    """Writes the tensors of `specs`, in that order, into size-capped shards of `folder`.
+
+    Call `write_from(name, filler)` (or `write_tensor(name, tensor)`) once per spec, in order, then
+    `finish()`. Only the shard being written is open; shards carry a `.partial` suffix until `finish`.
+    """
+
+    def __init__(self, folder: Path, specs: list[TensorSpec], max_shard_size: int, fsync: bool = True):
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise OutputError("two output tensors share a name: " + next(n for n in names if names.count(n) > 1))
+        self.folder = Path(folder)
+        self.fsync = fsync
+        groups = plan_shards(specs, max_shard_size)
+        self.shards = [_Shard.layout(shard_name(i, len(groups)), g) for i, g in enumerate(groups)]
+        self._order = [(i, spec) for i, shard in enumerate(self.shards) for spec in shard.specs]
+        self._next = 0
+        self._fd: int | None = None
+        self._open_shard = -1
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(spec.nbytes for _, spec in self._order)
+
+    def _partial(self, shard: _Shard) -> Path:
+        return self.folder / (shard.file + ".partial")
+
+    def _switch_to(self, index: int) -> int:
+        if self._open_shard != index:
+            self._close()
+            shard = self.shards[index]
+            self._fd = os.open(self._partial(shard), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(self._fd, shard.header)
+            self._open_shard = index
+        assert self._fd is not None
+        return self._fd
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            try:
+                if self.fsync:
+                    os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def write_from(self, name: str, filler: Filler) -> None:
+        if self._next >= len(self._order) or self._order[self._next][1].name != name:
+            expected = self._order[self._next][1].name if self._next < len(self._order) else "nothing more"
+            raise OutputError(f"writer got tensor {name!r} out of order; expected {expected!r}")
+        index, spec = self._order[self._next]
+        fd = self._switch_to(index)
+        written = filler(fd, self.shards[index].offsets[name], spec.nbytes)
+        if written != spec.nbytes:
+            raise OutputError(f"tensor {name!r}: wrote {written} bytes, its header promises {spec.nbytes}")
+        self._next += 1
+
+    def write_tensor(self, name: str, tensor: torch.Tensor) -> None:
+        spec = self._order[self._next][1] if self._next < len(self._order) else None
+        if spec is not None and spec.name == name:
+            if SAFETENSORS_DTYPES.get(tensor.dtype) != spec.dtype or tuple(tensor.shape) != spec.shape:
+                raise OutputError(
+                    f"tensor {name!r} is {tensor.dtype} {tuple(tensor.shape)}, the plan says {spec.dtype} {spec.shape}"
+                )
+        data = tensor.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy()
+        self.write_from(name, lambda fd, offset, nbytes: pwrite_all(fd, memoryview(data), offset))
+
+    def finish(self) -> dict[str, Any]:
+        """Close, give shards their final names, write the index; returns the index dict."""
+        if self._next != len(self._order):
+            raise OutputError(f"writer finished after {self._next} of {len(self._order)} tensors")
+        self._close()
+        for shard in self.shards:
+            if not self._partial(shard).exists():  # a shard whose tensors are all empty
+                self._partial(shard).write_bytes(shard.header)
+            os.replace(self._partial(shard), self.folder / shard.file)
+        index = {
+            "metadata": {"total_size": self.total_bytes},
+            "weight_map": {spec.name: self.shards[i].file for i, spec in sorted(self._order, key=lambda x: x[1].name)},
+        }
+        write_text(self.folder / INDEX_FILE, json.dumps(index, indent=2) + "\n")
+        return index
+
+    def abort(self) -> None:
+        self._close()
+
+
+def pwrite_all(fd: int, data: memoryview, offset: int) -> int:
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], offset + done)
+    return done
+
+
+def write_text(path: Path, text: str) -> None:
+    """Plain write of a small file inside a folder that is itself being written atomically."""
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write a small file atomically: a temporary file beside it, renamed over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
+
+class AtomicFolder:
+    """`with AtomicFolder(target) as tmp:` write into `tmp`; on success it becomes `target`, else vanishes.
+
+    Refuses (OutputError, before creating anything) a target that exists without `overwrite`, a target
+    that is not a folder emo-prune wrote (`replaceable` marker file) even with `overwrite`, and a target
+    that overlaps any `protect` path (equal, inside it, or containing it). With `overwrite`, the old
+    folder is moved aside and deleted only after the new one is in place.
+    """
+
+    def __init__(
+        self,
+        target: str | Path,
+        *,
+        overwrite: bool = False,
+        protect: Iterable[str | Path] = (),
+        replaceable: str | None = None,
+    ):
+        self.target = Path(target).absolute()
+        self.overwrite = overwrite
+        self.tmp = self.target.parent / f".{self.target.name}{TMP_TAG}{os.getpid()}"
+        for path in protect:
+            path = Path(path).resolve()
+            if _overlaps(self.target.resolve(), path):
+                raise OutputError(f"output folder {self.target} overlaps the input {path}; choose a folder outside it")
+        if self.target.exists() or self.target.is_symlink():
+            if not overwrite:
+                raise OutputError(f"{self.target} already exists; pass --overwrite to replace it")
+            if not self.target.is_dir():
+                raise OutputError(f"{self.target} exists and is not a folder; refusing to replace it")
+            if replaceable and any(self.target.iterdir()) and not (self.target / replaceable).exists():
+                raise OutputError(
+                    f"{self.target} is not empty and has no {replaceable}, so emo-prune did not write it; "
+                    f"refusing to replace it even with --overwrite (remove it yourself)"
+                )
+
+    def clean_stale(self) -> list[Path]:
+        """Delete temporary folders of this target left by killed runs (marker present, owner gone)."""
+        removed = []
+        for path in self.target.parent.glob(f".{self.target.name}{TMP_TAG}*"):
+            pid = path.name.rsplit("-", 1)[-1]
+            if (path / PARTIAL_MARKER).exists() and pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
+
+    def __enter__(self) -> Path:
+        self.clean_stale()
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            self.tmp.mkdir()
+            (self.tmp / PARTIAL_MARKER).write_text(f"emo-prune is writing {self.target} (pid {os.getpid()})\n")
+        except OSError as exc:
+            raise OutputError(f"cannot create a temporary folder beside {self.target}: {exc.strerror or exc}") from exc
+        return self.tmp
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        try:
+            self._commit()
+        except OSError as error:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise OutputError(f"cannot move the finished output into {self.target}: {error.strerror or error}") from error
+
+    def _commit(self) -> None:
+        (self.tmp / PARTIAL_MARKER).unlink()
+        _fsync_dir(self.tmp)
+        old = None
+        if self.target.exists() or self.target.is_symlink():
+            old = self.target.parent / f".{self.target.name}{OLD_TAG}{os.getpid()}"
+            os.replace(self.target, old)
+        try:
+            os.replace(self.tmp, self.target)
+        except OSError:
+            if old is not None:
+                os.replace(old, self.target)  # put the previous output back
+            raise
+        _fsync_dir(self.target.parent)
+        if old is not None:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

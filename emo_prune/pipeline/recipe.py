@@ -1,0 +1,323 @@
+"""The recipe: one YAML file from a model to gated, reported pruned builds; a frozen, validated schema.
+
+    name: quickstart                       # names the run folder and the builds
+    model: builtin:tiny-emo                # a folder, builtin:NAME or a Hub id (org/name)
+    calibration: {sources: [builtin:code], domains: [code], max_tokens: 20000, seq_len: 256}
+    selection: {method: mass, budget: uniform, combine: union}
+    budgets: [0.25, 0.125]                 # fractions of each layer's experts, or counts (32)
+    output: {pattern: "{name}-{budget}"}   # builds/<pattern>/
+    verify: {enabled: true, prompts: 4}
+    eval: {tasks: [emo_ppl_code], limit: 20}
+    gates:                                 # versus the unpruned model, evaluated with the same settings
+      - {task: emo_ppl_code, max_drop: 0.5}          # absolute, in the metric's units
+      - {task: emo_math_mc, min_retained: 0.9, budgets: [0.25]}
+
+Unknown fields are errors (a typo must not be silently ignored). Relative paths (model, calibration
+files, include paths) are relative to the working directory, as on the command line. `--set a.b=v`
+overrides a field before validation; v is parsed as YAML (`--set budgets=[0.5]`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
+
+from emo_prune.errors import EmoPruneError, RecipeError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+PATTERN_FIELDS = ("name", "budget", "method", "domains")
+
+
+def _check_budget(value: Any) -> float | int:
+    from emo_prune.select import Keep
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} is neither a fraction (0.25) nor an expert count (32)")
+    try:
+        Keep.parse(value)
+    except EmoPruneError as exc:
+        raise ValueError(str(exc).replace("--keep ", "budget ")) from None
+    return value
+
+
+#: a fraction of each layer's experts (0.25) or a count per layer (32); shared experts count
+Budget = Annotated[float | int, PlainValidator(_check_budget)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Calibration(_Section):
+    """What `emo-prune profile` reads: sources (files, folders, builtin:code|prose|math, hf:..., task:...)."""
+
+    sources: tuple[str, ...] = Field(min_length=1)
+    domains: tuple[str, ...] | None = None  # default: every domain the sources hold
+    max_tokens: int | None = Field(default=None, gt=0)
+    seq_len: int = Field(default=512, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    seed: int = 0
+    layerwise: bool = False
+    device: str = "cpu"
+    dtype: str = "float32"
+
+
+class Selection(_Section):
+    method: str = "mass"  # mass | frequency | reap | greedy | random
+    domains: tuple[str, ...] | None = None  # default: the calibration domains
+    budget: str = "uniform"  # uniform | global
+    combine: str = "union"  # union | weighted
+    seed: int = 0
+
+    @field_validator("method", "budget", "combine")
+    @classmethod
+    def _known(cls, value: str, info: Any) -> str:
+        from emo_prune.select import BUDGETS, COMBINES, METHODS
+
+        known = {"method": METHODS, "budget": BUDGETS, "combine": COMBINES}[info.field_name]
+        if value not in known:
+            raise ValueError(f"{value!r} is not one of {', '.join(known)}")
+        return value
+
+
+class Output(_Section):
+    name: str | None = None  # default: the recipe's name
+    pattern: str = "{name}-{budget}"  # build folder name; fields: name, budget, method, domains
+    max_shard_size: str = "5GB"
+    dtype: str | None = None  # default: as stored
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        fields = set(re.findall(r"{(\w*)}", value))
+        if "budget" not in fields:
+            raise ValueError("must contain {budget}, or every budget would write the same folder")
+        unknown = fields - set(PATTERN_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}; use {', '.join(PATTERN_FIELDS)}")
+        return value
+
+
+class Verify(_Section):
+    enabled: bool = True
+    prompts: int = Field(default=4, gt=0)
+
+
+class Eval(_Section):
+    tasks: tuple[str, ...] = ()
+    num_fewshot: int | None = Field(default=None, ge=0)
+    limit: int | float | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    max_length: int | None = Field(default=None, gt=0)
+    include_paths: tuple[str, ...] = ()
+    impl: str = "auto"
+    dtype: str = "auto"
+    device: str = "cpu"
+    bootstrap_iters: int = Field(default=100000, ge=0)
+
+
+class Gate(_Section):
+    """Holds when the build's score on `task` (its primary metric, or `metric`) is close enough to the
+    unpruned model's: drop <= max_drop and/or retained >= min_retained (see emo_prune.eval.compare)."""
+
+    task: str
+    metric: str | None = None
+    max_drop: float | None = None
+    min_retained: float | None = Field(default=None, gt=0)
+    budgets: tuple[Budget, ...] | None = None  # default: every budget
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Gate:
+        if self.max_drop is None and self.min_retained is None:
+            raise ValueError("give max_drop (absolute) or min_retained (fraction), or both")
+        return self
+
+
+class Recipe(_Section):
+    name: str
+    description: str = ""
+    model: str
+    calibration: Calibration
+    selection: Selection = Selection()
+    budgets: tuple[Budget, ...]
+    output: Output = Output()
+    verify: Verify = Verify()
+    eval: Eval = Eval()
+    gates: tuple[Gate, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits, '.', '_' and '-' only (it names folders)")
+        return value
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets(cls, values: tuple[float | int, ...]) -> tuple[float | int, ...]:
+        if not values:
+            raise ValueError("list at least one budget, e.g. [0.25, 0.125]")
+        if len({budget_label(v) for v in values}) != len(values):
+            raise ValueError("a budget is listed twice")
+        return values
+
+    # ---- derived --------------------------------------------------------------------------------
+    @property
+    def build_name(self) -> str:
+        return self.output.name or self.name
+
+    @property
+    def selection_domains(self) -> tuple[str, ...]:
+        return self.selection.domains or self.calibration.domains or ()
+
+    def build_folder(self, budget: float | int) -> str:
+        return self.output.pattern.format(
+            name=self.build_name,
+            budget=budget_label(budget),
+            method=self.selection.method,
+            domains="+".join(self.selection_domains) or "all",
+        )
+
+    def gates_for(self, budget: float | int) -> list[Gate]:
+        label = budget_label(budget)
+        return [g for g in self.gates if g.budgets is None or label in {budget_label(b) for b in g.budgets}]
+
+    def section_digest(self, *sections: str) -> str:
+        """sha256 of the named sections' resolved values: what a pipeline step's key depends on."""
+        data = {s: self.model_dump(mode="json")[s] for s in sections}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+    def to_yaml(self, header: str = "") -> str:
+        body = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        return "".join(f"# {line}\n" for line in header.splitlines()) + body
+
+
+def budget_label(budget: float | int) -> str:
+    """0.25 -> '25pct', 0.125 -> '12.5pct', 32 -> 'k32' (folder names)."""
+    if isinstance(budget, int) and not isinstance(budget, bool):
+        return f"k{budget}"
+    return f"{budget * 100:g}pct"
+
+
+# ---- loading ------------------------------------------------------------------------------------
+def _cross_checks(recipe: Recipe) -> list[str]:
+    problems = []
+    tasks = set(recipe.eval.tasks)
+    labels = {budget_label(b) for b in recipe.budgets}
+    for i, gate in enumerate(recipe.gates):
+        if gate.task not in tasks:
+            problems.append(f"gates.{i}.task: {gate.task!r} is not in eval.tasks ({', '.join(recipe.eval.tasks) or 'empty'})")
+        for b in gate.budgets or ():
+            if budget_label(b) not in labels:
+                problems.append(f"gates.{i}.budgets: {b} is not in budgets ({', '.join(map(str, recipe.budgets))})")
+    if recipe.calibration.domains and recipe.selection.domains:
+        missing = set(recipe.selection.domains) - set(recipe.calibration.domains)
+        if missing:
+            problems.append(
+                f"selection.domains: {', '.join(sorted(missing))} not in calibration.domains "
+                f"({', '.join(recipe.calibration.domains)})"
+            )
+    if recipe.selection.budget == "global" and recipe.selection.method == "greedy":
+        problems.append("selection.budget: global cannot be used with method greedy (it picks layer by layer)")
+    return problems
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field (check the spelling; see emo_prune/pipeline/recipe.py for the schema)"
+    if error["type"] == "missing":
+        return "required field is missing"
+    return error["msg"].removeprefix("Value error, ")
+
+
+def validate_recipe(data: Any, where: str = "recipe") -> Recipe:
+    """A Recipe from parsed YAML, or RecipeError naming every bad field."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: must be a mapping of fields (name, model, calibration, budgets, ...)")
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_field(e['loc'])}: {_message(e)}" for e in exc.errors()]
+        raise RecipeError(f"{where}: " + "; ".join(problems)) from None
+    problems = _cross_checks(recipe)
+    if problems:
+        raise RecipeError(f"{where}: " + "; ".join(problems))
+    return recipe
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`a.b=value` (value parsed as YAML; list items by index: gates.0.max_drop=0.1) on a copy of `data`."""
+    data = json.loads(json.dumps(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise RecipeError(f"--set {item!r}: write key=value, e.g. --set eval.limit=10")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+        parts = key.strip().split(".")
+        node: Any = data
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise RecipeError(f"--set {key}: {'.'.join(parts[:depth]) or 'it'} has no item {part}")
+                part = int(part)  # type: ignore[assignment]
+            elif not isinstance(node, dict):
+                raise RecipeError(f"--set {key}: {'.'.join(parts[:depth])} is not a mapping")
+            if last:
+                node[part] = value
+            else:
+                if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
+                    node[part] = {}
+                node = node[part]
+    return data
+
+
+def read_recipe_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"recipe not found: {path}") from None
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    return data
+
+
+def find_recipe(spec: str | Path | None) -> Path:
+    """A recipe file, or the name of a shipped one (`quickstart` = recipes/quickstart.yaml; the default)."""
+    from emo_prune.eval.tasks import recipes_dir
+
+    spec = str(spec or "quickstart")
+    path = Path(spec)
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in spec:
+        return path
+    shipped = recipes_dir() / f"{spec}.yaml"
+    if not shipped.exists():
+        names = sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+        raise RecipeError(f"no recipe file {spec!r} and no shipped recipe of that name (shipped: {', '.join(names)})")
+    return shipped
+
+
+def load_recipe(spec: str | Path | None, overrides: list[str] = ()) -> tuple[Recipe, Path]:
+    """(validated recipe, its file) from a path or a shipped recipe's name, with `--set` overrides applied."""
+    path = find_recipe(spec)
+    data = read_recipe_yaml(path)
+    if overrides and isinstance(data, dict):
+        data = apply_overrides(data, list(overrides))
+    return validate_recipe(data, where=str(path)), path

@@ -1,0 +1,123 @@
+"""What `emo-prune run` leaves next to the builds: report.json and report.md, and the gate verdict."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emo_prune.errors import GateFailure
+from emo_prune.eval.compare import MetricDelta
+from emo_prune.eval.results import ModelEval, comparison_markdown, scores_markdown
+from emo_prune.io.writer import atomic_write_text
+from emo_prune.pipeline.gates import GateResult
+from emo_prune.pipeline.recipe import Recipe
+from emo_prune.pipeline.steps import StepResult
+from emo_prune.version import __version__
+
+
+@dataclass
+class BuildReport:
+    budget: float | int
+    label: str
+    folder: Path
+    plan: Path
+    kept_counts: list[int | None]
+    verify: dict[str, Any] | None = None
+    eval: ModelEval | None = None
+    comparison: list[MetricDelta] = field(default_factory=list)
+    gates: list[GateResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget,
+            "label": self.label,
+            "folder": str(self.folder),
+            "plan": str(self.plan),
+            "kept_counts": self.kept_counts,
+            "verify": self.verify,
+            "eval": self.eval.to_dict() if self.eval else None,
+            "comparison": [row.to_dict() for row in self.comparison],
+            "gates": [g.to_dict() for g in self.gates],
+        }
+
+
+@dataclass
+class RunReport:
+    recipe: Recipe
+    recipe_file: str | None
+    out_dir: Path
+    model_dir: Path
+    model: dict[str, Any]  # identity of the unpruned model
+    steps: list[StepResult]
+    builds: list[BuildReport]
+    baseline: ModelEval | None = None
+
+    @property
+    def gates(self) -> list[GateResult]:
+        return [g for b in self.builds for g in b.gates]
+
+    @property
+    def failed(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    def check_gates(self) -> None:
+        """GateFailure with one line per failed gate."""
+        if self.failed:
+            lines = [g.reason for g in self.failed]
+            raise GateFailure(f"{len(lines)} of {len(self.gates)} gate(s) failed:\n  " + "\n  ".join(lines))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe.name,
+            "recipe_file": self.recipe_file,
+            "tool_version": __version__,
+            "out_dir": str(self.out_dir),
+            "model_dir": str(self.model_dir),
+            "model": self.model,
+            "passed": self.passed,
+            "failed_gates": [g.reason for g in self.failed],
+            "steps": [s.to_dict() for s in self.steps],
+            "baseline": self.baseline.to_dict() if self.baseline else None,
+            "builds": [b.to_dict() for b in self.builds],
+        }
+
+    def markdown(self) -> str:
+        r = self.recipe
+        lines = [
+            f"# {r.name}: pruned builds of {r.model}",
+            "",
+            r.description.strip(),
+            "",
+            f"- model: `{self.model_dir}` (shards sha256 {str(self.model.get('digest'))[:12]})",
+            f"- calibration: {', '.join(r.calibration.sources)}; selection: {r.selection.method}, "
+            f"{r.selection.budget} budget, domains {', '.join(r.selection_domains) or 'all'}",
+            f"- emo-prune {__version__}; verdict: **{'all gates hold' if self.passed else f'{len(self.failed)} gate(s) failed'}**",
+            "",
+            "| build | budget | experts kept per layer | verify max abs diff |",
+            "|---|---|---|---:|",
+        ]
+        for b in self.builds:
+            kept = sorted({c for c in b.kept_counts if c is not None})
+            diff = "-" if b.verify is None else f"{b.verify['max_abs_diff']:.2e}"
+            lines.append(f"| {b.folder.name} | {b.label} | {', '.join(map(str, kept))} | {diff} |")
+        if self.baseline is not None:
+            lines += ["", "## Original model", "", scores_markdown(self.baseline)]
+        for b in self.builds:
+            if b.comparison:
+                lines += [f"## {b.folder.name}", "", comparison_markdown(b.comparison)]
+        if self.gates:
+            lines += ["## Gates", "", "| | gate |", "|---|---|"]
+            lines += [f"| {'pass' if g.passed else '**FAIL**'} | {g.reason} |" for g in self.gates]
+        return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+    def write(self) -> tuple[Path, Path]:
+        json_file, md_file = self.out_dir / "report.json", self.out_dir / "report.md"
+        atomic_write_text(json_file, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        atomic_write_text(md_file, self.markdown())
+        return json_file, md_file

@@ -1,0 +1,228 @@
+"""`emo-prune run`: recipe -> profile -> select -> extract -> verify -> eval -> gates, resumable.
+
+    OUT/ (default runs/<recipe name>/)
+      recipe.resolved.yaml        the validated recipe with --set overrides applied, and the tool version
+      profile.safetensors         one profile, shared by every budget
+      plans/<budget>.json         e.g. plans/25pct.json
+      builds/<name>-<budget>/     the pruned checkpoints
+      verify/<build>.json         logits of the build vs the masked original
+      eval/baseline.json          the unpruned model's scores (evaluated once)
+      eval/<build>.json
+      report.json, report.md      scores side by side and the gate verdicts
+      .steps/                     stamps that make a second run skip finished steps
+
+Every step calls the public library function of its command (profile, select, extract, verify, eval).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from emo_prune.assets import resolve_model
+from emo_prune.console import out
+from emo_prune.errors import VerificationError
+from emo_prune.eval.harness import EvalSettings, evaluate_model
+from emo_prune.eval.results import ModelEval, compare
+from emo_prune.io import Checkpoint, model_identity
+from emo_prune.io.writer import atomic_write_text
+from emo_prune.pipeline.gates import check_gate
+from emo_prune.pipeline.recipe import Recipe, budget_label
+from emo_prune.pipeline.report import BuildReport, RunReport
+from emo_prune.pipeline.steps import StepResult, Steps, output_digest, step_key
+from emo_prune.version import __version__
+
+
+def default_out_dir(recipe: Recipe) -> Path:
+    return Path("runs") / recipe.name
+
+
+def eval_settings(recipe: Recipe) -> EvalSettings:
+    e = recipe.eval
+    return EvalSettings(
+        tasks=e.tasks,
+        num_fewshot=e.num_fewshot,
+        limit=e.limit,
+        batch_size=e.batch_size,
+        max_length=e.max_length,
+        include_paths=e.include_paths,
+        impl=e.impl,
+        dtype=e.dtype,
+        device=e.device,
+        bootstrap_iters=e.bootstrap_iters,
+    )
+
+
+def _status(result: StepResult) -> None:
+    verdict = "skipped (up to date)" if result.status == "skipped" else f"done in {result.seconds:.1f}s"
+    out.note(f"[bold]{result.step}[/]: {verdict}")
+
+
+@contextmanager
+def _bytes_progress(label: str) -> Iterator[Any]:
+    with out.progress() as progress:
+        bar = progress.add_task(label, total=None)
+        yield lambda done, total: progress.update(bar, completed=done, total=total)
+
+
+# ---- the steps ------------------------------------------------------------------------------------
+def _profile(recipe: Recipe, model_dir: Path, path: Path) -> None:
+    from emo_prune.profile import ProfileSettings, profile_model
+
+    c = recipe.calibration
+    settings = ProfileSettings(
+        max_tokens=c.max_tokens,
+        seq_len=c.seq_len,
+        batch_size=c.batch_size,
+        device=c.device,
+        dtype=c.dtype,
+        layerwise=c.layerwise,
+        seed=c.seed,
+    )
+    profile_model(model_dir, list(c.sources), list(c.domains) if c.domains else None, settings).save(path)
+
+
+def _select(recipe: Recipe, model_dir: Path, profile: Path, budget: float | int, path: Path) -> None:
+    from emo_prune.select import SelectOptions, make_plan
+
+    s = recipe.selection
+    options = SelectOptions(
+        keep=str(budget),
+        domains=recipe.selection_domains,
+        method=s.method,
+        budget=s.budget,
+        combine=s.combine,
+        seed=s.seed,
+        calib=recipe.calibration.sources,
+    )
+    make_plan(model_dir, options, profile_path=profile).save(path)
+
+
+def _extract(recipe: Recipe, model_dir: Path, plan_path: Path, build: Path) -> None:
+    from emo_prune.extract import extract
+    from emo_prune.select import Plan
+
+    with _bytes_progress(f"extract {build.name}") as on_tensor:
+        extract(
+            model_dir,
+            Plan.load(plan_path),
+            build,
+            max_shard_size=recipe.output.max_shard_size,
+            dtype=recipe.output.dtype,
+            overwrite=build.exists(),
+            on_tensor=on_tensor,
+        )
+
+
+def _verify(recipe: Recipe, model_dir: Path, build: Path, path: Path) -> None:
+    from emo_prune.verify import verify
+
+    report = verify(model_dir, build, num_prompts=recipe.verify.prompts)
+    if not report.passed:
+        raise VerificationError(
+            f"{build}: logits differ from the masked original by {report.max_abs_diff:.3g} "
+            f"(tolerance {report.tolerance:g}); the extraction is wrong, report a bug"
+        )
+    atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
+
+
+def _eval(settings: EvalSettings, model_dir: Path, path: Path, label: str) -> None:
+    result = evaluate_model(model_dir, settings, label=label)
+    atomic_write_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def _load_eval(path: Path) -> ModelEval:
+    return ModelEval.from_dict(json.loads(path.read_text()))
+
+
+# ---- the run --------------------------------------------------------------------------------------
+def run_recipe(
+    recipe: Recipe,
+    out_dir: str | Path | None = None,
+    *,
+    recipe_file: str | Path | None = None,
+    overrides: tuple[str, ...] | list[str] = (),
+) -> RunReport:
+    """Build, verify and evaluate every budget of `recipe` under `out_dir`; finished steps are skipped.
+
+    Returns the report (also written as report.json / report.md); `report.check_gates()` raises
+    GateFailure when a gate does not hold.
+    """
+    root = Path(out_dir) if out_dir is not None else default_out_dir(recipe)
+    root.mkdir(parents=True, exist_ok=True)
+    header = f"resolved by emo-prune {__version__} from {recipe_file or 'a Recipe object'}"
+    if overrides:
+        header += "\noverrides: " + " ".join(overrides)
+    atomic_write_text(root / "recipe.resolved.yaml", recipe.to_yaml(header))
+
+    steps = Steps(root, on_status=_status)
+    model_dir = resolve_model(recipe.model)
+    identity = model_identity(Checkpoint.open(model_dir))
+    settings = eval_settings(recipe) if recipe.eval.tasks else None
+
+    profile = root / "profile.safetensors"
+    steps.run(
+        "profile",
+        step_key("profile", model=identity["digest"], calibration=recipe.section_digest("calibration")),
+        profile,
+        lambda: _profile(recipe, model_dir, profile),
+    )
+    profile_digest = output_digest(profile)
+
+    baseline = None
+    if settings is not None:
+        path = root / "eval" / "baseline.json"
+        key = step_key("eval", model=identity["digest"], eval=recipe.section_digest("eval"))
+        steps.run("eval/baseline", key, path, lambda: _eval(settings, model_dir, path, "original"))
+        baseline = _load_eval(path)
+
+    builds = []
+    for budget in recipe.budgets:
+        label = budget_label(budget)
+        name = recipe.build_folder(budget)
+        plan, build = root / "plans" / f"{label}.json", root / "builds" / name
+        key = step_key(
+            "select", profile=profile_digest, model=identity["digest"], selection=recipe.section_digest("selection"), budget=label
+        )
+        steps.run(f"select/{label}", key, plan, lambda: _select(recipe, model_dir, profile, budget, plan))
+
+        key = step_key("extract", plan=output_digest(plan), model=identity["digest"], output=recipe.section_digest("output"))
+        steps.run(f"extract/{name}", key, build, lambda: _extract(recipe, model_dir, plan, build))
+        build_digest = output_digest(build)
+
+        report = BuildReport(budget=budget, label=label, folder=build, plan=plan, kept_counts=_kept_counts(build))
+        if recipe.verify.enabled:
+            path = root / "verify" / f"{name}.json"
+            key = step_key("verify", build=build_digest, model=identity["digest"], verify=recipe.section_digest("verify"))
+            steps.run(f"verify/{name}", key, path, lambda: _verify(recipe, model_dir, build, path))
+            report.verify = json.loads(path.read_text())
+        if settings is not None and baseline is not None:
+            path = root / "eval" / f"{name}.json"
+            key = step_key("eval", model=build_digest, eval=recipe.section_digest("eval"))
+            steps.run(f"eval/{name}", key, path, lambda: _eval(settings, build, path, name))
+            report.eval = _load_eval(path)
+            report.comparison = compare(report.eval, baseline)
+            report.gates = [check_gate(name, gate, report.eval, baseline) for gate in recipe.gates_for(budget)]
+        builds.append(report)
+
+    run = RunReport(
+        recipe=recipe,
+        recipe_file=str(recipe_file) if recipe_file else None,
+        out_dir=root,
+        model_dir=model_dir,
+        model=identity,
+        steps=steps.results,
+        builds=builds,
+        baseline=baseline,
+    )
+    run.write()
+    return run
+
+
+def _kept_counts(build: Path) -> list[int | None]:
+    from emo_prune.select import Plan
+
+    return Plan.load(build).kept_counts()

@@ -1,0 +1,81 @@
+"""`emo_triton`: the experts forward on the Triton kernels of `emo_prune_kernels` (kernels/).
+
+Shapes as in reference.py: x [T, H], gate_up [E, 2I, H], down [E, H, I], ids [T, k], weights [T, k]
+-> y [T, H]. This file knows the kernels' public entry points only (`fused_experts`, `route_topk`,
+`can_run_on`); tiles, grids and paths live in kernels/. The kernels are imported on first use, so
+emo_prune imports (and emo_cpu runs) on machines without triton.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from types import ModuleType
+
+import torch
+
+from emo_prune.errors import RuntimeSetupError
+from emo_prune.runtime.layout import ExpertsLayout, check_inference
+
+
+@functools.lru_cache(maxsize=None)
+def _load(module: str) -> ModuleType | None:
+    """None when triton itself cannot be imported; errors of the kernels themselves propagate."""
+    try:
+        import triton  # noqa: F401
+    except (ImportError, RuntimeError):  # not installed, or broken on this platform
+        return None
+    return importlib.import_module(f"emo_prune_kernels.{module}")
+
+
+def kernels(module: str = "moe") -> ModuleType:
+    """An `emo_prune_kernels` module, or a RuntimeSetupError saying why it cannot be used."""
+    loaded = _load(module)
+    if loaded is None:
+        raise RuntimeSetupError(
+            "emo_triton needs triton (pip install 'triton>=3.2'); on CPU use experts_implementation=\"emo_cpu\""
+        )
+    return loaded
+
+
+def triton_usable(device: torch.device | str) -> bool:
+    """Whether the Triton kernels can run on tensors of `device` here (CUDA, or the interpreter)."""
+    moe = _load("moe")
+    return moe is not None and moe.can_run_on(torch.device(device))
+
+
+def triton_experts(
+    x: torch.Tensor,
+    gate_up: torch.Tensor,
+    down: torch.Tensor,
+    ids: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    transposed: bool = False,
+    concatenated: bool = True,
+    path: str = "auto",
+) -> torch.Tensor:
+    """path: "auto", "decode" (per-pair vector x matrix) or "sorted" (grouped GEMMs)."""
+    if not triton_usable(x.device):
+        raise RuntimeSetupError(
+            f"emo_triton cannot run on {x.device}: it needs a CUDA device (or TRITON_INTERPRET=1 for tests); "
+            'on CPU use experts_implementation="emo_cpu"'
+        )
+    return kernels().fused_experts(
+        x, gate_up, down, ids, weights, transposed=transposed, concatenated=concatenated, path=path
+    )
+
+
+def emo_triton_experts_forward(
+    self: torch.nn.Module,
+    hidden_states: torch.Tensor,  # [T, H]
+    top_k_index: torch.Tensor,  # [T, k]
+    top_k_weights: torch.Tensor,  # [T, k]
+) -> torch.Tensor:
+    """The `emo_triton` entry of transformers' ExpertsInterface."""
+    layout = ExpertsLayout.of(self, "emo_triton")
+    check_inference(self, hidden_states, "emo_triton")
+    return triton_experts(
+        hidden_states, self.gate_up_proj, self.down_proj, top_k_index, top_k_weights,
+        transposed=layout.transposed, concatenated=layout.concatenated,
+    )

@@ -1,0 +1,155 @@
+"""AI2's greedy selection: layer by layer, each scored on the model whose earlier layers are pruned.
+
+For MoE layer l (in order): run the calibration documents through the model with the experts already
+dropped in layers < l masked (`masked_experts`: router logits -inf, no weights rewritten), stop the
+forward at layer l's router, and take the mean router probability per expert over each domain's
+non-padding tokens (EMO: routed and shared blocks softmaxed separately, as `router_probabilities`).
+`choose(layer, scores, weights)` turns those scores into the kept ids; then layer l is masked too.
+
+Memory: loads the whole model (float32) once; layer l costs one forward through layers 0..l, so the
+whole selection costs about L/2 full forwards of the calibration set. A layer-by-layer runner that
+holds one layer at a time is a follow-up (the profiler's --layerwise machinery).
+
+Nesting: scores of layer l depend on what layers < l keep, which depends on the budget, so greedy
+sets at two budgets need not be nested. Pass `within` (select --within PLAN) to choose inside a larger
+plan's set when nesting is required.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from emo_prune.arch import MoEArchitecture
+from emo_prune.errors import CalibrationError, CheckpointError
+from emo_prune.routing import router_probabilities
+from emo_prune.select.masking import masked_experts, router_module
+from emo_prune.select.plan import Kept
+
+#: (layer index, {domain: mean probability [E_l] float64}, {domain: token count}) -> kept original ids
+Chooser = Callable[[int, dict[str, torch.Tensor], dict[str, float]], list[int]]
+
+
+class DocumentLike(Protocol):
+    text: str
+    domain: str
+
+
+@dataclass(frozen=True)
+class GreedySettings:
+    seq_len: int = 512  # tokens per document (longer ones are truncated)
+    batch_size: int = 8
+    device: str = "cpu"
+
+
+class _StopForward(Exception):
+    """Raised by the capture hook once the scored layer's router has run: later layers are not needed."""
+
+
+def load_model(model_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Any]:
+    """The checkpoint as a float32 transformers model (eval mode) and its tokenizer."""
+    import emo_prune  # noqa: F401  (registers the native EMO model)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot load {model_dir} with transformers: {exc}") from exc
+    return model, tokenizer
+
+
+def encode(tokenizer: Any, documents: Sequence[DocumentLike], seq_len: int) -> list[tuple[list[int], str]]:
+    encoded = []
+    for doc in documents:
+        ids = tokenizer(doc.text, add_special_tokens=False)["input_ids"][:seq_len]
+        if ids:
+            encoded.append((ids, doc.domain))
+    if not encoded:
+        raise CalibrationError("greedy selection got no calibration tokens (all documents are empty)")
+    return encoded
+
+
+def _batches(encoded: list[tuple[list[int], str]], domains: list[str], batch_size: int, pad_id: int):  # noqa: ANN202
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start : start + batch_size]
+        width = max(len(ids) for ids, _ in chunk)
+        input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)  # [B, S]
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        domain = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (ids, name) in enumerate(chunk):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            mask[row, : len(ids)] = 1
+            domain[row] = domains.index(name)
+        yield input_ids, mask, domain
+
+
+@torch.inference_mode()
+def layer_scores(
+    model: nn.Module,
+    arch: MoEArchitecture,
+    layer: int,
+    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    domains: list[str],
+    kept: Kept,
+    device: str = "cpu",
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Mean router probability per expert of `layer` per domain, with layers < `layer` masked to `kept`."""
+    layout = arch.layouts[layer]
+    spec = layout.routing_spec()
+    sums = torch.zeros(len(domains), layout.num_experts, dtype=torch.float64)  # [D, E]
+    tokens = torch.zeros(len(domains), dtype=torch.float64)  # [D]
+    current: dict[str, torch.Tensor] = {}
+
+    def capture(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        logits = output[0] if isinstance(output, tuple) else output  # [T, E], T = B*S
+        probs = router_probabilities(logits, spec).double().cpu()  # [T, E]
+        valid = current["mask"].reshape(-1).bool()  # [T]
+        onehot = torch.nn.functional.one_hot(current["domain"].reshape(-1)[valid], len(domains)).double()  # [t, D]
+        sums.add_(onehot.T @ probs[valid])
+        tokens.add_(onehot.sum(0))
+        raise _StopForward
+
+    handle = router_module(model, arch, layer).register_forward_hook(capture)
+    try:
+        with masked_experts(model, arch, kept, layers=set(range(layer))):
+            for input_ids, mask, domain in batches:
+                current.update(mask=mask, domain=domain)
+                try:
+                    model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False)
+                except _StopForward:
+                    pass
+    finally:
+        handle.remove()
+    means = {d: sums[i] / max(float(tokens[i]), 1.0) for i, d in enumerate(domains)}
+    return means, {d: float(tokens[i]) for i, d in enumerate(domains)}
+
+
+def greedy_select(
+    model: nn.Module,
+    tokenizer: Any,
+    arch: MoEArchitecture,
+    documents: Sequence[DocumentLike],
+    choose: Chooser,
+    settings: GreedySettings = GreedySettings(),
+    on_layer: Callable[[int], None] | None = None,
+) -> Kept:
+    """Kept original ids per layer, chosen layer by layer on the progressively pruned model."""
+    domains = sorted({doc.domain for doc in documents})
+    encoded = encode(tokenizer, documents, settings.seq_len)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    batches = list(_batches(encoded, domains, settings.batch_size, pad_id))
+    kept: Kept = [None] * arch.num_layers
+    for layout in arch.layouts:
+        if layout.is_dense:
+            continue
+        scores, weights = layer_scores(model, arch, layout.index, batches, domains, kept, settings.device)
+        kept[layout.index] = choose(layout.index, scores, weights)
+        if on_layer is not None:
+            on_layer(layout.index)
+    return kept

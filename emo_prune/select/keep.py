@@ -1,0 +1,62 @@
+"""`--keep K`: a fraction of each layer's experts (0.25, 0.125) or a count per layer (32, 16).
+
+As in AI2's pipeline the count includes the fixed experts (shared tail / always-active), which are
+always kept: keep 0.25 of EMO's 128 experts = 32 = 31 routed + 1 shared. A fraction resolves per layer
+as round(K * E_l), the rounding `emo_prune.profile.store.pool_size` uses for the profile's EMO pools.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emo_prune.arch import LayerLayout
+from emo_prune.errors import PlanError
+
+
+@dataclass(frozen=True)
+class Keep:
+    text: str  # as the user wrote it
+    fraction: float | None = None
+    count: int | None = None
+
+    @classmethod
+    def parse(cls, value: str | float | int) -> Keep:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            raise PlanError(f"--keep {text!r} is neither a fraction (0.25) nor an expert count (32)") from None
+        if isinstance(value, int) or (text.isdigit() and number >= 1):
+            if number < 1:
+                raise PlanError(f"--keep {text}: keep at least one expert per layer")
+            return cls(text=text, count=int(number))
+        if not 0 < number <= 1:
+            raise PlanError(f"--keep {text}: a fraction must be in (0, 1]; write a whole number for a count of experts")
+        return cls(text=text, fraction=number)
+
+    def count_for(self, layout: LayerLayout) -> int:
+        if self.count is not None:
+            return min(self.count, layout.num_experts)
+        return round(self.fraction * layout.num_experts)  # type: ignore[operator]
+
+
+def keep_counts(keep: Keep, layouts: list[LayerLayout]) -> list[int | None]:
+    """Experts kept per layer (fixed ones included); None for dense layers. Refuses counts below top-k."""
+    moe = [lay for lay in layouts if not lay.is_dense]
+    if not moe:
+        raise PlanError("the model has no MoE layer: there is nothing to prune")
+    if keep.count is not None and keep.count > max(lay.num_experts for lay in moe):
+        raise PlanError(f"--keep {keep.text} is more experts than any layer has ({max(lay.num_experts for lay in moe)})")
+    counts: list[int | None] = [None if lay.is_dense else keep.count_for(lay) for lay in layouts]
+    short = [(lay, c) for lay, c in zip(layouts, counts) if c is not None and c < lay.top_k]
+    if short:
+        lay, c = short[0]
+        uniform = len({(m.num_experts, m.top_k) for m in moe}) == 1
+        where = "per layer" if uniform else f"in layer {lay.index} (of {lay.num_experts})"
+        if keep.fraction is not None:
+            need = max(m.top_k / m.num_experts for m in moe)
+            fix = f"use --keep >= {need:g}"
+        else:
+            fix = f"use --keep >= {max(m.top_k for m in moe)}"
+        raise PlanError(f"keep {keep.text} leaves {c} experts {where}, fewer than top-k {lay.top_k}; {fix}")
+    return counts
