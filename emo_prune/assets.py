@@ -48,7 +48,7 @@ class BuiltinModel:
         return target
 
 
-TINY_EMO = dict(layers=4, hidden=128, heads=4, kv_heads=2, experts=16, shared=1, top_k=4, expert_width=64, seed=0)
+TINY_EMO = dict(layers=4, hidden=128, heads=4, kv_heads=2, experts=32, shared=1, top_k=4, expert_width=64, seed=0)
 
 
 def _tiny_emo(folder: Path) -> None:
@@ -62,7 +62,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     for m in (
         BuiltinModel(
             name="tiny-emo",
-            description="factory-made random EMO: 4 layers, hidden 128, 16 experts (1 shared), top-4",
+            description="factory-made random EMO: 4 layers, hidden 128, 32 experts (1 shared), top-4",
             build=_tiny_emo,
             settings=TINY_EMO,
         ),
@@ -80,7 +80,8 @@ def resolve_model(spec: str | Path) -> Path:
     if text.startswith(BUILTIN_PREFIX):
         name = text[len(BUILTIN_PREFIX) :]
         if name not in BUILTIN_MODELS:
-            raise CheckpointError(f"unknown built-in model {text!r}; built-in: {', '.join(BUILTIN_PREFIX + n for n in BUILTIN_MODELS)}")
+            known = ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_MODELS)
+            raise CheckpointError(f"unknown built-in model {text!r}; built-in: {known}")
         return BUILTIN_MODELS[name].materialize()
     path = Path(text).expanduser()
     if path.exists():

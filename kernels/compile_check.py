@@ -51,9 +51,12 @@ def cases():
         yield f"sum_topk {dt}", reduce._sum_topk_kernel, {
             "pair_out_ptr": "*fp32", "ids_ptr": "*i64", "out_ptr": f"*{dt}"
         }, dict(BLOCK_T=reduce.BLOCK_T, BLOCK_H=reduce.BLOCK_H)
-    yield "align E=128", align._align_kernel, {"ids_ptr": "*i64", "sorted_ptr": "*i32", "block_expert_ptr": "*i32"}, dict(
-        BLOCK_M=16, BLOCK_P=align.BLOCK_P, BLOCK_E=128, BLOCK_B=align.BLOCK_B, num_warps=align.ALIGN_WARPS
+    yield "align count E=128", align._count_kernel, {"ids_ptr": "*i64", "counts_ptr": "*i32"}, dict(
+        BLOCK_P=align.BLOCK_P, BLOCK_E=128
     )
+    yield "align scatter E=128", align._scatter_kernel, {
+        "ids_ptr": "*i64", "chunk_start_ptr": "*i32", "expert_row_ptr": "*i32", "sorted_ptr": "*i32"
+    }, dict(BLOCK_P=align.BLOCK_P, BLOCK_E=128)
     for shared, always_active in ((True, False), (False, True), (False, False)):
         yield f"route shared={shared} always_active={always_active}", routing._route_kernel, {
             "logits_ptr": "*bf16", "weights_ptr": "*fp32", "ids_ptr": "*i64", "fixed_ids_ptr": "*i32"

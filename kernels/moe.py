@@ -4,7 +4,7 @@ Shapes: T tokens, k slots, P = T*k pairs, E experts, H hidden, I expert width.
   x [T, H], gate_up [E, 2I, H], down [E, H, I] (transposed: [E, H, 2I], [E, I, H]),
   ids [T, k] int, route_weights [T, k] any float -> out [T, H] in x's dtype.
 
-  decode (P <= E):  decode.gate_up -> decode.down -> reduce.sum_topk                  (3 launches)
+  decode (few T):   decode.gate_up -> decode.down -> reduce.sum_topk                  (3 launches)
   sorted (else):    align -> grouped_gemm.gate_up -> grouped_gemm.down -> reduce.sum_topk (4 launches)
 
 Nothing here syncs with the host, so a caller may capture it in a CUDA graph for fixed shapes.
@@ -29,11 +29,20 @@ def can_run_on(device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and interpreting())
 
 
-def use_decode(num_pairs: int, num_experts: int) -> bool:
-    """Decode when pairs rarely share an expert: with P <= E a uniform router repeats an expert in
-    fewer than ~P^2/2E of the pairs, so the sort's extra launch and padding cost more than the few
-    weight panels read twice. Reasoned, not measured: no GPU was available to tune the crossover."""
-    return num_pairs <= num_experts
+# Decode while it streams at most this much more weight than the sorted path would: decode reads one
+# expert panel per pair, the sorted path each distinct expert once (but costs 2 more launches and the
+# padding). Reasoned, not measured: no GPU was available to tune the crossover.
+DECODE_MAX_EXTRA_TRAFFIC = 1.15
+
+
+def use_decode(num_tokens: int, top_k: int, num_experts: int) -> bool:
+    """One token always (its k experts are distinct); more while pairs rarely share an expert: with
+    uniform routing T tokens touch E * (1 - (1 - k/E)^T) distinct experts. E = 128, k = 8: up to
+    5 tokens; E = 16, k = 8: 1 token."""
+    if num_tokens <= 1:
+        return True
+    distinct = num_experts * (1.0 - (1.0 - top_k / num_experts) ** num_tokens)
+    return num_tokens * top_k <= DECODE_MAX_EXTRA_TRAFFIC * distinct
 
 
 def sorted_config(num_pairs: int, num_experts: int, fp32: bool) -> dict:
@@ -85,7 +94,7 @@ def fused_experts(
     gu_strides = grouped_gemm.WeightStrides.of(gate_up, transposed, gated_concatenated=concatenated)
     dn_strides = grouped_gemm.WeightStrides.of(down, transposed)
     flat_w = route_weights.reshape(-1)  # [P]
-    if path == "decode" or (path == "auto" and use_decode(P, E)):
+    if path == "decode" or (path == "auto" and use_decode(T, top_k, E)):
         cfg = decode_config()
         h = decode.decode_gate_up(x, gate_up, gu_strides, ids, E, width, cfg)  # [P, I]
         pair_out = decode.decode_down(h, down, dn_strides, ids, flat_w, E, H, cfg)  # [P, H] fp32

@@ -5,6 +5,7 @@ from emo_prune.bench.layer import IMPLEMENTATIONS, bench_experts, bench_layer
 from emo_prune.bench.measure import machine_description, measure_read_bandwidth
 from emo_prune.bench.model import bench_model
 from emo_prune.bench.report import BenchReport, BenchRow
+from emo_prune.bench.routing import bench_routing
 from emo_prune.bench.text import header, markdown_table
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "bench_experts",
     "bench_layer",
     "bench_model",
+    "bench_routing",
     "header",
     "machine_description",
     "markdown_table",

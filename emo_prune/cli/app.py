@@ -87,7 +87,9 @@ def _register_commands() -> None:
 
     from emo_prune.cli import extract_cmd, select_cmd, verify_cmd  # issue 4
 
-    for module in (inspect_cmd, eval_cmd, run_cmd, select_cmd, extract_cmd, verify_cmd):
+    from emo_prune.cli import profile_cmd  # issue 3
+
+    for module in (inspect_cmd, eval_cmd, run_cmd, select_cmd, extract_cmd, verify_cmd, profile_cmd):
         module.register(app)
 
 

@@ -12,6 +12,7 @@ from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir
 from emo_prune.console import out
 from emo_prune.errors import EvalError
 from emo_prune.eval import EvalReport, EvalSettings, MetricDelta, ModelEval, evaluate, write_report
+from emo_prune.eval.harness import check_out_path
 from emo_prune.eval.results import plus_minus
 
 ImplOption = Annotated[
@@ -80,6 +81,7 @@ def register(app: typer.Typer) -> None:
             dtype=dtype,
             device=device,
         )
+        check_out_path(out_path)
         report = evaluate(model_dir, settings, baseline_dir=baseline)
         json_file, md_file = write_report(report, out_path)
         data = {**report.to_dict(), "files": {"json": str(json_file), "markdown": str(md_file)}}
@@ -111,18 +113,26 @@ def scores_table(model: ModelEval) -> Table:
     return table
 
 
-def comparison_table(rows: list[MetricDelta]) -> Table:
-    table = Table(title="pruned vs original (primary metric per task)")
-    for col in ("task", "metric", "original", "pruned", "delta", "retained"):
-        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
+def comparison_table(
+    rows: list[MetricDelta], title: str = "pruned vs original (primary metric per task)", verdicts: dict[str, bool] | None = None
+) -> Table:
+    """One row per task; `verdicts` (task -> gate held) adds a gate column."""
+    table = Table(title=title)
+    columns = ["task", "metric", "original", "pruned", "delta", "retained"] + (["gate"] if verdicts is not None else [])
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("task", "metric", "gate") else "right")
     for r in rows:
         style = "red" if r.drop > 0 else "green"
-        table.add_row(
+        cells = [
             r.task,
             f"{r.metric} {'↑' if r.higher_is_better else '↓'}",
             plus_minus(r.baseline, r.baseline_stderr),
             plus_minus(r.value, r.stderr),
-            f"[{style}]{r.delta:+.4g}[/]",
+            f"[{style}]{r.delta:+.3g}[/]",
             f"{r.retained:.1%}",
-        )
+        ]
+        if verdicts is not None:
+            held = verdicts.get(r.task)
+            cells.append("" if held is None else "[green]pass[/]" if held else "[red]FAIL[/]")
+        table.add_row(*cells)
     return table

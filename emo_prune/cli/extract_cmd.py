@@ -53,9 +53,13 @@ def register(app: typer.Typer) -> None:
         seq_len: SeqLenOption = 512,
         batch_size: BatchOption = 8,
         device: DeviceOption = "cpu",
-        max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest output shard, e.g. 5GB, 500MB.")] = "5GB",
+        max_shard_size: Annotated[
+            str, typer.Option("--max-shard-size", help="Largest output shard, e.g. 5GB, 500MB.")
+        ] = "5GB",
         dtype: Annotated[str, typer.Option("--dtype", help="Output weights: same, bfloat16, float16, float32.")] = "same",
-        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT_DIR if emo-prune wrote it before.")] = False,
+        overwrite: Annotated[
+            bool, typer.Option("--overwrite", help="Replace OUT_DIR if emo-prune wrote it before.")
+        ] = False,
         json_output: JsonFlag = False,
     ) -> None:
         """Write a smaller checkpoint with only the kept experts: streamed, atomic, loadable by transformers.
@@ -67,7 +71,9 @@ def register(app: typer.Typer) -> None:
         if plan_path is not None:
             plan = Plan.load(plan_path)
         else:
-            options = options_from_flags(keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device)
+            options = options_from_flags(
+                keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device
+            )
             plan = run_select(model_dir, profile, options)
             render_plan(plan)
         with out.progress() as progress:
@@ -86,7 +92,8 @@ def render(result: ExtractResult) -> None:
     counts = sorted({c for c in result.kept_counts if c is not None})
     kept = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]} (per layer)"
     k = result.num_experts_per_tok
-    out.print(f"wrote {result.out_dir}: {kept} experts per MoE layer, {human_bytes(result.total_bytes)} in {len(result.files)} shard(s)")
+    size = f"{human_bytes(result.total_bytes)} in {len(result.files)} shard(s)"
+    out.print(f"wrote {result.out_dir}: {kept} experts per MoE layer, {size}")
     out.print(f"top-k {k['new']}" + ("" if k["new"] == k["original"] else f" (clamped from {k['original']})"))
     for key, change in result.config_changes.items():
         out.print(f"  config {key}: {change['from']} -> {change['to']}")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from emo_prune.cli.eval_cmd import comparison_table
 from emo_prune.cli.options import JsonFlag
 from emo_prune.console import out
 from emo_prune.pipeline import RunReport, load_recipe, run_recipe
@@ -44,31 +45,23 @@ def register(app: typer.Typer) -> None:
 
 
 def render(report: RunReport) -> None:
-    table = Table(title=f"{report.recipe.name}: builds in {report.out_dir}")
-    for col in ("build", "experts/layer", "verify", "task", "metric", "original", "pruned", "retained", "gate"):
-        table.add_column(col, justify="left" if col in ("build", "task", "metric", "gate") else "right")
+    table = Table(title=f"{report.recipe.name}: builds in {report.out_dir / 'builds'}")
+    for col in ("build", "experts/layer", "verify max diff", "gates"):
+        table.add_column(col, justify="left" if col == "build" else "right")
     for b in report.builds:
         kept = "/".join(str(c) for c in sorted({c for c in b.kept_counts if c is not None}))
         verify = "-" if b.verify is None else f"{b.verify['max_abs_diff']:.1e}"
-        gates = {g.task: g for g in b.gates}
-        rows = b.comparison or [None]
-        for i, row in enumerate(rows):
-            first = i == 0
-            gate = gates.get(row.task) if row else None
-            verdict = "" if gate is None else ("[green]pass[/]" if gate.passed else "[red]FAIL[/]")
-            table.add_row(
-                b.folder.name if first else "",
-                kept if first else "",
-                verify if first else "",
-                *(
-                    (row.task, f"{row.metric} {'↑' if row.higher_is_better else '↓'}", f"{row.baseline:.4g}", f"{row.value:.4g}", f"{row.retained:.1%}")
-                    if row
-                    else ("-",) * 5
-                ),
-                verdict,
-            )
+        held = sum(g.passed for g in b.gates)
+        gates = "-" if not b.gates else f"[{'green' if held == len(b.gates) else 'red'}]{held}/{len(b.gates)} hold[/]"
+        table.add_row(b.folder.name, kept, verify, gates)
     out.print(table)
+    for b in report.builds:
+        if b.comparison:
+            verdicts: dict[str, bool] = {}
+            for g in b.gates:
+                verdicts[g.task] = verdicts.get(g.task, True) and g.passed
+            out.print(comparison_table(b.comparison, title=f"{b.folder.name} vs original", verdicts=verdicts))
     ran = sum(s.status == "ran" for s in report.steps)
-    out.print(f"{ran} step(s) ran, {len(report.steps) - ran} skipped; report: {report.out_dir / 'report.md'}")
+    out.print(f"{ran} step(s) ran, {len(report.steps) - ran} skipped (up to date); report: {report.out_dir / 'report.md'}")
     if report.passed and report.gates:
         out.print(f"[green]all {len(report.gates)} gate(s) hold[/]")

@@ -17,20 +17,27 @@ from emo_prune.select import BUDGETS, COMBINES, METHODS, GreedySettings, Plan, S
 # Shared with `extract` (which can select on the fly); not used elsewhere, so they live here.
 ProfileOption = Annotated[Path | None, typer.Option("--profile", help="Profile file made by `emo-prune profile`.")]
 DomainOption = Annotated[
-    list[str] | None, typer.Option("--domain", help="Domain to keep experts for; repeat for several.", show_default=False)
+    list[str] | None,
+    typer.Option("--domain", help="Domain to keep experts for; repeat for several.", show_default=False),
 ]
 KeepOption = Annotated[
     str | None,
-    typer.Option("--keep", help="Fraction of each layer's experts (0.25, 0.125) or a count per layer (32); shared experts count."),
+    typer.Option("--keep", help="Fraction of each layer's experts (0.25, 0.125) or a count per layer (32); shared count."),
 ]
-MethodOption = Annotated[str, typer.Option("--method", help=f"Scoring: {' | '.join(METHODS)} (greedy = AI2's layer by layer).")]
-BudgetOption = Annotated[str, typer.Option("--budget", help=f"{' | '.join(BUDGETS)}: same count per layer, or one total (EMO only).")]
+MethodOption = Annotated[
+    str, typer.Option("--method", help=f"Scoring: {' | '.join(METHODS)} (greedy = AI2's layer by layer).")
+]
+BudgetOption = Annotated[
+    str, typer.Option("--budget", help=f"{' | '.join(BUDGETS)}: same count per layer, or one total (EMO only).")
+]
 CombineOption = Annotated[str, typer.Option("--combine", help=f"Several domains: {' | '.join(COMBINES)}.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of --method random.")]
-WithinOption = Annotated[Path | None, typer.Option("--within", help="Choose only among the experts this (larger) plan keeps.")]
+WithinOption = Annotated[
+    Path | None, typer.Option("--within", help="Choose only among the experts this (larger) plan keeps.")
+]
 CalibOption = Annotated[
     list[str] | None,
-    typer.Option("--calib", help="greedy: calibration source (default: the sources the profile was made from).", show_default=False),
+    typer.Option("--calib", help="greedy: calibration source (default: the profile's sources).", show_default=False),
 ]
 SeqLenOption = Annotated[int, typer.Option("--seq-len", help="greedy: tokens per calibration document.")]
 BatchOption = Annotated[int, typer.Option("--batch-size", help="greedy: documents per forward.")]

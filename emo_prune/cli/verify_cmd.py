@@ -18,10 +18,14 @@ def register(app: typer.Typer) -> None:
     @app.command("verify")
     @command
     def verify_command(
-        original_dir: Annotated[Path, typer.Argument(help="The model the pruned one was extracted from.", show_default=False)],
+        original_dir: Annotated[
+            Path, typer.Argument(help="The model the pruned one was extracted from.", show_default=False)
+        ],
         pruned_dir: Annotated[Path, typer.Argument(help="Folder written by `emo-prune extract`.", show_default=False)],
         prompts: Annotated[int, typer.Option("--prompts", min=1, help="How many built-in prompts to run.")] = 8,
-        tolerance: Annotated[float, typer.Option("--tolerance", help="Largest allowed |logit difference| (fp32).")] = TOLERANCE,
+        tolerance: Annotated[
+            float, typer.Option("--tolerance", help="Largest allowed |logit difference| (fp32).")
+        ] = TOLERANCE,
         json_output: JsonFlag = False,
     ) -> None:
         """Compare the pruned model's logits with the original's, dropped experts' router logits at -inf.

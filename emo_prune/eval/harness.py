@@ -67,11 +67,26 @@ def versions() -> dict[str, str]:
     import torch
     import transformers
 
-    return {"emo_prune": __version__, "lm_eval": lm_eval.__version__, "transformers": transformers.__version__, "torch": torch.__version__}
+    return {
+        "emo_prune": __version__,
+        "lm_eval": lm_eval.__version__,
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+    }
 
 
 def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _in_config_order(metrics: dict[str, MetricScore], listed: list[str]) -> dict[str, MetricScore]:
+    """Metrics sorted as the config lists their base names ("exact_match,strict-match" -> exact_match)."""
+
+    def rank(name: str) -> int:
+        base = name.partition(",")[0]
+        return listed.index(base) if base in listed else len(listed)
+
+    return {name: metrics[name] for name in sorted(metrics, key=rank)}  # stable for unlisted ones
 
 
 def task_scores(raw: dict[str, Any]) -> dict[str, TaskScores]:
@@ -100,8 +115,7 @@ def task_scores(raw: dict[str, Any]) -> dict[str, TaskScores]:
             stderr = _float(entries.get(f"{metric}_stderr,{filt}"))
             metrics[name] = MetricScore(value=float(value), stderr=stderr, higher_is_better=bool(higher))
         listed = [m.get("metric") for m in raw.get("configs", {}).get(task, {}).get("metric_list") or []]
-        order = {name: listed.index(name.partition(",")[0]) if name.partition(",")[0] in listed else len(listed) for name in metrics}
-        metrics = {name: metrics[name] for name in sorted(metrics, key=order.__getitem__)}  # stable: config order first
+        metrics = _in_config_order(metrics, listed)
         if metrics:
             scores[task] = TaskScores(
                 task=task,
@@ -176,15 +190,23 @@ def evaluate(model_dir: str | Path, settings: EvalSettings, baseline_dir: str | 
     return EvalReport(model=model, baseline=baseline)
 
 
+def check_out_path(path: str | Path) -> Path:
+    """Refuse a results path before any model is loaded."""
+    path = Path(path)
+    if path.suffix != ".json":
+        raise EvalError(f"--out {path} must end in .json (the Markdown table goes beside it as .md)")
+    if path.is_dir():
+        raise EvalError(f"--out {path} is a folder; give a file such as {path / 'results.json'}")
+    return path
+
+
 def write_report(report: EvalReport, path: str | Path) -> tuple[Path, Path]:
     """RESULTS.json and RESULTS.md beside it, each written atomically."""
     import json
 
     from emo_prune.io.writer import atomic_write_text
 
-    path = Path(path)
-    if path.suffix != ".json":
-        raise EvalError(f"--out {path} must end in .json (the Markdown table goes beside it as .md)")
+    path = check_out_path(path)
     md = path.with_suffix(".md")
     atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
     atomic_write_text(md, report.markdown())

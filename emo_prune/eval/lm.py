@@ -61,7 +61,9 @@ class EmoPruneLM(HFLM):
         self._phase("rolling loglikelihood", requests)
         return super().loglikelihood_rolling(requests, disable_tqdm=True)
 
-    def _loglikelihood_tokens(self, requests: list[Any], disable_tqdm: bool = False, override_bs: int | None = None) -> list[Any]:
+    def _loglikelihood_tokens(
+        self, requests: list[Any], disable_tqdm: bool = False, override_bs: int | None = None
+    ) -> list[Any]:
         # HFLM's rolling path calls this per batch of windows with disable_tqdm=False hard-coded
         return super()._loglikelihood_tokens(requests, disable_tqdm=True, override_bs=override_bs)
 

@@ -92,7 +92,9 @@ def load_model(model_dir: str | Path, settings: LoadSettings) -> tuple[Any, Any]
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{model_dir} has no usable tokenizer ({exc}); copy the tokenizer files beside config.json") from exc
+        raise CheckpointError(
+            f"{model_dir} has no usable tokenizer ({exc}); copy the tokenizer files beside config.json"
+        ) from exc
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(model_dir), dtype=torch_dtype(settings.dtype), experts_implementation=settings.impl

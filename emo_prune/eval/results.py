@@ -126,7 +126,7 @@ def _fmt(value: float | None) -> str:
 
 
 def plus_minus(value: float, stderr: float | None) -> str:
-    return _fmt(value) if stderr is None else f"{_fmt(value)} ± {_fmt(stderr)}"
+    return _fmt(value) if stderr is None else f"{_fmt(value)} ± {stderr:.2g}"
 
 
 def scores_markdown(model_eval: ModelEval) -> str:

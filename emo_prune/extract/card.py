@@ -75,9 +75,8 @@ def model_card(plan: Plan, kept: Kept, arch: MoEArchitecture, name: str, extract
     for domain, values in sorted(plan.coverage.items()):
         kept_values = [v for v in values if v is not None]
         if kept_values:
-            lines.append(
-                f"| routed mass kept, {domain} | min {min(kept_values):.3f}, mean {sum(kept_values) / len(kept_values):.3f} |"
-            )
+            mean = sum(kept_values) / len(kept_values)
+            lines.append(f"| routed mass kept, {domain} | min {min(kept_values):.3f}, mean {mean:.3f} |")
     lines += [
         "",
         "This model is exactly the source model with the dropped experts' router logits set to -inf: the kept",

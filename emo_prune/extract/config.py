@@ -26,7 +26,9 @@ from emo_prune.select.plan import Kept
 DTYPE_NAMES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
 
 
-def remap_config(config: dict[str, Any], arch: MoEArchitecture, kept: Kept, out_dtype: str | None = None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def remap_config(
+    config: dict[str, Any], arch: MoEArchitecture, kept: Kept, out_dtype: str | None = None
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """(new config dict, {field: {"from": old, "to": new}} for every changed field)."""
     family = arch.family
     new = copy.deepcopy(config)
@@ -57,7 +59,9 @@ def remap_config(config: dict[str, Any], arch: MoEArchitecture, kept: Kept, out_
     return new, changes
 
 
-def _remap_always_active(config: dict[str, Any], new: dict[str, Any], arch: MoEArchitecture, kept: Kept, keys: dict[str, str]) -> None:
+def _remap_always_active(
+    config: dict[str, Any], new: dict[str, Any], arch: MoEArchitecture, kept: Kept, keys: dict[str, str]
+) -> None:
     per_layer_key, global_key = keys.get("per_layer_key"), keys.get("key")
     remapped: list[list[int] | None] = []
     for layout, ids in zip(arch.layouts, kept):

@@ -153,7 +153,8 @@ def _write_shards(
     done = 0
     try:
         for job in jobs:
-            writer.write_from(job.spec.name, lambda fd, offset, _n, job=job: copy_into(job.source, fd, offset, job.spec.dtype))
+            fill = lambda fd, offset, _nbytes, job=job: copy_into(job.source, fd, offset, job.spec.dtype)  # noqa: E731
+            writer.write_from(job.spec.name, fill)
             done += job.spec.nbytes
             if on_tensor is not None:
                 on_tensor(done, writer.total_bytes)

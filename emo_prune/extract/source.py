@@ -73,29 +73,32 @@ def _copy_same(in_fd: int, source: ByteSource, out_fd: int, out_offset: int) -> 
     return written
 
 
-def _read_exact(in_fd: int, offset: int, length: int) -> bytes:
-    data = os.pread(in_fd, length, offset)
-    while len(data) < length:
-        more = os.pread(in_fd, length - len(data), offset + len(data))
-        if not more:
+def _read_into(in_fd: int, buffer: memoryview, offset: int) -> None:
+    done = 0
+    while done < len(buffer):
+        n = os.preadv(in_fd, [buffer[done:]], offset + done)
+        if n == 0:
             raise CheckpointError("a source shard ended early (truncated while being read?)")
-        data += more
-    return data
+        done += n
 
 
 def _copy_buffered(in_fd: int, offset: int, length: int, out_fd: int, out_offset: int) -> int:
-    return pwrite_all(out_fd, memoryview(_read_exact(in_fd, offset, length)), out_offset)
+    buffer = memoryview(bytearray(length))
+    _read_into(in_fd, buffer, offset)
+    return pwrite_all(out_fd, buffer, out_offset)
 
 
 def _copy_converted(in_fd: int, source: ByteSource, out_fd: int, out_offset: int, out_dtype: str) -> int:
     src_t, dst_t = TORCH_DTYPES[source.dtype], TORCH_DTYPES[out_dtype]
     item = DTYPE_BYTES[source.dtype]
     step = max(item, CHUNK - CHUNK % item)  # whole elements per chunk
+    raw = torch.empty(min(step, source.nbytes), dtype=torch.uint8)  # one read buffer, reused
+    view = memoryview(raw.numpy())
     written = 0
     for offset, length in source.ranges:
         for start in range(0, length, step):
-            raw = bytearray(_read_exact(in_fd, offset + start, min(step, length - start)))
-            converted = torch.frombuffer(raw, dtype=src_t).to(dst_t)  # [n] elements
-            data = converted.view(torch.uint8).numpy()
-            written += pwrite_all(out_fd, memoryview(data), out_offset + written)
+            n = min(step, length - start)
+            _read_into(in_fd, view[:n], offset + start)
+            converted = raw[:n].view(src_t).to(dst_t)  # [n / item] elements
+            written += pwrite_all(out_fd, memoryview(converted.view(torch.uint8).numpy()), out_offset + written)
     return written

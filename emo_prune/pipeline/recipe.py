@@ -55,17 +55,20 @@ class _Section(BaseModel):
 
 
 class Calibration(_Section):
-    """What `emo-prune profile` reads: sources (files, folders, builtin:code|prose|math, hf:..., task:...)."""
+    """What `emo-prune profile` reads: sources (files, folders, builtin:code|prose|math[:train], hf:..., task:...).
+
+    Use `builtin:NAME:train` so that the offline held-out tasks (emo_ppl_*) score text the profile never saw.
+    """
 
     sources: tuple[str, ...] = Field(min_length=1)
     domains: tuple[str, ...] | None = None  # default: every domain the sources hold
-    max_tokens: int | None = Field(default=None, gt=0)
-    seq_len: int = Field(default=512, gt=0)
+    max_tokens: int | None = Field(default=1_000_000, gt=0)  # per domain; null = every document
+    seq_len: int | None = Field(default=None, gt=0)  # null = min(2048, the model's context)
     batch_size: int = Field(default=8, gt=0)
     seed: int = 0
     layerwise: bool = False
-    device: str = "cpu"
-    dtype: str = "float32"
+    device: str = "auto"
+    dtype: str = "auto"
 
 
 class Selection(_Section):

@@ -89,6 +89,7 @@ class RunReport:
 
     def markdown(self) -> str:
         r = self.recipe
+        verdict = "all gates hold" if self.passed else f"{len(self.failed)} gate(s) failed"
         lines = [
             f"# {r.name}: pruned builds of {r.model}",
             "",
@@ -97,7 +98,7 @@ class RunReport:
             f"- model: `{self.model_dir}` (shards sha256 {str(self.model.get('digest'))[:12]})",
             f"- calibration: {', '.join(r.calibration.sources)}; selection: {r.selection.method}, "
             f"{r.selection.budget} budget, domains {', '.join(r.selection_domains) or 'all'}",
-            f"- emo-prune {__version__}; verdict: **{'all gates hold' if self.passed else f'{len(self.failed)} gate(s) failed'}**",
+            f"- emo-prune {__version__}; verdict: **{verdict}**",
             "",
             "| build | budget | experts kept per layer | verify max abs diff |",
             "|---|---|---|---:|",

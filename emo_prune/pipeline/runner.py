@@ -17,10 +17,7 @@ Every step calls the public library function of its command (profile, select, ex
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from emo_prune.assets import resolve_model
 from emo_prune.console import out
@@ -61,28 +58,28 @@ def _status(result: StepResult) -> None:
     out.note(f"[bold]{result.step}[/]: {verdict}")
 
 
-@contextmanager
-def _bytes_progress(label: str) -> Iterator[Any]:
-    with out.progress() as progress:
-        bar = progress.add_task(label, total=None)
-        yield lambda done, total: progress.update(bar, completed=done, total=total)
-
-
 # ---- the steps ------------------------------------------------------------------------------------
 def _profile(recipe: Recipe, model_dir: Path, path: Path) -> None:
-    from emo_prune.profile import ProfileSettings, profile_model
+    from emo_prune.profile.runner import ProfileSettings, profile_to_file
 
     c = recipe.calibration
     settings = ProfileSettings(
-        max_tokens=c.max_tokens,
         seq_len=c.seq_len,
         batch_size=c.batch_size,
+        max_tokens=c.max_tokens,
         device=c.device,
         dtype=c.dtype,
         layerwise=c.layerwise,
         seed=c.seed,
     )
-    profile_model(model_dir, list(c.sources), list(c.domains) if c.domains else None, settings).save(path)
+    domains = list(c.domains) if c.domains else None
+    with out.progress() as progress:
+        bar = progress.add_task("profile", total=None)
+
+        def advance(tokens: int, total: int) -> None:
+            progress.update(bar, advance=tokens, total=total)
+
+        profile_to_file(model_dir, list(c.sources), path, domains, settings, overwrite=True, progress=advance)
 
 
 def _select(recipe: Recipe, model_dir: Path, profile: Path, budget: float | int, path: Path) -> None:
@@ -98,14 +95,18 @@ def _select(recipe: Recipe, model_dir: Path, profile: Path, budget: float | int,
         seed=s.seed,
         calib=recipe.calibration.sources,
     )
-    make_plan(model_dir, options, profile_path=profile).save(path)
+    with out.progress() as progress:
+        bar = progress.add_task(f"select {budget_label(budget)}", total=None)
+        plan = make_plan(model_dir, options, profile_path=profile, on_layer=lambda _: progress.advance(bar))
+    plan.save(path)
 
 
 def _extract(recipe: Recipe, model_dir: Path, plan_path: Path, build: Path) -> None:
     from emo_prune.extract import extract
     from emo_prune.select import Plan
 
-    with _bytes_progress(f"extract {build.name}") as on_tensor:
+    with out.progress() as progress:
+        bar = progress.add_task(f"extract {build.name}", total=None)
         extract(
             model_dir,
             Plan.load(plan_path),
@@ -113,14 +114,16 @@ def _extract(recipe: Recipe, model_dir: Path, plan_path: Path, build: Path) -> N
             max_shard_size=recipe.output.max_shard_size,
             dtype=recipe.output.dtype,
             overwrite=build.exists(),
-            on_tensor=on_tensor,
+            on_tensor=lambda done, total: progress.update(bar, completed=done, total=total),
         )
 
 
 def _verify(recipe: Recipe, model_dir: Path, build: Path, path: Path) -> None:
     from emo_prune.verify import verify
 
-    report = verify(model_dir, build, num_prompts=recipe.verify.prompts)
+    with out.progress() as progress:
+        progress.add_task(f"verify {build.name}", total=None)
+        report = verify(model_dir, build, num_prompts=recipe.verify.prompts)
     if not report.passed:
         raise VerificationError(
             f"{build}: logits differ from the masked original by {report.max_abs_diff:.3g} "
@@ -152,16 +155,14 @@ def run_recipe(
     GateFailure when a gate does not hold.
     """
     root = Path(out_dir) if out_dir is not None else default_out_dir(recipe)
-    root.mkdir(parents=True, exist_ok=True)
+    model_dir = resolve_model(recipe.model)  # a missing model fails before anything is written
+    identity = model_identity(Checkpoint.open(model_dir))
+    settings = eval_settings(recipe) if recipe.eval.tasks else None
     header = f"resolved by emo-prune {__version__} from {recipe_file or 'a Recipe object'}"
     if overrides:
         header += "\noverrides: " + " ".join(overrides)
     atomic_write_text(root / "recipe.resolved.yaml", recipe.to_yaml(header))
-
     steps = Steps(root, on_status=_status)
-    model_dir = resolve_model(recipe.model)
-    identity = model_identity(Checkpoint.open(model_dir))
-    settings = eval_settings(recipe) if recipe.eval.tasks else None
 
     profile = root / "profile.safetensors"
     steps.run(
@@ -184,12 +185,12 @@ def run_recipe(
         label = budget_label(budget)
         name = recipe.build_folder(budget)
         plan, build = root / "plans" / f"{label}.json", root / "builds" / name
-        key = step_key(
-            "select", profile=profile_digest, model=identity["digest"], selection=recipe.section_digest("selection"), budget=label
-        )
+        selection = recipe.section_digest("selection")
+        key = step_key("select", profile=profile_digest, model=identity["digest"], selection=selection, budget=label)
         steps.run(f"select/{label}", key, plan, lambda: _select(recipe, model_dir, profile, budget, plan))
 
-        key = step_key("extract", plan=output_digest(plan), model=identity["digest"], output=recipe.section_digest("output"))
+        output = recipe.section_digest("output")
+        key = step_key("extract", plan=output_digest(plan), model=identity["digest"], output=output)
         steps.run(f"extract/{name}", key, build, lambda: _extract(recipe, model_dir, plan, build))
         build_digest = output_digest(build)
 

@@ -61,7 +61,7 @@ def tokenize_documents(
             if max_tokens is not None and used >= max_tokens:
                 break
             chunk = docs[start : start + TOKENIZE_CHUNK]
-            encoded = tokenizer([d.text for d in chunk], add_special_tokens=True)["input_ids"]
+            encoded = tokenizer([d.text for d in chunk], add_special_tokens=True, verbose=False)["input_ids"]
             for doc, ids in zip(chunk, encoded, strict=True):
                 ids = list(ids)
                 if eos is not None and (not ids or ids[-1] != eos):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from emo_prune.errors import RuntimeSetupError
 from emo_prune.runtime.cpu_matmul import lowp_gemm_native, matmul, matvec, onednn_off
-from emo_prune.runtime.layout import ExpertsLayout, check_inference, gemm_views, split_gate_up
+from emo_prune.runtime.layout import forward_on_module, gemm_views, split_gate_up
 
 
 def cpu_experts(
@@ -48,12 +48,12 @@ def _one_token(x, gate_up, down, ids, weights, concatenated: bool) -> torch.Tens
     num_experts = gate_up.shape[0]
     picks = [(j, e) for j, e in enumerate(ids[0].tolist()) if 0 <= e < num_experts]
     dtype = gate_up.dtype
-    x = x.to(dtype)
+    xw = x.to(dtype)
     projected = torch.empty(len(picks), gate_up.shape[1], dtype=dtype)  # [n, 2I]
     expert_out = torch.empty(len(picks), down.shape[1], dtype=dtype)  # [n, H]
     with onednn_off(dtype != torch.float32):
         for row, (_, e) in enumerate(picks):
-            matvec(x, gate_up[e], out=projected[row : row + 1])
+            matvec(xw, gate_up[e], out=projected[row : row + 1])
         gate, up = split_gate_up(projected, concatenated)  # [n, I] each
         hidden = F.silu(gate) * up  # [n, I]
         for row, (_, e) in enumerate(picks):
@@ -105,13 +105,8 @@ def emo_cpu_experts_forward(
     top_k_weights: torch.Tensor,  # [T, k]
 ) -> torch.Tensor:
     """The `emo_cpu` entry of transformers' ExpertsInterface."""
-    layout = ExpertsLayout.of(self, "emo_cpu")
     if hidden_states.device.type != "cpu":
         raise RuntimeSetupError(
             f"emo_cpu runs on CPU tensors, got {hidden_states.device}; use experts_implementation=\"emo_triton\""
         )
-    check_inference(self, hidden_states, "emo_cpu")
-    return cpu_experts(
-        hidden_states, self.gate_up_proj, self.down_proj, top_k_index, top_k_weights,
-        transposed=layout.transposed, concatenated=layout.concatenated,
-    )
+    return forward_on_module(self, "emo_cpu", cpu_experts, hidden_states, top_k_index, top_k_weights)

@@ -34,6 +34,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from emo_prune.errors import RuntimeSetupError
+
 # Rows of a low-precision weight converted to fp32 at a time (see the table above): 512 x H fp32
 # stays in L3 (4 MB at H = 2048) and amortises the per-call cost.
 FP32_TILE_ROWS = 512
@@ -75,7 +77,7 @@ def lowp_gemm_native(dtype: torch.dtype, override: str | None = None) -> bool:
     if choice == "fp32":
         return False
     if choice != "auto":
-        raise ValueError(f"{LOWP_GEMM_ENV} must be auto, native or fp32, not {choice!r}")
+        raise RuntimeSetupError(f"{LOWP_GEMM_ENV} must be auto, native or fp32, not {choice!r}")
     return _native_capability(dtype)
 
 

@@ -10,6 +10,7 @@ refused with the fix, rather than computed wrongly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -70,3 +71,20 @@ def check_inference(module: torch.nn.Module, hidden_states: torch.Tensor, implem
             f"{implementation} is inference-only: run the model under torch.inference_mode() or "
             'torch.no_grad(), or train with experts_implementation="grouped_mm"'
         )
+
+
+def forward_on_module(
+    module: torch.nn.Module,
+    implementation: str,
+    compute: Callable[..., torch.Tensor],
+    hidden_states: torch.Tensor,  # [T, H]
+    top_k_index: torch.Tensor,  # [T, k]
+    top_k_weights: torch.Tensor,  # [T, k]
+) -> torch.Tensor:
+    """What every emo ExpertsInterface entry does: check the module, then `compute` on its weights."""
+    layout = ExpertsLayout.of(module, implementation)
+    check_inference(module, hidden_states, implementation)
+    return compute(
+        hidden_states, module.gate_up_proj, module.down_proj, top_k_index, top_k_weights,
+        transposed=layout.transposed, concatenated=layout.concatenated,
+    )

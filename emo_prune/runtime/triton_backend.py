@@ -15,7 +15,7 @@ from types import ModuleType
 import torch
 
 from emo_prune.errors import RuntimeSetupError
-from emo_prune.runtime.layout import ExpertsLayout, check_inference
+from emo_prune.runtime.layout import forward_on_module
 
 
 @functools.lru_cache(maxsize=None)
@@ -73,9 +73,4 @@ def emo_triton_experts_forward(
     top_k_weights: torch.Tensor,  # [T, k]
 ) -> torch.Tensor:
     """The `emo_triton` entry of transformers' ExpertsInterface."""
-    layout = ExpertsLayout.of(self, "emo_triton")
-    check_inference(self, hidden_states, "emo_triton")
-    return triton_experts(
-        hidden_states, self.gate_up_proj, self.down_proj, top_k_index, top_k_weights,
-        transposed=layout.transposed, concatenated=layout.concatenated,
-    )
+    return forward_on_module(self, "emo_triton", triton_experts, hidden_states, top_k_index, top_k_weights)

@@ -113,10 +113,12 @@ class Plan:
                 layers.append(None)
                 continue
             if not isinstance(ids, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in ids):
-                raise PlanError(f"{where}: layer {i} of {PLAN_KEY!r} must be a list of integer expert ids or null, got {ids!r}")
+                raise PlanError(
+                    f"{where}: layer {i} of {PLAN_KEY!r} must be a list of integer expert ids or null, got {ids!r}"
+                )
             layers.append(list(ids))
         known = {f for f in cls.__dataclass_fields__ if f not in ("experts_kept_per_layer", "extra")}
-        derived = {"format", "num_experts_kept", "index_map", PLAN_KEY}
+        derived = {"format", "num_experts_kept", "index_map", "extraction", PLAN_KEY}  # recomputed, or per output
         values = {k: data[k] for k in known if k in data and data[k] is not None}
         extra = {k: v for k, v in data.items() if k not in known and k not in derived}
         try:
@@ -148,7 +150,8 @@ def dumps(data: Any, indent: int = 0) -> str:
 
 def _dumps(data: Any, indent: int) -> str:
     pad, inner = " " * indent, " " * (indent + 2)
-    if isinstance(data, dict) and data and not all(str(k).isdigit() and not isinstance(v, (dict, list)) for k, v in data.items()):
+    id_map = isinstance(data, dict) and all(str(k).isdigit() and not isinstance(v, (dict, list)) for k, v in data.items())
+    if isinstance(data, dict) and data and not id_map:
         items = [f"{inner}{json.dumps(str(k))}: {_dumps(v, indent + 2)}" for k, v in data.items()]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(data, list) and data and any(isinstance(v, (dict, list)) for v in data):
@@ -195,7 +198,8 @@ def validate_plan(plan: Plan, arch: MoEArchitecture, where: str = "plan") -> Kep
             )
         if len(ids) < layout.top_k:
             raise PlanError(
-                f"{where}: layer {i} keeps {len(ids)} experts, fewer than its top-k {layout.top_k}; keep at least {layout.top_k}"
+                f"{where}: layer {i} keeps {len(ids)} experts, fewer than its top-k {layout.top_k}; "
+                f"keep at least {layout.top_k}"
             )
         kept.append(canonical_order(layout, ids))
     counts = {len(ids) for ids in kept if ids is not None}

@@ -43,7 +43,11 @@ class SelectOptions:
 
 
 def _check_options(arch: MoEArchitecture, options: SelectOptions, profile: Profile | None) -> None:
-    for value, known, flag in ((options.method, METHODS, "--method"), (options.budget, BUDGETS, "--budget"), (options.combine, COMBINES, "--combine")):
+    for value, known, flag in (
+        (options.method, METHODS, "--method"),
+        (options.budget, BUDGETS, "--budget"),
+        (options.combine, COMBINES, "--combine"),
+    ):
         if value not in known:
             raise PlanError(f"unknown {flag} {value!r} (known: {', '.join(known)})")
     if options.budget == "global" and not arch.family.supports_per_layer_counts:
@@ -74,7 +78,9 @@ def _candidates(arch: MoEArchitecture, counts: list[int | None], within: Plan | 
             result.append(None)
             continue
         if count is not None and count > len(ids):
-            raise PlanError(f"--within plan keeps only {len(ids)} experts in layer {lay.index}; cannot select {count} inside it")
+            raise PlanError(
+                f"--within plan keeps only {len(ids)} experts in layer {lay.index}; cannot select {count} inside it"
+            )
         result.append([e for e in ids if e in set(lay.routed_ids)])
     return result
 
@@ -189,7 +195,9 @@ def greedy_documents(options: SelectOptions, profile: Profile | None) -> list[Do
         sources = sorted({c["source"] for c in profile.calibration if c.get("source") and wanted & _entry_domains(c)})
         seed = int(profile.settings.get("seed", seed))
     if not sources:
-        raise CalibrationError("--method greedy needs calibration text: pass --calib SOURCE (or a profile that records its sources)")
+        raise CalibrationError(
+            "--method greedy needs calibration text: pass --calib SOURCE (or a profile that records its sources)"
+        )
     try:
         from emo_prune.calib import load_documents
     except ImportError as exc:

@@ -1,20 +1,14 @@
-"""A real byte-level BPE tokenizer, trained locally with `tokenizers` (nothing is downloaded).
-
-Byte-level BPE encodes any text (unknown characters fall back to bytes), so calibration and eval code
-paths see a real tokenizer. Deterministic: the same training text and vocab size give the same
-tokenizer. Special tokens: <|endoftext|> (id 0, EOS, documents are delimited by it) and <|pad|> (id 1).
-"""
+"""The tokenizer of factory-made tiny models: byte-level BPE trained on a small fixed text."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-EOS_TOKEN = "<|endoftext|>"
-PAD_TOKEN = "<|pad|>"
+from emo_prune.train.tokenizer import EOS_TOKEN, PAD_TOKEN, train_tokenizer
+
+__all__ = ["EOS_TOKEN", "PAD_TOKEN", "SEED_TEXT", "save_tokenizer", "seed_tokenizer", "train_tokenizer"]
 
 # A small, fixed mix of the three built-in domains (prose, Python code, arithmetic), enough for BPE
 # merges that make tiny test models see realistic token streams.
@@ -48,26 +42,6 @@ Question: What is 12 * 11? Answer: 12 * 11 = 132.
 Question: Simplify (8 - 3) * 6. Answer: 8 - 3 = 5, and 5 * 6 = 30.
 0 1 2 3 4 5 6 7 8 9 10 100 1000 + - * / = ( ) [ ] { } < > : ; , . ! ? ' " # @ _
 """
-
-
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE tokenizer on `texts` and wrap it for transformers."""
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[EOS_TOKEN, PAD_TOKEN],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        eos_token=EOS_TOKEN,
-        pad_token=PAD_TOKEN,
-        model_max_length=4096,
-    )
 
 
 def seed_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:

@@ -1,4 +1,4 @@
-"""Fixtures of the eval tests: one tiny EMO model, a hand-made task folder, a private hash cache."""
+"""Fixtures of the eval tests: the tiny EMO model, a hand-made task folder, a private hash cache."""
 
 from __future__ import annotations
 
@@ -7,19 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from eval_data import MC_DOCS, PPL_DOCS
 
 REPO = Path(__file__).resolve().parents[2]
-
-PPL_DOCS = [
-    "def add(a, b):\n    return a + b\n",
-    "The experts that a domain never uses can be removed.",
-    "Question: What is 6 * 7? Answer: 6 * 7 = 42.",
-]
-MC_DOCS = [
-    {"question": "What is 2 + 2?", "choices": ["4", "5", "22"], "label": 0},
-    {"question": "What is 3 * 3?", "choices": ["6", "9"], "label": 1},
-    {"question": "Solve x + 1 = 3.", "choices": ["x = 1", "x = 2", "x = 3", "x = 4"], "label": 1},
-]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,10 +21,9 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def emo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from emo_prune.testing import write_tiny_model
-
-    return write_tiny_model(tmp_path_factory.mktemp("emo") / "model", "emo", layers=2, hidden=64, experts=8, top_k=2)
+def emo_model(tiny_zoo: dict[str, Path]) -> Path:
+    """The shared tiny EMO checkpoint (2 layers, 8 experts with 1 shared, top-2); read-only."""
+    return tiny_zoo["emo"]
 
 
 @pytest.fixture(scope="session")

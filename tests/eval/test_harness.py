@@ -7,7 +7,7 @@ import re
 
 import pytest
 import torch
-from conftest import MC_DOCS, PPL_DOCS
+from eval_data import MC_DOCS, PPL_DOCS
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from emo_prune.errors import EvalError, RuntimeSetupError

@@ -64,7 +64,8 @@ def test_greedy_equals_scoring_on_physically_pruned_models(tiny, tmp_path):
         extract(model, Plan(partial), folder)
         means = mean_routed_probability(folder, layer, code)  # new ids == original ids in the unpruned layer
         assert torch.allclose(scores[layer], means, atol=1e-6), f"layer {layer}"
-    plan = select_experts(arch, SelectOptions(keep="0.5", method="greedy", domains=("code",)), model_dir=model, documents=DOCS)
+    options = SelectOptions(keep="0.5", method="greedy", domains=("code",))
+    plan = select_experts(arch, options, model_dir=model, documents=DOCS)
     assert plan.experts_kept_per_layer == kept and plan.method == "greedy"
 
 
@@ -73,7 +74,9 @@ def test_greedy_is_batch_invariant_and_nests_with_within(tiny):
     arch = Checkpoint.open(model).architecture
     run = lambda keep, batch, within=None: select_experts(  # noqa: E731
         arch,
-        SelectOptions(keep=keep, method="greedy", domains=("code", "math"), within=within, greedy=GreedySettings(batch_size=batch)),
+        SelectOptions(
+            keep=keep, method="greedy", domains=("code", "math"), within=within, greedy=GreedySettings(batch_size=batch)
+        ),
         model_dir=model,
         documents=DOCS,
     )
@@ -99,4 +102,5 @@ def test_greedy_without_documents_is_a_clear_error(tiny):
     with pytest.raises(CalibrationError, match="needs the model and calibration documents"):
         select_experts(arch, SelectOptions(keep="0.5", method="greedy"))
     with pytest.raises(CalibrationError, match="no calibration documents for domain 'law'"):
-        select_experts(arch, SelectOptions(keep="0.5", method="greedy", domains=("law",)), model_dir=tiny("emo"), documents=DOCS)
+        options = SelectOptions(keep="0.5", method="greedy", domains=("law",))
+        select_experts(arch, options, model_dir=tiny("emo"), documents=DOCS)

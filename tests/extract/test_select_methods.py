@@ -24,7 +24,8 @@ def straightforward(arch, profile, domain, method, keep):
         elif method == "frequency":
             score = [float(d.expert["tokens"][lay.index, e]) / d.num_tokens for e in range(E)]
         else:  # reap: mean saliency over the tokens routed to the expert
-            score = [float(d.expert["reap"][lay.index, e]) / max(float(d.expert["tokens"][lay.index, e]), 1.0) for e in range(E)]
+            reap, routed = d.expert["reap"][lay.index].tolist(), d.expert["tokens"][lay.index].tolist()
+            score = [reap[e] / max(routed[e], 1.0) for e in range(E)]
         routed = [e for e in range(E) if e not in fixed]
         best = sorted(routed, key=lambda e: (-score[e], e))[: K - len(fixed)]
         kept.append(sorted(best) + fixed)
@@ -62,7 +63,7 @@ def test_coverage_is_kept_share_of_routed_mass():
     assert coverage(profile, "math", plan.experts_kept_per_layer) == plan.coverage["math"]
 
 
-def union_straightforward(scores: dict[str, list[float]], weights: dict[str, float], candidates: list[int], n: int) -> list[int]:
+def union_straightforward(scores: dict[str, list[float]], weights: dict[str, float], candidates: list[int], n: int):
     """The documented union rule, computed set by set: deepest r whose union of top-r sets fits, filled by weighted score."""
     total = sum(weights.values())
     w = {e: sum(weights[d] * scores[d][e] for d in scores) / total for e in candidates}
@@ -83,7 +84,10 @@ def test_two_domains_combine_rule(combine):
     profile = random_profile(arch, {"code": 300, "math": 900}, seed=3)
     plan = select_experts(arch, SelectOptions(keep="0.5", domains=("code", "math"), combine=combine), profile)
     for lay, ids in zip(arch.layouts, plan.experts_kept_per_layer):
-        scores = {d: (profile.domains[d].expert["prob_mass"][lay.index, :16] / profile.domains[d].num_tokens).tolist() for d in ("code", "math")}
+        scores = {
+            d: (profile.domains[d].expert["prob_mass"][lay.index, :16] / profile.domains[d].num_tokens).tolist()
+            for d in ("code", "math")
+        }
         routed = list(range(15))
         if combine == "union":
             expected = union_straightforward(scores, {"code": 300, "math": 900}, routed, 7)

@@ -33,7 +33,7 @@ def assert_matches(got: torch.Tensor, p) -> None:
 @pytest.mark.parametrize("experts,top_k", SHAPES)
 @pytest.mark.parametrize("tokens", [1, 33, 80])  # decode size, odd count, > one 16-row block per expert
 def test_triton_auto_path(tokens: int, experts: int, top_k: int, dtype: torch.dtype) -> None:
-    # 1 token takes the decode path (T*k <= E), the others the sorted grouped GEMMs
+    # 1 token takes the decode path, 33 and 80 the sorted grouped GEMMs
     p = make_problem(tokens, experts, top_k, dtype, seed=tokens)
     assert_matches(run_triton(p), p)
 

@@ -52,7 +52,7 @@ def calls(monkeypatch) -> dict[str, int]:
 def test_same_logits_as_eager(family: str, dtype: torch.dtype, calls: dict[str, int]) -> None:
     model = tiny(family, dtype)
     prefill = torch.randint(0, 128, (2, 9), generator=torch.Generator().manual_seed(1))  # 18 tokens: sorted path
-    decode = prefill[:1, :1]  # 1 token: T*k <= E, decode path
+    decode = prefill[:1, :1]  # 1 token: the decode path
     for input_ids in (prefill, decode):
         want = logits(model, "eager", input_ids)
         for impl in IMPLS:

@@ -1,0 +1,169 @@
+"""`emo-prune profile`: per-domain expert usage of a model, and `profile show` / `profile --merge`.
+
+    emo-prune profile MODEL_DIR --calib SOURCE [--calib ...] [--domain NAME ...] --out PROFILE [...]
+    emo-prune profile --merge A B ... --out C
+    emo-prune profile show PROFILE [--plot heatmap.png]
+
+`profile` is a group whose default command is `run`: a first argument that is not a subcommand name
+(`run`, `show`) is a model folder (or, with --merge, a profile), so `profile MODEL_DIR ...` works as is.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+from emo_prune.cli.format import human_count
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag
+from emo_prune.console import out
+from emo_prune.errors import ProfileError
+from emo_prune.profile.report import build_report
+from emo_prune.profile.runner import DEFAULT_MAX_TOKENS, ProfileSettings, check_output, profile_to_file
+from emo_prune.profile.store import Profile
+
+
+class _RunByDefault(TyperGroup):
+    """Route `profile X ...` to `profile run X ...` unless X names a subcommand."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:  # noqa: ANN001 (click's signature)
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def register(app: typer.Typer) -> None:
+    from emo_prune.cli.app import command
+
+    group = typer.Typer(
+        cls=_RunByDefault,
+        no_args_is_help=True,
+        help="Per-domain expert usage: tokens routed, router mass, gate weight, REAP saliency, EMO pools.",
+    )
+
+    @group.command("run")
+    @command
+    def run_command(
+        inputs: Annotated[
+            list[Path], typer.Argument(help="MODEL_DIR (or, with --merge, the profiles to sum).", show_default=False)
+        ],
+        out_path: Annotated[Path, typer.Option("--out", help="Profile file to write (.safetensors).", show_default=False)],
+        calib: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--calib",
+                help="Calibration source, repeatable: FILE.jsonl|.json|.txt|.md, DIR, builtin:code|prose|math[:heldout], "
+                "hf:NAME[:CONFIG][:SPLIT], task:LM_EVAL_TASK; prefix DOMAIN= to name its domain.",
+            ),
+        ] = None,
+        domain: Annotated[list[str] | None, typer.Option("--domain", help="Domain to profile, repeatable (default: all).")] = None,
+        max_tokens: Annotated[
+            int, typer.Option("--max-tokens", help="Tokens per domain (documents in source order); 0 = no limit.")
+        ] = DEFAULT_MAX_TOKENS,
+        seq_len: Annotated[int | None, typer.Option("--seq-len", help="Window length; longer documents span several rows.")] = None,
+        batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per forward.")] = 8,
+        device: DeviceOption = "auto",
+        dtype: DtypeOption = "auto",
+        layerwise: Annotated[
+            bool, typer.Option("--layerwise", help="One decoder layer in memory at a time (models larger than memory).")
+        ] = False,
+        offload_dir: Annotated[
+            Path | None, typer.Option("--offload-dir", help="With --layerwise: keep activations on disk here.")
+        ] = None,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in corpora's sampling order.")] = 0,
+        merge: Annotated[bool, typer.Option("--merge", help="Sum the profiles given as arguments into --out.")] = False,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+        top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Profile MODEL_DIR on calibration text in one pass (or sum profiles with --merge)."""
+        if merge:
+            if calib or domain:
+                raise ProfileError("--merge sums existing profiles; it takes no --calib / --domain")
+            check_output(out_path, overwrite)
+            profile = Profile.merge([Profile.load(p) for p in inputs])
+            profile.save(out_path)
+        else:
+            if len(inputs) != 1:
+                raise ProfileError(f"give exactly one MODEL_DIR (got {len(inputs)}); to sum profiles use --merge")
+            settings = ProfileSettings(
+                seq_len=seq_len,
+                batch_size=batch_size,
+                max_tokens=max_tokens or None,
+                device=device,
+                dtype=dtype,
+                layerwise=layerwise,
+                offload_dir=offload_dir,
+                seed=seed,
+            )
+            with out.progress() as bars:
+                task = bars.add_task("layerwise profile" if layerwise else "profile", total=None)
+                start, done = time.perf_counter(), [0]
+
+                def progress(advance: int, total: int) -> None:
+                    done[0] += advance
+                    rate = done[0] / max(time.perf_counter() - start, 1e-9)
+                    bars.update(task, total=total, advance=advance, rate=f"{human_count(rate)} tok/s")
+
+                profile = profile_to_file(inputs[0], calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress)
+        report = build_report(profile, top=top)
+        out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
+
+    @group.command("show")
+    @command
+    def show_command(
+        path: Annotated[Path, typer.Argument(help="A profile file.", show_default=False)],
+        plot: Annotated[Path | None, typer.Option("--plot", help="Also draw a layers x experts heatmap per domain.")] = None,
+        top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Re-print a profile's report; --plot draws its heatmaps (PNG, SVG or PDF by suffix)."""
+        from emo_prune.profile.plot import plot_heatmaps
+
+        profile = Profile.load(path)
+        report = build_report(profile, top=top)
+        data: dict[str, Any] = {"profile": str(path), "digest": profile.digest(), **report}
+        if plot is not None:
+            data["plot"] = str(plot_heatmaps(profile, plot))
+        out.result(data, lambda: render(report, path, plot))
+
+    app.add_typer(group, name="profile")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def render(report: dict[str, Any], path: Path, plot: Path | None = None) -> None:
+    out.print(f"[bold]profile[/] {path}  ({report['model']}, {report['layers']} layers)")
+    for name, d in report["domains"].items():
+        fractions = list(d["coverage"])
+        table = Table(title=f"{name}: {d['tokens']} tokens, {d['documents']} documents")
+        table.add_column("layer", justify="right")
+        for f in fractions:
+            table.add_column(f"mass kept {float(f):.3g}", justify="right")
+        table.add_column("entropy", justify="right")
+        table.add_column("top experts (mean p)")
+        for layer, tops in enumerate(d["top_experts"]):
+            cells = [_pct(d["coverage"][f]["per_layer"][layer]) for f in fractions]
+            entropy = d["entropy"][layer]
+            tops_text = "dense" if tops is None else "  ".join(f"{e}:{100 * p:.1f}%" for e, p in tops)
+            table.add_row(str(layer), *cells, "-" if entropy is None else f"{entropy:.2f}", tops_text)
+        out.print(table)
+        for f in fractions:
+            c = d["coverage"][f]
+            out.print(f"  {float(f):.3g} subset keeps {_pct(c['min'])} (min) / {_pct(c['mean'])} (mean) of the routed mass")
+    if report["overlap"]:
+        table = Table(title=f"overlap of the {report['overlap'][0]['fraction']:.3g} subsets (Jaccard of routed experts)")
+        for col in ("domains", "min", "mean", "per layer"):
+            table.add_column(col)
+        for o in report["overlap"]:
+            per_layer = " ".join("-" if j is None else f"{j:.2f}" for j in o["jaccard"])
+            table.add_row(" / ".join(o["domains"]), f"{o['min']:.2f}", f"{o['mean']:.2f}", per_layer)
+        out.print(table)
+    if plot is not None:
+        out.print(f"heatmap written to {plot}")

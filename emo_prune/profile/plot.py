@@ -1,0 +1,49 @@
+"""A layers x experts heatmap of each domain's mean router probability, written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from emo_prune.errors import OutputError
+from emo_prune.profile.store import Profile
+
+
+def heatmap_matrix(profile: Profile, domain: str) -> torch.Tensor:
+    """[L, E_max] mean probability; NaN where a layer has no such expert (dense layers, narrower layers)."""
+    matrix = torch.full((profile.num_layers, profile.max_experts), float("nan"), dtype=torch.float64)
+    for lay in profile.layouts:
+        if not lay.is_dense:
+            matrix[lay.index, : lay.num_experts] = profile.mean_probability(domain, lay.index)
+    return matrix
+
+
+def plot_heatmaps(profile: Profile, path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    domains = sorted(profile.domains)
+    fig, axes = plt.subplots(len(domains), 1, figsize=(max(6.0, profile.max_experts * 0.12), 1.0 + 2.2 * len(domains)), squeeze=False)
+    for ax, domain in zip(axes[:, 0], domains, strict=True):
+        image = ax.imshow(heatmap_matrix(profile, domain).numpy(), aspect="auto", interpolation="nearest", cmap="viridis")
+        ax.set_title(f"{domain}: mean router probability ({profile.domains[domain].num_tokens} tokens)")
+        ax.set_xlabel("expert")
+        ax.set_ylabel("layer")
+        fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    except (OSError, ValueError) as exc:  # ValueError: an image format matplotlib does not know
+        raise OutputError(f"cannot write the heatmap {path}: {exc}") from exc
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path

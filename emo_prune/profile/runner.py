@@ -1,0 +1,174 @@
+"""`profile_model`: calibration documents in, a filled Profile out, in ONE pass over the calibration set.
+
+Two runners feed the same StatsCollector: the ordinary one (whole model in memory, one decoder forward
+per batch) and the layerwise one (layerwise.py, for models larger than memory). Both give the same
+sums up to float rounding. Multi-process runs shard the documents and all_reduce the sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from emo_prune.arch import MoEArchitecture
+from emo_prune.calib import Document, describe_sources
+from emo_prune.errors import CalibrationError, OutputError
+from emo_prune.io import Checkpoint, model_identity
+from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
+from emo_prune.profile.collector import StatsCollector
+from emo_prune.profile.distributed import all_reduce_sum, current_world
+from emo_prune.profile.layerwise import run_layerwise
+from emo_prune.profile.model import (
+    decoder_of,
+    load_full_model,
+    load_tokenizer,
+    resolve_device,
+    resolve_dtype,
+    resolve_seq_len,
+)
+from emo_prune.profile.store import Profile
+
+DEFAULT_MAX_TOKENS = 1_000_000
+
+#: progress(advance, total) in tokens; called once with advance 0 to announce the total.
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ProfileSettings:
+    seq_len: int | None = None  # None: min(2048, max_position_embeddings)
+    batch_size: int = 8  # rows (windows) per forward
+    max_tokens: int | None = DEFAULT_MAX_TOKENS  # per domain; None = every document
+    device: str = "auto"
+    dtype: str = "auto"
+    layerwise: bool = False
+    offload_dir: Path | None = None
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.batch_size <= 0:
+            raise CalibrationError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.max_tokens is not None and self.max_tokens <= 0:
+            raise CalibrationError(f"--max-tokens must be positive, got {self.max_tokens}")
+        if self.offload_dir is not None and not self.layerwise:
+            raise CalibrationError("--offload-dir only applies with --layerwise")
+
+
+def run_full(
+    model_dir: Path,
+    arch: MoEArchitecture,
+    batches: list[Batch],
+    collector: StatsCollector,
+    device: torch.device,
+    dtype: torch.dtype,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    model = load_full_model(model_dir, dtype, device)
+    decoder = decoder_of(model)
+    detachers = [collector.attach(layer, lay, arch.family) for layer, lay in zip(decoder.layers, arch.layouts, strict=True)]
+    try:
+        with torch.inference_mode():
+            for batch in batches:
+                collector.count(batch)
+                collector.activate(collector.context(batch))
+                decoder(
+                    input_ids=batch.input_ids.to(device),
+                    attention_mask=batch.attention_mask.to(device),
+                    use_cache=False,
+                )
+                if progress is not None:
+                    progress(batch.num_tokens)
+    finally:
+        collector.activate(None)
+        for detach in detachers:
+            detach()
+
+
+def profile_model(
+    model_dir: str | Path,
+    documents: list[Document],
+    settings: ProfileSettings | None = None,
+    progress: Progress | None = None,
+) -> Profile:
+    """Profile `documents` on the model in `model_dir`; every rank returns the full (reduced) profile."""
+    settings = settings or ProfileSettings()
+    settings.validate()
+    if not documents:
+        raise CalibrationError("the calibration set is empty: no documents to profile")
+    model_dir = Path(model_dir)
+    checkpoint = Checkpoint.open(model_dir)
+    arch = checkpoint.architecture
+    world = current_world(settings.device)
+    device = resolve_device(settings.device, world.local_rank)
+    dtype = resolve_dtype(settings.dtype, checkpoint.config)
+    seq_len = resolve_seq_len(settings.seq_len, checkpoint.config)
+    tokenizer = load_tokenizer(model_dir)
+    tokenized = tokenize_documents(documents, tokenizer, settings.max_tokens)
+    domains = list(dict.fromkeys(d.domain for d in documents))
+    mine = shard_documents(tokenized, world.rank, world.size) if world.size > 1 else tokenized
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    batches = list(make_batches(mine, seq_len, settings.batch_size, pad_id))
+    collector = StatsCollector(list(arch.layouts), domains, device)
+
+    passes = arch.num_layers if settings.layerwise else 1
+    total = passes * sum(b.num_tokens for b in batches)
+    step = None
+    if progress is not None:
+        progress(0, total)
+        step = lambda tokens: progress(tokens, total)  # noqa: E731
+    if settings.layerwise:
+        run_layerwise(checkpoint, batches, collector, device, dtype, step, settings.offload_dir)
+    else:
+        run_full(model_dir, arch, batches, collector, device, dtype, step)
+    if world.size > 1:
+        collector.load_flat(all_reduce_sum(collector.flat(), world))
+
+    calibration = describe_sources(documents)
+    for entry in calibration:
+        used = [d for d in tokenized if d.source == entry["source"]]
+        entry["documents_used"], entry["tokens_used"] = len(used), sum(len(d.ids) for d in used)
+    recorded = asdict(settings) | {
+        "seq_len": seq_len,
+        "device": str(device),
+        "dtype": str(dtype).removeprefix("torch."),
+        "offload_dir": None if settings.offload_dir is None else str(settings.offload_dir),
+        "world_size": world.size,
+    }
+    profile = Profile(layouts=list(arch.layouts), model=model_identity(checkpoint), settings=recorded, calibration=calibration)
+    profile.domains = collector.finish()
+    return profile
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """Refuse an unusable --out before any work is done."""
+    out = Path(out)
+    if out.is_dir():
+        raise OutputError(f"--out {out} is a folder; give a file path such as {out / 'profile.safetensors'}")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} exists; pass --overwrite to replace it")
+
+
+def profile_to_file(
+    model_dir: str | Path,
+    sources: list[str],
+    out: str | Path,
+    domains: list[str] | None = None,
+    settings: ProfileSettings | None = None,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Profile:
+    """Load the calibration sources, profile, and (on rank 0) write the profile atomically to `out`."""
+    from emo_prune.calib import load_documents
+
+    settings = settings or ProfileSettings()
+    settings.validate()
+    check_output(Path(out), overwrite)
+    documents = load_documents(sources, domains, seed=settings.seed)
+    profile = profile_model(model_dir, documents, settings, progress)
+    if current_world(settings.device).is_main:
+        profile.save(out)
+    return profile

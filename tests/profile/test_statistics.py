@@ -1,0 +1,69 @@
+"""Profile statistics equal the plain reference (reference.py) on every family, on both runners."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from emo_prune.io import Checkpoint
+from emo_prune.profile import EXPERT_STATS, pool_size
+from emo_prune.profile.runner import ProfileSettings, profile_model
+from emo_prune.profile.store import POOL_BUDGETS
+from tests.profile.reference import RefLayer, reference_stats
+
+SEQ_LEN = 16  # short windows: several documents span 2-5 rows
+BATCH = 3  # rows per batch: documents straddle batch boundaries
+
+# statistic -> (rtol, atol). Counts are exact; masses are float64 sums of fp32 router probabilities;
+# REAP multiplies by fp32 expert-output norms, whose matmul rounding differs from the float64 reference.
+TOLERANCE = {
+    "tokens": (0, 0),
+    "pool_25": (0, 0),
+    "pool_12": (0, 0),
+    "prob_mass": (1e-6, 1e-6),
+    "gate_weight": (1e-6, 1e-6),
+    "entropy": (1e-6, 1e-6),
+    "reap": (1e-5, 1e-6),
+}
+
+
+def ref_layers(model_dir) -> tuple[dict[int, RefLayer], int, int]:
+    ckpt = Checkpoint.open(model_dir)
+    layouts = ckpt.architecture.layouts
+    layers = {
+        lay.index: RefLayer(
+            E=lay.num_experts,
+            k=lay.top_k,
+            shared=lay.num_shared,
+            norm=lay.norm_topk_prob,
+            pool_sizes={s: pool_size(lay, f) for s, f in POOL_BUDGETS.items()},
+        )
+        for lay in layouts
+        if not lay.is_dense
+    }
+    return layers, len(layouts), max(lay.num_experts for lay in layouts)
+
+
+def assert_matches(profile, ref, counts):
+    assert set(profile.domains) == set(ref)
+    for domain, expected in ref.items():
+        got = profile.domains[domain]
+        assert [got.num_tokens, got.num_documents] == counts[domain]
+        for stat in (*EXPERT_STATS, "entropy"):
+            actual = got.entropy if stat == "entropy" else got.expert[stat]
+            want = expected[stat][:, 0] if stat == "entropy" else expected[stat]
+            rtol, atol = TOLERANCE[stat]
+            torch.testing.assert_close(actual, want, rtol=rtol, atol=atol, msg=lambda m: f"{domain}/{stat}: {m}")
+
+
+@pytest.mark.parametrize("family", ["emo", "olmoe", "mixtral", "qwen2_moe", "qwen3_moe"])
+def test_statistics_equal_reference_both_runners(family, tiny_models, calib_docs):
+    model_dir = tiny_models(family)
+    layers, num_layers, max_e = ref_layers(model_dir)
+    ref, counts = reference_stats(model_dir, calib_docs, SEQ_LEN, layers, num_layers, max_e)
+    settings = dict(seq_len=SEQ_LEN, batch_size=BATCH, max_tokens=None, device="cpu", dtype="float32")
+    full = profile_model(model_dir, calib_docs, ProfileSettings(**settings))
+    assert_matches(full, ref, counts)
+    layerwise = profile_model(model_dir, calib_docs, ProfileSettings(**settings, layerwise=True))
+    assert_matches(layerwise, ref, counts)
+    assert full.settings["layerwise"] is False and layerwise.settings["layerwise"] is True
