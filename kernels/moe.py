@@ -4,8 +4,9 @@ Shapes: T tokens, k slots, P = T*k pairs, E experts, H hidden, I expert width.
   x [T, H], gate_up [E, 2I, H], down [E, H, I] (transposed: [E, H, 2I], [E, I, H]),
   ids [T, k] int, route_weights [T, k] any float -> out [T, H] in x's dtype.
 
-  decode (few T):   decode.gate_up -> decode.down -> reduce.sum_topk                  (3 launches)
-  sorted (else):    align -> grouped_gemm.gate_up -> grouped_gemm.down -> reduce.sum_topk (4 launches)
+  decode (few T):  decode.gate_up -> decode.down -> reduce.sum_topk                   (3 kernels)
+  sorted (else):   align (2 kernels + 6 small torch index ops) -> grouped_gemm.gate_up
+                   -> grouped_gemm.down -> reduce.sum_topk
 
 Nothing here syncs with the host, so a caller may capture it in a CUDA graph for fixed shapes.
 """
@@ -60,8 +61,8 @@ def sorted_config(num_pairs: int, num_experts: int, fp32: bool) -> dict:
 
 
 def decode_config() -> dict:
-    """Tiles of the decode path: one [BLOCK_N, BLOCK_K] weight panel per step. GPU values keep 64
-    bf16 (128 B) contiguous along K for coalesced loads; untuned."""
+    """Tiles of the decode path: one [BLOCK_N, BLOCK_K] weight panel per step. GPU values keep 128
+    bf16 (256 B) contiguous along K per row for coalesced loads; untuned."""
     if interpreting():
         return dict(BLOCK_N=64, BLOCK_K=64)
     return dict(BLOCK_N=32, BLOCK_K=128, num_warps=4)

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from emo_prune.console import out
 from emo_prune.errors import EvalError
 from emo_prune.eval.loading import LoadSettings
@@ -175,8 +177,10 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
         try:
             raw = _run(lm, manager, settings)
         finally:
-            del lm
+            del lm  # the baseline (or the next build) loads next: free this model first
             gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
     seconds = round(time.perf_counter() - start, 3)
     return ModelEval(
         model=identity, settings=settings.to_dict(), tasks=task_scores(raw), versions=versions(), seconds=seconds

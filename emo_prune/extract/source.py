@@ -57,9 +57,9 @@ def copy_into(source: ByteSource, out_fd: int, out_offset: int, out_dtype: str) 
 def _copy_same(in_fd: int, source: ByteSource, out_fd: int, out_offset: int) -> int:
     written = 0
     for offset, length in source.ranges:
-        os.lseek(out_fd, out_offset + written, os.SEEK_SET)
         done = 0
         while done < length:
+            os.lseek(out_fd, out_offset + written + done, os.SEEK_SET)  # sendfile writes at the file position
             try:
                 n = os.sendfile(out_fd, in_fd, offset + done, min(length - done, _SENDFILE_MAX))
             except OSError as exc:

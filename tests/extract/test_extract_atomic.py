@@ -86,6 +86,18 @@ def test_disk_full_leaves_nothing(tiny, tmp_path, monkeypatch):
     assert not out.exists() and leftovers(out) == []
 
 
+def test_without_file_to_file_sendfile_the_bytes_are_the_same(tiny, tmp_path, monkeypatch):
+    model = tiny("emo", storage="fused")
+    extract(model, PLAN, tmp_path / "a" / "out")
+
+    def unsupported(*_args):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(source_module.os, "sendfile", unsupported)
+    extract(model, PLAN, tmp_path / "b" / "out")
+    assert folder_bytes(tmp_path / "a" / "out") == folder_bytes(tmp_path / "b" / "out")
+
+
 def test_too_little_free_space_is_refused_up_front(tiny, tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr("emo_prune.extract.run.shutil.disk_usage", lambda _p: usage(10**6, 10**6, 1000))
