@@ -79,7 +79,9 @@ def test_merge_sums_disjoint_profiles(cli, tiny_models, calib_docs, tmp_path):
     for name in b.domains:
         assert (a.domains[name].num_tokens, a.domains[name].num_documents) == (b.domains[name].num_tokens, b.domains[name].num_documents)
         for stat, tensor in b.domains[name].expert.items():
-            torch.testing.assert_close(a.domains[name].expert[stat], tensor, rtol=1e-9, atol=1e-9)
+            # counts exact; sums of fp32 values differ in the last bits (other batch composition)
+            exact = stat in ("tokens", "pool_25", "pool_12")
+            torch.testing.assert_close(a.domains[name].expert[stat], tensor, rtol=0 if exact else 1e-6, atol=0 if exact else 1e-6)
     assert len(a.calibration) == 2 and a.settings["merged_from"] == 2
 
 
