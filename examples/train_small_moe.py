@@ -10,8 +10,8 @@ Weights are saved in bf16 (a few MB each). Determinism: fixed seeds and a fixed 
 
 Why these sizes (measured on the 2-core CPU machine, see README "Evidence"): 4 layers, hidden 128,
 32 experts of width 64 (1 shared, top-4 = 3 routed + shared) keep the MoE structure of the release
-(1/8 of the experts active) while a step of 16 x 256 tokens takes well under a second, so ~1,500
-steps (6M tokens) fit in the 30-minute budget per model.
+(1/8 of the experts active) while a step of 16 x 256 tokens takes well under a second, so ~2,000
+steps (8M tokens) fit in the 30-minute budget per model.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ DEFAULTS = TrainConfig(
     vocab_size=4096,
     seq_len=256,
     batch_size=16,
-    steps=1500,
+    steps=2000,
     lr=3e-3,
     warmup=100,
     pool_min=4,
@@ -51,7 +51,7 @@ DEFAULTS = TrainConfig(
     seed=0,
     threads=2,
 )
-TRAIN_CHARS = 24_000_000  # ~6-7M tokens of mixture: about one pass at 1,500 steps x 4,096 tokens
+TRAIN_CHARS = 30_000_000  # ~8M tokens of mixture: about one pass at 2,000 steps x 4,096 tokens
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,8 @@ def cases():
         for pairs, experts in ((8 * 8, 128), (4096 * 8, 16)):  # small and large rows per expert
             cfg = moe.sorted_config(pairs, experts, fp32=dt == "fp32")
             yield f"gate_up {dt} BLOCK_M={cfg['BLOCK_M']}", grouped_gemm._gate_up_kernel, {
-                "x_ptr": f"*{dt}", "w_ptr": f"*{dt}", "h_ptr": f"*{dt}", "sorted_ptr": "*i32", "block_expert_ptr": "*i32"
+                "x_ptr": f"*{dt}", "w_ptr": f"*{dt}", "h_ptr": f"*{dt}", "sorted_ptr": "*i32",
+                "block_expert_ptr": "*i32",
             }, dict(cfg)
             yield f"down {dt} BLOCK_M={cfg['BLOCK_M']}", grouped_gemm._down_kernel, {
                 "h_ptr": f"*{dt}", "w_ptr": f"*{dt}", "out_ptr": "*fp32", "sorted_ptr": "*i32",

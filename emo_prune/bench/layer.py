@@ -91,11 +91,11 @@ def bench_experts(
             module.config._experts_implementation = impl
             try:
                 with torch.inference_mode():
-                    seconds = time_call(lambda: module(x, ids, weights), device, min_seconds)
+                    timing = time_call(lambda: module(x, ids, weights), device, min_seconds)
             except Exception as error:  # a broken implementation is a result, not a crash
                 row.skipped = f"{type(error).__name__}: {error}"
                 continue
-            row.set_time(seconds, distinct * expert_bytes, 2.0 * t * top_k * macs_per_pair, bandwidth_gb_s)
+            row.set_time(timing, distinct * expert_bytes, 2.0 * t * top_k * macs_per_pair, bandwidth_gb_s)
     module.config._experts_implementation = previous
     return rows
 

@@ -106,11 +106,11 @@ def bench_model(
             try:
                 model.set_experts_implementation(impl)
                 with torch.inference_mode():
-                    seconds = time_call(lambda: model(input_ids=input_ids), device, min_seconds)
+                    timing = time_call(lambda: model(input_ids=input_ids), device, min_seconds)
             except Exception as error:  # a broken implementation is a result, not a crash
                 row.skipped = f"{type(error).__name__}: {error}"
                 continue
-            row.set_time(seconds, bytes_read, flops, bandwidth)
+            row.set_time(timing, bytes_read, flops, bandwidth)
     model.set_experts_implementation("eager")
     report.fill_speedups()
     return report

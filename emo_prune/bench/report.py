@@ -12,6 +12,7 @@ class BenchRow:
     impl: str  # experts implementation name
     tokens: int
     ms: float | None = None  # median wall time of one call
+    ms_best: float | None = None  # fastest call (what an idle machine gives)
     tokens_per_s: float | None = None
     gb_s: float | None = None  # weight bytes of the distinct experts touched (+ dense weights) / time
     tflop_s: float | None = None  # 2 * multiply-adds actually needed / time
@@ -20,8 +21,12 @@ class BenchRow:
     distinct_experts: int | None = None  # summed over layers for scope "model"
     skipped: str | None = None  # why no number: unavailable here, too much memory, error text
 
-    def set_time(self, seconds: float, bytes_read: float, flops: float, bandwidth_gb_s: float | None) -> None:
-        self.ms = seconds * 1e3
+    def set_time(
+        self, timing: tuple[float, float], bytes_read: float, flops: float, bandwidth_gb_s: float | None
+    ) -> None:
+        """timing: (median, best) seconds; rates are computed from the median."""
+        seconds, best = timing
+        self.ms, self.ms_best = seconds * 1e3, best * 1e3
         self.tokens_per_s = self.tokens / seconds
         self.gb_s = bytes_read / seconds / 1e9
         self.tflop_s = flops / seconds / 1e12

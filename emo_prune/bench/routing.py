@@ -32,6 +32,6 @@ def bench_routing(
             if backend == "triton" and (device.type != "cuda" or not triton_usable(device)):
                 row.skipped = "Triton routing needs a CUDA device"
                 continue
-            seconds = time_call(lambda: route(logits, spec, backend=backend), device, min_seconds)
-            row.set_time(seconds, logits.numel() * logits.element_size(), 0.0, None)
+            timing = time_call(lambda: route(logits, spec, backend=backend), device, min_seconds)
+            row.set_time(timing, logits.numel() * logits.element_size(), 0.0, None)
     return rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from emo_prune.bench.report import BenchReport
 
-COLUMNS = ("scope", "impl", "tokens", "ms", "tokens/s", "GB/s", "% of read BW", "TFLOP/s", "x eager", "note")
+COLUMNS = ("scope", "impl", "tokens", "ms", "best ms", "tokens/s", "GB/s", "% of read BW", "TFLOP/s", "x eager", "note")
 
 
 def _num(value: float | None, digits: int) -> str:
@@ -15,7 +15,7 @@ def markdown_table(report: BenchReport) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in report.rows:
         cells = (
-            r.scope, r.impl, str(r.tokens), _num(r.ms, 2), _num(r.tokens_per_s, 0), _num(r.gb_s, 1),
+            r.scope, r.impl, str(r.tokens), _num(r.ms, 2), _num(r.ms_best, 2), _num(r.tokens_per_s, 0), _num(r.gb_s, 1),
             _num(r.pct_bandwidth, 0), _num(r.tflop_s, 3), _num(r.speedup_vs_eager, 2), r.skipped or "",
         )
         lines.append("| " + " | ".join(cells) + " |")

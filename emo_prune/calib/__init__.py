@@ -4,7 +4,7 @@ Public API (used by profiling and by greedy selection):
   Document(text, domain, source)                 one calibration document (frozen)
   load_documents(sources, domains, *, seed, split) -> list[Document]
   source_digest(documents) / describe_sources(documents)   what a profile records about its sources
-  split_of(text) -> "train" | "heldout"          stable held-out split by a hash of the text
+  split_of(text) -> "train" | "calib" | "heldout"  stable split by a hash of the text
 """
 
 from emo_prune.calib.document import HELDOUT_FRACTION, SPLITS, Document, describe_sources, source_digest, split_of

@@ -1,4 +1,4 @@
-"""A calibration document, its digest and its stable train / held-out split.
+"""A calibration document, its digest and its stable train / calib / held-out split.
 
 A document is one unit of calibration text (a module, a doc topic, one problem, one JSONL record). It
 is tokenized on its own and never shares a sequence with another document; windows of a long document
@@ -12,11 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-Split = Literal["train", "heldout"]
-SPLITS: tuple[str, ...] = ("train", "heldout")
-#: share of documents in the held-out split; chosen by a hash of the text, so a document keeps its split
-#: whatever source, order or seed it comes with (trainers and evaluators agree without sharing a file).
+Split = Literal["train", "calib", "heldout"]
+SPLITS: tuple[str, ...] = ("train", "calib", "heldout")
+#: share of documents in the held-out split (evaluation) and in the calib split (profiling models
+#: trained on `train`); chosen by a hash of the text, so a document keeps its split whatever source,
+#: order or seed it comes with (trainers, profilers and evaluators agree without sharing a file).
 HELDOUT_FRACTION = 0.1
+CALIB_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -27,9 +29,13 @@ class Document:
 
 
 def split_of(text: str, heldout_fraction: float = HELDOUT_FRACTION) -> Split:
-    """'heldout' for a stable ~`heldout_fraction` of texts (by sha256 of the text), else 'train'."""
+    """A stable split by sha256 of the text: 'heldout' for ~`heldout_fraction` of texts, 'calib' for the
+    next ~CALIB_FRACTION, else 'train'. Models trained here see only 'train'; profiles of them use
+    'calib'; evaluation uses 'heldout', so no step is judged on text another step chose from."""
     bucket = int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:8], "big") / 2**64
-    return "heldout" if bucket < heldout_fraction else "train"
+    if bucket < heldout_fraction:
+        return "heldout"
+    return "calib" if bucket < heldout_fraction + CALIB_FRACTION else "train"
 
 
 def source_digest(documents: Iterable[Document]) -> str:

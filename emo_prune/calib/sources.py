@@ -3,7 +3,7 @@
 SOURCE forms (optionally prefixed `DOMAIN=` to name the domain of every document it gives):
   path.jsonl | path.json     records with `text` (and optional `domain`, default: the file stem)
   path.txt | path.md | DIR   one file = one document; domain = the folder holding the file
-  builtin:code|prose|math[:train|heldout]   offline corpora (domain = the corpus name)
+  builtin:code|prose|math[:train|calib|heldout]   offline corpora (domain = the corpus name)
   hf:NAME[:CONFIG][:SPLIT]   a Hugging Face dataset with a `text` column (domain = last part of NAME)
   task:LM_EVAL_TASK          few-shot prompt + gold answer of the task's validation docs (domain = task)
 """
@@ -34,7 +34,7 @@ class SourceSpec:
     kind: str  # path | builtin | hf | task
     target: str
     domain: str | None = None
-    split: str | None = None  # builtin: train/heldout; hf: the dataset split
+    split: str | None = None  # builtin: train/calib/heldout; hf: the dataset split
     config: str | None = None  # hf dataset config
 
 
@@ -51,7 +51,7 @@ def parse_source(spec: str) -> SourceSpec:
         parts = rest.split(":")
         if len(parts) > 3 or parts[1] not in BUILTINS or (len(parts) == 3 and parts[2] not in SPLITS):
             raise CalibrationError(
-                f"unknown built-in corpus {rest!r}; use builtin:{'|'.join(BUILTINS)} optionally followed by :train or :heldout"
+                f"unknown built-in corpus {rest!r}; use builtin:{'|'.join(BUILTINS)} optionally followed by :train, :calib or :heldout"
             )
         return SourceSpec(spec, "builtin", parts[1], domain, parts[2] if len(parts) == 3 else None)
     if rest.startswith("hf:"):

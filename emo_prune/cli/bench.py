@@ -69,12 +69,12 @@ def render(report: BenchReport) -> None:
     bw = report.read_bandwidth_gb_s
     out.print(f"measured read bandwidth: {bw:.1f} GB/s" if bw else "read bandwidth not measured")
     table = Table(title="experts implementations (x eager = eager ms / ms)")
-    for col in ("scope", "impl", "tokens", "ms", "tokens/s", "GB/s", "% BW", "TFLOP/s", "x eager", "note"):
+    for col in ("scope", "impl", "tokens", "ms", "best ms", "tokens/s", "GB/s", "% BW", "TFLOP/s", "x eager", "note"):
         table.add_column(col, justify="left" if col in ("scope", "impl", "note") else "right")
     fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
     for r in report.rows:
         table.add_row(
-            r.scope, r.impl, str(r.tokens), fmt(r.ms, 2), fmt(r.tokens_per_s, 0), fmt(r.gb_s, 1),
+            r.scope, r.impl, str(r.tokens), fmt(r.ms, 2), fmt(r.ms_best, 2), fmt(r.tokens_per_s, 0), fmt(r.gb_s, 1),
             fmt(r.pct_bandwidth, 0), fmt(r.tflop_s, 3), fmt(r.speedup_vs_eager, 2), r.skipped or "",
         )
     out.print(table)

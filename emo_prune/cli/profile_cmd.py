@@ -22,6 +22,7 @@ from emo_prune.cli.format import human_count
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag
 from emo_prune.console import out
 from emo_prune.errors import ProfileError
+from emo_prune.profile.distributed import current_world
 from emo_prune.profile.report import build_report
 from emo_prune.profile.runner import DEFAULT_MAX_TOKENS, ProfileSettings, check_output, profile_to_file
 from emo_prune.profile.store import Profile
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--calib",
-                help="Calibration source, repeatable: FILE.jsonl|.json|.txt|.md, DIR, builtin:code|prose|math[:heldout], "
+                help="Calibration source, repeatable: FILE.jsonl|.json|.txt|.md, DIR, builtin:code|prose|math[:train|calib|heldout], "
                 "hf:NAME[:CONFIG][:SPLIT], task:LM_EVAL_TASK; prefix DOMAIN= to name its domain.",
             ),
         ] = None,
@@ -110,6 +111,8 @@ def register(app: typer.Typer) -> None:
                     bars.update(task, total=total, advance=advance, rate=f"{human_count(rate)} tok/s")
 
                 profile = profile_to_file(inputs[0], calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress)
+            if not current_world(device).is_main:
+                return  # under `accelerate launch`, rank 0 writes and reports
         report = build_report(profile, top=top)
         out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
 

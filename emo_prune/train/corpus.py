@@ -1,9 +1,10 @@
 """The training mixture of the small bundled models: built-in domains, balanced by token budget.
 
 The built-in corpora differ in size by 20x (Python sources ~11M chars, doc topics ~0.6M, generated
-math ~0.5M), so each domain gets a share of the training tokens; a small domain is repeated
-(reshuffled per pass) and a large one is subsampled. Only the `train` split is used: held-out
-documents stay unseen for profiling and evaluation.
+math ~0.5M), so each domain gets a share of the training tokens; a large domain is subsampled and
+prose, the smallest, is repeated (reshuffled per pass). Math is generated fresh with other seeds up
+to its budget (problems that fall in the held-out split by hash are dropped). Only `train`-split text
+is used: held-out documents stay unseen for profiling and evaluation.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from emo_prune.calib import Document, load_documents
+from emo_prune.calib import Document, load_documents, split_of
+from emo_prune.calib.builtin_math import math_texts
 
-DEFAULT_SHARES = {"code": 0.4, "prose": 0.3, "math": 0.3}
+DEFAULT_SHARES = {"code": 0.5, "prose": 0.15, "math": 0.35}
 
 
 def mixture(
@@ -30,8 +32,11 @@ def mixture(
     rng = random.Random(seed)
     out: list[tuple[str, str]] = []
     for domain, share in sorted(shares.items()):
-        docs = _pieces(load_documents([f"builtin:{domain}:train"], seed=seed), max_doc_chars)
         budget = int(share * total_chars)
+        if domain == "math":
+            docs = _fresh_math(budget, seed)
+        else:
+            docs = _pieces(load_documents([f"builtin:{domain}:train"], seed=seed), max_doc_chars)
         taken = 0
         while taken < budget:
             order = list(docs)
@@ -43,6 +48,21 @@ def mixture(
                     break
     rng.shuffle(out)
     return out
+
+
+def _fresh_math(budget_chars: int, seed: int) -> list[str]:
+    """Unique generated problems, train split only, about `budget_chars` characters."""
+    texts: list[str] = []
+    seen: set[str] = set()
+    total, generator_seed = 0, 1000 + seed
+    while total < budget_chars:
+        for text in math_texts(seed=generator_seed, count=4000):
+            if text not in seen and split_of(text) == "train":
+                seen.add(text)
+                texts.append(text)
+                total += len(text)
+        generator_seed += 1
+    return texts
 
 
 def _pieces(docs: Sequence[Document], max_chars: int) -> list[str]:

@@ -32,7 +32,11 @@ SPECS = [
 ]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"E{s.num_experts}k{s.top_k}s{s.num_shared}aa{len(s.always_active)}n{int(s.norm_topk_prob)}")
+def spec_id(s: RoutingSpec) -> str:
+    return f"E{s.num_experts}k{s.top_k}s{s.num_shared}aa{len(s.always_active)}n{int(s.norm_topk_prob)}"
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
 @pytest.mark.parametrize("tokens", [1, 33, 80])  # one token, odd count, more than one 16-token block
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])  # bf16 logits: math still fp32
 def test_routing_kernel_matches_reference(spec: RoutingSpec, tokens: int, dtype: torch.dtype) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from emo_prune.calib import Document, describe_sources, load_documents, parse_source, source_digest, split_of
+from emo_prune.calib import SPLITS, Document, describe_sources, load_documents, parse_source, source_digest, split_of
 from emo_prune.calib.builtin_math import KINDS
 from emo_prune.errors import CalibrationError
 
@@ -45,9 +45,10 @@ def test_builtins_are_deterministic_and_split(tmp_path):
     assert [d.text for d in math] != [d.text for d in load_documents(["builtin:math"], seed=2)]
     assert len({d.text.split("\n")[0].split()[1] for d in math[: len(KINDS)]}) > 1  # kinds rotate
     assert all(d.domain == "math" and "Answer:" in d.text for d in math)
-    train = load_documents(["builtin:math:train"], seed=1)
-    heldout = load_documents(["builtin:math:heldout"], seed=1)
-    assert len(train) + len(heldout) == len(math) and not {d.text for d in train} & {d.text for d in heldout}
+    parts = {split: load_documents([f"builtin:math:{split}"], seed=1) for split in SPLITS}
+    assert sum(len(docs) for docs in parts.values()) == len(math)  # a partition of the corpus
+    assert all(split_of(d.text) == split for split, docs in parts.items() for d in docs)
+    heldout = parts["heldout"]
     assert all(split_of(d.text) == "heldout" for d in heldout)
     assert 0.05 < len(heldout) / len(math) < 0.15
     assert [d.text for d in load_documents(["builtin:math"], seed=1, split="heldout")] == [d.text for d in heldout]

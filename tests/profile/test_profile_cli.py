@@ -97,11 +97,11 @@ def test_refused_inputs_write_nothing(cli, tiny_models, calib, tmp_path):
         (("profile", tmp_path / "nope", "--calib", calib, "--out", target), "model folder not found"),
         (("profile", model, "--calib", calib, "--out", target, "--batch-size", 0), "--batch-size must be positive"),
         (("profile", model, "--calib", calib, "--out", tmp_path), "is a folder"),
-        (("profile", "show", calib), "not a readable profile"),
+        (("profile", "show", calib, "--top", 3), "not a readable profile"),
         (("profile", "--merge", tmp_path / "none.safetensors", "--out", target), "profile not found"),
     ]
     for args, message in cases:
-        result = cli(*args, *COMMON[:2])
+        result = cli(*args)
         assert result.exit_code == 1, (args, result.output)
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
