@@ -5,6 +5,7 @@ TRITON_INTERPRET is read when a kernel is decorated, so it must be set before an
 """
 
 import os
+import tempfile
 
 import torch
 
@@ -13,6 +14,8 @@ if not torch.cuda.is_available():
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Shard digests and materialized built-in models go to a throwaway cache, never ~/.cache.
+os.environ["EMO_PRUNE_CACHE"] = tempfile.mkdtemp(prefix="emo-prune-test-cache-")
 
 from pathlib import Path  # noqa: E402
 
@@ -28,3 +31,29 @@ def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from emo_prune.testing import tiny_model_zoo
 
     return tiny_model_zoo(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny matmuls: with 2 OpenMP threads on a shared 2-core machine each op can cost ~10 ms of spinning."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def cli():
+    """cli(*args) -> click Result of `emo-prune args...`, with the output sink reset between calls."""
+    from typer.testing import CliRunner
+
+    from emo_prune.cli import app
+    from emo_prune.console import out
+
+    runner = CliRunner()
+
+    def invoke(*args):
+        out.json_mode = out.quiet = out.debug = False
+        return runner.invoke(app, [str(a) for a in args])
+
+    return invoke

@@ -9,25 +9,11 @@ from pathlib import Path
 
 import pytest
 from transformers import AutoModelForCausalLM
-from typer.testing import CliRunner
 
-from emo_prune.cli import app
-from emo_prune.console import out
 from emo_prune.testing import FAMILIES
 from emo_prune.version import __version__
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def cli():
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        out.json_mode = out.quiet = out.debug = False
-        return runner.invoke(app, [str(a) for a in args])
-
-    return invoke
 
 
 def test_version_and_help(cli):

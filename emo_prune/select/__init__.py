@@ -1,7 +1,7 @@
 """Expert selection: scores from a profile (or greedy, on the model), budgets, and the plan file."""
 
 from emo_prune.select.budget import BUDGETS
-from emo_prune.select.coverage import coverage
+from emo_prune.profile.report import coverage
 from emo_prune.select.greedy import GreedySettings
 from emo_prune.select.keep import Keep, keep_counts
 from emo_prune.select.masking import masked_experts

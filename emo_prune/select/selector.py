@@ -22,7 +22,7 @@ from emo_prune.errors import CalibrationError, PlanError, ProfileError
 from emo_prune.io import Checkpoint, model_identity
 from emo_prune.profile.store import Profile
 from emo_prune.select.budget import BUDGETS, routed_counts
-from emo_prune.select.coverage import coverage
+from emo_prune.profile.report import coverage
 from emo_prune.select.greedy import DocumentLike, GreedySettings, greedy_select, load_model
 from emo_prune.select.keep import Keep, keep_counts
 from emo_prune.select.plan import Kept, Plan, canonical_order, validate_plan

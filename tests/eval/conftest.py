@@ -12,14 +12,6 @@ from eval_data import MC_DOCS, PPL_DOCS
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMO_PRUNE_CACHE", str(tmp_path_factory.mktemp("eval-cache")))
-    yield
-    mp.undo()
-
-
 @pytest.fixture(scope="session")
 def emo_model(tiny_zoo: dict[str, Path]) -> Path:
     """The shared tiny EMO checkpoint (2 layers, 8 experts with 1 shared, top-2); read-only."""

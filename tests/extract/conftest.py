@@ -9,15 +9,6 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _private_hash_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Shard digests go to a throwaway cache, not ~/.cache."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMO_PRUNE_CACHE", str(tmp_path_factory.mktemp("hash-cache")))
-    yield
-    mp.undo()
-
-
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory):
     """tiny(family, storage=..., **sizes) -> a written checkpoint, each distinct request written once. Read-only."""

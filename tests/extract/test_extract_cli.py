@@ -6,22 +6,8 @@ import json
 
 import pytest
 from extract_helpers import random_profile
-from typer.testing import CliRunner
 
-from emo_prune.cli import app
-from emo_prune.console import out
 from emo_prune.io import Checkpoint, model_identity
-
-
-@pytest.fixture
-def cli():
-    runner = CliRunner()
-
-    def invoke(*args):
-        out.json_mode = out.quiet = out.debug = False
-        return runner.invoke(app, [str(a) for a in args])
-
-    return invoke
 
 
 @pytest.fixture

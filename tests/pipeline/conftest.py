@@ -8,14 +8,6 @@ import pytest
 import yaml
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMO_PRUNE_CACHE", str(tmp_path_factory.mktemp("pipeline-cache")))
-    yield
-    mp.undo()
-
-
 @pytest.fixture(scope="session")
 def small_emo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16 experts (1 shared), top-2: keep 0.25 -> 4 per layer, keep 0.125 -> 2 = top-k."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from emo_prune.calib import Document
 from emo_prune.testing import write_tiny_model
@@ -21,15 +20,6 @@ TINY = {
     # Qwen3-MoE: norm_topk_prob=True
     "qwen3_moe": dict(layers=2, experts=8, top_k=3, norm_topk_prob=True),
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matmuls: with 2 OpenMP threads on a shared 2-core machine each op can cost ~10 ms of spinning."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

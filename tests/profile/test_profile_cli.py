@@ -6,24 +6,10 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from emo_prune.cli import app
-from emo_prune.console import out
 from emo_prune.errors import ProfileError
 from emo_prune.io import Checkpoint, model_identity
 from emo_prune.profile import Profile
-
-
-@pytest.fixture
-def cli():
-    runner = CliRunner()
-
-    def invoke(*args):
-        out.json_mode = out.quiet = out.debug = False
-        return runner.invoke(app, [str(a) for a in args])
-
-    return invoke
 
 
 @pytest.fixture
