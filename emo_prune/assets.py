@@ -57,9 +57,22 @@ def _tiny_emo(folder: Path) -> None:
     write_tiny_model(folder, "emo", **TINY_EMO)
 
 
+BUNDLED = Path(__file__).parent / "assets" / "models"  # written by examples/train_small_moe.py
+
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     m.name: m
     for m in (
+        BuiltinModel(
+            name="emo-small",
+            description="trained here with the EMO objective on builtin code/prose/math: 4 layers, hidden 128, "
+            "32 experts (1 shared), top-4, bf16",
+            bundled=BUNDLED / "emo-small",
+        ),
+        BuiltinModel(
+            name="stdmoe-small",
+            description="the standard-MoE twin of emo-small (same data, seed, sizes and steps; token-level top-k)",
+            bundled=BUNDLED / "stdmoe-small",
+        ),
         BuiltinModel(
             name="tiny-emo",
             description="factory-made random EMO: 4 layers, hidden 128, 32 experts (1 shared), top-4",

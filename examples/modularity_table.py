@@ -1,0 +1,125 @@
+"""The paper's effect, measured with emo-prune on the two bundled small models.
+
+    python examples/modularity_table.py                  # writes examples/results/modularity.{md,json}
+    python examples/modularity_table.py --budgets 0.25 --domains math --work /tmp/mod
+
+For each model (emo-small: EMO objective; stdmoe-small: its standard-MoE twin, same data and steps):
+  1. profile once on the `calib` split of every built-in domain (text neither training nor
+     evaluation saw);
+  2. for each domain and keep fraction, select that domain's experts (by mean router probability, the
+     AI2 default statistic, and at random as a baseline), extract the subset, and
+  3. evaluate held-out perplexity of every domain with `emo-prune eval`'s library (lm-eval,
+     loglikelihood_rolling on the `heldout` split, bits per byte).
+"retained" is the full model's bits-per-byte divided by the subset's on the domain it was cut for
+(1.0 = no loss; lower-is-better metrics are inverted this way everywhere in emo-prune). Builds and
+results are cached under --work, so a second run only prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import emo_prune  # noqa: F401
+from emo_prune.assets import resolve_model
+from emo_prune.eval.harness import EvalSettings, evaluate_model
+from emo_prune.extract import extract
+from emo_prune.profile.runner import ProfileSettings, profile_to_file
+from emo_prune.select import SelectOptions, make_plan
+
+MODELS = {"EMO": "builtin:emo-small", "standard": "builtin:stdmoe-small"}
+DOMAINS = ("code", "prose", "math")
+BUDGETS = (0.5, 0.25, 0.125)
+METHODS = ("mass", "random")
+METRIC = "bits_per_byte"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def task(domain: str) -> str:
+    return f"emo_ppl_{domain}"
+
+
+def bits_per_byte(model_dir: Path, cache: Path, settings: EvalSettings) -> dict[str, float]:
+    """{domain: bits per byte} of `model_dir`, cached as JSON in `cache`."""
+    if not cache.exists():
+        result = evaluate_model(model_dir, settings)
+        scores = {d: result.tasks[task(d)].metrics[METRIC].value for d in DOMAINS if task(d) in result.tasks}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(scores))
+    return json.loads(cache.read_text())
+
+
+def run(work: Path, domains: list[str], budgets: list[float], methods: list[str], seed: int) -> dict:
+    settings = EvalSettings(tasks=tuple(task(d) for d in DOMAINS), batch_size=8, impl="eager", dtype="float32")
+    rows = []
+    for label, model_ref in MODELS.items():
+        model_dir = resolve_model(model_ref)
+        root = work / label
+        profile = root / "profile.safetensors"
+        if not profile.exists():
+            sources = [f"builtin:{d}:calib" for d in DOMAINS]
+            profile_to_file(model_dir, sources, profile, list(DOMAINS), ProfileSettings(seq_len=256, batch_size=8))
+        full = bits_per_byte(model_dir, root / "eval" / "full.json", settings)
+        for domain in domains:
+            for method in methods:
+                for budget in budgets:
+                    name = f"{domain}-{method}-{budget}"
+                    build = root / "builds" / name
+                    if not build.exists():
+                        options = SelectOptions(keep=str(budget), domains=(domain,), method=method, seed=seed)
+                        extract(model_dir, make_plan(model_dir, options, profile_path=profile), build)
+                    scores = bits_per_byte(build, root / "eval" / f"{name}.json", settings)
+                    rows.append(
+                        {
+                            "model": label,
+                            "domain": domain,
+                            "method": method,
+                            "keep": budget,
+                            "bpb_full": full[domain],
+                            "bpb_subset": scores[domain],
+                            "retained": full[domain] / scores[domain],
+                            "other_domains_bpb": {d: scores[d] for d in DOMAINS if d != domain},
+                        }
+                    )
+                    print(json.dumps(rows[-1]), flush=True)
+    return {"metric": METRIC, "domains": list(domains), "budgets": list(budgets), "rows": rows}
+
+
+def markdown(table: dict) -> str:
+    budgets = table["budgets"]
+    head = "| domain | selection | model | full bpb | " + " | ".join(f"keep {b:g}: bpb (retained)" for b in budgets) + " |"
+    lines = [head, "|" + "---|" * (4 + len(budgets))]
+    index = {(r["model"], r["domain"], r["method"], r["keep"]): r for r in table["rows"]}
+    for domain in table["domains"]:
+        for method in ("mass", "random"):
+            for model in MODELS:
+                cells = [index.get((model, domain, method, b)) for b in budgets]
+                if not any(cells):
+                    continue
+                full = next(c for c in cells if c)["bpb_full"]
+                values = " | ".join(f"{c['bpb_subset']:.3f} ({c['retained']:.2f})" if c else "-" for c in cells)
+                lines.append(f"| {domain} | {method} | {model} | {full:.3f} | {values} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("runs/modularity"), help="builds and cached scores")
+    parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=DOMAINS)
+    parser.add_argument("--budgets", nargs="+", type=float, default=list(BUDGETS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random-selection baseline")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    table = run(args.work, args.domains, args.budgets, args.methods, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "modularity.json").write_text(json.dumps(table, indent=2) + "\n")
+    text = markdown(table)
+    (args.out / "modularity.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
