@@ -81,15 +81,19 @@ def command(fn: F) -> F:
 
 
 def _register_commands() -> None:
-    from emo_prune.cli import inspect_cmd
+    from emo_prune.cli import (
+        bench_cmd,
+        eval_cmd,
+        extract_cmd,
+        inspect_cmd,
+        profile_cmd,
+        run_cmd,
+        select_cmd,
+        verify_cmd,
+    )
 
-    from emo_prune.cli import eval_cmd, run_cmd  # issue 6
-
-    from emo_prune.cli import extract_cmd, select_cmd, verify_cmd  # issue 4
-
-    from emo_prune.cli import profile_cmd  # issue 3
-
-    for module in (inspect_cmd, eval_cmd, run_cmd, select_cmd, extract_cmd, verify_cmd, profile_cmd):
+    # the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
+    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, run_cmd, bench_cmd):
         module.register(app)
 
 

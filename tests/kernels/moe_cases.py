@@ -7,6 +7,8 @@ Widths are tiny (interpreter: 10-70 ms per program instance) and deliberately no
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -79,3 +81,15 @@ def make_problem(
     ids = distinct_ids(tokens, experts, top_k, pool, seed)
     weights = torch.rand(tokens, top_k, generator=gen).to(dtype)
     return Problem(x, gate_up, down, ids, weights, transposed, concatenated)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """emo_cpu splits products over the threads (1 thread: plain F.linear), so CPU tests run both;
+    the suite's autouse fixture pins 1 thread otherwise."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -6,8 +6,6 @@ import json
 
 import pytest
 import torch
-import typer
-from typer.testing import CliRunner
 
 from emo_prune.bench import bench_layer, bench_model, markdown_table
 from emo_prune.testing.factory import write_tiny_model
@@ -52,28 +50,14 @@ def test_model_rows(tiny_emo) -> None:
     assert report.settings["moe_layers"] == 2
 
 
-def test_cli_bench_json(tiny_emo) -> None:
-    from emo_prune.cli import bench
-    from emo_prune.console import out
-
-    app = typer.Typer()
-    bench.register(app)
-    app.command("noop")(lambda: None)  # a second command keeps "bench" a subcommand
-    try:
-        result = CliRunner().invoke(app, ["bench", str(tiny_emo), "--tokens", "1", "--impl", "eager", "--json"])
-    finally:
-        out.json_mode = False
+def test_cli_bench_json(tiny_emo, cli) -> None:
+    result = cli("--json", "bench", tiny_emo, "--tokens", "1", "--impl", "eager")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert {r["impl"] for r in payload["rows"]} == {"eager"}
 
 
 @pytest.mark.parametrize("flag,value", [("--tokens", "0,8"), ("--impl", "eager,fast")])
-def test_cli_bench_rejects_bad_lists(tiny_emo, flag: str, value: str) -> None:
-    from emo_prune.cli import bench
-
-    app = typer.Typer()
-    bench.register(app)
-    app.command("noop")(lambda: None)
-    result = CliRunner().invoke(app, ["bench", str(tiny_emo), flag, value])
+def test_cli_bench_rejects_bad_lists(tiny_emo, cli, flag: str, value: str) -> None:
+    result = cli("bench", tiny_emo, flag, value)
     assert result.exit_code == 1 and flag in result.output

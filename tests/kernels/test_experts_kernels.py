@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from moe_cases import TOLERANCES, make_problem
+from moe_cases import TOLERANCES, make_problem, torch_threads
 
 from emo_prune.runtime import cpu_experts, experts_reference, triton_experts
 
@@ -20,8 +20,9 @@ def run_triton(p, path: str = "auto") -> torch.Tensor:
     return triton_experts(p.x, p.gate_up, p.down, p.ids, p.weights, path=path, **p.layout())
 
 
-def run_cpu(p, lowp_gemm: str | None = None) -> torch.Tensor:
-    return cpu_experts(p.x, p.gate_up, p.down, p.ids, p.weights, lowp_gemm=lowp_gemm, **p.layout())
+def run_cpu(p, lowp_gemm: str | None = None, threads: int = 2) -> torch.Tensor:
+    with torch_threads(threads):
+        return cpu_experts(p.x, p.gate_up, p.down, p.ids, p.weights, lowp_gemm=lowp_gemm, **p.layout())
 
 
 def assert_matches(got: torch.Tensor, p) -> None:
@@ -38,13 +39,14 @@ def test_triton_auto_path(tokens: int, experts: int, top_k: int, dtype: torch.dt
     assert_matches(run_triton(p), p)
 
 
+@pytest.mark.parametrize("threads", [1, 2])  # 2: products split over threads as bmm; 1: F.linear
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("experts,top_k", SHAPES)
 @pytest.mark.parametrize("tokens", [1, 33, 80])
-def test_cpu(tokens: int, experts: int, top_k: int, dtype: torch.dtype) -> None:
+def test_cpu(tokens: int, experts: int, top_k: int, dtype: torch.dtype, threads: int) -> None:
     # 1 token: all-core matvecs; more: sorted groups, 1-row groups via matvec, others GEMMs
     p = make_problem(tokens, experts, top_k, dtype, seed=tokens)
-    assert_matches(run_cpu(p), p)
+    assert_matches(run_cpu(p, threads=threads), p)
 
 
 @pytest.mark.parametrize("path,tokens", [("decode", 3), ("sorted", 1), ("sorted", 2)])
@@ -87,6 +89,19 @@ def test_cpu_low_precision_paths(tokens: int, dtype: torch.dtype, lowp_gemm: str
     # both CPU strategies for bf16/fp16 storage, whatever this CPU's native support is
     p = make_problem(tokens, 3, 3, dtype, seed=13)
     assert_matches(run_cpu(p, lowp_gemm=lowp_gemm), p)
+
+
+@pytest.mark.parametrize("rows", [2, 3, 4, 9])  # both split-bmm forms (w @ x^T up to 3 rows, x @ w^T above)
+def test_fp32_split_products(rows: int) -> None:
+    # the bmm over row slices equals F.linear, including the fp32-tile path of a non-multiple tile
+    from emo_prune.runtime.cpu_matmul import FP32_TILE_ROWS, fp32_matmul, matmul_fp32_tiles
+
+    gen = torch.Generator().manual_seed(rows)
+    x, w = torch.randn(rows, 80, generator=gen), torch.randn(FP32_TILE_ROWS + 6, 80, generator=gen)
+    with torch_threads(2):
+        torch.testing.assert_close(fp32_matmul(x, w), torch.nn.functional.linear(x, w), **TOLERANCES[torch.float32])
+        tiles = matmul_fp32_tiles(x, w.bfloat16())
+    torch.testing.assert_close(tiles, torch.nn.functional.linear(x, w.bfloat16().float()), **TOLERANCES[torch.float32])
 
 
 def test_fp32_router_weights_with_bf16_activations() -> None:

@@ -24,7 +24,6 @@ from emo_prune.arch.layout import LayerLayout
 @strict
 class EmoConfig(PreTrainedConfig):
     model_type = "emo"
-    keys_to_ignore_at_inference = ["past_key_values"]
     attribute_map = {"num_local_experts": "num_experts"}
     default_theta = 500000.0
 
