@@ -1,8 +1,8 @@
 """The recipe: one YAML file from a model to gated, reported pruned builds; a frozen, validated schema.
 
     name: quickstart                       # names the run folder and the builds
-    model: builtin:tiny-emo                # a folder, builtin:NAME or a Hub id (org/name)
-    calibration: {sources: [builtin:code], domains: [code], max_tokens: 20000, seq_len: 256}
+    model: builtin:emo-small               # a folder, builtin:NAME or a Hub id (org/name)
+    calibration: {sources: [builtin:code:calib], domains: [code], max_tokens: 20000, seq_len: 256}
     selection: {method: mass, budget: uniform, combine: union}
     budgets: [0.25, 0.125]                 # fractions of each layer's experts, or counts (32)
     output: {pattern: "{name}-{budget}"}   # builds/<pattern>/
@@ -57,7 +57,8 @@ class _Section(BaseModel):
 class Calibration(_Section):
     """What `emo-prune profile` reads: sources (files, folders, builtin:code|prose|math[:train], hf:..., task:...).
 
-    Use `builtin:NAME:train` so that the offline held-out tasks (emo_ppl_*) score text the profile never saw.
+    The offline tasks (emo_ppl_*) hold the `heldout` split, so no split a profile reads is scored; on the
+    bundled models use `builtin:NAME:calib` (they were trained on `train`).
     """
 
     sources: tuple[str, ...] = Field(min_length=1)

@@ -119,6 +119,23 @@ def train(
         raise ValueError(f"objective must be 'emo' or 'standard', got {cfg.objective!r}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    # same seed, threads and machine -> the same weights: threaded scatter-adds (embedding and
+    # index_add backward) otherwise sum in a timing-dependent order
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(docs, tokenizer, cfg, out_dir, log)
+    finally:
+        torch.use_deterministic_algorithms(deterministic_before)
+
+
+def _train(
+    docs: Sequence[tuple[str, str]],
+    tokenizer: PreTrainedTokenizerFast,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    log: Callable[[str], None],
+) -> dict:
     torch.manual_seed(cfg.seed)
     model = EmoForCausalLM(model_config(cfg, tokenizer))
     model.config._experts_implementation = "grouped_mm"
