@@ -32,14 +32,21 @@ def builtin_tasks_dir() -> Path:
 
 @contextmanager
 def quiet_lm_eval(debug: bool = False) -> Iterator[None]:
-    """lm-eval logs every config default it fills in as a warning; keep them for --debug."""
+    """lm-eval logs every config default it fills in as a warning; keep them for --debug. It also
+    records `git describe` of the working directory (not the model's provenance), which prints
+    "fatal: not a git repository" outside one: skipped unless --debug."""
+    import lm_eval.evaluator
+
     logger = logging.getLogger("lm_eval")
-    previous = logger.level
+    previous, git_hash = logger.level, lm_eval.evaluator.get_git_commit_hash
     logger.setLevel(logging.DEBUG if debug else logging.ERROR)
+    if not debug:
+        lm_eval.evaluator.get_git_commit_hash = lambda: None
     try:
         yield
     finally:
         logger.setLevel(previous)
+        lm_eval.evaluator.get_git_commit_hash = git_hash
 
 
 @cache
