@@ -52,6 +52,7 @@ from emo_prune.routing import RoutingSpec, route
 # the model takes either name and fills the field this transformers has
 CACHE_FIELD = "cache" if "cache" in MoeModelOutputWithPast.__dataclass_fields__ else "past_key_values"
 
+
 class EmoRMSNorm(LlamaRMSNorm):
     """RMSNorm in fp32, cast back to the input dtype, then scaled (as AI2's)."""
 
