@@ -48,7 +48,7 @@ def score(model_dir: Path, texts: dict[str, list[str]]) -> dict[str, float]:
     return {family: bits_per_byte(model, tokenizer, docs, None, None, 1024) for family, docs in texts.items()}
 
 
-def kept_routed(plan) -> list[set[int]]:  # noqa: ANN001 (a select Plan)
+def kept_experts(plan) -> list[set[int]]:  # noqa: ANN001 (a select Plan); routed + shared per layer
     return [set(layer or []) for layer in plan.experts_kept_per_layer]
 
 
@@ -74,7 +74,7 @@ def run_model(model_ref: str, keep: str, calib_count: int, eval_count: int, work
     jaccards = []
     for i, a in enumerate(FAMILIES):
         for b in FAMILIES[i + 1 :]:
-            for x, y in zip(kept_routed(plans[a]), kept_routed(plans[b])):
+            for x, y in zip(kept_experts(plans[a]), kept_experts(plans[b])):
                 jaccards.append(len(x & y) / max(len(x | y), 1))
     return {"rows": rows, "mean_jaccard": sum(jaccards) / len(jaccards)}
 
