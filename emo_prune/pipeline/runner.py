@@ -30,6 +30,7 @@ from emo_prune.pipeline.gates import check_gate
 from emo_prune.pipeline.recipe import Recipe, budget_label
 from emo_prune.pipeline.report import BuildReport, RunReport
 from emo_prune.pipeline.steps import StepResult, Steps, output_digest, step_key
+from emo_prune.select import GreedySettings
 from emo_prune.version import __version__
 
 
@@ -50,6 +51,18 @@ def eval_settings(recipe: Recipe) -> EvalSettings:
         dtype=e.dtype,
         device=e.device,
         bootstrap_iters=e.bootstrap_iters,
+    )
+
+
+def greedy_settings(recipe: Recipe, model_dir: Path) -> GreedySettings:
+    """Greedy selection reads the recipe's calibration settings, as the profile step does."""
+    from emo_prune.profile.model import resolve_device, resolve_seq_len
+
+    c = recipe.calibration
+    return GreedySettings(
+        seq_len=resolve_seq_len(c.seq_len, Checkpoint.open(model_dir).config),
+        batch_size=c.batch_size,
+        device=str(resolve_device(c.device)),
     )
 
 
@@ -87,6 +100,7 @@ def _select(recipe: Recipe, model_dir: Path, profile: Path, budget: float | int,
 
     s = recipe.selection
     options = SelectOptions(
+        greedy=greedy_settings(recipe, model_dir),
         keep=str(budget),
         domains=recipe.selection_domains,
         method=s.method,

@@ -65,11 +65,13 @@ def load_model(model_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, A
 
 
 def encode(tokenizer: Any, documents: Sequence[DocumentLike], seq_len: int) -> list[tuple[list[int], str]]:
-    encoded = []
-    for doc in documents:
-        ids = tokenizer(doc.text, add_special_tokens=False)["input_ids"][:seq_len]
-        if ids:
-            encoded.append((ids, doc.domain))
+    """Token ids per document by the profiler's rule (the tokenizer's own special tokens, then EOS), so
+    greedy scores the same text `mass` does; a document is cut to its first `seq_len` tokens."""
+    from emo_prune.calib import Document
+    from emo_prune.profile.batches import tokenize_documents
+
+    docs = [Document(text=d.text, domain=d.domain, source="") for d in documents if d.text]
+    encoded = [(doc.ids[:seq_len], doc.domain) for doc in tokenize_documents(docs, tokenizer) if doc.ids]
     if not encoded:
         raise CalibrationError("greedy selection got no calibration tokens (all documents are empty)")
     return encoded

@@ -39,7 +39,8 @@ def mean_routed_probability(model_dir, layer: int, docs) -> torch.Tensor:
     model.model.layers[layer].mlp.gate.register_forward_hook(lambda _m, _i, output: seen.append(output[0].double()))
     with torch.no_grad():
         for doc in docs:
-            model(input_ids=torch.tensor([tokenizer(doc.text, add_special_tokens=False)["input_ids"]]))
+            # the documented tokenization rule: the tokenizer's own special tokens, then EOS
+            model(input_ids=torch.tensor([tokenizer(doc.text)["input_ids"] + [tokenizer.eos_token_id]]))
     logits = torch.cat(seen)  # [T, E], the last expert is the shared one
     probs = torch.cat([torch.softmax(logits[:, :-1], -1), torch.softmax(logits[:, -1:], -1)], -1)
     return probs.mean(0)
@@ -95,6 +96,26 @@ def test_greedy_is_batch_invariant_and_nests_with_within(tiny):
     quarter = run("0.25", 2, within=half)
     for small, big in zip(quarter.experts_kept_per_layer, half.experts_kept_per_layer):
         assert set(small) < set(big) and len(small) == 2
+
+
+def test_greedy_tokenizes_as_the_profiler_does(tiny):
+    """A tokenizer that adds a BOS: greedy must score the same token stream as `profile` (and `mass`)."""
+    from tokenizers.processors import TemplateProcessing
+
+    from emo_prune.calib import Document
+    from emo_prune.profile.batches import tokenize_documents
+    from emo_prune.select.greedy import encode
+
+    _, tokenizer = load_model(tiny("emo"))
+    bos = tokenizer.eos_token_id  # any id that exists stands in for a BOS
+    tokenizer._tokenizer.post_processor = TemplateProcessing(
+        single=f"{tokenizer.eos_token} $A", special_tokens=[(tokenizer.eos_token, bos)]
+    )
+    profiled = tokenize_documents([Document(d.text, d.domain, d.source) for d in DOCS], tokenizer)
+    greedy = encode(tokenizer, DOCS, seq_len=10_000)
+    assert sorted(greedy) == sorted((doc.ids, doc.domain) for doc in profiled)
+    assert all(ids[0] == bos and ids[-1] == tokenizer.eos_token_id for ids, _ in greedy)
+    assert all(len(ids) <= 5 for ids, _ in encode(tokenizer, DOCS, seq_len=5))
 
 
 def test_greedy_without_documents_is_a_clear_error(tiny):
