@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -55,6 +56,11 @@ class Output:
         if not (self.json_mode or self.quiet):
             self.err_console.print(message)
 
+    def warn(self, message: str) -> None:
+        """A warning on stderr (the work goes on); silent only in --quiet mode."""
+        if not self.quiet:
+            self.err_console.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True, highlight=False)
+
     def result(self, data: Any, human: Callable[[], None] | None = None) -> None:
         """The command's result: JSON on stdout in --json mode, else `human()` renders it."""
         if self.json_mode:
@@ -70,7 +76,7 @@ class Output:
             kind, message = "error", error
         else:
             kind, message = "internal error", f"{type(error).__name__}: {error} (rerun with --debug for the traceback)"
-        self.err_console.print(f"[bold red]{kind}:[/] {message}", markup=True, highlight=False)
+        self.err_console.print(f"[bold red]{kind}:[/] {escape(message)}", markup=True, highlight=False)
         if self.json_mode:
             sys.stdout.write(json.dumps({"error": {"kind": kind, "message": message}}) + "\n")
 

@@ -56,6 +56,18 @@ class OutputError(EmoPruneError):
     kind = "output error"
 
 
+class UnsafePathError(EmoPruneError):
+    """A path read from a file (index entry, side file, recipe build name) leaves the folder it belongs to."""
+
+    kind = "unsafe path"
+
+
+class OutputBusyError(OutputError):
+    """Another process holds the lock of an output folder."""
+
+    kind = "output busy"
+
+
 class VerificationError(EmoPruneError):
     """A pruned model does not match the masked original within tolerance."""
 

@@ -60,6 +60,9 @@ def register(app: typer.Typer) -> None:
         overwrite: Annotated[
             bool, typer.Option("--overwrite", help="Replace OUT_DIR if emo-prune wrote it before.")
         ] = False,
+        strict: Annotated[
+            bool, typer.Option("--strict", help="Refuse a source whose kept experts or router rows hold NaN/Inf.")
+        ] = False,
         json_output: JsonFlag = False,
     ) -> None:
         """Write a smaller checkpoint with only the kept experts: streamed, atomic, loadable by transformers.
@@ -83,7 +86,14 @@ def register(app: typer.Typer) -> None:
                 progress.update(task, completed=done, total=total, rate=human_bytes(done))
 
             result = extract(
-                model_dir, plan, out_dir, max_shard_size=max_shard_size, dtype=dtype, overwrite=overwrite, on_tensor=advance
+                model_dir,
+                plan,
+                out_dir,
+                max_shard_size=max_shard_size,
+                dtype=dtype,
+                overwrite=overwrite,
+                strict=strict,
+                on_tensor=advance,
             )
         out.result(result.to_dict(), lambda: render(result))
 

@@ -1,9 +1,11 @@
 """`extract`: write the smaller checkpoint a plan describes, streamed, atomically, byte-for-byte repeatable.
 
-Order of work: open the source (headers only), validate the plan against it and its identity, check
-the output path and the free disk space, rewrite the config, lay out every output shard; only then
-create the temporary folder and stream the bytes (see `jobs`, `source`, `emo_prune.io.writer`).
-Peak memory does not grow with the model: weights move file to file through the kernel.
+Order of work: open the source (headers only), validate the plan against its config AND its tensors
+(`emo_prune.io.inventory`), check its identity, the output path and the free disk space, rewrite the
+config, lay out every output shard, look for NaN / Inf in what is kept (`finite`); only then take the
+output's lock, create the temporary folder and stream the bytes (see `jobs`, `source`,
+`emo_prune.io.writer`). Peak memory does not grow with the model: weights move file to file through
+the kernel.
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from emo_prune.errors import OutputError, PlanError
+from emo_prune.console import out
+from emo_prune.errors import CheckpointError, OutputError, PlanError
 from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, ai2_metadata, manifest, model_card
 from emo_prune.extract.config import remap_config
+from emo_prune.extract.finite import nonfinite_tensors
 from emo_prune.extract.jobs import Job, build_jobs
 from emo_prune.extract.source import copy_into
-from emo_prune.io import CONFIG_FILE, INDEX_FILE, Checkpoint, model_identity
+from emo_prune.io import CONFIG_FILE, INDEX_FILE, Checkpoint, build_inventory, model_identity
+from emo_prune.io.paths import contained_path
 from emo_prune.io.writer import AtomicFolder, ShardedWriter, parse_size, write_text
 from emo_prune.select.plan import Plan, dumps, validate_plan
 
 DTYPES = {"float32": "F32", "fp32": "F32", "bfloat16": "BF16", "bf16": "BF16", "float16": "F16", "fp16": "F16"}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf")
 NOT_COPIED = {CONFIG_FILE, INDEX_FILE, CARD_FILE, MANIFEST_FILE, AI2_METADATA_FILE, "pytorch_model.bin.index.json"}
-DISK_MARGIN = 64 * 1024 * 1024  # headers, config, tokenizer files
+SMALL_FILES = 1024 * 1024  # headers, config, manifest, card: what a build writes beyond shards and side files
 
 
 @dataclass
@@ -41,6 +46,7 @@ class ExtractResult:
     config_changes: dict[str, dict[str, Any]]
     seconds: float = 0.0
     copied_files: list[str] = field(default_factory=list)
+    nonfinite: list[str] = field(default_factory=list)  # kept router / expert tensors holding NaN or Inf
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +57,7 @@ class ExtractResult:
             "num_experts_per_tok": self.num_experts_per_tok,
             "config_changes": self.config_changes,
             "copied_files": self.copied_files,
+            "nonfinite": self.nonfinite,
             "seconds": round(self.seconds, 3),
         }
 
@@ -64,12 +71,20 @@ def resolve_dtype(dtype: str | None) -> str | None:
 
 
 def side_files(model_dir: Path) -> list[Path]:
-    """Tokenizer, generation config, remote-code .py files...: every top-level non-weight file we do not rewrite."""
-    return sorted(
-        p
-        for p in model_dir.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.name not in NOT_COPIED and not p.name.endswith(WEIGHT_SUFFIXES)
-    )
+    """Tokenizer, generation config, remote-code .py files...: every top-level non-weight file we do not rewrite.
+
+    A symlink is copied as the file it points to only when that lies inside the model folder (or the
+    HF cache's blob store, see `contained_path`); one pointing elsewhere is refused.
+    """
+    found = []
+    for p in sorted(model_dir.iterdir()):
+        if p.name.startswith(".") or p.name in NOT_COPIED or p.name.endswith(WEIGHT_SUFFIXES):
+            continue
+        if p.is_symlink():
+            contained_path(model_dir, p.name, "side file")
+        if p.is_file():
+            found.append(p)
+    return found
 
 
 def _check_identity(plan: Plan, identity: dict[str, Any], model_dir: Path) -> None:
@@ -82,12 +97,25 @@ def _check_identity(plan: Plan, identity: dict[str, Any], model_dir: Path) -> No
 
 
 def _check_space(out_dir: Path, needed: int) -> None:
+    """`needed`: every byte the build will hold; the margin scales with it (no fixed floor refuses a small build)."""
     probe = out_dir.absolute().parent
     while not probe.exists():
         probe = probe.parent
     free = shutil.disk_usage(probe).free
-    if free < needed + DISK_MARGIN:
-        raise OutputError(f"{probe} has {free / 1e9:.2f} GB free, the output needs {needed / 1e9:.2f} GB; free some space")
+    if free < needed:
+        raise OutputError(
+            f"{probe} has {free:,} bytes free, the output needs {needed:,} bytes; free some space"
+        )
+
+
+def _report_nonfinite(names: list[str], model_dir: Path, strict: bool) -> None:
+    if not names:
+        return
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    message = f"{model_dir} holds NaN/Inf in {len(names)} kept router/expert tensor(s): {shown}"
+    if strict:
+        raise CheckpointError(f"{message}; refusing with --strict (nothing was written)")
+    out.warn(f"{message}; the build copies them as they are (--strict refuses)")
 
 
 def extract(
@@ -98,9 +126,13 @@ def extract(
     max_shard_size: str | int = "5GB",
     dtype: str | None = None,
     overwrite: bool = False,
+    strict: bool = False,
     on_tensor: Callable[[int, int], None] | None = None,
 ) -> ExtractResult:
-    """Write `plan`'s subset of `model_dir` to `out_dir`. `on_tensor(done_bytes, total_bytes)` reports progress."""
+    """Write `plan`'s subset of `model_dir` to `out_dir`. `on_tensor(done_bytes, total_bytes)` reports progress.
+
+    NaN / Inf in a kept router row or expert is a warning, or with `strict` a CheckpointError.
+    """
     started = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     out_dtype = resolve_dtype(dtype)
@@ -108,7 +140,8 @@ def extract(
     checkpoint = Checkpoint.open(model_dir)
     arch = checkpoint.architecture
     kept = validate_plan(plan, arch)
-    folder = AtomicFolder(out_dir, overwrite=overwrite, protect=[model_dir], replaceable=MANIFEST_FILE)
+    build_inventory(checkpoint)  # the tensors agree with the config the plan was checked against
+    folder = AtomicFolder(out_dir, overwrite=overwrite, protect=[model_dir])
     identity = model_identity(checkpoint)
     _check_identity(plan, identity, model_dir)
     plan = replace(plan, source_model=identity)
@@ -116,18 +149,23 @@ def extract(
     config, changes = remap_config(checkpoint.config, arch, kept, out_dtype)
     top_k_key = arch.family.config_keys["top_k"]
     jobs = build_jobs(checkpoint, kept, out_dtype)
-    _check_space(out_dir, sum(job.spec.nbytes for job in jobs))
+    sides = side_files(model_dir)
+    _check_space(out_dir, sum(job.spec.nbytes for job in jobs) + sum(p.stat().st_size for p in sides) + SMALL_FILES)
+    nonfinite = nonfinite_tensors(arch, jobs)
+    _report_nonfinite(nonfinite, model_dir, strict)
     extraction: dict[str, Any] = {
         "num_experts_per_tok": {"original": checkpoint.config[top_k_key], "new": config[top_k_key]},
         "config_changes": changes,
         "dtype": out_dtype or "same",
         "max_shard_size": shard_cap,
     }
+    if nonfinite:
+        extraction["nonfinite"] = nonfinite
     try:
         with folder as tmp:
             files, total = _write_shards(tmp, jobs, shard_cap, on_tensor)
             extraction.update(files=files, total_bytes=total)
-            copied = [shutil.copyfile(path, tmp / path.name).name for path in side_files(model_dir)]
+            copied = [shutil.copyfile(path, tmp / path.name).name for path in sides]
             write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
             write_text(tmp / MANIFEST_FILE, dumps(manifest(plan, kept, extraction)))
             write_text(tmp / AI2_METADATA_FILE, dumps(ai2_metadata(plan, kept, arch)))
@@ -143,6 +181,7 @@ def extract(
         config_changes=changes,
         seconds=time.perf_counter() - started,
         copied_files=copied,
+        nonfinite=nonfinite,
     )
 
 

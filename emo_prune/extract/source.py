@@ -15,6 +15,8 @@ counted in RSS) until the shard is closed, i.e. up to a whole shard's worth per 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -38,20 +40,28 @@ class ByteSource:
         return sum(length for _, length in self.ranges)
 
 
-def copy_into(source: ByteSource, out_fd: int, out_offset: int, out_dtype: str) -> int:
-    """Write `source` into `out_fd` at `out_offset`, converted to `out_dtype`; returns bytes written."""
+@contextmanager
+def opened(source: ByteSource) -> Iterator[int]:
+    """A read-only descriptor of the source shard."""
     try:
         in_fd = os.open(source.path, os.O_RDONLY)
     except OSError as exc:
         raise CheckpointError(f"cannot open {source.path}: {exc.strerror or exc}") from exc
     try:
-        if out_dtype == source.dtype:
-            return _copy_same(in_fd, source, out_fd, out_offset)
-        return _copy_converted(in_fd, source, out_fd, out_offset, out_dtype)
-    except OSError as exc:
-        raise OutputError(f"writing data read from {source.path} failed: {exc.strerror or exc}") from exc
+        yield in_fd
     finally:
         os.close(in_fd)
+
+
+def copy_into(source: ByteSource, out_fd: int, out_offset: int, out_dtype: str) -> int:
+    """Write `source` into `out_fd` at `out_offset`, converted to `out_dtype`; returns bytes written."""
+    with opened(source) as in_fd:
+        try:
+            if out_dtype == source.dtype:
+                return _copy_same(in_fd, source, out_fd, out_offset)
+            return _copy_converted(in_fd, source, out_fd, out_offset, out_dtype)
+        except OSError as exc:
+            raise OutputError(f"writing data read from {source.path} failed: {exc.strerror or exc}") from exc
 
 
 def _copy_same(in_fd: int, source: ByteSource, out_fd: int, out_offset: int) -> int:
@@ -88,17 +98,23 @@ def _copy_buffered(in_fd: int, offset: int, length: int, out_fd: int, out_offset
     return pwrite_all(out_fd, buffer, out_offset)
 
 
-def _copy_converted(in_fd: int, source: ByteSource, out_fd: int, out_offset: int, out_dtype: str) -> int:
-    src_t, dst_t = TORCH_DTYPES[source.dtype], TORCH_DTYPES[out_dtype]
+def chunks(in_fd: int, source: ByteSource) -> Iterator[torch.Tensor]:
+    """`source`'s bytes, CHUNK at a time in whole elements: uint8 views of ONE reused buffer (use each before the next)."""
     item = DTYPE_BYTES[source.dtype]
-    step = max(item, CHUNK - CHUNK % item)  # whole elements per chunk
-    raw = torch.empty(min(step, source.nbytes), dtype=torch.uint8)  # one read buffer, reused
+    step = max(item, CHUNK - CHUNK % item)
+    raw = torch.empty(min(step, source.nbytes), dtype=torch.uint8)
     view = memoryview(raw.numpy())
-    written = 0
     for offset, length in source.ranges:
         for start in range(0, length, step):
             n = min(step, length - start)
             _read_into(in_fd, view[:n], offset + start)
-            converted = raw[:n].view(src_t).to(dst_t)  # [n / item] elements
-            written += pwrite_all(out_fd, memoryview(converted.view(torch.uint8).numpy()), out_offset + written)
+            yield raw[:n]
+
+
+def _copy_converted(in_fd: int, source: ByteSource, out_fd: int, out_offset: int, out_dtype: str) -> int:
+    src_t, dst_t = TORCH_DTYPES[source.dtype], TORCH_DTYPES[out_dtype]
+    written = 0
+    for piece in chunks(in_fd, source):
+        converted = piece.view(src_t).to(dst_t)  # [n / item] elements
+        written += pwrite_all(out_fd, memoryview(converted.view(torch.uint8).numpy()), out_offset + written)
     return written

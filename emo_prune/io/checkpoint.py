@@ -8,7 +8,9 @@
       tokenizer files, generation_config.json, ...
 
 `Checkpoint.open` validates everything that can be checked from headers: the config parses, every
-shard named in the index exists and is not truncated, and every indexed tensor is in its shard.
+shard named in the index is a file inside the folder (`emo_prune.io.paths.contained_path`; symlinks
+into the Hugging Face cache's blob store allowed), its header is valid safetensors, and every indexed
+tensor is in its shard.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from emo_prune.arch import MoEArchitecture, architecture_for_config
 from emo_prune.errors import CheckpointError
+from emo_prune.io.paths import contained_path
 from emo_prune.io.safetensors_header import ShardHeader, TensorInfo, read_header
 
 CONFIG_FILE = "config.json"
@@ -42,7 +45,7 @@ def read_json(path: Path, what: str) -> Any:
 class Checkpoint:
     path: Path
     config: dict[str, Any]
-    weight_map: dict[str, str]  # tensor name -> shard file name (relative to path)
+    weight_map: dict[str, str]  # tensor name -> shard file name (relative to path, inside it)
     shards: dict[str, ShardHeader] = field(repr=False)
 
     @classmethod
@@ -52,7 +55,7 @@ class Checkpoint:
             raise CheckpointError(f"model folder not found: {path}")
         if not path.is_dir():
             raise CheckpointError(f"{path} is not a folder; pass the folder that holds config.json")
-        config_path = path / CONFIG_FILE
+        config_path = contained_path(path, CONFIG_FILE, "model config")
         if not config_path.exists():
             raise CheckpointError(f"{path} has no {CONFIG_FILE}; pass a Hugging Face model folder")
         config = read_json(config_path, "model config")
@@ -61,8 +64,8 @@ class Checkpoint:
         weight_map = cls._weight_map(path)
         shards = {}
         for shard in sorted(set(weight_map.values())):
-            shard_path = path / shard
-            if not shard_path.exists():
+            shard_path = contained_path(path, shard, f"shard named in {path / INDEX_FILE}")
+            if not shard_path.is_file():
                 missing = sorted(n for n, s in weight_map.items() if s == shard)
                 raise CheckpointError(
                     f"shard {shard} named in {path / INDEX_FILE} is missing ({len(missing)} tensors, e.g. {missing[0]!r})"
@@ -75,14 +78,17 @@ class Checkpoint:
 
     @staticmethod
     def _weight_map(path: Path) -> dict[str, str]:
-        index_path = path / INDEX_FILE
+        index_path = contained_path(path, INDEX_FILE, "safetensors index")
         if index_path.exists():
             index = read_json(index_path, "safetensors index")
             weight_map = index.get("weight_map") if isinstance(index, dict) else None
             if not isinstance(weight_map, dict) or not weight_map:
                 raise CheckpointError(f"{index_path} has no 'weight_map'")
-            return {str(k): str(v) for k, v in weight_map.items()}
-        single = path / SINGLE_FILE
+            bad = next((k for k, v in weight_map.items() if not isinstance(v, str)), None)
+            if bad is not None:
+                raise CheckpointError(f"{index_path}: weight_map[{bad!r}] must be a shard file name, got {weight_map[bad]!r}")
+            return dict(weight_map)
+        single = contained_path(path, SINGLE_FILE, "checkpoint file")
         if single.exists():
             return {name: SINGLE_FILE for name in read_header(single).tensors}
         others = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
@@ -109,7 +115,7 @@ class Checkpoint:
             yield self.shards[shard].tensors[name]
 
     def shard_path(self, shard: str) -> Path:
-        return self.path / shard
+        return self.shards[shard].path
 
     @property
     def total_bytes(self) -> int:

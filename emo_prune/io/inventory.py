@@ -2,7 +2,10 @@
 
 For each layer: its layout (from the config), where the router and its per-expert vectors are, and the
 expert tensors in whichever layout the checkpoint uses (per-expert keys, or fused [E, ...] tensors).
-Building it checks that the shards agree with the config: expert counts, router rows, fused dim 0.
+Building it checks that the shards agree with the config, so that a checkpoint that lies (a config
+claiming more experts than its tensors hold, a router with the wrong rows) is refused before anything
+is written: router [E, H] and router vectors [E] rows, fused dim 0, every per-expert key of every
+expert present and none beyond E, and one dtype and shape per projection across a layer's experts.
 """
 
 from __future__ import annotations
@@ -48,15 +51,19 @@ def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
         i, E = layout.index, layout.num_experts
         entry.router = arch.router_weight_key(i, names)
         router_shape = checkpoint.tensor(entry.router).shape
-        if router_shape[0] != E:
-            raise CheckpointError(f"{entry.router} has {router_shape[0]} rows but the config gives layer {i} {E} experts")
+        if len(router_shape) != 2 or router_shape[0] != E:
+            raise CheckpointError(f"{entry.router} has shape {list(router_shape)} but the config gives layer {i} {E} experts ([E, H])")
         entry.router_vectors = arch.router_vector_keys(i, names)
+        for name in entry.router_vectors:
+            shape = checkpoint.tensor(name).shape
+            if len(shape) != 1 or shape[0] != E:
+                raise CheckpointError(f"{name} has shape {list(shape)} but the config gives layer {i} {E} experts ([E])")
         entry.storage = arch.expert_storage(i, names)
         if entry.storage == "fused":
             entry.fused = {w: arch.fused_key(i, w) for w in ("gate_up", "down")}
             infos = [checkpoint.tensor(n) for n in entry.fused.values()]
             for info in infos:
-                if info.shape[0] != E:
+                if not info.shape or info.shape[0] != E:
                     raise CheckpointError(f"{info.name} stacks {info.shape[0]} experts but the config gives layer {i} {E}")
             entry.expert_params = sum(t.numel for t in infos) // E
             entry.expert_bytes = sum(t.nbytes for t in infos) // E
@@ -74,7 +81,21 @@ def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
             )
             if extra:
                 raise CheckpointError(f"layer {i} holds expert {extra[0]} but the config gives it only {E} experts")
+            _one_kind_per_projection(checkpoint, i, entry.per_expert)
             infos = [checkpoint.tensor(n) for n in entry.per_expert[0].values()]
             entry.expert_params = sum(t.numel for t in infos)
             entry.expert_bytes = sum(t.nbytes for t in infos)
     return layers
+
+
+def _one_kind_per_projection(checkpoint: Checkpoint, layer: int, per_expert: dict[int, dict[str, str]]) -> None:
+    """Every expert of a layer stores each projection with the same dtype and shape (as expert 0 does)."""
+    first = {p: checkpoint.tensor(n) for p, n in per_expert[0].items()}
+    for expert, projections in per_expert.items():
+        for projection, name in projections.items():
+            info, ref = checkpoint.tensor(name), first[projection]
+            if (info.dtype, info.shape) != (ref.dtype, ref.shape):
+                raise CheckpointError(
+                    f"layer {layer}: {name} is {info.dtype} {list(info.shape)}, but expert 0's {projection} is "
+                    f"{ref.dtype} {list(ref.shape)}; all experts of a layer must agree"
+                )

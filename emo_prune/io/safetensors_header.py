@@ -49,7 +49,46 @@ class ShardHeader:
     metadata: dict[str, str]
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} appears twice")
+        seen[key] = value
+    return seen
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _tensor_info(name: str, entry: object) -> TensorInfo:
+    """One header entry, checked as safetensors checks it: known dtype, int dims, int offsets, sizes that agree."""
+    if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
+        raise ValueError("must hold dtype, shape and data_offsets")
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"dtype {dtype!r} is not a safetensors dtype")
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+        raise ValueError(f"shape {shape!r} is not a list of non-negative integers")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(o) and o >= 0 for o in offsets):
+        raise ValueError(f"data_offsets {offsets!r} is not a pair of non-negative integers")
+    info = TensorInfo(name=name, dtype=dtype, shape=tuple(shape), begin=offsets[0], end=offsets[1])
+    if info.end < info.begin or info.nbytes != info.numel * DTYPE_BYTES[dtype]:
+        raise ValueError(
+            f"data_offsets {offsets} hold {info.end - info.begin} bytes, but {dtype} {list(shape)} needs "
+            f"{info.numel * DTYPE_BYTES[dtype]}"
+        )
+    return info
+
+
 def read_header(path: Path) -> ShardHeader:
+    """The header of one shard, validated as safetensors validates it, or CheckpointError naming the fault.
+
+    Beyond well-formed entries: tensors sorted by offset must tile the data block exactly (each begins
+    where the previous ends, the first at 0, the last at the end of the file), so no two tensors share
+    a byte and no byte is unaccounted for; `__metadata__` is a str -> str map.
+    """
     path = Path(path)
     try:
         file_size = path.stat().st_size
@@ -67,26 +106,35 @@ def read_header(path: Path) -> ShardHeader:
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
-        header = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        header = json.loads(raw, object_pairs_hook=_unique_keys)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{path} has a corrupt safetensors header ({exc})") from exc
     if not isinstance(header, dict):
         raise CheckpointError(f"{path} has a corrupt safetensors header (not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
-    data_size = file_size - 8 - n
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{path}: the header's __metadata__ must map strings to strings")
     tensors = {}
     for name, entry in header.items():
         try:
-            dtype, shape, (begin, end) = entry["dtype"], tuple(int(d) for d in entry["shape"]), entry["data_offsets"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: header entry {name!r} is malformed") from exc
-        info = TensorInfo(name=name, dtype=dtype, shape=shape, begin=int(begin), end=int(end))
-        if dtype not in DTYPE_BYTES or info.nbytes != info.numel * DTYPE_BYTES[dtype]:
-            raise CheckpointError(f"{path}: tensor {name!r} has inconsistent dtype/shape/offsets in its header")
-        if info.end > data_size:
+            tensors[name] = _tensor_info(name, entry)
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: header entry {name!r} is malformed: {exc}") from None
+    data_size = file_size - 8 - n
+    at, previous = 0, None
+    for info in sorted(tensors.values(), key=lambda t: (t.begin, t.end)):
+        if info.begin != at:
+            what = "overlaps" if info.begin < at else "leaves a gap after"
             raise CheckpointError(
-                f"{path} is truncated: tensor {name!r} ends at byte {info.end} of the data block, "
-                f"which holds only {data_size} bytes. Re-download or re-copy this shard."
+                f"{path}: tensor {info.name!r} starts at byte {info.begin} of the data block, which {what} "
+                f"{'the start' if previous is None else repr(previous)} (ends at {at}); the header lies about its offsets"
             )
-        tensors[name] = info
+        at, previous = info.end, info.name
+    if at > data_size:
+        raise CheckpointError(
+            f"{path} is truncated: tensor {previous!r} ends at byte {at} of the data block, "
+            f"which holds only {data_size} bytes. Re-download or re-copy this shard."
+        )
+    if at < data_size:
+        raise CheckpointError(f"{path}: {data_size - at} bytes after the last tensor belong to none; not a valid safetensors file")
     return ShardHeader(path=path, file_size=file_size, data_start=8 + n, tensors=tensors, metadata=dict(metadata))

@@ -10,9 +10,12 @@ tensor starts at an offset aligned to its element size, as safetensors' own writ
 
 A write happens inside `AtomicFolder`: a hidden temporary folder beside the target, holding a marker
 file and shards named `*.partial` until every byte is written; then shards get their final names
-(`model-0000i-of-0000N.safetensors`), the index is written last, and the folder is renamed into place.
-A kill mid-way leaves only the hidden, marked folder (no config, no index, no `.safetensors` name), and
-the next `AtomicFolder` for the same target deletes it once its owner process is gone.
+(`model-0000i-of-0000N.safetensors`), the index is written last, the ownership marker lists every file
+(`emo_prune.io.ownership`), and the folder is renamed into place. One process at a time writes a
+target (`emo_prune.io.lock`). A kill mid-way leaves only the hidden, marked folder (no config, no
+index, no `.safetensors` name), and the next `AtomicFolder` for the same target deletes it once its
+owner process is gone. Every temporary name is created exclusively (mkdtemp / mkstemp / O_EXCL), so a
+symlink planted where a temporary file will go is never followed.
 """
 
 from __future__ import annotations
@@ -22,21 +25,24 @@ import os
 import re
 import shutil
 import struct
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
+from emo_prune.console import out
 from emo_prune.errors import OutputError
 from emo_prune.io.checkpoint import INDEX_FILE
+from emo_prune.io.lock import FolderLock
+from emo_prune.io.ownership import TMP_TAG, owned_contents, read_owner_marker, remove_owned, write_owner_marker
 from emo_prune.io.safetensors_header import DTYPE_BYTES
 
 PARTIAL_MARKER = ".emo-prune-partial"
-TMP_TAG = ".emo-prune-tmp-"
-OLD_TAG = ".emo-prune-old-"
+OLD_TAG = "old-"  # after TMP_TAG: a replaced output waiting for deletion
 
 TORCH_DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -153,7 +159,8 @@ class ShardedWriter:
         if self._open_shard != index:
             self._close()
             shard = self.shards[index]
-            self._fd = os.open(self._partial(shard), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            self._fd = os.open(self._partial(shard), flags, 0o644)
             os.write(self._fd, shard.header)
             self._open_shard = index
         assert self._fd is not None
@@ -196,7 +203,7 @@ class ShardedWriter:
         self._close()
         for shard in self.shards:
             if not self._partial(shard).exists():  # a shard whose tensors are all empty
-                self._partial(shard).write_bytes(shard.header)
+                write_new(self._partial(shard), shard.header)
             os.replace(self._partial(shard), self.folder / shard.file)
         index = {
             "metadata": {"total_size": self.total_bytes},
@@ -216,24 +223,43 @@ def pwrite_all(fd: int, data: memoryview, offset: int) -> int:
     return done
 
 
+def write_new(path: Path, data: bytes | str) -> None:
+    """Create a small file inside a folder that is itself being written atomically; never replaces anything."""
+    with Path(path).open("xb") as f:  # O_EXCL: fails on anything already there, a symlink included
+        f.write(data.encode() if isinstance(data, str) else data)
+
+
 def write_text(path: Path, text: str) -> None:
-    """Plain write of a small file inside a folder that is itself being written atomically."""
-    Path(path).write_text(text, encoding="utf-8")
+    write_new(path, text)
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write a small file atomically: a temporary file beside it, renamed over it."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file atomically: `write(f)` fills a fresh temporary file beside `path`, renamed over it.
+
+    The temporary file is made by mkstemp (O_EXCL, random name), so nothing planted is followed; an
+    unwritable folder or a folder in the way is an OutputError.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_TAG}", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """`atomic_write` of a UTF-8 text."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -253,89 +279,107 @@ def _overlaps(a: Path, b: Path) -> bool:
 class AtomicFolder:
     """`with AtomicFolder(target) as tmp:` write into `tmp`; on success it becomes `target`, else vanishes.
 
-    Refuses (OutputError, before creating anything) a target that exists without `overwrite`, a target
-    that is not a folder emo-prune wrote (`replaceable` marker file) even with `overwrite`, and a target
-    that overlaps any `protect` path (equal, inside it, or containing it). With `overwrite`, the old
-    folder is moved aside and deleted only after the new one is in place.
+    Refuses (OutputError, before creating anything) a target that exists without `overwrite`, a
+    target that overlaps any `protect` path (equal, inside it, or containing it), a symlink, and even
+    with `overwrite` a target that is not emo-prune's or holds files it did not write
+    (`ownership.owned_contents`). The checks run again under the target's lock. With `overwrite`, the
+    old folder is moved aside and only its listed files are deleted, after the new one is in place.
     """
 
-    def __init__(
-        self,
-        target: str | Path,
-        *,
-        overwrite: bool = False,
-        protect: Iterable[str | Path] = (),
-        replaceable: str | None = None,
-    ):
+    def __init__(self, target: str | Path, *, overwrite: bool = False, protect: Iterable[str | Path] = (), kind: str = "build"):
         self.target = Path(target).absolute()
         self.overwrite = overwrite
-        self.tmp = self.target.parent / f".{self.target.name}{TMP_TAG}{os.getpid()}"
+        self.kind = kind
+        self.prefix = f".{self.target.name}{TMP_TAG}"
+        self.tmp: Path | None = None
+        self._lock = FolderLock(self.target)
         for path in protect:
             path = Path(path).resolve()
             if _overlaps(self.target.resolve(), path):
                 raise OutputError(f"output folder {self.target} overlaps the input {path}; choose a folder outside it")
-        if self.target.exists() or self.target.is_symlink():
-            if not overwrite:
+        self._check()
+
+    def _check(self) -> None:
+        if self.target.is_symlink():
+            raise OutputError(f"{self.target} is a symlink; refusing to write through or replace it")
+        if self.target.exists():
+            if not self.overwrite:
                 raise OutputError(f"{self.target} already exists; pass --overwrite to replace it")
             if not self.target.is_dir():
                 raise OutputError(f"{self.target} exists and is not a folder; refusing to replace it")
-            if replaceable and any(self.target.iterdir()) and not (self.target / replaceable).exists():
-                raise OutputError(
-                    f"{self.target} is not empty and has no {replaceable}, so emo-prune did not write it; "
-                    f"refusing to replace it even with --overwrite (remove it yourself)"
-                )
+            if any(self.target.iterdir()):
+                owned_contents(self.target)  # raises unless emo-prune wrote all of it
 
     def clean_stale(self) -> list[Path]:
-        """Delete temporary folders of this target left by killed runs (marker present, owner gone)."""
+        """Delete temporary folders of this target left by killed runs (owner process gone)."""
         removed = []
-        for path in self.target.parent.glob(f".{self.target.name}{TMP_TAG}*"):
-            pid = path.name.rsplit("-", 1)[-1]
-            if (path / PARTIAL_MARKER).exists() and pid.isdigit() and not _pid_alive(int(pid)):
+        for path in self.target.parent.glob(f"{self.prefix}*"):
+            pid = path.name[len(self.prefix) :].removeprefix(OLD_TAG).split(".")[0]
+            if path.is_symlink() or not path.is_dir() or not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            if (path / PARTIAL_MARKER).is_file():  # a folder being written when its writer died
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
+            elif read_owner_marker(path) is not None:  # a replaced output whose deletion was cut short
+                try:
+                    remove_owned(path, owned_contents(path))
+                    removed.append(path)
+                except OutputError:
+                    pass
         return removed
 
     def __enter__(self) -> Path:
-        self.clean_stale()
+        self._lock.acquire()
         try:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            if self.tmp.exists():
-                shutil.rmtree(self.tmp)
-            self.tmp.mkdir()
-            (self.tmp / PARTIAL_MARKER).write_text(f"emo-prune is writing {self.target} (pid {os.getpid()})\n")
+            self._check()  # again, now that no other emo-prune process can change the target
+            self.clean_stale()
+            self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.prefix}{os.getpid()}.", dir=self.target.parent))
+            write_new(self.tmp / PARTIAL_MARKER, f"emo-prune is writing {self.target} (pid {os.getpid()})\n")
         except OSError as exc:
+            self._abandon()
             raise OutputError(f"cannot create a temporary folder beside {self.target}: {exc.strerror or exc}") from exc
+        except BaseException:
+            self._abandon()
+            raise
         return self.tmp
+
+    def _abandon(self) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self._lock.release()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self._abandon()
             return
         try:
             self._commit()
         except OSError as error:
-            shutil.rmtree(self.tmp, ignore_errors=True)
             raise OutputError(f"cannot move the finished output into {self.target}: {error.strerror or error}") from error
+        finally:
+            self._abandon()
 
     def _commit(self) -> None:
+        assert self.tmp is not None
         (self.tmp / PARTIAL_MARKER).unlink()
+        write_owner_marker(self.tmp, self.kind)
         _fsync_dir(self.tmp)
-        old = None
-        if self.target.exists() or self.target.is_symlink():
-            old = self.target.parent / f".{self.target.name}{OLD_TAG}{os.getpid()}"
-            os.replace(self.target, old)
+        old, old_files = None, []
+        if self.target.exists():
+            old_files = owned_contents(self.target) if any(self.target.iterdir()) else []
+            old = Path(tempfile.mkdtemp(prefix=f"{self.prefix}{OLD_TAG}{os.getpid()}.", dir=self.target.parent))
+            os.replace(self.target, old)  # onto the empty folder mkdtemp made
+            old_files = [old / p.relative_to(self.target) for p in old_files]
         try:
             os.replace(self.tmp, self.target)
         except OSError:
             if old is not None:
                 os.replace(old, self.target)  # put the previous output back
             raise
+        self.tmp = None
         _fsync_dir(self.target.parent)
-        if old is not None:
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
+        if old is not None and not remove_owned(old, old_files):
+            out.warn(f"the replaced output {old} held files emo-prune did not write; it was left in place")
 
 
 def _fsync_dir(path: Path) -> None:
