@@ -5,6 +5,8 @@ so only one is in memory: first the ORIGINAL, its routers masked to the plan's k
 (`emo_prune.select.masking`), then the PRUNED folder as it loads. Final logits [S, V] are compared on
 each prompt; routing ids differ by construction (the pruned model renumbers experts), logits must not.
 The plan comes from the pruned folder's emo_prune.json (or AI2's pruning_metadata.json).
+When the masked ORIGINAL already gives NaN / Inf logits, its weights are at fault, not the build:
+the report says so (`original_finite`) instead of blaming the extraction.
 """
 
 from __future__ import annotations
@@ -51,10 +53,11 @@ class VerifyReport:
     tokens: int
     kept_counts: list[int | None]
     tolerance: float = TOLERANCE
+    original_finite: bool = True  # False: the masked original's own logits hold NaN / Inf
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_diff <= self.tolerance
+        return self.original_finite and self.max_abs_diff <= self.tolerance
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,9 +70,16 @@ class VerifyReport:
             "tokens": self.tokens,
             "per_prompt_max_abs_diff": self.per_prompt,
             "kept_counts": self.kept_counts,
+            "original_finite": self.original_finite,
         }
 
     def raise_for_failure(self) -> None:
+        if not self.original_finite:
+            raise VerificationError(
+                f"the ORIGINAL {self.original} gives NaN/Inf logits with the dropped experts masked: its weights "
+                f"hold NaN/Inf (`emo-prune extract` warns which), so {self.pruned} cannot be checked against it; "
+                f"the build is not to blame"
+            )
         if not self.passed:
             worst = max(range(len(self.per_prompt)), key=lambda i: self.per_prompt[i])
             raise VerificationError(
@@ -118,6 +128,7 @@ def verify(
         raise VerificationError("no prompt produced any token")
     with masked_experts(model, original.architecture, kept):
         expected = _logits(model, encoded)
+    original_finite = all(bool(torch.isfinite(x).all()) for x in expected)
     _free(model)
     del model
 
@@ -133,4 +144,5 @@ def verify(
         tokens=sum(len(ids) for ids in encoded),
         kept_counts=[None if ids is None else len(ids) for ids in kept],
         tolerance=tolerance,
+        original_finite=original_finite,
     )

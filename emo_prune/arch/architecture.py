@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from emo_prune.arch.family import PROJECTIONS, FamilySpec
-from emo_prune.arch.layout import LayerLayout, compute_layouts, config_get
+from emo_prune.arch.layout import LayerLayout, compute_layouts, config_get, config_int
 from emo_prune.errors import CheckpointError
 
 ExpertStorage = Literal["per_expert", "fused"]
@@ -58,15 +58,18 @@ class MoEArchitecture:
 
     @property
     def hidden_size(self) -> int:
-        return int(config_get(self.config, self.family.config_keys["hidden_size"]))
+        key = self.family.config_keys["hidden_size"]
+        return config_int(config_get(self.config, key), key)
 
     @property
     def expert_width(self) -> int:
-        return int(config_get(self.config, self.family.config_keys["expert_width"]))
+        key = self.family.config_keys["expert_width"]
+        return config_int(config_get(self.config, key), key)
 
     @property
     def top_k(self) -> int:
-        return int(config_get(self.config, self.family.config_keys["top_k"]))
+        key = self.family.config_keys["top_k"]
+        return config_int(config_get(self.config, key), key)
 
     @property
     def norm_topk_prob(self) -> bool:

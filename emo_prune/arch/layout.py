@@ -76,6 +76,13 @@ def first_present(config: Mapping[str, Any] | Any, keys: tuple[str, ...]) -> tup
     return None
 
 
+def config_int(value: Any, key: str | None) -> int:
+    """A non-negative integer read from a config (an untrusted file), or ConfigError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"config field {key!r} must be a non-negative integer, got {value!r}"[:300])
+    return value
+
+
 def _per_layer_list(config: Any, key: str | None, num_layers: int, what: str) -> list | None:
     value = config_get(config, key)
     if value is None:
@@ -83,6 +90,12 @@ def _per_layer_list(config: Any, key: str | None, num_layers: int, what: str) ->
     if not isinstance(value, (list, tuple)) or len(value) != num_layers:
         raise ConfigError(f"config field {key!r} ({what}) must be a list of {num_layers} entries, one per layer; got {value!r}")
     return list(value)
+
+
+def _id_list(value: Any, key: str | None) -> list | tuple:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"config field {key!r} must list expert ids, got {value!r}"[:300])
+    return value
 
 
 def compute_layouts(family: FamilySpec, config: Mapping[str, Any] | Any) -> list[LayerLayout]:
@@ -93,7 +106,7 @@ def compute_layouts(family: FamilySpec, config: Mapping[str, Any] | Any) -> list
     found = first_present(config, family.num_experts_keys)
     if found is None:
         raise ConfigError(f"config has none of {list(family.num_experts_keys)} (expert count of a {family.name} model)")
-    base_experts = int(found[1])
+    base_experts = config_int(found[1], found[0])
     top_k = config_get(config, keys["top_k"])
     if not isinstance(top_k, int) or top_k <= 0:
         raise ConfigError(f"config field {keys['top_k']!r} must be a positive integer, got {top_k!r}")
@@ -103,11 +116,16 @@ def compute_layouts(family: FamilySpec, config: Mapping[str, Any] | Any) -> list
     if family.per_layer_counts is not None:
         per_layer = _per_layer_list(config, family.per_layer_counts["key"], num_layers, "experts per layer")
         if per_layer is not None:
-            counts = [int(c) for c in per_layer]
+            counts = [config_int(c, family.per_layer_counts["key"]) for c in per_layer]
     dense = family.dense_layers
     if dense is not None and dense.kind == "sparse_step":
-        mlp_only = set(config_get(config, dense.mlp_only_key, family.defaults.get(dense.mlp_only_key, [])))
-        step = int(config_get(config, dense.step_key, family.defaults.get(dense.step_key, 1)))
+        mlp_only = config_get(config, dense.mlp_only_key, family.defaults.get(dense.mlp_only_key, []))
+        if not isinstance(mlp_only, (list, tuple)):
+            raise ConfigError(f"config field {dense.mlp_only_key!r} must be a list of layer indices, got {mlp_only!r}")
+        mlp_only = {config_int(i, dense.mlp_only_key) for i in mlp_only}
+        step = config_int(config_get(config, dense.step_key, family.defaults.get(dense.step_key, 1)), dense.step_key)
+        if step == 0:
+            raise ConfigError(f"config field {dense.step_key!r} must be a positive integer, got 0")
         counts = [0 if (i in mlp_only or base_experts == 0 or (i + 1) % step != 0) else c for i, c in enumerate(counts)]
     if any(c < 0 for c in counts):
         raise ConfigError(f"negative expert count in {counts}")
@@ -119,20 +137,22 @@ def compute_layouts(family: FamilySpec, config: Mapping[str, Any] | Any) -> list
     if spec is not None and spec.kind == "tail":
         per_layer = _per_layer_list(config, spec.per_layer_key, num_layers, "shared experts per layer")
         if per_layer is not None:
-            shared = [int(s) for s in per_layer]
+            shared = [config_int(s, spec.per_layer_key) for s in per_layer]
         else:
-            base_shared = int(config_get(config, spec.count_key, 0))
+            base_shared = config_int(config_get(config, spec.count_key, 0), spec.count_key)
             shared = [min(base_shared, c) for c in counts]
 
     always: list[tuple[int, ...]] = [()] * num_layers
     if family.always_active is not None:
         per_layer = _per_layer_list(config, family.always_active.get("per_layer_key"), num_layers, "always-active ids per layer")
         if per_layer is not None:
-            always = [tuple(int(e) for e in (ids or ())) for ids in per_layer]
+            key = family.always_active.get("per_layer_key")
+            always = [tuple(config_int(e, key) for e in _id_list(ids or (), key)) for ids in per_layer]
         else:
-            ids = config_get(config, family.always_active.get("key"))
+            key = family.always_active.get("key")
+            ids = config_get(config, key)
             if ids:
-                always = [tuple(int(e) for e in ids) if c else () for c in counts]
+                always = [tuple(config_int(e, key) for e in _id_list(ids, key)) if c else () for c in counts]
 
     layouts = []
     for i, count in enumerate(counts):

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 
 from emo_prune.console import out
@@ -76,6 +77,13 @@ def command(fn: F) -> F:
         except KeyboardInterrupt:
             out.error("interrupted")
             raise typer.Exit(130) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # typer's own exits and usage errors render themselves
+        except Exception as error:  # a bug or an input no check caught yet: still one line, exit 1
+            if out.debug:
+                raise
+            out.error(error)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from emo_prune.errors import OutputError
 from emo_prune.io.checkpoint import Checkpoint
+from emo_prune.io.writer import atomic_write_text
 
 CHUNK = 16 * 1024 * 1024
 
@@ -30,6 +32,7 @@ def sha256_file(path: Path) -> str:
 
 
 def _cached_sha256(path: Path) -> str:
+
     path = Path(path).resolve()
     stat = path.stat()
     key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
@@ -43,11 +46,8 @@ def _cached_sha256(path: Path) -> str:
     value = sha256_file(path)
     cache[key] = value
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_file)
-    except OSError:
+        atomic_write_text(cache_file, json.dumps(cache))
+    except OutputError:
         pass  # a read-only home only costs a re-hash next time
     return value
 

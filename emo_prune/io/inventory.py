@@ -51,12 +51,14 @@ def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
         i, E = layout.index, layout.num_experts
         entry.router = arch.router_weight_key(i, names)
         router_shape = checkpoint.tensor(entry.router).shape
-        if len(router_shape) != 2 or router_shape[0] != E:
-            raise CheckpointError(f"{entry.router} has shape {list(router_shape)} but the config gives layer {i} {E} experts ([E, H])")
+        if len(router_shape) != 2:
+            raise CheckpointError(f"{entry.router} has shape {list(router_shape)}; a router weight is [experts, hidden]")
+        if router_shape[0] != E:
+            raise CheckpointError(f"{entry.router} has {router_shape[0]} rows but the config gives layer {i} {E} experts")
         entry.router_vectors = arch.router_vector_keys(i, names)
         for name in entry.router_vectors:
             shape = checkpoint.tensor(name).shape
-            if len(shape) != 1 or shape[0] != E:
+            if shape != (E,):
                 raise CheckpointError(f"{name} has shape {list(shape)} but the config gives layer {i} {E} experts ([E])")
         entry.storage = arch.expert_storage(i, names)
         if entry.storage == "fused":

@@ -109,3 +109,24 @@ def remove_owned(folder: Path, files: list[Path]) -> bool:
         except OSError:
             return False
     return True
+
+
+def claim_folder(folder: str | Path, kind: str) -> Path:
+    """A folder emo-prune fills over several steps (a run folder): create it, or adopt an empty one, or
+    reuse one emo-prune made as a `kind` folder; anything else is refused. Call under its lock."""
+    folder = Path(folder)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise OutputError(f"{folder} exists and is not a folder; choose another output folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not any(folder.iterdir()):
+            write_owner_marker(folder, kind)
+    except OSError as exc:
+        raise OutputError(f"cannot write into {folder}: {exc.strerror or exc}") from exc
+    marker = read_owner_marker(folder)
+    if marker is None or marker.get("kind") != kind:
+        raise OutputError(
+            f"{folder} is not empty and is not a {kind} folder emo-prune made (no intact {OWNER_FILE}); "
+            f"refusing to write into it: choose a new or empty folder"
+        )
+    return folder

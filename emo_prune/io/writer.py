@@ -233,6 +233,15 @@ def write_text(path: Path, text: str) -> None:
     write_new(path, text)
 
 
+def check_writable(path: str | Path) -> None:
+    """OutputError now, before any work, when the folder `path` goes into cannot be created or written."""
+    probe = Path(path).absolute().parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: {probe} is not a writable folder")
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     """Write a file atomically: `write(f)` fills a fresh temporary file beside `path`, renamed over it.
 

@@ -15,6 +15,9 @@
 Unknown fields are errors (a typo must not be silently ignored). Relative paths (model, calibration
 files, include paths) are relative to the working directory, as on the command line. `--set a.b=v`
 overrides a field before validation; v is parsed as YAML (`--set budgets=[0.5]`).
+A recipe is untrusted data: every build folder it names must be one plain folder name (it stays in
+OUT/builds/), and YAML whose aliases expand past MAX_NODES values (an "alias bomb") is refused as
+parsed, before `--set` or validation walk it.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from emo_prune.errors import EmoPruneError, RecipeError
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 PATTERN_FIELDS = ("name", "budget", "method", "domains")
+MAX_NODES = 100_000  # values of a recipe with every alias expanded; real recipes hold a few hundred
 
 
 def _check_budget(value: Any) -> float | int:
@@ -227,6 +231,18 @@ def _cross_checks(recipe: Recipe) -> list[str]:
                 f"selection.domains: {', '.join(sorted(missing))} not in calibration.domains "
                 f"({', '.join(recipe.calibration.domains)})"
             )
+    for budget in recipe.budgets:
+        try:
+            folder = recipe.build_folder(budget)
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:
+            problems.append(f"output.pattern: cannot be filled in ({exc})")
+            break
+        if not _NAME.match(folder) or len(folder) > 255:
+            problems.append(
+                f"output.pattern / output.name: the build folder {folder!r} is not one plain folder name "
+                f"(letters, digits, '.', '_', '+', '-'; it is created inside OUT/builds/)"
+            )
+            break
     if recipe.selection.budget == "global" and recipe.selection.method == "greedy":
         problems.append("selection.budget: global cannot be used with method greedy (it picks layer by layer)")
     return problems
@@ -259,9 +275,42 @@ def validate_recipe(data: Any, where: str = "recipe") -> Recipe:
     return recipe
 
 
+def check_size(data: Any, where: str) -> None:
+    """RecipeError when `data` (parsed YAML) has a cycle or more than MAX_NODES values with aliases expanded.
+
+    PyYAML shares one object per anchor, so a bomb is small in memory but exponential to walk; sizes are
+    counted once per shared object (memoized by id), so this check costs the parsed size, not the expanded one.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in active:
+            raise RecipeError(f"{where}: a YAML alias refers to itself (a recursive recipe)")
+        active.add(id(node))
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_NODES:
+                raise RecipeError(f"{where}: expands to more than {MAX_NODES} values (YAML aliases?); refusing to read it")
+        active.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    try:
+        size(data)
+    except RecursionError:
+        raise RecipeError(f"{where}: nests too deeply to be a recipe") from None
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """`a.b=value` (value parsed as YAML; list items by index: gates.0.max_drop=0.1) on a copy of `data`."""
-    data = json.loads(json.dumps(data))
+    data = json.loads(json.dumps(data, default=str))  # a YAML date is a str here, as pydantic would say
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
@@ -270,6 +319,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise RecipeError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+        check_size(value, f"--set {key}")
         parts = key.strip().split(".")
         node: Any = data
         for depth, part in enumerate(parts):
@@ -300,6 +350,9 @@ def read_recipe_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    except RecursionError:
+        raise RecipeError(f"{path} nests too deeply to be a recipe") from None
+    check_size(data, str(path))
     return data
 
 

@@ -10,8 +10,12 @@
       eval/<build>.json
       report.json, report.md      scores side by side and the gate verdicts
       .steps/                     stamps that make a second run skip finished steps
+      .emo-prune-owner.json       marks OUT as a run folder emo-prune made (emo_prune.io.ownership)
 
 Every step calls the public library function of its command (profile, select, extract, verify, eval).
+OUT must not be the model folder or lie inside it, must be new, empty or a run folder emo-prune made,
+and is locked for the whole run: a second `run` into it fails at once. Build folders come from the
+recipe's `output.pattern`, so each is checked to stay inside OUT/builds/.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from pathlib import Path
 
 from emo_prune.assets import resolve_model
 from emo_prune.console import out
-from emo_prune.errors import VerificationError
+from emo_prune.errors import OutputError
 from emo_prune.eval.harness import EvalSettings, evaluate_model
 from emo_prune.eval.results import ModelEval, compare
 from emo_prune.io import Checkpoint, model_identity
+from emo_prune.io.lock import FolderLock
+from emo_prune.io.ownership import claim_folder, write_owner_marker
+from emo_prune.io.paths import contained_path
 from emo_prune.io.writer import atomic_write_text
 from emo_prune.pipeline.gates import check_gate
 from emo_prune.pipeline.recipe import Recipe, budget_label
@@ -138,11 +145,7 @@ def _verify(recipe: Recipe, model_dir: Path, build: Path, path: Path) -> None:
     with out.progress() as progress:
         progress.add_task(f"verify {build.name}", total=None)
         report = verify(model_dir, build, num_prompts=recipe.verify.prompts)
-    if not report.passed:
-        raise VerificationError(
-            f"{build}: logits differ from the masked original by {report.max_abs_diff:.3g} "
-            f"(tolerance {report.tolerance:g}); the extraction is wrong, report a bug"
-        )
+    report.raise_for_failure()
     atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
 
 
@@ -170,7 +173,25 @@ def run_recipe(
     """
     root = Path(out_dir) if out_dir is not None else default_out_dir(recipe)
     model_dir = resolve_model(recipe.model)  # a missing model fails before anything is written
+    resolved_root, resolved_model = root.resolve(), Path(model_dir).resolve()
+    if resolved_root == resolved_model or resolved_model in resolved_root.parents:
+        raise OutputError(f"--out {root} is the model folder {model_dir} or lies inside it; choose a folder outside it")
     identity = model_identity(Checkpoint.open(model_dir))
+    with FolderLock(root):
+        claim_folder(root, "run")
+        run = _run_steps(recipe, root, model_dir, identity, recipe_file, overrides)
+        write_owner_marker(root, "run")  # now listing what this run folder holds
+    return run
+
+
+def _run_steps(
+    recipe: Recipe,
+    root: Path,
+    model_dir: Path,
+    identity: dict,
+    recipe_file: str | Path | None,
+    overrides: tuple[str, ...] | list[str],
+) -> RunReport:
     settings = eval_settings(recipe) if recipe.eval.tasks else None
     header = f"resolved by emo-prune {__version__} from {recipe_file or 'a Recipe object'}"
     if overrides:
@@ -198,7 +219,8 @@ def run_recipe(
     for budget in recipe.budgets:
         label = budget_label(budget)
         name = recipe.build_folder(budget)
-        plan, build = root / "plans" / f"{label}.json", root / "builds" / name
+        plan = root / "plans" / f"{label}.json"
+        build = contained_path(root / "builds", name, "build folder (recipe output.name / output.pattern)")
         selection = recipe.section_digest("selection")
         key = step_key("select", profile=profile_digest, model=identity["digest"], selection=selection, budget=label)
         steps.run(f"select/{label}", key, plan, lambda: _select(recipe, model_dir, profile, budget, plan))

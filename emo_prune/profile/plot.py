@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from emo_prune.errors import OutputError
+from emo_prune.io.writer import atomic_write
 from emo_prune.profile.store import Profile
 
 
@@ -36,14 +36,11 @@ def plot_heatmaps(profile: Profile, path: str | Path) -> Path:
         ax.set_ylabel("layer")
         fig.colorbar(image, ax=ax)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    image_format = path.suffix.lstrip(".").lower() or "png"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    except (OSError, ValueError) as exc:  # ValueError: an image format matplotlib does not know
+        atomic_write(path, lambda f: fig.savefig(f, format=image_format))
+    except ValueError as exc:  # an image format matplotlib does not know
         raise OutputError(f"cannot write the heatmap {path}: {exc}") from exc
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path

@@ -17,6 +17,7 @@ from emo_prune.arch import MoEArchitecture
 from emo_prune.calib import Document, describe_sources
 from emo_prune.errors import CalibrationError, OutputError
 from emo_prune.io import Checkpoint, model_identity
+from emo_prune.io.writer import check_writable
 from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
 from emo_prune.profile.collector import StatsCollector
 from emo_prune.profile.distributed import all_reduce_sum, current_world
@@ -149,6 +150,7 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise OutputError(f"--out {out} is a folder; give a file path such as {out / 'profile.safetensors'}")
     if out.exists() and not overwrite:
         raise OutputError(f"{out} exists; pass --overwrite to replace it")
+    check_writable(out)
 
 
 def profile_to_file(

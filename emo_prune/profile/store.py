@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from emo_prune.arch import LayerLayout
 from emo_prune.errors import ProfileError
@@ -167,18 +166,13 @@ class Profile:
         return tensors
 
     def save(self, path: str | Path) -> Path:
-        """Write atomically: a temporary file beside `path`, renamed over it at the end."""
-        path = Path(path)
+        """Write atomically (`emo_prune.io.writer.atomic_write`); a profile is small: [L, E_max] per statistic."""
+        from emo_prune.io.writer import atomic_write
+
         if not self.domains:
             raise ProfileError("refusing to save an empty profile (no domain received any token)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            save_file(self._tensors(), str(tmp), metadata={META_KEY: json.dumps(self._metadata(), sort_keys=True)})
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        data = save(self._tensors(), metadata={META_KEY: json.dumps(self._metadata(), sort_keys=True)})
+        return atomic_write(path, lambda f: f.write(data))
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:
@@ -193,26 +187,48 @@ class Profile:
             raise ProfileError(f"{path} is not a readable profile file: {exc}") from exc
         if raw is None:
             raise ProfileError(f"{path} is a safetensors file but not an emo-prune profile (no {META_KEY} metadata)")
-        meta = json.loads(raw)
-        if meta.get("format") != FORMAT:
-            raise ProfileError(f"{path} has profile format {meta.get('format')}, this emo-prune reads format {FORMAT}")
+        try:
+            meta = json.loads(raw)
+        except ValueError as exc:
+            raise ProfileError(f"{path}: its {META_KEY} metadata is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise ProfileError(f"{path} has profile format {found}, this emo-prune reads format {FORMAT}")
+        try:
+            return cls._from_parts(meta, tensors)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            raise ProfileError(f"{path} is not a consistent profile (bad or missing {exc}); profile the model again") from None
+
+    @classmethod
+    def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Profile:
+        """A profile from its metadata and tensors, checking every shape against the layouts (untrusted file)."""
         layouts = [layout_from_json(i, d) for i, d in enumerate(meta["layouts"])]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for lay in layouts for v in (lay.num_experts, lay.top_k)):
+            raise ValueError("layouts")
+        if not isinstance(meta["model"], dict) or not isinstance(meta["domains"], dict):
+            raise TypeError("model / domains")
         profile = cls(
             layouts=layouts,
             model=meta["model"],
             settings=meta.get("settings", {}),
             calibration=meta.get("calibration", []),
-            tool_version=meta.get("tool_version", "?"),
+            tool_version=str(meta.get("tool_version", "?")),
         )
+        shape = (profile.num_layers, profile.max_experts)
         for name in meta["domains"]:
             counts = tensors[f"{name}/counts"]
-            profile.domains[name] = DomainStats(
+            stats = DomainStats(
                 name=name,
                 expert={s: tensors[f"{name}/{s}"] for s in EXPERT_STATS},
                 entropy=tensors[f"{name}/entropy"],
                 num_tokens=int(counts[0]),
                 num_documents=int(counts[1]),
             )
+            if any(tuple(t.shape) != shape or t.dtype != torch.float64 for t in stats.expert.values()):
+                raise ValueError(f"shape of {name}/* (expected float64 {list(shape)})")
+            if tuple(stats.entropy.shape) != (profile.num_layers,) or tuple(counts.shape) != (2,):
+                raise ValueError(f"shape of {name}/entropy or {name}/counts")
+            profile.domains[name] = stats
         return profile
 
     def digest(self) -> str:

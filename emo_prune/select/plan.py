@@ -30,6 +30,29 @@ FORMAT = 1
 Kept = list[list[int] | None]  # per layer: original ids kept (new order), None for a dense layer
 
 
+def _number_list(v: Any) -> bool:
+    return isinstance(v, list) and all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in v)
+
+
+#: what each optional field of a loaded plan must hold (a plan file is untrusted input)
+FIELD_CHECKS: dict[str, tuple[str, Any]] = {
+    "keep": ("a string such as '0.125'", lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool)),
+    "method": ("a string", lambda v: isinstance(v, str)),
+    "budget": ("a string", lambda v: isinstance(v, str)),
+    "combine": ("a string", lambda v: isinstance(v, str)),
+    "domains": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(d, str) for d in v)),
+    "seed": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "within": ("a string", lambda v: isinstance(v, str)),
+    "coverage": (
+        "a map of domain -> one number (or null) per layer",
+        lambda v: isinstance(v, dict) and all(isinstance(k, str) and _number_list(x) for k, x in v.items()),
+    ),
+    "profile_digest": ("a string", lambda v: isinstance(v, str)),
+    "source_model": ("an object", lambda v: isinstance(v, dict)),
+    "tool_version": ("a string", lambda v: isinstance(v, str)),
+}
+
+
 @dataclass
 class Plan:
     experts_kept_per_layer: Kept
@@ -120,6 +143,12 @@ class Plan:
         known = {f for f in cls.__dataclass_fields__ if f not in ("experts_kept_per_layer", "extra")}
         derived = {"format", "num_experts_kept", "index_map", "extraction", PLAN_KEY}  # recomputed, or per output
         values = {k: data[k] for k in known if k in data and data[k] is not None}
+        for key, value in values.items():
+            expected, holds = FIELD_CHECKS[key]
+            if not holds(value):
+                raise PlanError(f"{where}: field {key!r} must be {expected}, got {value!r}"[:300])
+        if "keep" in values:
+            values["keep"] = str(values["keep"])
         extra = {k: v for k, v in data.items() if k not in known and k not in derived}
         try:
             return cls(experts_kept_per_layer=layers, extra=extra, **values)
