@@ -1,0 +1,51 @@
+"""What every hardening test asserts: one error line with exit 1, and nothing outside the target changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of a file, 'dir', or 'link -> target', for everything under `root`."""
+    found = {}
+    for dirpath, dirs, names in os.walk(root):
+        for name in [*dirs, *names]:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                found[rel] = f"link -> {os.readlink(path)}"
+            elif path.is_dir():
+                found[rel] = "dir"
+            else:
+                found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def one_line_error(result: Any, *fragments: str) -> str:
+    """Assert the CLI failed with exit 1 and exactly one line on stderr holding every fragment; return it."""
+    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def read_raw_header(path: Path) -> tuple[dict, bytes]:
+    """(header JSON, data bytes) of a safetensors file."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
+
+
+def write_raw_header(path: Path, header: dict, data: bytes) -> None:
+    """Write `header` + `data` as a safetensors file, with no checks (to make files that lie)."""
+    blob = json.dumps(header).encode()
+    blob += b" " * (-len(blob) % 8)
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
