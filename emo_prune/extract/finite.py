@@ -24,9 +24,11 @@ def _finite(source: ByteSource) -> bool:
 
 
 def nonfinite_tensors(arch: MoEArchitecture, jobs: list[Job]) -> list[str]:
-    """Output names of the router and expert tensors whose kept bytes hold a NaN or an Inf."""
+    """Source names of the router and expert tensors whose kept bytes hold a NaN or an Inf."""
     return [
-        job.spec.name
+        job.source.tensor
         for job in jobs
-        if arch.classify(job.spec.name).kind in CHECKED_ROLES and job.source.dtype in CONVERTIBLE and not _finite(job.source)
+        if arch.classify(job.source.tensor).kind in CHECKED_ROLES
+        and job.source.dtype in CONVERTIBLE
+        and not _finite(job.source)
     ]

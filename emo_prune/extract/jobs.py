@@ -49,5 +49,5 @@ def build_jobs(checkpoint: Checkpoint, kept: Kept, out_dtype: str | None = None)
                 continue  # a dropped expert: not read, not written
             out_name = arch.per_expert_key(role.layer, new_id, role.projection)  # type: ignore[arg-type]
         dtype = out_dtype if out_dtype is not None and info.dtype in CONVERTIBLE else info.dtype
-        jobs.append(Job(TensorSpec(out_name, dtype, tuple(shape)), ByteSource(path, ranges, info.dtype)))
+        jobs.append(Job(TensorSpec(out_name, dtype, tuple(shape)), ByteSource(path, ranges, info.dtype, name)))
     return jobs

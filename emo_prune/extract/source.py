@@ -34,6 +34,7 @@ class ByteSource:
     path: str  # source shard file
     ranges: tuple[tuple[int, int], ...]  # (absolute file offset, length), concatenated in order
     dtype: str  # safetensors tag of the source bytes
+    tensor: str = ""  # the source tensor's name, for messages
 
     @property
     def nbytes(self) -> int:
