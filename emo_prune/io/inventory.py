@@ -42,6 +42,7 @@ class LayerTensors:
 def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
     arch = checkpoint.architecture
     names = set(checkpoint.names)
+    hidden, _ = arch.hidden_size, arch.expert_width  # both read (and validated) from the config
     layers = []
     for layout in arch.layouts:
         entry = LayerTensors(layout=layout)
@@ -55,6 +56,8 @@ def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
             raise CheckpointError(f"{entry.router} has shape {list(router_shape)}; a router weight is [experts, hidden]")
         if router_shape[0] != E:
             raise CheckpointError(f"{entry.router} has {router_shape[0]} rows but the config gives layer {i} {E} experts")
+        if router_shape[1] != hidden:
+            raise CheckpointError(f"{entry.router} has {router_shape[1]} columns but the config's hidden size is {hidden}")
         entry.router_vectors = arch.router_vector_keys(i, names)
         for name in entry.router_vectors:
             shape = checkpoint.tensor(name).shape

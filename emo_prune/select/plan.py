@@ -48,7 +48,7 @@ FIELD_CHECKS: dict[str, tuple[str, Any]] = {
         lambda v: isinstance(v, dict) and all(isinstance(k, str) and _number_list(x) for k, x in v.items()),
     ),
     "profile_digest": ("a string", lambda v: isinstance(v, str)),
-    "source_model": ("an object", lambda v: isinstance(v, dict)),
+    "source_model": ("an object, or a path (AI2's files)", lambda v: isinstance(v, (dict, str))),
     "tool_version": ("a string", lambda v: isinstance(v, str)),
 }
 
@@ -149,6 +149,8 @@ class Plan:
                 raise PlanError(f"{where}: field {key!r} must be {expected}, got {value!r}"[:300])
         if "keep" in values:
             values["keep"] = str(values["keep"])
+        if isinstance(values.get("source_model"), str):  # AI2's pruning_metadata.json names the model by path
+            values["source_model"] = {"path": values["source_model"]}
         extra = {k: v for k, v in data.items() if k not in known and k not in derived}
         try:
             return cls(experts_kept_per_layer=layers, extra=extra, **values)
