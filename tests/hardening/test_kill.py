@@ -1,0 +1,69 @@
+"""kill -9 in the middle of `run` (during an extract): nothing looks finished, and a rerun resumes to the same bytes.
+
+(A kill during a plain `extract` is covered by tests/extract/test_extract_atomic.py.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import yaml
+
+from emo_prune.io import Checkpoint
+from emo_prune.pipeline import load_recipe, run_recipe
+
+DIE_DURING_EXTRACT = """
+import os, sys
+import emo_prune.extract.run as run
+from emo_prune.pipeline import load_recipe, run_recipe
+real, done = run.copy_into, []
+def dying(*args):
+    done.append(1)
+    if len(done) == 6:
+        os._exit(9)  # like SIGKILL: no cleanup handler runs
+    return real(*args)
+run.copy_into = dying
+recipe, path = load_recipe(sys.argv[1])
+run_recipe(recipe, sys.argv[2], recipe_file=path)
+"""
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_kill_during_run_then_resume_gives_identical_builds(source_model, tmp_path):
+    recipe_file = tmp_path / "recipe.yaml"
+    recipe = {
+        "name": "k",
+        "model": str(source_model),
+        "calibration": {"sources": ["builtin:math:train"], "domains": ["math"], "max_tokens": 300, "seq_len": 64, "device": "cpu"},
+        "budgets": [0.5, 0.25],
+        "verify": {"enabled": False},
+    }
+    recipe_file.write_text(yaml.safe_dump(recipe))
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    env = {**os.environ, "EMO_PRUNE_CACHE": str(tmp_path / "cache")}
+    died = subprocess.run(
+        [sys.executable, "-c", DIE_DURING_EXTRACT, str(recipe_file), str(killed)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert died.returncode == 9, died.stderr[-2000:]
+    builds = killed / "builds"
+    assert not (builds / "k-50pct").exists() and not (killed / "report.json").exists()
+    for stale in builds.iterdir():  # only hidden leftovers: no config, no index, no .safetensors name
+        assert stale.name.startswith("."), stale
+        if stale.is_dir():
+            assert not any(n.name.endswith((".safetensors", "config.json", ".index.json")) for n in stale.iterdir())
+    assert not (killed / ".steps" / "extract__k-50pct.json").exists()
+
+    parsed, path = load_recipe(recipe_file)
+    resumed = run_recipe(parsed, killed, recipe_file=path)  # the dead run's lock does not block this
+    assert {s.step: s.status for s in resumed.steps}["profile"] == "skipped"
+    run_recipe(parsed, clean, recipe_file=path)
+    for name in ("k-50pct", "k-25pct"):
+        assert _files(killed / "builds" / name) == _files(clean / "builds" / name)
+        Checkpoint.open(killed / "builds" / name)
+    assert sorted(p.name for p in builds.iterdir()) == ["k-25pct", "k-50pct"]  # the dead run's temp folder is gone
