@@ -201,7 +201,23 @@ def check_out_path(path: str | Path) -> Path:
         raise EvalError(f"--out {path} must end in .json (the Markdown table goes beside it as .md)")
     if path.is_dir():
         raise EvalError(f"--out {path} is a folder; give a file such as {path / 'results.json'}")
+    ours = _is_results_file(path)
+    if path.exists() and not ours:
+        raise EvalError(f"--out {path} exists and is not an emo-prune results file; refusing to replace it")
+    if path.with_suffix(".md").exists() and not ours:
+        raise EvalError(f"{path.with_suffix('.md')} exists and does not belong to emo-prune results; refusing to replace it")
     return path
+
+
+def _is_results_file(path: Path) -> bool:
+    """An existing results.json that `write_report` wrote (its keys), so a rerun may replace it and its .md."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"format", "model", "comparison"} <= data.keys()
 
 
 def write_report(report: EvalReport, path: str | Path) -> tuple[Path, Path]:

@@ -30,7 +30,7 @@ from emo_prune.profile.model import (
     resolve_dtype,
     resolve_seq_len,
 )
-from emo_prune.profile.store import Profile
+from emo_prune.profile.store import Profile, is_profile_file
 
 DEFAULT_MAX_TOKENS = 1_000_000
 
@@ -150,6 +150,8 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise OutputError(f"--out {out} is a folder; give a file path such as {out / 'profile.safetensors'}")
     if out.exists() and not overwrite:
         raise OutputError(f"{out} exists; pass --overwrite to replace it")
+    if out.exists() and not is_profile_file(out):
+        raise OutputError(f"{out} exists and is not an emo-prune profile; refusing to replace it even with --overwrite")
     check_writable(out)
 
 

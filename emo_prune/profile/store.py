@@ -32,7 +32,8 @@ from safetensors import safe_open
 from safetensors.torch import save
 
 from emo_prune.arch import LayerLayout
-from emo_prune.errors import ProfileError
+from emo_prune.errors import CheckpointError, ProfileError
+from emo_prune.io.safetensors_header import read_header
 from emo_prune.version import __version__
 
 FORMAT = 1
@@ -47,6 +48,14 @@ def pool_size(layout: LayerLayout, fraction: float) -> int:
         return 0
     keep = max(layout.top_k, round(fraction * layout.num_experts))
     return max(0, min(len(layout.routed_ids), keep - len(layout.fixed_ids)))
+
+
+def is_profile_file(path: Path) -> bool:
+    """A safetensors file whose header carries the profile metadata (headers only: cheap)."""
+    try:
+        return META_KEY in read_header(path).metadata
+    except CheckpointError:
+        return False
 
 
 def layout_to_json(layout: LayerLayout) -> dict[str, Any]:

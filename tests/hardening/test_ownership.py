@@ -126,3 +126,20 @@ def test_existing_files_of_another_kind_are_not_replaced(cli, model, tmp_path, w
         result = cli("profile", model, "--calib", "builtin:math:train", "--out", target)
         one_line_error(result, "exists; pass --overwrite")
     assert snapshot(tmp_path) == before
+
+
+def test_overwrite_of_a_file_replaces_only_an_emo_prune_profile(cli, source_model, tmp_path):
+    target = tmp_path / "notes.safetensors"
+    target.write_text("not a profile")
+    before = snapshot(tmp_path)
+    result = cli("profile", source_model, "--calib", "builtin:math:train", "--out", target, "--overwrite")
+    one_line_error(result, "output error:", "is not an emo-prune profile")
+    assert snapshot(tmp_path) == before
+
+
+def test_eval_never_replaces_a_file_it_did_not_write(cli, source_model, tmp_path):
+    (tmp_path / "results.md").write_text("my notes")
+    before = snapshot(tmp_path)
+    result = cli("eval", source_model, "--tasks", "emo_ppl_math", "--out", tmp_path / "results.json")
+    one_line_error(result, "eval error:", "does not belong to emo-prune results")
+    assert snapshot(tmp_path) == before
