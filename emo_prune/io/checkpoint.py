@@ -37,7 +37,7 @@ def read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise CheckpointError(f"{what} not found: {path}") from exc
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{what} {path} is not valid JSON: {exc}") from exc
 
 

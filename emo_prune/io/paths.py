@@ -42,7 +42,7 @@ def contained_path(root: str | Path, rel: object, what: str) -> Path:
 
     `what` names the entry in the message, e.g. "shard 'x' named in DIR/model.safetensors.index.json".
     """
-    if not isinstance(rel, str) or not rel.strip():
+    if not isinstance(rel, str) or not rel.strip() or "\0" in rel:
         raise UnsafePathError(f"{what}: {rel!r} is not a file name")
     pure = PurePosixPath(rel)
     if pure.is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:

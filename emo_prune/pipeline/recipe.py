@@ -111,6 +111,18 @@ class Output(_Section):
             raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}; use {', '.join(PATTERN_FIELDS)}")
         return value
 
+    @field_validator("max_shard_size", "dtype")
+    @classmethod
+    def _as_extract_reads_it(cls, value: str | None, info: Any) -> str | None:
+        from emo_prune.extract import resolve_dtype
+        from emo_prune.io.writer import parse_size
+
+        try:
+            parse_size(value) if info.field_name == "max_shard_size" else resolve_dtype(value)
+        except EmoPruneError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
 
 class Verify(_Section):
     enabled: bool = True
@@ -318,7 +330,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
-            raise RecipeError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+            raise RecipeError(f"--set {item!r}: the value is not valid YAML ({exc})".replace("\n", " ")) from None
         check_size(value, f"--set {key}")
         parts = key.strip().split(".")
         node: Any = data

@@ -198,7 +198,7 @@ class Profile:
             raise ProfileError(f"{path} is a safetensors file but not an emo-prune profile (no {META_KEY} metadata)")
         try:
             meta = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ProfileError(f"{path}: its {META_KEY} metadata is not valid JSON ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             found = meta.get("format") if isinstance(meta, dict) else None

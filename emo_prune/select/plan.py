@@ -169,7 +169,7 @@ class Plan:
             data = json.loads(path.read_text())
         except FileNotFoundError as exc:
             raise PlanError(f"plan file not found: {path}") from exc
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise PlanError(f"plan file {path} is not valid JSON: {exc}") from exc
         return cls.from_dict(data, where=str(path))
 
