@@ -16,6 +16,7 @@ import torch
 
 import emo_prune  # noqa: F401  (registers the native EMO model with transformers' Auto classes)
 from emo_prune.errors import CheckpointError, RuntimeSetupError
+from emo_prune.io.checkpoint import Checkpoint
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -89,6 +90,7 @@ def load_model(model_dir: str | Path, settings: LoadSettings) -> tuple[Any, Any]
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").exists():
         raise CheckpointError(f"{model_dir} is not a model folder (no config.json)")
+    Checkpoint.open(model_dir)  # headers and contained shard paths checked before transformers follows the index
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     except (OSError, ValueError) as exc:

@@ -80,9 +80,9 @@ def side_files(model_dir: Path) -> list[Path]:
     for p in sorted(model_dir.iterdir()):
         if p.name.startswith(".") or p.name in NOT_COPIED or p.name.endswith(WEIGHT_SUFFIXES):
             continue
-        if p.is_symlink():
-            contained_path(model_dir, p.name, "side file")
-        if p.is_file():
+        if p.is_file():  # a symlinked folder or a dangling link is never copied, so never checked
+            if p.is_symlink():
+                contained_path(model_dir, p.name, "side file")
             found.append(p)
     return found
 

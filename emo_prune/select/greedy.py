@@ -27,6 +27,7 @@ from torch import nn
 
 from emo_prune.arch import MoEArchitecture
 from emo_prune.errors import CalibrationError, CheckpointError
+from emo_prune.io.checkpoint import Checkpoint
 from emo_prune.routing import router_probabilities
 from emo_prune.select.masking import masked_experts, router_module
 from emo_prune.select.plan import Kept
@@ -56,6 +57,7 @@ def load_model(model_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, A
     import emo_prune  # noqa: F401  (registers the native EMO model)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    Checkpoint.open(model_dir)  # headers and contained shard paths checked before transformers follows the index
     try:
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))

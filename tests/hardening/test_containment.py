@@ -109,3 +109,16 @@ def test_run_out_in_the_model_folder_is_refused_before_writing(cli, model, tmp_p
     result = cli("run", tmp_path / "recipe.yaml", "--out", os.path.normpath(model / where))
     one_line_error(result, "output error:", "is the model folder", "or lies inside it")
     assert snapshot(tmp_path) == before
+
+
+def test_eval_checks_the_index_before_transformers_follows_it(cli, model, tmp_path):
+    """transformers joins index entries to the folder as they are: emo-prune's checks must come first."""
+    index = json.loads((model / INDEX).read_text())
+    shard = index["weight_map"]["lm_head.weight"]
+    shutil.move(model / shard, tmp_path / "outside.safetensors")
+    index["weight_map"] = {k: ("../outside.safetensors" if v == shard else v) for k, v in index["weight_map"].items()}
+    (model / INDEX).write_text(json.dumps(index))
+    before = snapshot(tmp_path)
+    result = cli("eval", model, "--tasks", "emo_ppl_math", "--limit", "1", "--out", tmp_path / "results.json")
+    one_line_error(result, "unsafe path:", "'../outside.safetensors'")
+    assert snapshot(tmp_path) == before

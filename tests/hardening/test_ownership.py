@@ -25,26 +25,27 @@ def test_overwrite_refuses_a_folder_that_merely_holds_emo_prune_json(cli, model,
     assert snapshot(tmp_path) == before
 
 
-def test_overwrite_refuses_an_emo_prune_folder_holding_a_stranger(cli, model, plan_file, tmp_path):
-    out = tmp_path / "out"
-    assert cli("extract", model, "--plan", plan_file, "--out", out).exit_code == 0
+def add_a_stranger(out):
     (out / "my-notes.md").write_text("written by a person")
-    before = snapshot(tmp_path)
-    result = cli("extract", model, "--plan", plan_file, "--out", out, "--overwrite")
-    one_line_error(result, "output error:", "it holds my-notes.md, which emo-prune did not write")
-    assert snapshot(tmp_path) == before
+    return "it holds my-notes.md, which emo-prune did not write"
 
 
-def test_a_hand_edited_marker_does_not_count(cli, model, plan_file, tmp_path):
-    out = tmp_path / "out"
-    assert cli("extract", model, "--plan", plan_file, "--out", out).exit_code == 0
+def list_it_by_hand(out):
     (out / "extra.bin").write_bytes(b"x")
     marker = json.loads((out / OWNER_FILE).read_text())
     marker["files"].append("extra.bin")  # listed, but the signature no longer matches
     (out / OWNER_FILE).write_text(json.dumps(marker))
+    return "no intact"
+
+
+@pytest.mark.parametrize("tamper", [add_a_stranger, list_it_by_hand], ids=lambda f: f.__name__)
+def test_overwrite_refuses_an_emo_prune_folder_someone_changed(cli, model, plan_file, tmp_path, tamper):
+    out = tmp_path / "out"
+    assert cli("extract", model, "--plan", plan_file, "--out", out).exit_code == 0
+    says = tamper(out)
     before = snapshot(tmp_path)
     result = cli("extract", model, "--plan", plan_file, "--out", out, "--overwrite")
-    one_line_error(result, "output error:", "no intact")
+    one_line_error(result, "output error:", says)
     assert snapshot(tmp_path) == before
 
 
