@@ -2,10 +2,10 @@
 
 Order of work: open the source (headers only), validate the plan against its config AND its tensors
 (`emo_prune.io.inventory`), check its identity, the output path and the free disk space, rewrite the
-config, lay out every output shard, look for NaN / Inf in what is kept (`finite`); only then take the
-output's lock, create the temporary folder and stream the bytes (see `jobs`, `source`,
-`emo_prune.io.writer`). Peak memory does not grow with the model: weights move file to file through
-the kernel.
+config, lay out every output shard, look for NaN / Inf in what is kept (`finite`); only then create
+the temporary folder and stream the bytes (see `jobs`, `source`, `emo_prune.io.writer`). The
+output's lock is taken once the cheap checks pass, before the hashing and the NaN scan. Peak memory
+does not grow with the model: weights move file to file through the kernel.
 """
 
 from __future__ import annotations
@@ -142,36 +142,37 @@ def extract(
     kept = validate_plan(plan, arch)
     build_inventory(checkpoint)  # the tensors agree with the config the plan was checked against
     folder = AtomicFolder(out_dir, overwrite=overwrite, protect=[model_dir])
-    identity = model_identity(checkpoint)
-    _check_identity(plan, identity, model_dir)
-    plan = replace(plan, source_model=identity)
+    with folder.lock:  # a second writer into out_dir fails now, not after the hashing and the NaN scan
+        identity = model_identity(checkpoint)
+        _check_identity(plan, identity, model_dir)
+        plan = replace(plan, source_model=identity)
 
-    config, changes = remap_config(checkpoint.config, arch, kept, out_dtype)
-    top_k_key = arch.family.config_keys["top_k"]
-    jobs = build_jobs(checkpoint, kept, out_dtype)
-    sides = side_files(model_dir)
-    _check_space(out_dir, sum(job.spec.nbytes for job in jobs) + sum(p.stat().st_size for p in sides) + SMALL_FILES)
-    nonfinite = nonfinite_tensors(arch, jobs)
-    _report_nonfinite(nonfinite, model_dir, strict)
-    extraction: dict[str, Any] = {
-        "num_experts_per_tok": {"original": checkpoint.config[top_k_key], "new": config[top_k_key]},
-        "config_changes": changes,
-        "dtype": out_dtype or "same",
-        "max_shard_size": shard_cap,
-    }
-    if nonfinite:
-        extraction["nonfinite"] = nonfinite
-    try:
-        with folder as tmp:
-            files, total = _write_shards(tmp, jobs, shard_cap, on_tensor)
-            extraction.update(files=files, total_bytes=total)
-            copied = [shutil.copyfile(path, tmp / path.name).name for path in sides]
-            write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
-            write_text(tmp / MANIFEST_FILE, dumps(manifest(plan, kept, extraction)))
-            write_text(tmp / AI2_METADATA_FILE, dumps(ai2_metadata(plan, kept, arch)))
-            write_text(tmp / CARD_FILE, model_card(plan, kept, arch, out_dir.name, extraction))
-    except OSError as exc:
-        raise OutputError(f"writing {out_dir} failed: {exc.strerror or exc}; nothing was left behind") from exc
+        config, changes = remap_config(checkpoint.config, arch, kept, out_dtype)
+        top_k_key = arch.family.config_keys["top_k"]
+        jobs = build_jobs(checkpoint, kept, out_dtype)
+        sides = side_files(model_dir)
+        _check_space(out_dir, sum(job.spec.nbytes for job in jobs) + sum(p.stat().st_size for p in sides) + SMALL_FILES)
+        nonfinite = nonfinite_tensors(arch, jobs)
+        _report_nonfinite(nonfinite, model_dir, strict)
+        extraction: dict[str, Any] = {
+            "num_experts_per_tok": {"original": checkpoint.config[top_k_key], "new": config[top_k_key]},
+            "config_changes": changes,
+            "dtype": out_dtype or "same",
+            "max_shard_size": shard_cap,
+        }
+        if nonfinite:
+            extraction["nonfinite"] = nonfinite
+        try:
+            with folder as tmp:
+                files, total = _write_shards(tmp, jobs, shard_cap, on_tensor)
+                extraction.update(files=files, total_bytes=total)
+                copied = [shutil.copyfile(path, tmp / path.name).name for path in sides]
+                write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+                write_text(tmp / MANIFEST_FILE, dumps(manifest(plan, kept, extraction)))
+                write_text(tmp / AI2_METADATA_FILE, dumps(ai2_metadata(plan, kept, arch)))
+                write_text(tmp / CARD_FILE, model_card(plan, kept, arch, out_dir.name, extraction))
+        except OSError as exc:
+            raise OutputError(f"writing {out_dir} failed: {exc.strerror or exc}; nothing was left behind") from exc
     return ExtractResult(
         out_dir=out_dir,
         files=files,

@@ -5,7 +5,8 @@
 A second writer fails at once with the holder's pid instead of racing it to the rename. The kernel
 drops the lock when its holder dies (kill -9 included), so a stale lock file never blocks anyone.
 A holder deletes the file before it unlocks; a waiter that locked a file which is no longer the one
-at the path (it was opened just before that deletion) lets it go and tries again.
+at the path (it was opened just before that deletion) lets it go and tries again. One `FolderLock`
+object may be entered again while held (nested `with`): only the outermost exit releases it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ class FolderLock:
         self.target = Path(target).absolute()
         self.path = lock_path(self.target)
         self._fd: int | None = None
+        self._depth = 0
 
     def acquire(self) -> FolderLock:
+        if self._fd is not None:
+            self._depth += 1
+            return self
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -61,13 +66,14 @@ class FolderLock:
             if same:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-                self._fd = fd
+                self._fd, self._depth = fd, 1
                 return self
             os.close(fd)  # the holder released and deleted this file between our open and our lock
         raise OutputBusyError(f"{self.target}: could not take its lock {self.path}; another process keeps taking it")
 
     def release(self) -> None:
-        if self._fd is not None:
+        self._depth -= 1
+        if self._fd is not None and self._depth <= 0:
             try:
                 self.path.unlink(missing_ok=True)
             finally:

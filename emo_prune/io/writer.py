@@ -301,7 +301,7 @@ class AtomicFolder:
         self.kind = kind
         self.prefix = f".{self.target.name}{TMP_TAG}"
         self.tmp: Path | None = None
-        self._lock = FolderLock(self.target)
+        self.lock = FolderLock(self.target)  # `with folder.lock:` takes it early, e.g. before long checks
         for path in protect:
             path = Path(path).resolve()
             if _overlaps(self.target.resolve(), path):
@@ -338,7 +338,7 @@ class AtomicFolder:
         return removed
 
     def __enter__(self) -> Path:
-        self._lock.acquire()
+        self.lock.acquire()
         try:
             self._check()  # again, now that no other emo-prune process can change the target
             self.clean_stale()
@@ -355,7 +355,7 @@ class AtomicFolder:
     def _abandon(self) -> None:
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
-        self._lock.release()
+        self.lock.release()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc_type is not None:

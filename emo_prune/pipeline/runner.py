@@ -176,9 +176,10 @@ def run_recipe(
     resolved_root, resolved_model = root.resolve(), Path(model_dir).resolve()
     if resolved_root == resolved_model or resolved_model in resolved_root.parents:
         raise OutputError(f"--out {root} is the model folder {model_dir} or lies inside it; choose a folder outside it")
-    identity = model_identity(Checkpoint.open(model_dir))
-    with FolderLock(root):
+    checkpoint = Checkpoint.open(model_dir)  # headers only: a broken model fails before anything is written
+    with FolderLock(root):  # before hashing the model: a second run into root fails at once
         claim_folder(root, "run")
+        identity = model_identity(checkpoint)
         run = _run_steps(recipe, root, model_dir, identity, recipe_file, overrides)
         write_owner_marker(root, "run")  # now listing what this run folder holds
     return run

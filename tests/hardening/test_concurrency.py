@@ -13,9 +13,15 @@ from hardening_helpers import one_line_error, snapshot
 from emo_prune.io.lock import FolderLock
 
 
-def test_a_held_lock_fails_a_second_extract_at_once(cli, model, plan_file, tmp_path):
+def test_a_held_lock_fails_a_second_extract_at_once(cli, model, plan_file, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    with FolderLock(out):
+
+    def too_late(*_args):
+        raise AssertionError("the lock must be taken before hashing the model or scanning for NaN")
+
+    with monkeypatch.context() as patch, FolderLock(out):
+        patch.setattr("emo_prune.extract.run.model_identity", too_late)
+        patch.setattr("emo_prune.extract.run.nonfinite_tensors", too_late)
         before = snapshot(tmp_path)
         started = time.perf_counter()
         result = cli("extract", model, "--plan", plan_file, "--out", out)
