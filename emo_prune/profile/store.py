@@ -34,6 +34,7 @@ from safetensors.torch import save
 from emo_prune.arch import LayerLayout
 from emo_prune.errors import CheckpointError, ProfileError
 from emo_prune.io.safetensors_header import read_header
+from emo_prune.io.writer import atomic_write
 from emo_prune.version import __version__
 
 FORMAT = 1
@@ -176,8 +177,6 @@ class Profile:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (`emo_prune.io.writer.atomic_write`); a profile is small: [L, E_max] per statistic."""
-        from emo_prune.io.writer import atomic_write
-
         if not self.domains:
             raise ProfileError("refusing to save an empty profile (no domain received any token)")
         data = save(self._tensors(), metadata={META_KEY: json.dumps(self._metadata(), sort_keys=True)})
