@@ -320,7 +320,8 @@ class AtomicFolder:
                 owned_contents(self.target)  # raises unless emo-prune wrote all of it
 
     def clean_stale(self) -> list[Path]:
-        """Delete temporary folders of this target left by killed runs (owner process gone)."""
+        """Delete temporary folders of this target left by killed runs (owner process gone); a previous
+        output moved aside by a replacement that died before the new one was renamed in goes back."""
         removed = []
         for path in self.target.parent.glob(f"{self.prefix}*"):
             pid = path.name[len(self.prefix) :].removeprefix(OLD_TAG).split(".")[0]
@@ -329,7 +330,11 @@ class AtomicFolder:
             if (path / PARTIAL_MARKER).is_file():  # a folder being written when its writer died
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
-            elif read_owner_marker(path) is not None:  # a replaced output whose deletion was cut short
+            elif read_owner_marker(path) is not None:  # a kill between the renames of a replacement
+                replaced = path.name[len(self.prefix) :].startswith(OLD_TAG)
+                if replaced and not self.target.exists():
+                    os.replace(path, self.target)  # the new output never arrived: put the previous one back
+                    continue
                 try:
                     remove_owned(path, owned_contents(path))
                     removed.append(path)
@@ -340,8 +345,8 @@ class AtomicFolder:
     def __enter__(self) -> Path:
         self.lock.acquire()
         try:
-            self._check()  # again, now that no other emo-prune process can change the target
             self.clean_stale()
+            self._check()  # again, now that no other emo-prune process can change the target
             self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.prefix}{os.getpid()}.", dir=self.target.parent))
             write_new(self.tmp / PARTIAL_MARKER, f"emo-prune is writing {self.target} (pid {os.getpid()})\n")
         except OSError as exc:

@@ -1,4 +1,5 @@
-"""kill -9 in the middle of `run` (during an extract): nothing looks finished, and a rerun resumes to the same bytes.
+"""kill -9 in the middle of `run` (during an extract): nothing looks finished, and a rerun resumes to the same
+bytes; kill -9 between the two renames of an --overwrite: the previous output comes back, nothing is lost.
 
 (A kill during a plain `extract` is covered by tests/extract/test_extract_atomic.py.)
 """
@@ -9,8 +10,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
+from emo_prune.errors import OutputError
 from emo_prune.io import Checkpoint
 from emo_prune.pipeline import load_recipe, run_recipe
 
@@ -67,3 +70,36 @@ def test_kill_during_run_then_resume_gives_identical_builds(source_model, tmp_pa
         assert _files(killed / "builds" / name) == _files(clean / "builds" / name)
         Checkpoint.open(killed / "builds" / name)
     assert sorted(p.name for p in builds.iterdir()) == ["k-25pct", "k-50pct"]  # the dead run's temp folder is gone
+
+
+DIE_BETWEEN_RENAMES = """
+import os, sys
+import emo_prune.io.writer as writer
+from emo_prune.extract import extract
+from emo_prune.select import Plan
+real = os.replace
+def dying(src, dst):
+    real(src, dst)
+    if ".emo-prune-tmp-old-" in str(dst):
+        os._exit(9)  # the old output is aside, the new one not yet in place
+writer.os.replace = dying
+extract(sys.argv[1], Plan([[0, 1, 2, 7], [0, 1, 2, 7]]), sys.argv[2], overwrite=True)
+"""
+
+
+def test_kill_while_replacing_puts_the_previous_output_back(model, plan_file, tmp_path):
+    from emo_prune.extract import extract
+    from emo_prune.select import Plan
+
+    out = tmp_path / "out"
+    extract(model, Plan.load(plan_file), out)
+    previous = _files(out)
+    env = {**os.environ, "EMO_PRUNE_CACHE": str(tmp_path / "cache")}
+    died = subprocess.run([sys.executable, "-c", DIE_BETWEEN_RENAMES, str(model), str(out)], env=env, timeout=300)
+    assert died.returncode == 9 and not out.exists()
+    extract(model, Plan.load(plan_file), tmp_path / "other")  # another target: this one is untouched
+    assert not out.exists()
+    with pytest.raises(OutputError, match="already exists"):  # the next write into it restores it first
+        extract(model, Plan.load(plan_file), out)
+    assert _files(out) == previous
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
