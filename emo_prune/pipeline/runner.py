@@ -221,7 +221,7 @@ def _run_steps(
         label = budget_label(budget)
         name = recipe.build_folder(budget)
         plan = root / "plans" / f"{label}.json"
-        build = contained_path(root / "builds", name, "build folder (recipe output.name / output.pattern)")
+        build = contained_path(root, f"builds/{name}", "build folder (recipe output.name / output.pattern)")
         selection = recipe.section_digest("selection")
         key = step_key("select", profile=profile_digest, model=identity["digest"], selection=selection, budget=label)
         steps.run(f"select/{label}", key, plan, lambda: _select(recipe, model_dir, profile, budget, plan))

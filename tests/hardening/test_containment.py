@@ -122,3 +122,21 @@ def test_eval_checks_the_index_before_transformers_follows_it(cli, model, tmp_pa
     result = cli("eval", model, "--tasks", "emo_ppl_math", "--limit", "1", "--out", tmp_path / "results.json")
     one_line_error(result, "unsafe path:", "'../outside.safetensors'")
     assert snapshot(tmp_path) == before
+
+
+def test_a_symlinked_builds_folder_in_a_run_folder_is_refused(cli, source_model, tmp_path):
+    from emo_prune.io.ownership import write_owner_marker
+
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    run.mkdir()
+    elsewhere.mkdir()
+    write_owner_marker(run, "run")  # a run folder emo-prune made ...
+    (run / "builds").symlink_to(elsewhere)  # ... into which someone planted a way out
+    recipe = {
+        "name": "r", "model": str(source_model), "budgets": [0.5],
+        "calibration": {"sources": ["builtin:math:train"], "domains": ["math"], "max_tokens": 200, "seq_len": 64},
+    }  # fmt: skip
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    result = cli("--quiet", "run", tmp_path / "recipe.yaml", "--out", run)  # no step status lines
+    one_line_error(result, "unsafe path:", "'builds/r-50pct'", "is a symlink to")
+    assert list(elsewhere.iterdir()) == []
