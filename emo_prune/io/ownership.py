@@ -38,7 +38,7 @@ def _files(folder: Path) -> list[str]:
     for dirpath, _dirs, names in os.walk(folder):
         for name in names:
             path = Path(dirpath) / name
-            if path.is_file() and not path.is_symlink() and name != OWNER_FILE:
+            if path.is_file() and not path.is_symlink() and path != folder / OWNER_FILE:
                 found.append(path.relative_to(folder).as_posix())
     return sorted(found)
 
@@ -73,18 +73,17 @@ def is_temporary(name: str) -> bool:
     return TMP_TAG in name
 
 
-def owned_contents(folder: str | Path, kind: str | None = None) -> list[Path]:
+def owned_contents(folder: str | Path) -> list[Path]:
     """The files of `folder` emo-prune may delete (listed ones, its temp files, the marker).
 
     OutputError when the folder is not emo-prune's or holds anything else, naming the first stranger.
+    Only files found IN the folder are returned, so a marker listing "../x" can never reach outside it.
     """
     folder = Path(folder)
     marker = read_owner_marker(folder)
     refuse = f"refusing to replace {folder} even with --overwrite"
     if marker is None:
         raise OutputError(f"{refuse}: it has no intact {OWNER_FILE}, so emo-prune did not write it (remove it yourself)")
-    if kind is not None and marker.get("kind") != kind:
-        raise OutputError(f"{refuse}: emo-prune wrote it as a {marker.get('kind')} folder, not a {kind} folder")
     listed = set(marker["files"])
     removable = []
     for dirpath, dirs, names in os.walk(folder):
