@@ -103,9 +103,7 @@ def _check_space(out_dir: Path, needed: int) -> None:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     if free < needed:
-        raise OutputError(
-            f"{probe} has {free:,} bytes free, the output needs {needed:,} bytes; free some space"
-        )
+        raise OutputError(f"{probe} has {free:,} bytes free, the output needs {needed:,} bytes; free some space")
 
 
 def _report_nonfinite(names: list[str], model_dir: Path, strict: bool) -> None:
@@ -151,7 +149,8 @@ def extract(
         top_k_key = arch.family.config_keys["top_k"]
         jobs = build_jobs(checkpoint, kept, out_dtype)
         sides = side_files(model_dir)
-        _check_space(out_dir, sum(job.spec.nbytes for job in jobs) + sum(p.stat().st_size for p in sides) + SMALL_FILES)
+        needed = sum(job.spec.nbytes for job in jobs) + sum(p.stat().st_size for p in sides) + SMALL_FILES
+        _check_space(out_dir, needed)
         nonfinite = nonfinite_tensors(arch, jobs)
         _report_nonfinite(nonfinite, model_dir, strict)
         extraction: dict[str, Any] = {

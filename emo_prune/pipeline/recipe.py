@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from emo_prune.errors import EmoPruneError, RecipeError
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")  # a build folder: one name; '+' joins domains
 PATTERN_FIELDS = ("name", "budget", "method", "domains")
 MAX_NODES = 100_000  # values of a recipe with every alias expanded; real recipes hold a few hundred
 
@@ -249,7 +250,7 @@ def _cross_checks(recipe: Recipe) -> list[str]:
         except (ValueError, KeyError, IndexError, AttributeError) as exc:
             problems.append(f"output.pattern: cannot be filled in ({exc})")
             break
-        if not _NAME.match(folder) or len(folder) > 255:
+        if not _FOLDER.match(folder):
             problems.append(
                 f"output.pattern / output.name: the build folder {folder!r} is not one plain folder name "
                 f"(letters, digits, '.', '_', '+', '-'; it is created inside OUT/builds/)"
