@@ -84,8 +84,15 @@ def torch_dtype(name: str) -> torch.dtype | str:
 
 
 def load_model(model_dir: str | Path, settings: LoadSettings) -> tuple[Any, Any]:
-    """(model in eval mode on the device, tokenizer) from a local folder; `settings` must be resolved."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """(model in eval mode on the device, tokenizer) from a local folder; `settings` must be resolved.
+
+    The weights are read tensor by tensor into the model's own parameters (`models.weights`): no second copy.
+    """
+    from transformers import AutoTokenizer
+
+    from emo_prune.io import read_json
+    from emo_prune.models.weights import load_pretrained
+    from emo_prune.profile.model import resolve_dtype
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").exists():
@@ -97,12 +104,13 @@ def load_model(model_dir: str | Path, settings: LoadSettings) -> tuple[Any, Any]
         raise CheckpointError(
             f"{model_dir} has no usable tokenizer ({exc}); copy the tokenizer files beside config.json"
         ) from exc
+    dtype = torch_dtype(settings.dtype)
+    if dtype == "auto":
+        dtype = resolve_dtype("auto", read_json(model_dir / "config.json", "model config"))
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(model_dir), dtype=torch_dtype(settings.dtype), experts_implementation=settings.impl
-        )
+        model = load_pretrained(model_dir, dtype, settings.device, experts_implementation=settings.impl)
     except ValueError as exc:
         if "experts_implementation" in str(exc):
             raise RuntimeSetupError(f"{model_dir}: --impl {settings.impl} cannot run this model ({exc})") from exc
         raise CheckpointError(f"{model_dir} cannot be loaded by transformers: {exc}") from exc
-    return model.to(settings.device).eval(), tokenizer
+    return model, tokenizer

@@ -6,13 +6,13 @@ lm_head, which profiling does not need, is never computed.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from emo_prune.errors import CheckpointError, ConfigError, RuntimeSetupError
+from emo_prune.models.weights import decoder_of  # noqa: F401  (re-exported for the runners)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEFAULT_SEQ_LEN = 2048
@@ -66,33 +66,8 @@ def load_tokenizer(model_dir: Path):
     return tokenizer
 
 
-def decoder_of(model: nn.Module) -> nn.Module:
-    """The decoder (embeddings, layers, norm) of a causal LM: `model.model` for every supported family."""
-    return getattr(model, model.base_model_prefix)
-
-
 def load_full_model(model_dir: Path, dtype: torch.dtype, device: torch.device) -> nn.Module:
-    import emo_prune  # noqa: F401  (registers the native EMO model)
-    from transformers import AutoModelForCausalLM
+    """The whole model, loaded tensor by tensor into its own parameters (no second copy of a layer)."""
+    from emo_prune.models.weights import load_pretrained
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
-    except Exception as exc:  # many transformers error types for unreadable weights
-        raise CheckpointError(f"cannot load the model in {model_dir}: {exc}") from exc
-    return model.to(device).eval()
-
-
-def meta_model(model_dir: Path, dtype: torch.dtype, device: torch.device) -> nn.Module:
-    """The model's module tree with no weights (meta device), rotary tables real on `device`."""
-    import emo_prune  # noqa: F401
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.from_pretrained(str(model_dir))
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    decoder = decoder_of(model)
-    with torch.device(device):
-        decoder.rotary_emb = type(decoder.rotary_emb)(config=decoder.config)
-    return model.eval()
+    return load_pretrained(model_dir, dtype, device)

@@ -54,12 +54,13 @@ class _StopForward(Exception):
 
 def load_model(model_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Any]:
     """The checkpoint as a float32 transformers model (eval mode) and its tokenizer."""
-    import emo_prune  # noqa: F401  (registers the native EMO model)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from emo_prune.models.weights import load_pretrained
 
     Checkpoint.open(model_dir)  # headers and contained shard paths checked before transformers follows the index
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).to(device).eval()
+        model = load_pretrained(model_dir, torch.float32, device)
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot load {model_dir} with transformers: {exc}") from exc
