@@ -96,3 +96,9 @@ class RuntimeSetupError(EmoPruneError):
     """A requested experts implementation or device cannot be used here (e.g. Triton without CUDA)."""
 
     kind = "runtime error"
+
+
+class InsufficientMemoryError(EmoPruneError):
+    """A command's estimated peak memory exceeds the budget on every path it has (emo_prune.memory)."""
+
+    kind = "not enough memory"

@@ -7,11 +7,16 @@ each prompt; routing ids differ by construction (the pruned model renumbers expe
 The plan comes from the pruned folder's emo_prune.json (or AI2's pruning_metadata.json).
 When the masked ORIGINAL already gives NaN / Inf logits, its weights are at fault, not the build:
 the report says so (`original_finite`) instead of blaming the extraction.
+
+When the whole original does not fit in memory (`emo_prune.memory`, or `--layerwise`), the same
+comparison runs layer by layer (`emo_prune.verify_layerwise`): one layer in memory at a time, with
+each layer of the build also compared to the masked original's on the same inputs.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,8 @@ import torch
 
 from emo_prune.errors import VerificationError
 from emo_prune.io import Checkpoint
+from emo_prune.memory import MemoryOptions, Workload, plan_memory
+from emo_prune.profile.model import load_tokenizer
 from emo_prune.select.greedy import load_model
 from emo_prune.select.masking import masked_experts
 from emo_prune.select.plan import Kept, Plan, validate_plan
@@ -54,6 +61,8 @@ class VerifyReport:
     kept_counts: list[int | None]
     tolerance: float = TOLERANCE
     original_finite: bool = True  # False: the masked original's own logits hold NaN / Inf
+    path: str = "whole"  # or "layerwise"
+    per_layer: list[float] | None = None  # layerwise: max |difference| of each layer's outputs, same inputs
 
     @property
     def passed(self) -> bool:
@@ -71,6 +80,8 @@ class VerifyReport:
             "per_prompt_max_abs_diff": self.per_prompt,
             "kept_counts": self.kept_counts,
             "original_finite": self.original_finite,
+            "path": self.path,
+            "per_layer_max_abs_diff": self.per_layer,
         }
 
     def raise_for_failure(self) -> None:
@@ -108,32 +119,52 @@ def _check_pruned_layout(kept: Kept, pruned: Checkpoint) -> None:
         )
 
 
+def _whole_logits(
+    original: Checkpoint, pruned: Checkpoint, kept: Kept, encoded: list[list[int]]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    model, _ = load_model(original.path)
+    with masked_experts(model, original.architecture, kept):
+        expected = _logits(model, encoded)
+    _free(model)
+    del model
+    model, _ = load_model(pruned.path)
+    return expected, _logits(model, encoded)
+
+
 def verify(
     original_dir: str | Path,
     pruned_dir: str | Path,
     num_prompts: int = 8,
     tolerance: float = TOLERANCE,
     texts: list[str] | None = None,
+    memory: MemoryOptions = MemoryOptions(),
+    notify: Callable[[str], None] | None = None,
 ) -> VerifyReport:
-    """Run both models on `num_prompts` prompts (or `texts`) and compare logits; see the module docstring."""
+    """Run both models on `num_prompts` prompts (or `texts`) and compare logits; see the module docstring.
+
+    `memory` picks the whole-model or the layerwise path (auto: by the memory plan); `notify` gets the
+    plan's one-line message when it switches to the layerwise path.
+    """
     original, pruned = Checkpoint.open(original_dir), Checkpoint.open(pruned_dir)
     plan = Plan.load(pruned.path)
     kept = validate_plan(plan, original.architecture, where=f"the plan in {pruned.path}")
     _check_pruned_layout(kept, pruned)
 
-    model, tokenizer = load_model(original.path)
+    tokenizer = load_tokenizer(original.path)
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in (texts or prompts(num_prompts))]
     encoded = [ids for ids in encoded if ids]
     if not encoded:
         raise VerificationError("no prompt produced any token")
-    with masked_experts(model, original.architecture, kept):
-        expected = _logits(model, encoded)
-    original_finite = all(bool(torch.isfinite(x).all()) for x in expected)
-    _free(model)
-    del model
+    work = Workload(rows=1, seq_len=max(map(len, encoded)), kept_tokens=2 * sum(map(len, encoded)), logits=True)
+    choice = plan_memory("verify", [original, pruned], torch.float32, work, memory, notify=notify)
+    per_layer = None
+    if choice.path == "layerwise":
+        from emo_prune.verify_layerwise import layerwise_logits
 
-    model, _ = load_model(pruned.path)
-    got = _logits(model, encoded)
+        expected, got, per_layer = layerwise_logits(original, pruned, kept, encoded)
+    else:
+        expected, got = _whole_logits(original, pruned, kept, encoded)
+    original_finite = all(bool(torch.isfinite(x).all()) for x in expected)
     diffs = [float((a - b).abs().max()) for a, b in zip(expected, got)]
     diffs = [d if math.isfinite(d) else math.inf for d in diffs]  # NaN must fail, not compare False
     return VerifyReport(
@@ -145,4 +176,6 @@ def verify(
         kept_counts=[None if ids is None else len(ids) for ids in kept],
         tolerance=tolerance,
         original_finite=original_finite,
+        path=choice.path,
+        per_layer=per_layer,
     )

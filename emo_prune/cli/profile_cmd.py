@@ -19,7 +19,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from emo_prune.cli.format import human_count
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption
 from emo_prune.console import out
 from emo_prune.errors import ProfileError
 from emo_prune.profile.distributed import current_world
@@ -69,9 +69,8 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per forward.")] = 8,
         device: DeviceOption = "auto",
         dtype: DtypeOption = "auto",
-        layerwise: Annotated[
-            bool, typer.Option("--layerwise", help="One decoder layer in memory at a time (models larger than memory).")
-        ] = False,
+        layerwise: LayerwiseOption = None,
+        max_memory: MaxMemoryOption = None,
         offload_dir: Annotated[
             Path | None, typer.Option("--offload-dir", help="With --layerwise: keep activations on disk here.")
         ] = None,
@@ -100,9 +99,10 @@ def register(app: typer.Typer) -> None:
                 layerwise=layerwise,
                 offload_dir=offload_dir,
                 seed=seed,
+                max_memory=max_memory,
             )
             with out.progress() as bars:
-                task = bars.add_task("layerwise profile" if layerwise else "profile", total=None)
+                task = bars.add_task("profile", total=None)
                 start, done = time.perf_counter(), [0]
 
                 def progress(advance: int, total: int) -> None:
@@ -110,7 +110,9 @@ def register(app: typer.Typer) -> None:
                     rate = done[0] / max(time.perf_counter() - start, 1e-9)
                     bars.update(task, total=total, advance=advance, rate=f"{human_count(rate)} tok/s")
 
-                profile = profile_to_file(inputs[0], calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress)
+                profile = profile_to_file(
+                    inputs[0], calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress, notify=out.note
+                )
             if not current_world(device).is_main:
                 return  # under `accelerate launch`, rank 0 writes and reports
         report = build_report(profile, top=top)

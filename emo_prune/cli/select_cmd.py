@@ -9,9 +9,10 @@ import typer
 from rich.table import Table
 
 from emo_prune.cli.format import compress_ranges
-from emo_prune.cli.options import JsonFlag, ModelDir
+from emo_prune.cli.options import JsonFlag, LayerwiseOption, MaxMemoryOption, ModelDir, memory_path
 from emo_prune.console import out
 from emo_prune.errors import PlanError
+from emo_prune.memory import MemoryOptions
 from emo_prune.select import BUDGETS, COMBINES, METHODS, GreedySettings, Plan, SelectOptions, make_plan
 
 # Shared with `extract` (which can select on the fly); not used elsewhere, so they live here.
@@ -56,6 +57,7 @@ def options_from_flags(
     seq_len: int,
     batch_size: int,
     device: str,
+    memory: MemoryOptions = MemoryOptions(),
 ) -> SelectOptions:
     if keep is None:
         raise PlanError("pass --keep (a fraction such as 0.125, or a count of experts per layer)")
@@ -68,7 +70,7 @@ def options_from_flags(
         seed=seed,
         within=Plan.load(within) if within is not None else None,
         calib=tuple(calib or ()),
-        greedy=GreedySettings(seq_len=seq_len, batch_size=batch_size, device=device),
+        greedy=GreedySettings(seq_len=seq_len, batch_size=batch_size, device=device, memory=memory),
     )
 
 
@@ -78,7 +80,9 @@ def run_select(model_dir: Path, profile: Path | None, options: SelectOptions) ->
         return make_plan(model_dir, options, profile)
     with out.progress() as progress:
         task = progress.add_task("greedy selection, layer by layer", total=None)
-        return make_plan(model_dir, options, profile, on_layer=lambda layer: progress.update(task, completed=layer + 1))
+        return make_plan(
+            model_dir, options, profile, on_layer=lambda layer: progress.update(task, completed=layer + 1), notify=out.note
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -101,13 +105,18 @@ def register(app: typer.Typer) -> None:
         seq_len: SeqLenOption = 512,
         batch_size: BatchOption = 8,
         device: DeviceOption = "cpu",
+        layerwise: LayerwiseOption = None,
+        max_memory: MaxMemoryOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Choose the experts each layer keeps and write them as a plan (for `extract --plan`).
 
         Subsets from one profile are nested: the 12.5% set lies inside the 25% set (except greedy; use --within).
         """
-        options = options_from_flags(keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device)
+        memory = MemoryOptions(memory_path(layerwise), max_memory)  # greedy only
+        options = options_from_flags(
+            keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device, memory
+        )
         plan = run_select(model_dir, profile, options)
         plan.save(out_path)
         out.result({"plan": str(out_path), **plan.to_dict()}, lambda: render_plan(plan, out_path))

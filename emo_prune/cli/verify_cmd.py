@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from emo_prune.cli.options import JsonFlag
+from emo_prune.cli.options import JsonFlag, LayerwiseOption, MaxMemoryOption, memory_path
 from emo_prune.console import out
+from emo_prune.memory import MemoryOptions
 from emo_prune.verify import TOLERANCE, VerifyReport, verify
 
 
@@ -26,13 +27,17 @@ def register(app: typer.Typer) -> None:
         tolerance: Annotated[
             float, typer.Option("--tolerance", help="Largest allowed |logit difference| (fp32).")
         ] = TOLERANCE,
+        layerwise: LayerwiseOption = None,
+        max_memory: MaxMemoryOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Compare the pruned model's logits with the original's, dropped experts' router logits at -inf.
 
-        Both run in float32; exit code 1 when the max abs difference exceeds the tolerance.
+        Both run in float32; exit code 1 when the max abs difference exceeds the tolerance. When the
+        original does not fit in memory, layer by layer (each layer of both compared on the same inputs).
         """
-        report = verify(original_dir, pruned_dir, num_prompts=prompts, tolerance=tolerance)
+        memory = MemoryOptions(memory_path(layerwise), max_memory)
+        report = verify(original_dir, pruned_dir, num_prompts=prompts, tolerance=tolerance, memory=memory, notify=out.note)
         out.result(report.to_dict(), lambda: render(report))
         report.raise_for_failure()
 
@@ -43,3 +48,6 @@ def render(report: VerifyReport) -> None:
         f"max abs logit difference {report.max_abs_diff:.3g} over {len(report.per_prompt)} prompts "
         f"({report.tokens} tokens), tolerance {report.tolerance:g}: {verdict}"
     )
+    if report.per_layer is not None:
+        worst = max(range(len(report.per_layer)), key=lambda i: report.per_layer[i])
+        out.print(f"layer by layer, same inputs: largest difference {report.per_layer[worst]:.3g} (layer {worst})")

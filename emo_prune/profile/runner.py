@@ -18,6 +18,7 @@ from emo_prune.calib import Document, describe_sources
 from emo_prune.errors import CalibrationError, OutputError
 from emo_prune.io import Checkpoint, model_identity
 from emo_prune.io.writer import check_writable
+from emo_prune.memory import MemoryOptions, Workload, plan_memory
 from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
 from emo_prune.profile.collector import StatsCollector
 from emo_prune.profile.distributed import all_reduce_sum, current_world
@@ -45,17 +46,23 @@ class ProfileSettings:
     max_tokens: int | None = DEFAULT_MAX_TOKENS  # per domain; None = every document
     device: str = "auto"
     dtype: str = "auto"
-    layerwise: bool = False
-    offload_dir: Path | None = None
+    layerwise: bool | None = None  # None: the memory plan decides (whole model when it fits)
+    offload_dir: Path | None = None  # implies layerwise
     seed: int = 0
+    max_memory: str | int | None = None  # the memory plan's budget (default: EMO_PRUNE_MAX_MEMORY, else free RAM)
 
     def validate(self) -> None:
         if self.batch_size <= 0:
             raise CalibrationError(f"--batch-size must be positive, got {self.batch_size}")
         if self.max_tokens is not None and self.max_tokens <= 0:
             raise CalibrationError(f"--max-tokens must be positive, got {self.max_tokens}")
-        if self.offload_dir is not None and not self.layerwise:
+        if self.offload_dir is not None and self.layerwise is False:
             raise CalibrationError("--offload-dir only applies with --layerwise")
+
+    @property
+    def memory(self) -> MemoryOptions:
+        forced = self.layerwise if self.offload_dir is None else True
+        return MemoryOptions({None: "auto", True: "layerwise", False: "whole"}[forced], self.max_memory)
 
 
 def run_full(
@@ -93,8 +100,13 @@ def profile_model(
     documents: list[Document],
     settings: ProfileSettings | None = None,
     progress: Progress | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Profile:
-    """Profile `documents` on the model in `model_dir`; every rank returns the full (reduced) profile."""
+    """Profile `documents` on the model in `model_dir`; every rank returns the full (reduced) profile.
+
+    Whole model or layer by layer: `settings.layerwise`, or (None) the memory plan, whose one-line
+    message goes to `notify` when it switches to the layerwise path.
+    """
     settings = settings or ProfileSettings()
     settings.validate()
     if not documents:
@@ -114,13 +126,19 @@ def profile_model(
     batches = list(make_batches(mine, seq_len, settings.batch_size, pad_id))
     collector = StatsCollector(list(arch.layouts), domains, device)
 
-    passes = arch.num_layers if settings.layerwise else 1
+    work = Workload(
+        rows=settings.batch_size,
+        seq_len=seq_len,
+        kept_tokens=0 if settings.offload_dir is not None else sum(b.input_ids.numel() for b in batches),
+    )
+    layerwise = plan_memory("profile", [checkpoint], dtype, work, settings.memory, str(device), notify).path == "layerwise"
+    passes = arch.num_layers if layerwise else 1
     total = passes * sum(b.num_tokens for b in batches)
     step = None
     if progress is not None:
         progress(0, total)
         step = lambda tokens: progress(tokens, total)  # noqa: E731
-    if settings.layerwise:
+    if layerwise:
         run_layerwise(checkpoint, batches, collector, device, dtype, step, settings.offload_dir)
     else:
         run_full(model_dir, arch, batches, collector, device, dtype, step)
@@ -132,6 +150,7 @@ def profile_model(
         used = [d for d in tokenized if d.source == entry["source"]]
         entry["documents_used"], entry["tokens_used"] = len(used), sum(len(d.ids) for d in used)
     recorded = asdict(settings) | {
+        "layerwise": layerwise,
         "seq_len": seq_len,
         "device": str(device),
         "dtype": str(dtype).removeprefix("torch."),
@@ -164,6 +183,7 @@ def profile_to_file(
     *,
     overwrite: bool = False,
     progress: Progress | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Profile:
     """Load the calibration sources, profile, and (on rank 0) write the profile atomically to `out`."""
     from emo_prune.calib import load_documents
@@ -172,7 +192,7 @@ def profile_to_file(
     settings.validate()
     check_output(Path(out), overwrite)
     documents = load_documents(sources, domains, seed=settings.seed)
-    profile = profile_model(model_dir, documents, settings, progress)
+    profile = profile_model(model_dir, documents, settings, progress, notify)
     if current_world(settings.device).is_main:
         profile.save(out)
     return profile

@@ -6,9 +6,12 @@ forward at layer l's router, and take the mean router probability per expert ove
 non-padding tokens (EMO: routed and shared blocks softmaxed separately, as `router_probabilities`).
 `choose(layer, scores, weights)` turns those scores into the kept ids; then layer l is masked too.
 
-Memory: loads the whole model (float32) once; layer l costs one forward through layers 0..l, so the
-whole selection costs about L/2 full forwards of the calibration set. A layer-by-layer runner that
-holds one layer at a time is a follow-up (the profiler's --layerwise machinery).
+Memory: the whole-model path loads the model (float32) once; layer l costs one forward through
+layers 0..l, so the selection costs about L/2 full forwards of the calibration set. The layerwise
+path (`greedy_select_layerwise`, chosen by the memory plan or --layerwise) holds one layer at a time
+(`emo_prune.models.stream`) and the activations of the calibration set between two layers: each
+layer runs twice (score, then masked to its choice), 2 layer forwards per layer instead of L/2.
+Both paths compute the same floats on CPU, so they choose the same experts.
 
 Nesting: scores of layer l depend on what layers < l keep, which depends on the budget, so greedy
 sets at two budgets need not be nested. Pass `within` (select --within PLAN) to choose inside a larger
@@ -27,7 +30,9 @@ from torch import nn
 
 from emo_prune.arch import MoEArchitecture
 from emo_prune.errors import CalibrationError, CheckpointError
-from emo_prune.io.checkpoint import Checkpoint
+from emo_prune.io import Checkpoint
+from emo_prune.memory import MemoryOptions, Workload, plan_memory
+from emo_prune.models.stream import LayerStream
 from emo_prune.routing import router_probabilities
 from emo_prune.select.masking import masked_experts, router_module
 from emo_prune.select.plan import Kept
@@ -46,6 +51,7 @@ class GreedySettings:
     seq_len: int = 512  # tokens per document (longer ones are truncated)
     batch_size: int = 8
     device: str = "cpu"
+    memory: MemoryOptions = MemoryOptions()  # whole model or layer by layer (auto: by the memory plan)
 
 
 class _StopForward(Exception):
@@ -94,45 +100,76 @@ def _batches(encoded: list[tuple[list[int], str]], domains: list[str], batch_siz
         yield input_ids, mask, domain
 
 
+Batches = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # (input_ids [B, S], mask [B, S], domain [B, S])
+
+
+def prepare(tokenizer: Any, documents: Sequence[DocumentLike], settings: GreedySettings) -> tuple[list[str], Batches]:
+    """(domain names, padded batches) of the calibration documents, as both greedy paths read them."""
+    domains = sorted({doc.domain for doc in documents})
+    encoded = encode(tokenizer, documents, settings.seq_len)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return domains, list(_batches(encoded, domains, settings.batch_size, pad_id))
+
+
+class _Tally:
+    """Router probability sums per domain over non-padding tokens, from a hook that then stops the forward."""
+
+    def __init__(self, arch: MoEArchitecture, layer: int, domains: list[str]):
+        layout = arch.layouts[layer]
+        self.spec = layout.routing_spec()
+        self.domains = domains
+        self.sums = torch.zeros(len(domains), layout.num_experts, dtype=torch.float64)  # [D, E]
+        self.tokens = torch.zeros(len(domains), dtype=torch.float64)  # [D]
+
+    def run(self, router: nn.Module, batches: Batches, forward: Callable[[int], Any]) -> None:
+        """forward(b) runs batch b up to (at least) `router`; the hook tallies it and stops the forward."""
+        current: dict[str, torch.Tensor] = {}
+
+        def capture(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            logits = output[0] if isinstance(output, tuple) else output  # [T, E], T = B*S
+            probs = router_probabilities(logits, self.spec).double().cpu()  # [T, E]
+            valid = current["mask"].reshape(-1).bool()  # [T]
+            onehot = torch.nn.functional.one_hot(current["domain"].reshape(-1)[valid], len(self.domains)).double()  # [t, D]
+            self.sums.add_(onehot.T @ probs[valid])
+            self.tokens.add_(onehot.sum(0))
+            raise _StopForward
+
+        handle = router.register_forward_hook(capture)
+        try:
+            for b, (_, mask, domain) in enumerate(batches):
+                current.update(mask=mask, domain=domain)
+                try:
+                    forward(b)
+                except _StopForward:
+                    pass
+        finally:
+            handle.remove()
+
+    def means(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        means = {d: self.sums[i] / max(float(self.tokens[i]), 1.0) for i, d in enumerate(self.domains)}
+        return means, {d: float(self.tokens[i]) for i, d in enumerate(self.domains)}
+
+
 @torch.inference_mode()
 def layer_scores(
     model: nn.Module,
     arch: MoEArchitecture,
     layer: int,
-    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    batches: Batches,
     domains: list[str],
     kept: Kept,
     device: str = "cpu",
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Mean router probability per expert of `layer` per domain, with layers < `layer` masked to `kept`."""
-    layout = arch.layouts[layer]
-    spec = layout.routing_spec()
-    sums = torch.zeros(len(domains), layout.num_experts, dtype=torch.float64)  # [D, E]
-    tokens = torch.zeros(len(domains), dtype=torch.float64)  # [D]
-    current: dict[str, torch.Tensor] = {}
+    tally = _Tally(arch, layer, domains)
 
-    def capture(_module: nn.Module, _inputs: Any, output: Any) -> None:
-        logits = output[0] if isinstance(output, tuple) else output  # [T, E], T = B*S
-        probs = router_probabilities(logits, spec).double().cpu()  # [T, E]
-        valid = current["mask"].reshape(-1).bool()  # [T]
-        onehot = torch.nn.functional.one_hot(current["domain"].reshape(-1)[valid], len(domains)).double()  # [t, D]
-        sums.add_(onehot.T @ probs[valid])
-        tokens.add_(onehot.sum(0))
-        raise _StopForward
+    def forward(b: int) -> None:
+        input_ids, mask, _ = batches[b]
+        model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False)
 
-    handle = router_module(model, arch, layer).register_forward_hook(capture)
-    try:
-        with masked_experts(model, arch, kept, layers=set(range(layer))):
-            for input_ids, mask, domain in batches:
-                current.update(mask=mask, domain=domain)
-                try:
-                    model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False)
-                except _StopForward:
-                    pass
-    finally:
-        handle.remove()
-    means = {d: sums[i] / max(float(tokens[i]), 1.0) for i, d in enumerate(domains)}
-    return means, {d: float(tokens[i]) for i, d in enumerate(domains)}
+    with masked_experts(model, arch, kept, layers=set(range(layer))):
+        tally.run(router_module(model, arch, layer), batches, forward)
+    return tally.means()
 
 
 def greedy_select(
@@ -144,11 +181,8 @@ def greedy_select(
     settings: GreedySettings = GreedySettings(),
     on_layer: Callable[[int], None] | None = None,
 ) -> Kept:
-    """Kept original ids per layer, chosen layer by layer on the progressively pruned model."""
-    domains = sorted({doc.domain for doc in documents})
-    encoded = encode(tokenizer, documents, settings.seq_len)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    batches = list(_batches(encoded, domains, settings.batch_size, pad_id))
+    """Kept original ids per layer, chosen layer by layer on the progressively pruned (whole) model."""
+    domains, batches = prepare(tokenizer, documents, settings)
     kept: Kept = [None] * arch.num_layers
     for layout in arch.layouts:
         if layout.is_dense:
@@ -158,3 +192,61 @@ def greedy_select(
         if on_layer is not None:
             on_layer(layout.index)
     return kept
+
+
+@torch.inference_mode()
+def greedy_select_layerwise(
+    checkpoint: Checkpoint,
+    tokenizer: Any,
+    documents: Sequence[DocumentLike],
+    choose: Chooser,
+    settings: GreedySettings = GreedySettings(),
+    on_layer: Callable[[int], None] | None = None,
+) -> Kept:
+    """`greedy_select` with one layer in memory: the activations of every batch go through layer l once
+    to score its router, then (l masked to its choice) once more to feed layer l + 1."""
+    arch = checkpoint.architecture
+    domains, batches = prepare(tokenizer, documents, settings)
+    stream = LayerStream(checkpoint, torch.float32, torch.device(settings.device))
+    with stream.module(stream.embed_name()) as embed:
+        hidden = [embed(input_ids.to(settings.device)) for input_ids, _, _ in batches]  # [B, S, H] each
+    kept: Kept = [None] * arch.num_layers
+    for layout in arch.layouts:
+        i = layout.index
+        with stream.layer(i):
+            if not layout.is_dense:
+                tally = _Tally(arch, i, domains)
+                tally.run(router_module(stream.model, arch, i), batches, lambda b: stream.run(hidden[b], batches[b][1]))
+                kept[i] = choose(i, *tally.means())
+                if on_layer is not None:
+                    on_layer(i)
+            if i + 1 < arch.num_layers:
+                with masked_experts(stream.model, arch, kept, layers={i}):
+                    hidden = [stream.run(h, mask) for h, (_, mask, _) in zip(hidden, batches)]
+    return kept
+
+
+def run_greedy(
+    model_dir: str | Path,
+    documents: Sequence[DocumentLike],
+    choose: Chooser,
+    settings: GreedySettings = GreedySettings(),
+    on_layer: Callable[[int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> Kept:
+    """Greedy selection on the model in `model_dir`, whole or layer by layer as the memory plan decides."""
+    from emo_prune.profile.model import load_tokenizer
+
+    checkpoint = Checkpoint.open(model_dir)
+    tokenizer = load_tokenizer(checkpoint.path)
+    _, batches = prepare(tokenizer, documents, settings)
+    work = Workload(
+        rows=max(ids.shape[0] for ids, _, _ in batches),
+        seq_len=max(ids.shape[1] for ids, _, _ in batches),
+        kept_tokens=sum(ids.numel() for ids, _, _ in batches),
+    )
+    choice = plan_memory("greedy selection", [checkpoint], torch.float32, work, settings.memory, settings.device, notify)
+    if choice.path == "layerwise":
+        return greedy_select_layerwise(checkpoint, tokenizer, documents, choose, settings, on_layer)
+    model, _ = load_model(checkpoint.path, settings.device)
+    return greedy_select(model, tokenizer, checkpoint.architecture, documents, choose, settings, on_layer)

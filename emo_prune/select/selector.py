@@ -23,7 +23,7 @@ from emo_prune.io import Checkpoint, model_identity
 from emo_prune.profile.store import Profile
 from emo_prune.select.budget import BUDGETS, routed_counts
 from emo_prune.profile.report import coverage
-from emo_prune.select.greedy import DocumentLike, GreedySettings, greedy_select, load_model
+from emo_prune.select.greedy import DocumentLike, GreedySettings, run_greedy
 from emo_prune.select.keep import Keep, keep_counts
 from emo_prune.select.plan import Kept, Plan, canonical_order, validate_plan
 from emo_prune.select.scores import COMBINES, METHODS, PROFILE_METHODS, profile_scores, random_scores, rank_routed
@@ -97,14 +97,15 @@ def select_experts(
     model_dir: str | Path | None = None,
     documents: Sequence[DocumentLike] | None = None,
     on_layer: Callable[[int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Plan:
-    """A plan for `arch`; greedy also needs `model_dir` and `documents`."""
+    """A plan for `arch`; greedy also needs `model_dir` and `documents` (`notify`: the memory plan's line)."""
     _check_options(arch, options, profile)
     keep = Keep.parse(options.keep)
     counts = keep_counts(keep, arch.layouts)
     candidates = _candidates(arch, counts, options.within)
     if options.method == "greedy":
-        kept = _greedy(arch, options, counts, candidates, model_dir, documents, on_layer)
+        kept = _greedy(arch, options, counts, candidates, model_dir, documents, on_layer, notify)
     else:
         kept = _from_scores(arch, options, profile, counts, candidates)
     plan = Plan(
@@ -164,6 +165,7 @@ def _greedy(
     model_dir: str | Path | None,
     documents: Sequence[DocumentLike] | None,
     on_layer: Callable[[int], None] | None,
+    notify: Callable[[str], None] | None = None,
 ) -> Kept:
     if model_dir is None or not documents:
         raise CalibrationError("--method greedy needs the model and calibration documents (--calib SOURCE)")
@@ -178,8 +180,7 @@ def _greedy(
         ranking, _ = rank_routed(candidates[layer] or [], scores, weights, options.combine)
         return _keep_prefix(lay, ranking, counts[layer] - len(lay.fixed_ids))  # type: ignore[operator]
 
-    model, tokenizer = load_model(model_dir, options.greedy.device)
-    return greedy_select(model, tokenizer, arch, documents, choose, options.greedy, on_layer)
+    return run_greedy(model_dir, documents, choose, options.greedy, on_layer, notify)
 
 
 def plan_digest(plan: Plan) -> str:
@@ -215,6 +216,7 @@ def make_plan(
     options: SelectOptions,
     profile_path: str | Path | None = None,
     on_layer: Callable[[int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Plan:
     """Open the model and the profile, check they belong together, select; the plan records both."""
     checkpoint = Checkpoint.open(model_dir)
@@ -226,6 +228,8 @@ def make_plan(
     if profile is not None:
         profile.check_model(identity, where=str(model_dir))
     documents = greedy_documents(options, profile) if options.method == "greedy" else None
-    plan = select_experts(arch, options, profile, model_dir=model_dir, documents=documents, on_layer=on_layer)
+    plan = select_experts(
+        arch, options, profile, model_dir=model_dir, documents=documents, on_layer=on_layer, notify=notify
+    )
     plan.source_model = identity
     return plan

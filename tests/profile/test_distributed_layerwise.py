@@ -74,4 +74,4 @@ def test_offload_requires_layerwise(tiny_models, calib_docs, tmp_path):
     from emo_prune.errors import CalibrationError
 
     with pytest.raises(CalibrationError, match="only applies with --layerwise"):
-        profile_model(tiny_models("emo"), calib_docs, ProfileSettings(**SETTINGS, offload_dir=tmp_path))
+        profile_model(tiny_models("emo"), calib_docs, ProfileSettings(**SETTINGS, layerwise=False, offload_dir=tmp_path))

@@ -1,0 +1,157 @@
+"""Before loading: does the whole model fit, and if not, does the layer-by-layer path?
+
+The budget is, in this order: an explicit `--max-memory` (e.g. "24GB"), the EMO_PRUNE_MAX_MEMORY
+environment variable, or what the machine has free: for CUDA the device's free memory, for the CPU
+`MemAvailable` of /proc/meminfo, lowered to the cgroup's limit minus its usage where one is set.
+
+`choose_path` takes the command's estimates (`emo_prune.memory.estimate`): "auto" runs the whole
+model when it fits and the layerwise path otherwise, saying so in one line; when neither fits it
+refuses with the numbers. A forced path ("whole", "layerwise") runs as asked; when its estimate is
+over the budget, the line says that too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from emo_prune.errors import ConfigError, InsufficientMemoryError
+from emo_prune.memory.estimate import Estimate, gigabytes
+
+ENV = "EMO_PRUNE_MAX_MEMORY"
+PATHS = ("auto", "whole", "layerwise")
+
+
+@dataclass(frozen=True)
+class Budget:
+    bytes: int
+    source: str  # where the number comes from, for messages
+
+    def describe(self) -> str:
+        return f"{gigabytes(self.bytes)} ({self.source})"
+
+
+def _parse(value: str | int, what: str) -> int:
+    from emo_prune.errors import OutputError
+    from emo_prune.io.writer import parse_size
+
+    try:
+        return parse_size(value)
+    except OutputError:
+        raise ConfigError(f"{what} {value!r} is not a size; write it like 24GB or 512MiB") from None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """Limit minus usage of this process's cgroup (v2), when it sets a limit."""
+    root = Path("/sys/fs/cgroup")
+    try:
+        limit = (root / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((root / "memory.current").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def available(device: str = "cpu", max_memory: str | int | None = None) -> Budget:
+    """The memory one command may use on `device` (see the module docstring)."""
+    if max_memory is not None:
+        return Budget(_parse(max_memory, "--max-memory"), "--max-memory")
+    if os.environ.get(ENV):
+        return Budget(_parse(os.environ[ENV], ENV), ENV)
+    if str(device).startswith("cuda"):
+        import torch
+
+        index = torch.device(device).index or 0
+        free, _ = torch.cuda.mem_get_info(index)
+        return Budget(int(free), f"free on cuda:{index}")
+    room = [n for n in (_meminfo_available(), _cgroup_room()) if n is not None]
+    if not room:
+        return Budget(1 << 62, "unknown: no /proc/meminfo")
+    return Budget(min(room), "available RAM")
+
+
+@dataclass(frozen=True)
+class Choice:
+    path: str  # "whole" | "layerwise"
+    estimate: Estimate
+    budget: Budget
+    message: str | None  # one line for the user, None when there is nothing to say
+
+
+def choose_path(
+    command: str,
+    estimates: dict[str, Estimate],
+    budget: Budget,
+    path: str = "auto",
+    notify: Callable[[str], None] | None = None,
+) -> Choice:
+    """The path `command` takes under `budget`; raises InsufficientMemoryError when nothing fits."""
+    if path not in PATHS:
+        raise ConfigError(f"unknown memory path {path!r} (known: {', '.join(PATHS)})")
+    whole, layerwise = estimates["whole"], estimates["layerwise"]
+    if path == "auto":
+        if whole.total <= budget.bytes:
+            choice = Choice("whole", whole, budget, None)
+        elif layerwise.total <= budget.bytes:
+            message = (
+                f"{command}: the whole model needs about {gigabytes(whole.total)}, {budget.describe()}: "
+                f"running layer by layer (about {gigabytes(layerwise.total)}; slower)"
+            )
+            choice = Choice("layerwise", layerwise, budget, message)
+        else:
+            raise InsufficientMemoryError(
+                f"{command} does not fit in {budget.describe()}: the whole model needs about {whole.describe()}, "
+                f"layer by layer about {layerwise.describe()}; free memory, lower --batch-size / --seq-len, "
+                f"or set the budget with --max-memory / {ENV} if this estimate is too cautious"
+            )
+    else:
+        estimate = estimates[path]
+        message = None
+        if estimate.total > budget.bytes:
+            message = (
+                f"{command}: --{path} needs about {estimate.describe()}, more than {budget.describe()}; "
+                f"running it as asked"
+            )
+        choice = Choice(path, estimate, budget, message)
+    if choice.message is not None and notify is not None:
+        notify(choice.message)
+    return choice
+
+
+@dataclass(frozen=True)
+class MemoryOptions:
+    """How a command picks its path: `path` auto / whole / layerwise, `max_memory` the budget (see `available`)."""
+
+    path: str = "auto"
+    max_memory: str | int | None = None
+
+
+def plan_memory(
+    command: str,
+    checkpoints: list,
+    dtype,
+    work,
+    options: MemoryOptions = MemoryOptions(),
+    device: str = "cpu",
+    notify: Callable[[str], None] | None = None,
+    *,
+    together: bool = False,
+) -> Choice:
+    """Estimate `work` on `checkpoints` (emo_prune.memory.estimate.estimates) and choose a path for it."""
+    from emo_prune.memory.estimate import estimates
+
+    found = estimates(checkpoints, dtype, work, together=together)
+    return choose_path(command, found, available(device, options.max_memory), options.path, notify)
