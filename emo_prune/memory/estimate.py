@@ -29,8 +29,11 @@ RUNTIME_BYTES = 600_000_000
 GB = 1e9
 
 
-def gigabytes(n: int) -> str:
-    return f"{n / GB:.1f} GB"
+def human_bytes(n: int) -> str:
+    """2_345_000_000 -> '2.3 GB', 12_300_000 -> '12 MB', 4_100 -> '4 kB' (decimal units)."""
+    if n >= GB:
+        return f"{n / GB:.1f} GB"
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,10 @@ class Estimate:
         return self.weights + self.activations + self.kv_cache + self.runtime
 
     def describe(self) -> str:
-        parts = f"weights {gigabytes(self.weights)} + activations {gigabytes(self.activations)}"
+        parts = f"weights {human_bytes(self.weights)} + activations {human_bytes(self.activations)}"
         if self.kv_cache:
-            parts += f" + KV cache {gigabytes(self.kv_cache)}"
-        return f"{gigabytes(self.total)} ({parts} + runtime {gigabytes(self.runtime)})"
+            parts += f" + KV cache {human_bytes(self.kv_cache)}"
+        return f"{human_bytes(self.total)} ({parts} + runtime {human_bytes(self.runtime)})"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emo_prune.errors import ConfigError, InsufficientMemoryError
-from emo_prune.memory.estimate import Estimate, gigabytes
+from emo_prune.memory.estimate import Estimate, human_bytes
 
 ENV = "EMO_PRUNE_MAX_MEMORY"
 PATHS = ("auto", "whole", "layerwise")
@@ -30,7 +30,7 @@ class Budget:
     source: str  # where the number comes from, for messages
 
     def describe(self) -> str:
-        return f"{gigabytes(self.bytes)} ({self.source})"
+        return f"{human_bytes(self.bytes)} ({self.source})"
 
 
 def _parse(value: str | int, what: str) -> int:
@@ -107,8 +107,8 @@ def choose_path(
             choice = Choice("whole", whole, budget, None)
         elif layerwise.total <= budget.bytes:
             message = (
-                f"{command}: the whole model needs about {gigabytes(whole.total)}, {budget.describe()}: "
-                f"running layer by layer (about {gigabytes(layerwise.total)}; slower)"
+                f"{command}: the whole model needs about {human_bytes(whole.total)}, {budget.describe()}: "
+                f"running layer by layer (about {human_bytes(layerwise.total)}; slower)"
             )
             choice = Choice("layerwise", layerwise, budget, message)
         else:
