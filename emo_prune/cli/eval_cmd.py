@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, ModelDir, memory_path
 from emo_prune.console import out
 from emo_prune.errors import EvalError
 from emo_prune.eval import EvalReport, EvalSettings, MetricDelta, ModelEval, evaluate, write_report
@@ -63,12 +63,15 @@ def register(app: typer.Typer) -> None:
         device: DeviceOption = "cpu",
         impl: ImplOption = "auto",
         dtype: DtypeOption = "auto",
+        layerwise: LayerwiseOption = None,
+        max_memory: MaxMemoryOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Score a model with lm-eval (offline tasks ship in recipes/tasks); with --baseline, side by side.
 
         Prints per task the score, its stderr, the delta and the retained fraction (for lower-is-better
-        metrics such as bits_per_byte: retained = original / pruned).
+        metrics such as bits_per_byte: retained = original / pruned). A model larger than memory runs with
+        accelerate's disk offload (much slower; --layerwise forces it).
         """
         settings = EvalSettings(
             tasks=split_tasks(tasks),
@@ -80,6 +83,8 @@ def register(app: typer.Typer) -> None:
             impl=impl,
             dtype=dtype,
             device=device,
+            memory=memory_path(layerwise),
+            max_memory=max_memory,
         )
         check_out_path(out_path)
         report = evaluate(model_dir, settings, baseline_dir=baseline)

@@ -22,6 +22,7 @@ from emo_prune.eval.loading import LoadSettings
 from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores
 from emo_prune.eval.tasks import quiet_lm_eval, task_manager
 from emo_prune.io import Checkpoint, model_identity
+from emo_prune.memory import MemoryOptions
 from emo_prune.version import __version__
 
 # result keys of lm-eval that are not metrics
@@ -40,6 +41,8 @@ class EvalSettings:
     dtype: str = "auto"
     device: str = "cpu"
     bootstrap_iters: int = 100000  # lm-eval's default; only metrics without a closed-form stderr use it
+    memory: str = "auto"  # whole | layerwise (accelerate's disk offload) | auto: by the memory plan
+    max_memory: str | None = None  # the memory plan's budget (default: EMO_PRUNE_MAX_MEMORY, else free memory)
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -53,7 +56,14 @@ class EvalSettings:
 
     @property
     def load(self) -> LoadSettings:
-        return LoadSettings(impl=self.impl, dtype=self.dtype, device=self.device)
+        return LoadSettings(
+            impl=self.impl,
+            dtype=self.dtype,
+            device=self.device,
+            memory=MemoryOptions(self.memory, self.max_memory),
+            rows=self.batch_size,
+            seq_len=self.max_length,
+        )
 
     def resolved(self) -> EvalSettings:
         """`auto` impl / device replaced by what they resolve to here (recorded with the scores)."""
@@ -172,6 +182,9 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
                 device=settings.device,
                 batch_size=settings.batch_size,
                 max_length=settings.max_length,
+                memory=settings.memory,
+                max_memory=settings.max_memory,
+                notify=out.note,
             )
         lm.on_phase = lambda phase, n: progress.update(bar, description=f"eval {label}: {phase} ({n} requests)")
         try:

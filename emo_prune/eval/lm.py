@@ -16,6 +16,7 @@ from lm_eval.api.registry import model_registry
 from lm_eval.models.huggingface import HFLM
 
 from emo_prune.eval.loading import LoadSettings, load_model
+from emo_prune.memory import MemoryOptions
 
 MODEL_TYPE = "emo-prune"
 
@@ -23,7 +24,8 @@ MODEL_TYPE = "emo-prune"
 class EmoPruneLM(HFLM):
     """`pretrained` is a local model folder (or an already loaded model, with `tokenizer`).
 
-    model_args understood beyond HFLM's: impl (experts implementation or auto), dtype, device.
+    model_args understood beyond HFLM's: impl (experts implementation or auto), dtype, device, memory
+    (auto | whole | layerwise: accelerate's disk offload when the model does not fit) and max_memory.
     """
 
     def __init__(
@@ -35,14 +37,24 @@ class EmoPruneLM(HFLM):
         tokenizer: Any = None,
         batch_size: int | str = 1,
         max_length: int | None = None,
+        memory: str = "auto",
+        max_memory: str | None = None,
+        notify: Callable[[str], None] | None = None,
         **kwargs: Any,
     ) -> None:
         self.model_dir: str | None = None
         self.load_settings: LoadSettings | None = None
         if isinstance(pretrained, (str, Path)):
             self.model_dir = str(pretrained)
-            self.load_settings = LoadSettings(impl=impl, dtype=dtype, device=device or "cpu").resolved()
-            pretrained, loaded_tokenizer = load_model(pretrained, self.load_settings)
+            self.load_settings = LoadSettings(
+                impl=impl,
+                dtype=dtype,
+                device=device or "cpu",
+                memory=MemoryOptions(memory, max_memory),
+                rows=batch_size if isinstance(batch_size, int) else 1,
+                seq_len=max_length,
+            ).resolved()
+            pretrained, loaded_tokenizer = load_model(pretrained, self.load_settings, notify)
             tokenizer = tokenizer or loaded_tokenizer
         super().__init__(pretrained=pretrained, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, **kwargs)
 

@@ -8,7 +8,8 @@ is imported (done here when present). "auto" picks the fastest one for the devic
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch
 import emo_prune  # noqa: F401  (registers the native EMO model with transformers' Auto classes)
 from emo_prune.errors import CheckpointError, RuntimeSetupError
 from emo_prune.io.checkpoint import Checkpoint
+from emo_prune.memory import MemoryOptions
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -26,10 +28,13 @@ class LoadSettings:
     impl: str = "auto"  # experts implementation name, or "auto"
     dtype: str = "auto"  # "auto" = as stored
     device: str = "cpu"  # torch device or "auto"
+    memory: MemoryOptions = MemoryOptions()  # whole model in memory, or offloaded (auto: by the memory plan)
+    rows: int = 8  # sequences per forward, for the memory estimate
+    seq_len: int | None = None  # context length, for the memory estimate (None: the model's, at most 2048)
 
     def resolved(self) -> LoadSettings:
         device = resolve_device(self.device)
-        return LoadSettings(impl=resolve_impl(self.impl, device), dtype=self.dtype, device=device)
+        return replace(self, impl=resolve_impl(self.impl, device), device=device)
 
 
 def resolve_device(device: str) -> str:
@@ -83,21 +88,27 @@ def torch_dtype(name: str) -> torch.dtype | str:
     return DTYPES[name]
 
 
-def load_model(model_dir: str | Path, settings: LoadSettings) -> tuple[Any, Any]:
+def load_model(
+    model_dir: str | Path, settings: LoadSettings, notify: Callable[[str], None] | None = None
+) -> tuple[Any, Any]:
     """(model in eval mode on the device, tokenizer) from a local folder; `settings` must be resolved.
 
-    The weights are read tensor by tensor into the model's own parameters (`models.weights`): no second copy.
+    When the whole model fits (the memory plan, `emo_prune.memory`), its weights are read tensor by
+    tensor into the model's own parameters (`models.weights`): no second copy. When it does not, the
+    model loads with accelerate's offload (`device_map="auto"`, the weights that do not fit in the
+    budget in an offload folder on disk, read back module by module in every forward): much slower,
+    and `notify` says so.
     """
     from transformers import AutoTokenizer
 
-    from emo_prune.io import read_json
+    from emo_prune.memory import Workload, plan_memory
     from emo_prune.models.weights import load_pretrained
-    from emo_prune.profile.model import resolve_dtype
+    from emo_prune.profile.model import resolve_dtype, resolve_seq_len
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").exists():
         raise CheckpointError(f"{model_dir} is not a model folder (no config.json)")
-    Checkpoint.open(model_dir)  # headers and contained shard paths checked before transformers follows the index
+    checkpoint = Checkpoint.open(model_dir)  # headers and contained shard paths checked before transformers follows the index
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     except (OSError, ValueError) as exc:
@@ -106,11 +117,44 @@ def load_model(model_dir: str | Path, settings: LoadSettings) -> tuple[Any, Any]
         ) from exc
     dtype = torch_dtype(settings.dtype)
     if dtype == "auto":
-        dtype = resolve_dtype("auto", read_json(model_dir / "config.json", "model config"))
+        dtype = resolve_dtype("auto", checkpoint.config)
+    seq_len = min(settings.seq_len or 2048, resolve_seq_len(None, checkpoint.config))
+    work = Workload(rows=settings.rows, seq_len=seq_len, kept_tokens=0, logits=True, kv_cache=True)
+    choice = plan_memory("eval", [checkpoint], dtype, work, settings.memory, settings.device, notify)
     try:
-        model = load_pretrained(model_dir, dtype, settings.device, experts_implementation=settings.impl)
+        if choice.path == "layerwise":
+            room = choice.budget.bytes - (choice.estimate.total - choice.estimate.weights)
+            model = _offloaded(model_dir, dtype, settings, max(room, 0))
+        else:
+            model = load_pretrained(model_dir, dtype, settings.device, experts_implementation=settings.impl)
     except ValueError as exc:
         if "experts_implementation" in str(exc):
             raise RuntimeSetupError(f"{model_dir}: --impl {settings.impl} cannot run this model ({exc})") from exc
         raise CheckpointError(f"{model_dir} cannot be loaded by transformers: {exc}") from exc
     return model, tokenizer
+
+
+def _offloaded(model_dir: Path, dtype: torch.dtype, settings: LoadSettings, room: int) -> Any:
+    """The model under accelerate's hooks: `room` bytes of weights on the device, the rest on disk.
+
+    The offload folder is private and deleted with the model.
+    """
+    import shutil
+    import tempfile
+    import weakref
+
+    from transformers import AutoModelForCausalLM
+
+    device = torch.device(settings.device)
+    max_memory: dict[Any, int] = {"cpu": room} if device.type == "cpu" else {device.index or 0: room, "cpu": 0}
+    folder = tempfile.mkdtemp(prefix="emo-prune-offload-")
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_dir),
+        dtype=dtype,
+        experts_implementation=settings.impl,
+        device_map="auto",
+        max_memory=max_memory,
+        offload_folder=folder,
+    )
+    weakref.finalize(model, shutil.rmtree, folder, True)
+    return model.eval()
