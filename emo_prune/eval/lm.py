@@ -57,6 +57,10 @@ class EmoPruneLM(HFLM):
             pretrained, loaded_tokenizer = load_model(pretrained, self.load_settings, notify)
             tokenizer = tokenizer or loaded_tokenizer
         super().__init__(pretrained=pretrained, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, **kwargs)
+        if self.load_settings is not None:
+            import torch
+
+            self._device = torch.device(self.load_settings.device)  # an offloaded model's own `.device` is meta
 
     # lm-eval's own tqdm bars would bypass our output sink: report phases to `on_phase` instead.
     on_phase: Callable[[str, int], None] | None = None
