@@ -146,3 +146,54 @@ def tiny_model_zoo(root: str | Path, seed: int = 0) -> dict[str, Path]:
 
 def read_config(model_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(model_dir) / "config.json").read_text())
+
+
+def write_large_emo(
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.bfloat16,
+    max_shard_size: str = "2GB",
+    router_scale: float = 10.0,
+    **sizes: Any,
+) -> Path:
+    """An EMO checkpoint of any size in AI2's per-expert layout, streamed to disk tensor by tensor.
+
+    `write_tiny_model` builds the model in memory; this writes the same layout (names and shapes from
+    the config's meta model, experts split per expert) with random N(0, 0.02) weights, norms 1 and routers
+    scaled by `router_scale`, never holding more than one tensor: for benchmarks of models of many GB.
+    """
+    from emo_prune.io.writer import SAFETENSORS_DTYPES, ShardedWriter, TensorSpec, parse_size
+
+    spec = TinySpec(family="emo", **sizes)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = tiny_config(spec)
+    with torch.device("meta"):
+        meta = AutoModelForCausalLM.from_config(config)
+    tag = SAFETENSORS_DTYPES[dtype]
+    specs: list[TensorSpec] = []
+    for name, param in meta.state_dict().items():
+        if name.endswith("mlp.experts.gate_up_proj"):  # [E, 2I, H] -> per expert gate [I, H] and up [I, H]
+            E, I2, H = param.shape
+            stem = name.removesuffix("gate_up_proj")
+            specs += [TensorSpec(f"{stem}{e}.{p}_proj.weight", tag, (I2 // 2, H)) for e in range(E) for p in ("gate", "up")]
+        elif name.endswith("mlp.experts.down_proj"):  # [E, H, I] -> per expert down [H, I]
+            stem = name.removesuffix("down_proj")
+            specs += [TensorSpec(f"{stem}{e}.down_proj.weight", tag, tuple(param.shape[1:])) for e in range(param.shape[0])]
+        else:
+            specs.append(TensorSpec(name, tag, tuple(param.shape)))
+    generator = torch.Generator().manual_seed(seed)
+    writer = ShardedWriter(out, specs, parse_size(max_shard_size))
+    for s in specs:
+        if s.name.endswith("norm.weight"):
+            tensor = torch.ones(s.shape, dtype=dtype)
+        else:
+            std = config.initializer_range * (router_scale if s.name.endswith("mlp.gate.weight") else 1.0)
+            tensor = (torch.randn(s.shape, generator=generator) * std).to(dtype)
+        writer.write_tensor(s.name, tensor)
+    writer.finish()
+    config.dtype = dtype
+    config.save_pretrained(str(out))
+    save_tokenizer(seed_tokenizer(spec.vocab_size), out)
+    return out

@@ -66,3 +66,17 @@ def test_per_expert_load_peak_is_close_to_the_weights(tmp_path):
     rss = json.loads(done.stdout.strip().splitlines()[-1])
     ratio = (rss["peak"] - rss["before"]) / size
     assert ratio < 1.2, f"loading peaked at {ratio:.2f}x the checkpoint's bytes"  # transformers: 2.15x here
+
+
+def test_large_emo_writer_streams_the_per_expert_layout(tmp_path):
+    # the benchmark's checkpoints: AI2's per-expert names, several shards, loadable by both loaders
+    from emo_prune.io import Checkpoint
+    from emo_prune.testing.factory import write_large_emo
+
+    model_dir = write_large_emo(tmp_path / "m", layers=2, hidden=64, experts=8, expert_width=32, max_shard_size="100KB")
+    checkpoint = Checkpoint.open(model_dir)
+    assert len(checkpoint.shards) > 1 and checkpoint.dtypes == {"BF16": checkpoint.total_bytes // 2}
+    assert all(checkpoint.architecture.expert_storage(i, checkpoint.names) == "per_expert" for i in range(2))
+    ours = load_pretrained(model_dir, torch.float32).state_dict()
+    theirs = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).state_dict()
+    assert set(ours) == set(theirs) and all(torch.equal(ours[n], theirs[n]) for n in theirs)
