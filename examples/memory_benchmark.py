@@ -12,7 +12,8 @@ its peak RSS from /proc/self/status VmHWM (not ru_maxrss, which Linux carries ac
   profile --layerwise  bf16
   verify --layerwise   both models in float32, as verify always runs
   greedy --layerwise   float32, as greedy always runs
-  eval --layerwise     accelerate's disk offload with --max-memory 1.5GB (most layers on disk), bf16
+  eval --layerwise     accelerate's disk offload with --max-memory 1.5GB (most layers on disk), bf16,
+                       2 documents of emo_math_mc
   and the whole-model path of verify, greedy and eval, on the smaller checkpoint only (on the larger
   one verify and greedy would need 2x its size in float32: more than this machine's memory)
 
@@ -43,14 +44,15 @@ from emo_prune.memory import MemoryOptions
 docs = None
 if job["cmd"] in ("profile", "greedy"):
     from emo_prune.calib import load_documents
-    docs = [d for d in load_documents(["builtin:code", "builtin:math"])][: job["docs"]]
+    half = job["docs"] // 2
+    docs = load_documents(["builtin:code"])[:half] + load_documents(["builtin:math"])[:half]
 start = time.perf_counter()
 if job["cmd"] == "import":
     pass
 elif job["cmd"] == "profile":
     from emo_prune.profile.runner import ProfileSettings, profile_model
     layerwise = {"auto": None, "layerwise": True, "whole": False}[job["path"]]
-    settings = ProfileSettings(seq_len=128, batch_size=4, max_tokens=None, device="cpu", dtype="auto", layerwise=layerwise)
+    settings = ProfileSettings(seq_len=128, batch_size=4, max_tokens=job["tokens"], device="cpu", dtype="auto", layerwise=layerwise)
     profile = profile_model(job["model"], docs, settings)
     job["chosen"] = "layerwise" if profile.settings["layerwise"] else "whole"
 elif job["cmd"] == "verify":
@@ -62,13 +64,13 @@ elif job["cmd"] == "greedy":
     from emo_prune.io import Checkpoint
     from emo_prune.select import GreedySettings, SelectOptions, select_experts
     arch = Checkpoint.open(job["model"]).architecture
-    greedy = GreedySettings(seq_len=128, batch_size=4, memory=MemoryOptions(job["path"]))
+    greedy = GreedySettings(seq_len=job["tokens"] // half, batch_size=4, memory=MemoryOptions(job["path"]))
     options = SelectOptions(keep="0.25", method="greedy", domains=("code", "math"), greedy=greedy)
     select_experts(arch, options, model_dir=job["model"], documents=docs)
     job["chosen"] = job["path"]
 elif job["cmd"] == "eval":
     from emo_prune.eval import EvalSettings, evaluate_model
-    settings = EvalSettings(tasks=("emo_ppl_code",), limit=2, batch_size=2, max_length=128, impl="eager",
+    settings = EvalSettings(tasks=("emo_math_mc",), limit=2, batch_size=2, max_length=128, impl="eager",
                             memory=job["path"], max_memory=job.get("max_memory"))
     evaluate_model(job["model"], settings)
     job["chosen"] = job["path"]
@@ -120,7 +122,8 @@ def write_models(root: Path, layers: int) -> tuple[Path, Path, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, nargs=2, default=(12, 48), help="depths of the two checkpoints")
-    parser.add_argument("--docs", type=int, default=16, help="calibration documents (code + math) for profile and greedy")
+    parser.add_argument("--docs", type=int, default=8, help="calibration documents (half code, half math) for profile and greedy")
+    parser.add_argument("--tokens", type=int, default=512, help="calibration tokens per domain (greedy: in all)")
     parser.add_argument("--dir", default=None, help="where to write the checkpoints (default: system temp)")
     args = parser.parse_args()
 
@@ -141,7 +144,7 @@ def main() -> None:
             sizes[layers] = size
             print(f"\n{layers} layers: {size / 1e9:.2f} GB bf16 (written with its 25% build in {time.perf_counter() - t:.0f} s)", flush=True)
             for label, cmd, path, extra in ROWS + (WHOLE_ROWS if i == 0 else []):
-                job = {"cmd": cmd, "path": path, "model": str(source), "build": str(build), "docs": args.docs, **extra}
+                job = {"cmd": cmd, "path": path, "model": str(source), "build": str(build), "docs": args.docs, "tokens": args.tokens, **extra}
                 r = run(job)
                 results[(label, layers)] = r
                 print(f"  {label:34s} peak {r['peak'] / 1e9:6.2f} GB = {r['peak'] / size:.2f}x  {r['seconds']:7.1f} s  ({r['chosen']})", flush=True)
@@ -151,7 +154,13 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     small, large = args.layers
-    print(f"\n| command | {sizes[small] / 1e9:.1f} GB: peak RSS (x checkpoint) | {sizes[large] / 1e9:.1f} GB: peak RSS (x checkpoint) | growth for {sizes[large] / sizes[small]:.0f}x the bytes | time vs whole ({sizes[small] / 1e9:.1f} GB) |")
+    runtime = base["peak"]
+
+    def cell(r: dict, size: int) -> str:
+        return f"{r['peak'] / 1e9:.2f} GB: {r['peak'] / size:.2f}x ({(r['peak'] - runtime) / size:.2f}x)"
+
+    print(f"\nx checkpoint: peak RSS / checkpoint bytes (in brackets: without the {runtime / 1e6:.0f} MB runtime)")
+    print(f"| command | {sizes[small] / 1e9:.1f} GB checkpoint | {sizes[large] / 1e9:.1f} GB checkpoint | peak growth for {sizes[large] / sizes[small]:.0f}x the bytes | time vs whole ({sizes[small] / 1e9:.1f} GB) |")
     print("|---|---|---|---|---|")
     whole_of = {
         "profile --layerwise": "profile (default)",
@@ -163,11 +172,9 @@ def main() -> None:
         a, b = results[(label, small)], results[(label, large)]
         whole = results.get((whole_of.get(label, label), small))
         versus = f"{a['seconds'] / whole['seconds']:.2f}x" if whole else ""
-        print(f"| {label} | {a['peak'] / 1e9:.2f} GB ({a['peak'] / sizes[small]:.2f}x) | {b['peak'] / 1e9:.2f} GB ({b['peak'] / sizes[large]:.2f}x) | {b['peak'] / a['peak']:.2f}x | {versus} |")
+        print(f"| {label} | {cell(a, sizes[small])} | {cell(b, sizes[large])} | {b['peak'] / a['peak']:.2f}x | {versus} |")
     for label, _, _, _ in WHOLE_ROWS:
-        a = results[(label, small)]
-        print(f"| {label} | {a['peak'] / 1e9:.2f} GB ({a['peak'] / sizes[small]:.2f}x) | not run | | 1.00x |")
-
+        print(f"| {label} | {cell(results[(label, small)], sizes[small])} | not run | | 1.00x |")
 
 if __name__ == "__main__":
     main()
