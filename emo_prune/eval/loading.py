@@ -95,9 +95,8 @@ def load_model(
 
     When the whole model fits (the memory plan, `emo_prune.memory`), its weights are read tensor by
     tensor into the model's own parameters (`models.weights`): no second copy. When it does not, the
-    model loads with accelerate's offload (`device_map="auto"`, the weights that do not fit in the
-    budget in an offload folder on disk, read back module by module in every forward): much slower,
-    and `notify` says so.
+    layers that do not fit in the budget go to an offload folder on disk that accelerate's hooks read
+    back in every forward (`_offloaded`): much slower, and `notify` says so.
     """
     from transformers import AutoTokenizer
 
@@ -135,26 +134,45 @@ def load_model(
 
 
 def _offloaded(model_dir: Path, dtype: torch.dtype, settings: LoadSettings, room: int) -> Any:
-    """The model under accelerate's hooks: `room` bytes of weights on the device, the rest on disk.
+    """The model under accelerate's hooks: the embeddings, the head and as many layers as fit in `room`
+    bytes in memory, the other layers on disk.
 
-    The offload folder is private and deleted with the model.
+    Built layer by layer (`models.weights`): each layer is read, then either kept or written to a
+    private offload folder in accelerate's format and dropped, so loading holds one layer beyond what
+    stays; `accelerate.dispatch_model` reads the offloaded layers back in every forward. The folder is
+    deleted with the model.
     """
     import shutil
     import tempfile
     import weakref
 
-    from transformers import AutoModelForCausalLM
+    from accelerate import dispatch_model
+    from accelerate.utils import offload_state_dict
+
+    from emo_prune.io import Checkpoint
+    from emo_prune.models.weights import decoder_of, head_modules, load_layer, load_module, meta_model
 
     device = torch.device(settings.device)
-    max_memory: dict[Any, int] = {"cpu": room} if device.type == "cpu" else {device.index or 0: room, "cpu": 0}
+    checkpoint = Checkpoint.open(model_dir)
+    model = meta_model(checkpoint.path, dtype, device, experts_implementation=settings.impl)
+    decoder_name = model.base_model_prefix
+    device_map: dict[str, Any] = {f"{decoder_name}.rotary_emb": device}
+    used = 0
+    for name in head_modules(model):
+        module = load_module(model, checkpoint, name, dtype, device)
+        used += sum(t.nbytes for t in module.state_dict().values())
+        device_map[name] = device
     folder = tempfile.mkdtemp(prefix="emo-prune-offload-")
-    model = AutoModelForCausalLM.from_pretrained(
-        str(model_dir),
-        dtype=dtype,
-        experts_implementation=settings.impl,
-        device_map="auto",
-        max_memory=max_memory,
-        offload_folder=folder,
-    )
+    for index in range(len(decoder_of(model).layers)):
+        layer = load_layer(model, checkpoint, index, dtype, device)
+        size = sum(t.nbytes for t in layer.state_dict().values())
+        name = f"{decoder_name}.layers.{index}"
+        if used + size <= room:
+            device_map[name], used = device, used + size
+        else:
+            offload_state_dict(folder, {f"{name}.{k}": t for k, t in layer.state_dict().items()})
+            layer.to("meta")
+            device_map[name] = "disk"
+    model = dispatch_model(model, device_map, main_device=device, offload_dir=folder)
     weakref.finalize(model, shutil.rmtree, folder, True)
     return model.eval()
