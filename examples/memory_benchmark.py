@@ -125,7 +125,10 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=8, help="calibration documents (half code, half math) for profile and greedy")
     parser.add_argument("--tokens", type=int, default=512, help="calibration tokens per domain (greedy: in all)")
     parser.add_argument("--dir", default=None, help="where to write the checkpoints (default: system temp)")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these commands (profile verify greedy eval)")
     args = parser.parse_args()
+    rows = [r for r in ROWS if args.only is None or r[1] in args.only]
+    whole_rows = [r for r in WHOLE_ROWS if args.only is None or r[1] in args.only]
 
     parent = Path(args.dir or tempfile.gettempdir())
     need = 1.6 * 0.21e9 * args.layers[1] + 0.21e9 * args.layers[0] * 1.3
@@ -143,7 +146,7 @@ def main() -> None:
             source, build, size = write_models(root, layers)
             sizes[layers] = size
             print(f"\n{layers} layers: {size / 1e9:.2f} GB bf16 (written with its 25% build in {time.perf_counter() - t:.0f} s)", flush=True)
-            for label, cmd, path, extra in ROWS + (WHOLE_ROWS if i == 0 else []):
+            for label, cmd, path, extra in rows + (whole_rows if i == 0 else []):
                 job = {"cmd": cmd, "path": path, "model": str(source), "build": str(build), "docs": args.docs, "tokens": args.tokens, **extra}
                 r = run(job)
                 results[(label, layers)] = r
@@ -168,12 +171,12 @@ def main() -> None:
         "greedy --layerwise": "greedy --whole",
         "eval --layerwise (disk offload)": "eval --whole",
     }
-    for label, _, _, _ in ROWS:
+    for label, _, _, _ in rows:
         a, b = results[(label, small)], results[(label, large)]
         whole = results.get((whole_of.get(label, label), small))
         versus = f"{a['seconds'] / whole['seconds']:.2f}x" if whole else ""
         print(f"| {label} | {cell(a, sizes[small])} | {cell(b, sizes[large])} | {b['peak'] / a['peak']:.2f}x | {versus} |")
-    for label, _, _, _ in WHOLE_ROWS:
+    for label, _, _, _ in whole_rows:
         print(f"| {label} | {cell(results[(label, small)], sizes[small])} | not run | | 1.00x |")
 
 if __name__ == "__main__":
