@@ -2,7 +2,7 @@
 
 Shapes: T tokens, E experts in the layer, k experts active per token (routed + shared/always-active).
 
-Three paths, in the priority order of the EMO spec (../shared/specs/emo-checkpoint.md, "Forward"):
+Three paths, in the priority order of the EMO spec (docs/emo-checkpoint.md, "Forward"):
   1. always-active experts (AA): one fp32 softmax over all E; AA columns are excluded from the
      top-(k - |AA|) pick; every selected expert, AA included, is weighted by that same softmax.
   2. s shared experts (the LAST s of the layer, the released path): the routed block E-s gets its own
@@ -37,13 +37,6 @@ class RoutingSpec:
             raise ValueError(f"{fixed} always-on experts exceed top_k={self.top_k}")
         if any(not 0 <= e < self.num_experts for e in self.always_active):
             raise ValueError(f"always_active ids {self.always_active} out of range 0..{self.num_experts - 1}")
-
-    @property
-    def num_routed(self) -> int:
-        """Experts that compete in the top-k pick."""
-        if self.always_active:
-            return self.num_experts - len(self.always_active)
-        return self.num_experts - self.num_shared
 
     @property
     def routed_top_k(self) -> int:

@@ -1,7 +1,7 @@
 """Session-wide test setup.
 
 TRITON_INTERPRET is read when a kernel is decorated, so it must be set before anything imports
-`emo_prune_kernels` (kernels.md): here, before any test module is collected.
+`emo_prune_kernels` (docs/kernels.md): here, before any test module is collected.
 """
 
 import os
@@ -17,20 +17,37 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Shard digests and materialized built-in models go to a throwaway cache, never ~/.cache.
 os.environ["EMO_PRUNE_CACHE"] = tempfile.mkdtemp(prefix="emo-prune-test-cache-")
 
+import json  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One default tiny checkpoint per supported family (per-expert layout), shared by all tests.
+def tiny(tmp_path_factory: pytest.TempPathFactory):
+    """tiny(family, storage=..., seed=..., **sizes) -> a written checkpoint; each distinct request is written
+    once per session (the one tiny-model factory of the suite). Read-only: copy a folder to change it."""
+    from emo_prune.testing import write_tiny_model
 
-    Treat as read-only: tests that modify a model folder copy it first.
-    """
-    from emo_prune.testing import tiny_model_zoo
+    root = tmp_path_factory.mktemp("tiny")
+    made: dict[str, Path] = {}
 
-    return tiny_model_zoo(tmp_path_factory.mktemp("zoo"))
+    def make(family: str = "emo", storage: str = "per_expert", seed: int = 0, **sizes: Any) -> Path:
+        key = json.dumps([family, storage, seed, sizes], sort_keys=True)
+        if key not in made:
+            made[key] = write_tiny_model(root / f"m{len(made)}-{family}", family, seed=seed, storage=storage, **sizes)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tiny) -> dict[str, Path]:
+    """One default tiny checkpoint per supported family (per-expert layout), shared by all tests. Read-only."""
+    from emo_prune.testing.factory import FAMILIES
+
+    return {family: tiny(family) for family in FAMILIES}
 
 
 @pytest.fixture(autouse=True)

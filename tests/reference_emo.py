@@ -1,5 +1,5 @@
 """An independent, deliberately plain implementation of the EMO forward pass, written from
-../shared/specs/emo-checkpoint.md and the public structure of AI2's FlexOlmo-derived modeling code.
+docs/emo-checkpoint.md and the public structure of AI2's FlexOlmo-derived modeling code.
 
 It shares no code with emo_prune: it reads a checkpoint folder's safetensors BY KEY NAME (AI2's
 per-expert names), builds per-expert weight lists (like AI2's nn.ModuleList of MLPs), and loops over

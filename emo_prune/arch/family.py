@@ -14,56 +14,65 @@ per-layer counts and dense layers are expressed. Key patterns are relative to `l
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from emo_prune.errors import UnknownArchitectureError
 
 PROJECTIONS = ("gate", "up", "down")
+REQUIRED_CONFIG_KEYS = ("num_layers", "hidden_size", "num_experts", "top_k", "expert_width")
 
 
-@dataclass(frozen=True)
-class RouterSpec:
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RouterSpec(_Frozen):
     module: str  # module path under a layer, e.g. "mlp.gate" (the transformers 5 module name)
     weight: tuple[str, ...]  # candidate on-disk names of the [E, H] weight, first match wins
     bias: tuple[str, ...] = ()  # candidate names of per-expert router vectors [E] (bias, correction bias)
 
 
-@dataclass(frozen=True)
-class ExpertsSpec:
+class ExpertsSpec(_Frozen):
     module: str  # module path of the experts container, e.g. "mlp.experts"
     per_expert: dict[str, str]  # projection -> pattern with {expert}; gate/up [I, H], down [H, I]
     fused: dict[str, str]  # "gate_up" -> [E, 2I, H], "down" -> [E, H, I]
 
+    @model_validator(mode="after")
+    def _all_projections(self) -> ExpertsSpec:
+        missing = [f"per_expert.{p}" for p in PROJECTIONS if p not in self.per_expert]
+        missing += [f"fused.{p}" for p in ("gate_up", "down") if p not in self.fused]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+        return self
 
-@dataclass(frozen=True)
-class SharedExpertsSpec:
-    kind: str  # "tail": the last s experts of the routed pool; "separate": own module, never pruned
+
+class SharedExpertsSpec(_Frozen):
+    kind: Literal["tail", "separate"]  # "tail": the last s experts of the routed pool; "separate": own module, never pruned
     count_key: str | None = None
     per_layer_key: str | None = None
     width_key: str | None = None
     tensors: tuple[str, ...] = ()  # name prefixes of a separate shared expert (copied as they are)
 
 
-@dataclass(frozen=True)
-class DenseLayersSpec:
-    kind: str  # "zero_count": a per-layer count of 0; "sparse_step": Qwen mlp_only_layers / decoder_sparse_step
+class DenseLayersSpec(_Frozen):
+    kind: Literal["zero_count", "sparse_step"]  # "zero_count": a per-layer count of 0; "sparse_step": Qwen mlp_only_layers / decoder_sparse_step
     width_key: str
     tensors: tuple[str, ...]
     mlp_only_key: str | None = None
     step_key: str | None = None
 
 
-@dataclass(frozen=True)
-class FamilySpec:
+class FamilySpec(_Frozen):
     name: str
-    description: str
+    description: str = ""
     model_types: tuple[str, ...]
-    architectures: tuple[str, ...]
+    architectures: tuple[str, ...] = ()
     layer_prefix: str
     config_keys: dict[str, Any]
-    defaults: dict[str, Any]
+    defaults: dict[str, Any] = Field(default_factory=dict)
     router: RouterSpec
     experts: ExpertsSpec
     shared_experts: SharedExpertsSpec | None = None
@@ -71,7 +80,20 @@ class FamilySpec:
     per_layer_counts: dict[str, str] | None = None
     dense_layers: DenseLayersSpec | None = None
     native_model: str | None = None  # module that registers a transformers model for this family
-    source: str = field(default="", compare=False)
+    source: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _required_config_keys(self) -> FamilySpec:
+        missing = [f"config_keys.{k}" for k in REQUIRED_CONFIG_KEYS if k not in self.config_keys]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+        return self
+
+    def __eq__(self, other: object) -> bool:  # the file a family came from is not part of its identity
+        return isinstance(other, FamilySpec) and self.model_dump() == other.model_dump()
+
+    def __hash__(self) -> int:
+        return hash(self.name)
 
     @property
     def supports_per_layer_counts(self) -> bool:
@@ -87,55 +109,21 @@ class FamilySpec:
         return self.layer_prefix.format(layer=layer)
 
 
-_REQUIRED = ("name", "model_types", "layer_prefix", "config_keys", "router", "experts")
-_REQUIRED_CONFIG_KEYS = ("num_layers", "hidden_size", "num_experts", "top_k", "expert_width")
-
-
 def parse_family(data: dict[str, Any], source: str = "<dict>") -> FamilySpec:
-    """Validate and freeze one family description; errors name the file and the missing field."""
-    missing = [k for k in _REQUIRED if k not in data]
-    missing += [f"config_keys.{k}" for k in _REQUIRED_CONFIG_KEYS if k not in data.get("config_keys", {})]
-    experts = data.get("experts", {})
-    missing += [f"experts.per_expert.{p}" for p in PROJECTIONS if p not in experts.get("per_expert", {})]
-    missing += [f"experts.fused.{p}" for p in ("gate_up", "down") if p not in experts.get("fused", {})]
-    if missing:
-        raise UnknownArchitectureError(f"family description {source} lacks {', '.join(missing)}")
-    router = data["router"]
-    shared = data.get("shared_experts")
-    dense = data.get("dense_layers")
-    return FamilySpec(
-        name=data["name"],
-        description=data.get("description", ""),
-        model_types=tuple(data["model_types"]),
-        architectures=tuple(data.get("architectures", ())),
-        layer_prefix=data["layer_prefix"],
-        config_keys=dict(data["config_keys"]),
-        defaults=dict(data.get("defaults", {})),
-        router=RouterSpec(router["module"], tuple(router["weight"]), tuple(router.get("bias", ()))),
-        experts=ExpertsSpec(experts["module"], dict(experts["per_expert"]), dict(experts["fused"])),
-        shared_experts=None
-        if shared is None
-        else SharedExpertsSpec(
-            kind=shared["kind"],
-            count_key=shared.get("count_key"),
-            per_layer_key=shared.get("per_layer_key"),
-            width_key=shared.get("width_key"),
-            tensors=tuple(shared.get("tensors", ())),
-        ),
-        always_active=data.get("always_active"),
-        per_layer_counts=data.get("per_layer_counts"),
-        dense_layers=None
-        if dense is None
-        else DenseLayersSpec(
-            kind=dense["kind"],
-            width_key=dense["width_key"],
-            tensors=tuple(dense.get("tensors", ())),
-            mlp_only_key=dense.get("mlp_only_key"),
-            step_key=dense.get("step_key"),
-        ),
-        native_model=data.get("native_model"),
-        source=source,
-    )
+    """Validate and freeze one family description; errors name the file and the offending fields."""
+    try:
+        return FamilySpec.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        errors = exc.errors()
+    where = [".".join(str(part) for part in error["loc"]) for error in errors]
+    missing = [w for w, error in zip(where, errors) if error["type"] == "missing"]
+    problems = [f"lacks {', '.join(missing)}"] if missing else []
+    problems += [
+        f"{w or 'field'}: {error['msg'].removeprefix('Value error, ')}" if w else error["msg"].removeprefix("Value error, ")
+        for w, error in zip(where, errors)
+        if error["type"] != "missing"
+    ]
+    raise UnknownArchitectureError(f"family description {source} {'; '.join(problems)}")
 
 
 def load_family_file(path: Path) -> FamilySpec:
@@ -143,4 +131,6 @@ def load_family_file(path: Path) -> FamilySpec:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UnknownArchitectureError(f"cannot read family description {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UnknownArchitectureError(f"family description {path} is not a JSON object")
     return parse_family(data, source=str(path))

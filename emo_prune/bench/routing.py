@@ -1,6 +1,6 @@
 """Time routing (softmax + top-k with EMO's shared expert) on the torch reference and the Triton kernel.
 
-Shapes: logits [T, E] -> weights, ids [T, k]. Part of the GPU per-layer budget (kernels.md: 1 token
+Shapes: logits [T, E] -> weights, ids [T, k]. Part of the GPU per-layer budget (docs/kernels.md: 1 token
 <= 45 us per layer including routing), so it is reported next to the experts rows (scope "routing").
 """
 

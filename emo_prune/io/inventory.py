@@ -33,11 +33,6 @@ class LayerTensors:
     def index(self) -> int:
         return self.layout.index
 
-    def expert_tensor_names(self) -> list[str]:
-        if self.storage == "fused":
-            return list(self.fused.values())
-        return [name for projections in self.per_expert.values() for name in projections.values()]
-
 
 def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
     arch = checkpoint.architecture

@@ -100,13 +100,6 @@ def make_batches(docs: list[TokenizedDocument], seq_len: int, batch_size: int, p
             yield _pad(domain, rows[start : start + batch_size], pad_id)
 
 
-def count_batches(docs: list[TokenizedDocument], seq_len: int, batch_size: int) -> int:
-    rows: dict[str, int] = {}
-    for doc in docs:
-        rows[doc.domain] = rows.get(doc.domain, 0) + -(-len(doc.ids) // seq_len)
-    return sum(-(-n // batch_size) for n in rows.values())
-
-
 def _pad(domain: str, rows: list[tuple[list[int], int, bool]], pad_id: int) -> Batch:
     width = max(len(ids) for ids, _, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # [B, S]

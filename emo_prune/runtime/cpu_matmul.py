@@ -9,9 +9,9 @@ Measured on the 2-core AMD EPYC VM (Zen 5: AVX-512 with AVX512_BF16, no AMX), to
   1 row, bf16/fp16  oneDNN's brgemm: 24-27 GB/s. With oneDNN switched off, ATen's gemv: 46-49 GB/s.
   >= 2 rows, bf16 with oneDNN avx512_bf16 kernels ("native"): 450-800 GFLOP/s, used as is.
   >= 2 rows, bf16/fp16 without native kernels (fp16 here; bf16 under ONEDNN_MAX_CPU_ISA=AVX2, which
-                    emulates the AVX2 machine of kernels.md): 47-55 GFLOP/s. Converting 512-row weight
+                    emulates the AVX2 machine of docs/kernels.md): 47-55 GFLOP/s. Converting 512-row weight
                     tiles into a reused fp32 buffer and running sgemm instead, 16 experts:
-                    32 rows 31.5 ms vs 78 ms, 8 rows 16 vs 23 ms (and kernels.md's AVX2 machine does
+                    32 rows 31.5 ms vs 78 ms, 8 rows 16 vs 23 ms (and docs/kernels.md's AVX2 machine does
                     ~20 GFLOP/s in bf16 against ~155 in fp32). Tiles of 256 / 1024 rows: 33.3 / 31.6 ms.
 
 fp32 products of several rows (x [M, K] @ w [N, K]^T, 16 EMO-width panels, 2 threads): F.linear

@@ -8,7 +8,6 @@ memory), optionally sharded, with a locally trained tokenizer. Same arguments, s
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +16,6 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedConfig
 
 import emo_prune  # noqa: F401  (registers the native EMO model)
-from emo_prune.errors import EmoPruneError
 from emo_prune.testing.tokenizer import save_tokenizer, seed_tokenizer
 
 FAMILIES = ("emo", "olmoe", "mixtral", "qwen2_moe", "qwen3_moe")
@@ -44,52 +42,55 @@ class TinySpec:
     extra: dict[str, Any] = field(default_factory=dict)  # raw config overrides
 
 
+# Widths of the optional MLPs relative to one expert's width, by how the family expresses them.
+SHARED_EXPERT_WIDTH = 2  # a separate shared expert (Qwen2-MoE)
+DENSE_WIDTH = {"zero_count": 2, "sparse_step": 3}  # dense layers (EMO count 0, Qwen mlp_only_layers)
+
+
 def tiny_config(spec: TinySpec, eos_token_id: int = 0, pad_token_id: int = 1) -> PreTrainedConfig:
-    """The family's own transformers config class with tiny sizes."""
-    common: dict[str, Any] = dict(
-        vocab_size=spec.vocab_size,
-        hidden_size=spec.hidden,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.kv_heads,
-        max_position_embeddings=512,
-        num_experts_per_tok=spec.top_k,
-        eos_token_id=eos_token_id,
-        pad_token_id=pad_token_id,
-        bos_token_id=None,
-        tie_word_embeddings=False,
-    )
-    if spec.family == "emo":
-        values = dict(
-            common,
-            intermediate_size=spec.expert_width,
-            num_experts=spec.experts,
-            num_shared_experts=spec.shared,
-            num_experts_per_layer=spec.experts_per_layer,
-            always_active_experts=spec.always_active,
-            dense_intermediate_size=2 * spec.expert_width if spec.experts_per_layer and 0 in spec.experts_per_layer else None,
-            norm_topk_prob=spec.norm_topk_prob,
-            rope_theta=500000.0,
-            rms_norm_eps=1e-6,
-        )
-    elif spec.family == "olmoe":
-        values = dict(common, intermediate_size=spec.expert_width, num_experts=spec.experts, norm_topk_prob=spec.norm_topk_prob)
-    elif spec.family == "mixtral":
-        values = dict(common, intermediate_size=spec.expert_width, num_local_experts=spec.experts)
-    elif spec.family in ("qwen2_moe", "qwen3_moe"):
-        values = dict(
-            common,
-            intermediate_size=3 * spec.expert_width,  # width of dense (mlp_only) layers
-            moe_intermediate_size=spec.expert_width,
-            num_experts=spec.experts,
-            mlp_only_layers=list(spec.dense_layers),
-            norm_topk_prob=spec.norm_topk_prob,
-            head_dim=spec.hidden // spec.heads,
-        )
-        if spec.family == "qwen2_moe":
-            values["shared_expert_intermediate_size"] = 2 * spec.expert_width
-    else:
-        raise EmoPruneError(f"no tiny-model recipe for family {spec.family!r} (known: {', '.join(FAMILIES)})")
+    """The family's own transformers config class with tiny sizes.
+
+    Config key names come from the family description (emo_prune/arch/families/<family>.json): the
+    same data that reads a checkpoint writes one, so a new family needs no code here.
+    """
+    from emo_prune.arch.registry import family_for_model_type
+
+    family = family_for_model_type(spec.family)
+    keys = family.config_keys
+    values: dict[str, Any] = {
+        keys["num_layers"]: spec.layers,
+        keys["hidden_size"]: spec.hidden,
+        keys["top_k"]: spec.top_k,
+        keys["expert_width"]: spec.expert_width,
+        family.num_experts_keys[0]: spec.experts,
+        "vocab_size": spec.vocab_size,
+        "num_attention_heads": spec.heads,
+        "num_key_value_heads": spec.kv_heads,
+        "head_dim": spec.hidden // spec.heads,
+        "max_position_embeddings": 512,
+        "eos_token_id": eos_token_id,
+        "pad_token_id": pad_token_id,
+        "bos_token_id": None,
+        "tie_word_embeddings": False,
+    }
+    if keys.get("norm_topk_prob"):
+        values[keys["norm_topk_prob"]] = spec.norm_topk_prob
+    shared = family.shared_experts
+    if shared is not None and shared.kind == "tail":
+        values[shared.count_key] = spec.shared
+    elif shared is not None and shared.kind == "separate":
+        values[shared.width_key] = SHARED_EXPERT_WIDTH * spec.expert_width
+    if family.per_layer_counts is not None:
+        values[family.per_layer_counts["key"]] = spec.experts_per_layer
+    if family.always_active is not None:
+        values[family.always_active["key"]] = spec.always_active
+    dense = family.dense_layers
+    if dense is not None and dense.kind == "zero_count":
+        has_dense = bool(spec.experts_per_layer) and 0 in spec.experts_per_layer
+        values[dense.width_key] = DENSE_WIDTH[dense.kind] * spec.expert_width if has_dense else None
+    elif dense is not None and dense.kind == "sparse_step":
+        values[dense.width_key] = DENSE_WIDTH[dense.kind] * spec.expert_width
+        values[dense.mlp_only_key] = list(spec.dense_layers)
     values.update(spec.extra)
     return AutoConfig.for_model(spec.family, **values)
 
@@ -142,10 +143,6 @@ def tiny_model_zoo(root: str | Path, seed: int = 0) -> dict[str, Path]:
     """One default tiny checkpoint per supported family under `root` (used by tests)."""
     root = Path(root)
     return {family: write_tiny_model(root / family, family, seed=seed) for family in FAMILIES}
-
-
-def read_config(model_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(model_dir) / "config.json").read_text())
 
 
 def write_large_emo(

@@ -3,7 +3,7 @@
 Shapes: T tokens (flattened batch), E experts (E_r = E - s routed, s = 1 shared at the tail), k
 active per token (k - s routed + the shared one), D documents in the batch.
 
-EMO (../shared/specs/emo-checkpoint.md, "EMO training objective"), per MoE layer:
+EMO (docs/emo-checkpoint.md, "EMO training objective"), per MoE layer:
   p   = softmax(routed logits)               [T, E_r] fp32
   s_d = sum of p over document d's tokens    [D, E_r] (no gradient: the pool choice is not trained)
   P_d ~ U[pool_min, pool_max] per document   (training; a fixed P for evaluation)

@@ -3,7 +3,7 @@
     python examples/bench/gpu_moe_layer.py                     # EMO widths, E = 16 and 128, top-8
     python examples/bench/gpu_moe_layer.py --experts 128 --tokens 1,64,4096 --json
 
-Targets (shared/specs/kernels.md, H100): 1 token <= 45 us per layer incl. routing; 8-64 tokens >= 75%
+Targets (docs/kernels.md, H100): 1 token <= 45 us per layer incl. routing; 8-64 tokens >= 75%
 of the HBM roofline (the % of read BW column); 4096 tokens >= 450 TFLOP/s; never slower than the
 best transformers implementation. Not measured yet: no GPU was available when this was written.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from extract_helpers import random_profile
+from plan_helpers import random_profile
 
 from emo_prune.io import Checkpoint, model_identity
 

@@ -9,11 +9,9 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def source_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def source_model(tiny) -> Path:
     """EMO, 2 layers x 8 experts (1 shared), top-2, per-expert keys, two shards. Read-only: copy it to change it."""
-    from emo_prune.testing import write_tiny_model
-
-    return write_tiny_model(tmp_path_factory.mktemp("hardening") / "model", "emo", max_shard_size="200kB")
+    return tiny("emo", max_shard_size="200kB")
 
 
 @pytest.fixture

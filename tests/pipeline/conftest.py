@@ -9,11 +9,9 @@ import yaml
 
 
 @pytest.fixture(scope="session")
-def small_emo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_emo(tiny) -> Path:
     """16 experts (1 shared), top-2: keep 0.25 -> 4 per layer, keep 0.125 -> 2 = top-k."""
-    from emo_prune.testing import write_tiny_model
-
-    return write_tiny_model(tmp_path_factory.mktemp("emo") / "model", "emo", layers=2, hidden=64, experts=16, top_k=2)
+    return tiny("emo", layers=2, hidden=64, experts=16, top_k=2)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from emo_prune.calib import Document
-from emo_prune.testing import write_tiny_model
 
 # family -> write_tiny_model sizes; each case covers a routing path or a layout the profiler must handle
 TINY = {
@@ -23,16 +22,10 @@ TINY = {
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("profile-models")
-    cache = {}
-
+def tiny_models(tiny):
     def get(family: str):
-        if family not in cache:
-            sizes = dict(TINY[family])
-            storage = sizes.pop("storage", "per_expert")
-            cache[family] = write_tiny_model(root / family, family, seed=3, storage=storage, hidden=32, expert_width=16, **sizes)
-        return cache[family]
+        sizes = dict(TINY[family])
+        return tiny(family, seed=3, hidden=32, expert_width=16, **sizes)
 
     return get
 

@@ -3,7 +3,7 @@
 Shapes: B batch, S sequence, T = B*S flattened tokens, H hidden, I expert width, E experts in a
 layer (shared / always-active included), k experts per token, V vocab, D head dim.
 
-Forward (../shared/specs/emo-checkpoint.md): pre-norm decoder layers without QK-norm,
+Forward (docs/emo-checkpoint.md): pre-norm decoder layers without QK-norm,
     h   = x + Attn(RMSNorm_a(x))
     out = h + MoE(RMSNorm_f(h))        (or a dense MLP where the layer's expert count is 0)
 then the final RMSNorm and an untied lm_head. Routing is `emo_prune.routing.route` (shared tail with

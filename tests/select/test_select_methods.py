@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 import torch
-from extract_helpers import emo_arch, olmoe_arch, random_profile
+from plan_helpers import emo_arch, olmoe_arch, random_profile
 
 from emo_prune.errors import PlanError, ProfileError
 from emo_prune.select import Keep, Plan, SelectOptions, coverage, keep_counts, select_experts
