@@ -26,8 +26,7 @@ import torch
 from emo_prune.errors import VerificationError
 from emo_prune.io import Checkpoint
 from emo_prune.memory import MemoryOptions, Workload, plan_memory
-from emo_prune.profile.model import load_tokenizer
-from emo_prune.select.greedy import load_model
+from emo_prune.models.loading import load_tokenizer, load_whole
 from emo_prune.select.masking import masked_experts
 from emo_prune.select.plan import Kept, Plan, validate_plan
 
@@ -122,12 +121,12 @@ def _check_pruned_layout(kept: Kept, pruned: Checkpoint) -> None:
 def _whole_logits(
     original: Checkpoint, pruned: Checkpoint, kept: Kept, encoded: list[list[int]]
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    model, _ = load_model(original.path)
+    model = load_whole(original.path)
     with masked_experts(model, original.architecture, kept):
         expected = _logits(model, encoded)
     _free(model)
     del model
-    model, _ = load_model(pruned.path)
+    model = load_whole(pruned.path)
     return expected, _logits(model, encoded)
 
 

@@ -31,7 +31,8 @@ from emo_prune.io import Checkpoint
 from emo_prune.profile.batches import make_batches, tokenize_documents
 from emo_prune.profile.collector import StatsCollector
 from emo_prune.profile.experts import instrumented_forward
-from emo_prune.profile.model import decoder_of, load_full_model, load_tokenizer
+from emo_prune.models.loading import load_tokenizer
+from emo_prune.models.weights import decoder_of, load_pretrained
 from emo_prune.testing import write_tiny_model
 
 
@@ -106,7 +107,7 @@ def main() -> None:
         tokens = sum(b.num_tokens for b in batches)
         padded = sum(b.input_ids.numel() for b in batches)
 
-        model = load_full_model(model_dir, torch.float32, torch.device("cpu"))
+        model = load_pretrained(model_dir, torch.float32, torch.device("cpu"))
         decoder = decoder_of(model)
         default_impl = model.config._experts_implementation
         times: dict[str, list[float]] = {f"plain/{default_impl}": [], "plain/eager": [], "plain/sorted": [], "profile": []}

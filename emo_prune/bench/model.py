@@ -49,15 +49,11 @@ def _distinct_per_layer(model: torch.nn.Module, experts: list[torch.nn.Module], 
     return seen
 
 
-def load_model(model_dir: str | Path, device: torch.device, dtype: str | torch.dtype = "auto") -> torch.nn.Module:
-    import emo_prune  # noqa: F401  (registers the native EMO model type)
+def load_model(model_dir: str | Path, device: torch.device | str, dtype: str | torch.dtype = "auto") -> torch.nn.Module:
     import emo_prune.runtime  # noqa: F401  (registers emo_cpu / emo_triton)
-    from transformers import AutoModelForCausalLM
+    from emo_prune.models.loading import load_whole
 
-    if not (Path(model_dir) / "config.json").is_file():
-        raise CheckpointError(f"{model_dir}: no config.json; pass a model folder in the Hugging Face layout")
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, experts_implementation="eager")
-    return model.to(device).eval().requires_grad_(False)
+    return load_whole(model_dir, dtype, str(device), impl="eager").requires_grad_(False)
 
 
 def bench_model(

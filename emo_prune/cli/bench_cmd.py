@@ -36,14 +36,6 @@ def parse_impls(text: str) -> list[str]:
     return impls
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def register(app: typer.Typer) -> None:
     from emo_prune.cli.app import command
 
@@ -59,9 +51,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Milliseconds, tokens/s, GB/s and TFLOP/s of the whole forward and of its first MoE layer,
         for eager, grouped_mm, batched_mm, emo_cpu and emo_triton (those that run here)."""
+        from emo_prune.models.loading import resolve_device
+
         counts, impls = parse_tokens(tokens), parse_impls(impl)
-        out.note(f"benchmarking {model_dir} on {resolve_device(device)} ...")
-        report = bench_model(model_dir, tokens=counts, impls=impls, device=resolve_device(device), dtype=dtype)
+        device = resolve_device(device)
+        out.note(f"benchmarking {model_dir} on {device} ...")
+        report = bench_model(model_dir, tokens=counts, impls=impls, device=device, dtype=dtype)
         out.result(report.to_dict(), lambda: render(report))
 
 

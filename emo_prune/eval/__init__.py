@@ -3,7 +3,7 @@ tasks of `recipes/tasks/`), and the comparison of a pruned model with its origin
 
 from emo_prune.eval.compare import MetricDelta, compare_metric
 from emo_prune.eval.harness import EvalSettings, evaluate, evaluate_model, write_report
-from emo_prune.eval.loading import LoadSettings, load_model
+from emo_prune.models.loading import LoadSettings, load_model
 from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores, compare
 from emo_prune.eval.tasks import builtin_tasks_dir, recipes_dir
 

@@ -18,7 +18,7 @@ import torch
 
 from emo_prune.console import out
 from emo_prune.errors import EvalError
-from emo_prune.eval.loading import LoadSettings
+from emo_prune.models.loading import LoadSettings
 from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores
 from emo_prune.eval.tasks import quiet_lm_eval, task_manager
 from emo_prune.io import Checkpoint, model_identity

@@ -15,7 +15,7 @@ from typing import Any
 from lm_eval.api.registry import model_registry
 from lm_eval.models.huggingface import HFLM
 
-from emo_prune.eval.loading import LoadSettings, load_model
+from emo_prune.models.loading import LoadSettings, load_model
 from emo_prune.memory import MemoryOptions
 
 MODEL_TYPE = "emo-prune"

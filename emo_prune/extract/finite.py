@@ -12,13 +12,13 @@ import torch
 from emo_prune.arch import MoEArchitecture
 from emo_prune.extract.jobs import CONVERTIBLE, Job
 from emo_prune.extract.source import ByteSource, chunks, opened
-from emo_prune.io.writer import TORCH_DTYPES
+from emo_prune.dtypes import torch_dtype
 
 CHECKED_ROLES = ("router", "router_vector", "expert", "fused")
 
 
 def _finite(source: ByteSource) -> bool:
-    dtype = TORCH_DTYPES[source.dtype]
+    dtype = torch_dtype(source.dtype)
     with opened(source) as fd:
         return all(bool(torch.isfinite(piece.view(dtype)).all()) for piece in chunks(fd, source))
 

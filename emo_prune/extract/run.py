@@ -22,6 +22,7 @@ from emo_prune.console import out
 from emo_prune.errors import CheckpointError, OutputError, PlanError
 from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, ai2_metadata, manifest, model_card
 from emo_prune.extract.config import remap_config
+from emo_prune.dtypes import NAME_TAGS, tag_for_name
 from emo_prune.extract.finite import nonfinite_tensors
 from emo_prune.extract.jobs import Job, build_jobs
 from emo_prune.extract.source import copy_into
@@ -30,7 +31,6 @@ from emo_prune.io.paths import contained_path
 from emo_prune.io.writer import AtomicFolder, ShardedWriter, parse_size, write_text
 from emo_prune.select.plan import Plan, dumps, validate_plan
 
-DTYPES = {"float32": "F32", "fp32": "F32", "bfloat16": "BF16", "bf16": "BF16", "float16": "F16", "fp16": "F16"}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf")
 NOT_COPIED = {CONFIG_FILE, INDEX_FILE, CARD_FILE, MANIFEST_FILE, AI2_METADATA_FILE, "pytorch_model.bin.index.json"}
 SMALL_FILES = 1024 * 1024  # headers, config, manifest, card: what a build writes beyond shards and side files
@@ -65,9 +65,10 @@ class ExtractResult:
 def resolve_dtype(dtype: str | None) -> str | None:
     if dtype is None or dtype in ("same", "auto"):
         return None
-    if dtype.lower() not in DTYPES:
-        raise OutputError(f"--dtype {dtype!r} is not one of same, {', '.join(sorted(DTYPES))}")
-    return DTYPES[dtype.lower()]
+    tag = tag_for_name(dtype)
+    if tag is None:
+        raise OutputError(f"--dtype {dtype!r} is not one of same, {', '.join(sorted(NAME_TAGS))}")
+    return tag
 
 
 def side_files(model_dir: Path) -> list[Path]:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 
 from emo_prune.errors import CheckpointError, OutputError
-from emo_prune.io.safetensors_header import DTYPE_BYTES
-from emo_prune.io.writer import TORCH_DTYPES, pwrite_all
+from emo_prune.dtypes import TAG_BYTES, torch_dtype
+from emo_prune.io.writer import pwrite_all
 
 CHUNK = 32 * 1024 * 1024  # bytes read per dtype-conversion step; 3 x CHUNK is the extra memory
 _SENDFILE_MAX = 1 << 30  # one sendfile call moves at most ~2 GiB on Linux; stay well below
@@ -101,7 +101,7 @@ def _copy_buffered(in_fd: int, offset: int, length: int, out_fd: int, out_offset
 
 def chunks(in_fd: int, source: ByteSource) -> Iterator[torch.Tensor]:
     """`source`'s bytes, CHUNK at a time in whole elements: uint8 views of ONE reused buffer (use each before the next)."""
-    item = DTYPE_BYTES[source.dtype]
+    item = TAG_BYTES[source.dtype]
     step = max(item, CHUNK - CHUNK % item)
     raw = torch.empty(min(step, source.nbytes), dtype=torch.uint8)
     view = memoryview(raw.numpy())
@@ -113,7 +113,7 @@ def chunks(in_fd: int, source: ByteSource) -> Iterator[torch.Tensor]:
 
 
 def _copy_converted(in_fd: int, source: ByteSource, out_fd: int, out_offset: int, out_dtype: str) -> int:
-    src_t, dst_t = TORCH_DTYPES[source.dtype], TORCH_DTYPES[out_dtype]
+    src_t, dst_t = torch_dtype(source.dtype), torch_dtype(out_dtype)
     written = 0
     for piece in chunks(in_fd, source):
         converted = piece.view(src_t).to(dst_t)  # [n / item] elements

@@ -4,11 +4,10 @@ from emo_prune.io.checkpoint import CONFIG_FILE, INDEX_FILE, SINGLE_FILE, Checkp
 from emo_prune.io.identity import model_identity, sha256_file
 from emo_prune.io.inventory import LayerTensors, build_inventory
 from emo_prune.io.reader import TensorReader, contiguous_runs
-from emo_prune.io.safetensors_header import DTYPE_BYTES, ShardHeader, TensorInfo, read_header
+from emo_prune.io.safetensors_header import ShardHeader, TensorInfo, read_header
 
 __all__ = [
     "CONFIG_FILE",
-    "DTYPE_BYTES",
     "INDEX_FILE",
     "SINGLE_FILE",
     "Checkpoint",

@@ -14,12 +14,9 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from emo_prune.dtypes import TAG_BYTES
 from emo_prune.errors import CheckpointError
 
-DTYPE_BYTES = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
-    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
-}  # fmt: skip
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 
 
@@ -67,17 +64,17 @@ def _tensor_info(name: str, entry: object) -> TensorInfo:
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
         raise ValueError("must hold dtype, shape and data_offsets")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in DTYPE_BYTES:
+    if dtype not in TAG_BYTES:
         raise ValueError(f"dtype {dtype!r} is not a safetensors dtype")
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
         raise ValueError(f"shape {shape!r} is not a list of non-negative integers")
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(o) and o >= 0 for o in offsets):
         raise ValueError(f"data_offsets {offsets!r} is not a pair of non-negative integers")
     info = TensorInfo(name=name, dtype=dtype, shape=tuple(shape), begin=offsets[0], end=offsets[1])
-    if info.end < info.begin or info.nbytes != info.numel * DTYPE_BYTES[dtype]:
+    if info.end < info.begin or info.nbytes != info.numel * TAG_BYTES[dtype]:
         raise ValueError(
             f"data_offsets {offsets} hold {info.end - info.begin} bytes, but {dtype} {list(shape)} needs "
-            f"{info.numel * DTYPE_BYTES[dtype]}"
+            f"{info.numel * TAG_BYTES[dtype]}"
         )
     return info
 

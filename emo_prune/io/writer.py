@@ -39,18 +39,11 @@ from emo_prune.errors import OutputError
 from emo_prune.io.checkpoint import INDEX_FILE
 from emo_prune.io.lock import FolderLock
 from emo_prune.io.ownership import TMP_TAG, owned_contents, read_owner_marker, remove_owned, write_owner_marker
-from emo_prune.io.safetensors_header import DTYPE_BYTES
+from emo_prune.dtypes import TAG_BYTES, tag_of
 
 PARTIAL_MARKER = ".emo-prune-partial"
 OLD_TAG = "old-"  # after TMP_TAG: a replaced output waiting for deletion
 
-TORCH_DTYPES: dict[str, torch.dtype] = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-    "U64": torch.uint64, "U32": torch.uint32, "U16": torch.uint16, "U8": torch.uint8, "BOOL": torch.bool,
-}  # fmt: skip
-SAFETENSORS_DTYPES = {v: k for k, v in TORCH_DTYPES.items()}
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
@@ -79,7 +72,7 @@ class TensorSpec:
 
     @property
     def nbytes(self) -> int:
-        n = DTYPE_BYTES[self.dtype]
+        n = TAG_BYTES[self.dtype]
         for d in self.shape:
             n *= d
         return n
@@ -111,7 +104,7 @@ class _Shard:
 
     @classmethod
     def layout(cls, file: str, specs: list[TensorSpec]) -> _Shard:
-        ordered = sorted(enumerate(specs), key=lambda item: (-DTYPE_BYTES[item[1].dtype], item[0]))
+        ordered = sorted(enumerate(specs), key=lambda item: (-TAG_BYTES[item[1].dtype], item[0]))
         entries: dict[str, Any] = {"__metadata__": {"format": "pt"}}
         relative, at = {}, 0
         for _, spec in ordered:
@@ -189,7 +182,7 @@ class ShardedWriter:
     def write_tensor(self, name: str, tensor: torch.Tensor) -> None:
         spec = self._order[self._next][1] if self._next < len(self._order) else None
         if spec is not None and spec.name == name:
-            if SAFETENSORS_DTYPES.get(tensor.dtype) != spec.dtype or tuple(tensor.shape) != spec.shape:
+            if tag_of(tensor.dtype) != spec.dtype or tuple(tensor.shape) != spec.shape:
                 raise OutputError(
                     f"tensor {name!r} is {tensor.dtype} {tuple(tensor.shape)}, the plan says {spec.dtype} {spec.shape}"
                 )

@@ -26,7 +26,7 @@ from torch import nn
 from emo_prune.arch import MoEArchitecture
 from emo_prune.errors import CheckpointError
 from emo_prune.io import Checkpoint
-from emo_prune.io.writer import TORCH_DTYPES
+from emo_prune.dtypes import torch_dtype
 
 FUSED_PARAM = {"gate_up": "gate_up_proj", "down": "down_proj"}
 
@@ -44,7 +44,7 @@ def read_tensor(checkpoint: Checkpoint, name: str) -> torch.Tensor:
         raise CheckpointError(f"cannot read {name!r} from {shard.path}: {exc.strerror or exc}") from exc
     if read != info.nbytes:
         raise CheckpointError(f"{shard.path} is truncated: {name!r} needs {info.nbytes} bytes, {read} were read")
-    return buffer.view(TORCH_DTYPES[info.dtype]).reshape(info.shape)
+    return buffer.view(torch_dtype(info.dtype)).reshape(info.shape)
 
 
 def decoder_of(model: nn.Module) -> nn.Module:

@@ -63,13 +63,13 @@ def eval_settings(recipe: Recipe) -> EvalSettings:
 
 def greedy_settings(recipe: Recipe, model_dir: Path) -> GreedySettings:
     """Greedy selection reads the recipe's calibration settings, as the profile step does."""
-    from emo_prune.profile.model import resolve_device, resolve_seq_len
+    from emo_prune.models.loading import resolve_device, resolve_seq_len
 
     c = recipe.calibration
     return GreedySettings(
         seq_len=resolve_seq_len(c.seq_len, Checkpoint.open(model_dir).config),
         batch_size=c.batch_size,
-        device=str(resolve_device(c.device)),
+        device=resolve_device(c.device),
     )
 
 

@@ -23,14 +23,8 @@ from emo_prune.profile.batches import Batch, make_batches, shard_documents, toke
 from emo_prune.profile.collector import StatsCollector
 from emo_prune.profile.distributed import all_reduce_sum, current_world
 from emo_prune.profile.layerwise import run_layerwise
-from emo_prune.profile.model import (
-    decoder_of,
-    load_full_model,
-    load_tokenizer,
-    resolve_device,
-    resolve_dtype,
-    resolve_seq_len,
-)
+from emo_prune.models.loading import load_tokenizer, resolve_device, resolve_dtype, resolve_seq_len
+from emo_prune.models.weights import decoder_of, load_pretrained
 from emo_prune.profile.store import Profile, is_profile_file
 
 DEFAULT_MAX_TOKENS = 1_000_000
@@ -74,7 +68,7 @@ def run_full(
     dtype: torch.dtype,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    model = load_full_model(model_dir, dtype, device)
+    model = load_pretrained(model_dir, dtype, device)  # tensor by tensor into its own parameters
     decoder = decoder_of(model)
     detachers = [collector.attach(layer, lay, arch.family) for layer, lay in zip(decoder.layers, arch.layouts, strict=True)]
     try:
@@ -115,7 +109,7 @@ def profile_model(
     checkpoint = Checkpoint.open(model_dir)
     arch = checkpoint.architecture
     world = current_world(settings.device)
-    device = resolve_device(settings.device, world.local_rank)
+    device = torch.device(resolve_device(settings.device, world.local_rank))
     dtype = resolve_dtype(settings.dtype, checkpoint.config)
     seq_len = resolve_seq_len(settings.seq_len, checkpoint.config)
     tokenizer = load_tokenizer(model_dir)

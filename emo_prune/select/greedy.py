@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from emo_prune.arch import MoEArchitecture
-from emo_prune.errors import CalibrationError, CheckpointError
+from emo_prune.errors import CalibrationError
 from emo_prune.io import Checkpoint
 from emo_prune.memory import MemoryOptions, Workload, plan_memory
 from emo_prune.models.stream import LayerStream
@@ -56,21 +56,6 @@ class GreedySettings:
 
 class _StopForward(Exception):
     """Raised by the capture hook once the scored layer's router has run: later layers are not needed."""
-
-
-def load_model(model_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Any]:
-    """The checkpoint as a float32 transformers model (eval mode) and its tokenizer."""
-    from transformers import AutoTokenizer
-
-    from emo_prune.models.weights import load_pretrained
-
-    Checkpoint.open(model_dir)  # headers and contained shard paths checked before transformers follows the index
-    try:
-        model = load_pretrained(model_dir, torch.float32, device)
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot load {model_dir} with transformers: {exc}") from exc
-    return model, tokenizer
 
 
 def encode(tokenizer: Any, documents: Sequence[DocumentLike], seq_len: int) -> list[tuple[list[int], str]]:
@@ -235,7 +220,7 @@ def run_greedy(
     notify: Callable[[str], None] | None = None,
 ) -> Kept:
     """Greedy selection on the model in `model_dir`, whole or layer by layer as the memory plan decides."""
-    from emo_prune.profile.model import load_tokenizer
+    from emo_prune.models.loading import load_tokenizer, load_whole
 
     checkpoint = Checkpoint.open(model_dir)
     tokenizer = load_tokenizer(checkpoint.path)
@@ -248,5 +233,5 @@ def run_greedy(
     choice = plan_memory("greedy selection", [checkpoint], torch.float32, work, settings.memory, settings.device, notify)
     if choice.path == "layerwise":
         return greedy_select_layerwise(checkpoint, tokenizer, documents, choose, settings, on_layer)
-    model, _ = load_model(checkpoint.path, settings.device)
+    model = load_whole(checkpoint.path, device=settings.device)
     return greedy_select(model, tokenizer, checkpoint.architecture, documents, choose, settings, on_layer)

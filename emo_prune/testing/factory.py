@@ -160,7 +160,8 @@ def write_large_emo(
     the config's meta model, experts split per expert) with random N(0, 0.02) weights, norms 1 and routers
     scaled by `router_scale`, never holding more than one tensor: for benchmarks of models of many GB.
     """
-    from emo_prune.io.writer import SAFETENSORS_DTYPES, ShardedWriter, TensorSpec, parse_size
+    from emo_prune.dtypes import tag_of
+    from emo_prune.io.writer import ShardedWriter, TensorSpec, parse_size
 
     spec = TinySpec(family="emo", **sizes)
     out = Path(out_dir)
@@ -168,7 +169,7 @@ def write_large_emo(
     config = tiny_config(spec)
     with torch.device("meta"):
         meta = AutoModelForCausalLM.from_config(config)
-    tag = SAFETENSORS_DTYPES[dtype]
+    tag = tag_of(dtype)
     specs: list[TensorSpec] = []
     for name, param in meta.state_dict().items():
         if name.endswith("mlp.experts.gate_up_proj"):  # [E, 2I, H] -> per expert gate [I, H] and up [I, H]

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from emo_prune.errors import EvalError, RuntimeSetupError
 from emo_prune.eval import EvalSettings, evaluate, evaluate_model
-from emo_prune.eval.loading import resolve_impl
+from emo_prune.models.loading import resolve_impl
 
 
 def _settings(task_dir, tasks=("t_ppl", "t_mc"), **kw) -> EvalSettings:

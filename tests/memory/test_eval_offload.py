@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from emo_prune.eval import EvalSettings, evaluate_model
-from emo_prune.eval.loading import LoadSettings, load_model
+from emo_prune.models.loading import LoadSettings, load_model
 from emo_prune.memory import ENV, MemoryOptions
 
 

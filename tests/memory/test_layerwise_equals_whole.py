@@ -12,7 +12,7 @@ from emo_prune.memory import MemoryOptions
 from emo_prune.select import GreedySettings, SelectOptions, select_experts
 from emo_prune.select.greedy import run_greedy
 from emo_prune.verify import verify
-from tests.extract.test_select_greedy import DOCS
+from tests.select.test_select_greedy import DOCS
 
 WHOLE, LAYERWISE = MemoryOptions("whole"), MemoryOptions("layerwise")
 

@@ -13,7 +13,7 @@ from emo_prune.pipeline import apply_overrides, budget_label, load_recipe, valid
 from emo_prune.io import Checkpoint
 from emo_prune.pipeline.recipe import find_recipe
 from emo_prune.pipeline.runner import greedy_settings
-from emo_prune.profile.model import resolve_seq_len
+from emo_prune.models.loading import resolve_seq_len
 from emo_prune.select import GreedySettings
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"

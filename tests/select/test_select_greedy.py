@@ -12,7 +12,8 @@ from emo_prune.errors import CalibrationError
 from emo_prune.extract import extract
 from emo_prune.io import Checkpoint
 from emo_prune.select import GreedySettings, Plan, SelectOptions, select_experts
-from emo_prune.select.greedy import greedy_select, load_model
+from emo_prune.models.loading import load_tokenizer, load_whole
+from emo_prune.select.greedy import greedy_select
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def test_greedy_equals_scoring_on_physically_pruned_models(tiny, tmp_path):
         scores[layer] = by_domain["code"]
         return sorted(sorted(range(7), key=lambda e: (-float(by_domain["code"][e]), e))[:3]) + [7]
 
-    loaded, tokenizer = load_model(model)
+    loaded, tokenizer = load_whole(model), load_tokenizer(model)
     kept = greedy_select(loaded, tokenizer, arch, code, choose, GreedySettings(batch_size=2))
     for layer in range(3):
         # layers < `layer` physically pruned to greedy's choice by extraction, the rest complete
@@ -84,7 +85,7 @@ def test_greedy_is_batch_invariant_and_nests_with_within(tiny):
     half = run("0.5", 1)
     assert run("0.5", 3).experts_kept_per_layer == half.experts_kept_per_layer
     # padding never counts: one document per batch and all in one padded batch give the same scores
-    loaded, tokenizer = load_model(model)
+    loaded, tokenizer = load_whole(model), load_tokenizer(model)
     recorded = {1: [], 5: []}
     for batch in recorded:
         def keep_all(layer, by_domain, _w, batch=batch):
@@ -106,7 +107,7 @@ def test_greedy_tokenizes_as_the_profiler_does(tiny):
     from emo_prune.profile.batches import tokenize_documents
     from emo_prune.select.greedy import encode
 
-    _, tokenizer = load_model(tiny("emo"))
+    tokenizer = load_tokenizer(tiny("emo"))
     bos = tokenizer.eos_token_id  # any id that exists stands in for a BOS
     tokenizer._tokenizer.post_processor = TemplateProcessing(
         single=f"{tokenizer.eos_token} $A", special_tokens=[(tokenizer.eos_token, bos)]

@@ -1,4 +1,9 @@
-"""Loading a model folder for evaluation: experts implementation, dtype and device resolved by name.
+"""Loading a model folder, defined once for profile, greedy, verify, eval and bench.
+
+Device, dtype and context length resolved by name; the model's own tokenizer; the experts
+implementation; EMO registered with transformers' Auto classes (importing `emo_prune` does it); and
+the memory plan's choice between reading the whole model tensor by tensor into its own parameters
+and accelerate's disk offload.
 
 `impl` names an experts implementation of transformers' ExpertsInterface: "eager" and transformers' own
 ("grouped_mm", "batched_mm") always exist; "emo_cpu" / "emo_triton" exist once `emo_prune.runtime`
@@ -8,7 +13,8 @@ is imported (done here when present). "auto" picks the fastest one for the devic
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,11 +22,59 @@ from typing import Any
 import torch
 
 import emo_prune  # noqa: F401  (registers the native EMO model with transformers' Auto classes)
-from emo_prune.errors import CheckpointError, RuntimeSetupError
+from emo_prune.dtypes import COMPUTE_NAMES, compute_dtype_name, torch_dtype, tag_for_name
+from emo_prune.errors import CheckpointError, ConfigError, RuntimeSetupError
 from emo_prune.io.checkpoint import Checkpoint
 from emo_prune.memory import MemoryOptions
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEFAULT_SEQ_LEN = 2048  # context length when neither the user nor the model says less
+
+
+def resolve_device(device: str, local_rank: int = 0) -> str:
+    """'auto' -> cuda when torch sees one, else cpu; a bare 'cuda' -> this process's GPU (`local_rank`)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as exc:
+        raise RuntimeSetupError(f"--device {device!r} is not a torch device (use cpu, cuda, cuda:1 or auto)") from exc
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeSetupError(f"--device {device} asked for CUDA, but torch sees no CUDA device here; use --device cpu")
+        if parsed.index is None:
+            return f"cuda:{local_rank}"
+    return device
+
+
+def resolve_dtype(dtype: str, config: dict) -> torch.dtype:
+    """'auto' = the checkpoint's own dtype (config `torch_dtype` / `dtype`), float32 when it names none."""
+    name = compute_dtype_name(dtype, config)
+    if name is None:
+        raise ConfigError(f"--dtype {dtype!r} is not supported; use one of auto, {', '.join(COMPUTE_NAMES)}")
+    return torch_dtype(tag_for_name(name))
+
+
+def resolve_seq_len(seq_len: int | None, config: dict) -> int:
+    limit = config.get("max_position_embeddings")
+    if seq_len is None:
+        return min(DEFAULT_SEQ_LEN, limit) if isinstance(limit, int) else DEFAULT_SEQ_LEN
+    if seq_len <= 0:
+        raise ConfigError(f"--seq-len must be positive, got {seq_len}")
+    if isinstance(limit, int) and seq_len > limit:
+        raise ConfigError(f"--seq-len {seq_len} exceeds the model's max_position_embeddings {limit}")
+    return seq_len
+
+
+def load_tokenizer(model_dir: Path) -> Any:
+    """The model's own tokenizer: every command tokenizes its text with it."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir))
+    except Exception as exc:  # transformers raises OSError / ValueError / KeyError for missing or broken files
+        raise CheckpointError(
+            f"cannot load the tokenizer from {model_dir} ({exc}); copy the model's tokenizer files beside config.json"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -35,18 +89,6 @@ class LoadSettings:
     def resolved(self) -> LoadSettings:
         device = resolve_device(self.device)
         return replace(self, impl=resolve_impl(self.impl, device), device=device)
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except RuntimeError as exc:
-        raise RuntimeSetupError(f"--device {device!r} is not a torch device (use cpu, cuda, cuda:1 or auto)") from exc
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeSetupError(f"--device {device} asked for CUDA, but torch sees no CUDA device here; use --device cpu")
-    return device
 
 
 def _import_runtime() -> bool:
@@ -80,57 +122,64 @@ def resolve_impl(impl: str, device: str) -> str:
     return impl
 
 
-def torch_dtype(name: str) -> torch.dtype | str:
-    if name == "auto":
-        return "auto"
-    if name not in DTYPES:
-        raise RuntimeSetupError(f"--dtype {name!r} is not supported; use one of auto, {', '.join(DTYPES)}")
-    return DTYPES[name]
-
-
 def load_model(
     model_dir: str | Path, settings: LoadSettings, notify: Callable[[str], None] | None = None
 ) -> tuple[Any, Any]:
     """(model in eval mode on the device, tokenizer) from a local folder; `settings` must be resolved.
 
     When the whole model fits (the memory plan, `emo_prune.memory`), its weights are read tensor by
-    tensor into the model's own parameters (`models.weights`): no second copy. When it does not, the
+    tensor into the model's own parameters (`load_whole`): no second copy. When it does not, the
     layers that do not fit in the budget go to an offload folder on disk that accelerate's hooks read
     back in every forward (`_offloaded`): much slower, and `notify` says so.
     """
-    from transformers import AutoTokenizer
-
     from emo_prune.memory import Workload, plan_memory
-    from emo_prune.models.weights import load_pretrained
-    from emo_prune.profile.model import resolve_dtype, resolve_seq_len
 
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").exists():
-        raise CheckpointError(f"{model_dir} is not a model folder (no config.json)")
-    checkpoint = Checkpoint.open(model_dir)  # headers and contained shard paths checked before transformers follows the index
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{model_dir} has no usable tokenizer ({exc}); copy the tokenizer files beside config.json"
-        ) from exc
-    dtype = torch_dtype(settings.dtype)
-    if dtype == "auto":
-        dtype = resolve_dtype("auto", checkpoint.config)
-    seq_len = min(settings.seq_len or 2048, resolve_seq_len(None, checkpoint.config))
+    checkpoint = _open(model_dir)
+    dtype = resolve_dtype(settings.dtype, checkpoint.config)
+    seq_len = min(settings.seq_len or DEFAULT_SEQ_LEN, resolve_seq_len(None, checkpoint.config))
     work = Workload(rows=settings.rows, seq_len=seq_len, kept_tokens=0, logits=True, kv_cache=True)
     choice = plan_memory("eval", [checkpoint], dtype, work, settings.memory, settings.device, notify)
+    tokenizer = load_tokenizer(checkpoint.path)
+    if choice.path != "layerwise":
+        return load_whole(checkpoint.path, dtype, settings.device, settings.impl), tokenizer
+    room = choice.budget.bytes - (choice.estimate.total - choice.estimate.weights)
+    with _transformers_errors(checkpoint.path, settings.impl):
+        model = _offloaded(checkpoint.path, dtype, settings, max(room, 0))
+    return model, tokenizer
+
+
+def load_whole(
+    model_dir: str | Path, dtype: torch.dtype | str = torch.float32, device: str = "cpu", impl: str = "eager"
+) -> Any:
+    """The whole model in eval mode, weights read tensor by tensor into the model's own parameters; no
+    memory plan (callers that need one plan first). The float32 / eager default is what greedy search
+    and verify compare exactly."""
+    from emo_prune.models.weights import load_pretrained
+
+    checkpoint = _open(model_dir)
+    if isinstance(dtype, str):
+        dtype = resolve_dtype(dtype, checkpoint.config)
+    with _transformers_errors(checkpoint.path, impl):
+        return load_pretrained(checkpoint.path, dtype, device, experts_implementation=impl)
+
+
+def _open(model_dir: str | Path) -> Checkpoint:
+    """Headers and contained shard paths checked before transformers follows the index."""
+    if not (Path(model_dir) / "config.json").exists():
+        raise CheckpointError(f"{model_dir} is not a model folder (no config.json)")
+    return Checkpoint.open(model_dir)
+
+
+@contextmanager
+def _transformers_errors(model_dir: Path, impl: str) -> Iterator[None]:
     try:
-        if choice.path == "layerwise":
-            room = choice.budget.bytes - (choice.estimate.total - choice.estimate.weights)
-            model = _offloaded(model_dir, dtype, settings, max(room, 0))
-        else:
-            model = load_pretrained(model_dir, dtype, settings.device, experts_implementation=settings.impl)
+        yield
     except ValueError as exc:
         if "experts_implementation" in str(exc):
-            raise RuntimeSetupError(f"{model_dir}: --impl {settings.impl} cannot run this model ({exc})") from exc
+            raise RuntimeSetupError(f"{model_dir}: --impl {impl} cannot run this model ({exc})") from exc
         raise CheckpointError(f"{model_dir} cannot be loaded by transformers: {exc}") from exc
-    return model, tokenizer
+    except OSError as exc:
+        raise CheckpointError(f"cannot load {model_dir} with transformers: {exc}") from exc
 
 
 def _offloaded(model_dir: Path, dtype: torch.dtype, settings: LoadSettings, room: int) -> Any:
