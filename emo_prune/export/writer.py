@@ -16,12 +16,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUFWriter
+import numpy as np
+from gguf import GGMLQuantizationType as Q
+from gguf import GGUFWriter, quants
 
 from emo_prune.errors import ExportError, OutputError
 from emo_prune.export.check import GgufLayout, gguf_layout
 from emo_prune.export.metadata import write_hparams, write_provenance
-from emo_prune.export.quantize import DIRECT, K_QUANTS, check_dtype, encode, k_quantize, nbytes, tensor_type
+from emo_prune.export.quantize import DIRECT, K_QUANTS, check_dtype, encode, k_quantize, llama_cpp_module, nbytes, tensor_type
 from emo_prune.export.tensors import gguf_tensors
 from emo_prune.export.tokenizer import read_vocab, write_vocab
 from emo_prune.io import Checkpoint, TensorReader
@@ -49,6 +51,7 @@ class ExportResult:
 
 def _temp_path(out: Path, tag: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}{TMP_TAG}{tag}-", suffix=".tmp")
+    os.fchmod(fd, 0o644)
     os.close(fd)
     return Path(tmp)
 
@@ -81,7 +84,9 @@ def _write_file(checkpoint: Checkpoint, layout: GgufLayout, dtype: str, path: Pa
         write_vocab(writer, vocab)
         types = [tensor_type(dtype, t.role, t.shape) for t in tensors]
         for tensor, qtype in zip(tensors, types, strict=True):
-            writer.add_tensor_info(tensor.name, tensor.shape, _np_dtype(qtype), nbytes(qtype, tensor.shape), raw_dtype=qtype)
+            np_dtype = _np_dtype(qtype)  # uint8 blocks are declared by their byte shape
+            shape = tensor.shape if np_dtype is not np.uint8 else quants.quant_shape_to_byte_shape(tensor.shape, qtype)
+            writer.add_tensor_info(tensor.name, shape, np_dtype, nbytes(qtype, tensor.shape), raw_dtype=qtype)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
@@ -101,9 +106,6 @@ def _write_file(checkpoint: Checkpoint, layout: GgufLayout, dtype: str, path: Pa
 
 
 def _np_dtype(qtype: Any) -> Any:
-    import numpy as np
-    from gguf import GGMLQuantizationType as Q
-
     return {Q.F32: np.float32, Q.F16: np.float16}.get(qtype, np.uint8)
 
 
@@ -126,6 +128,8 @@ def export_gguf(
     checkpoint = Checkpoint.open(model_dir)
     layout = gguf_layout(checkpoint.architecture)
     _check_out(model_dir, out, overwrite)
+    if dtype in K_QUANTS:
+        llama_cpp_module()  # fail before the intermediate file is written
     name = name or model_dir.resolve().name
     direct = dtype if dtype in DIRECT else ("f32" if _is_f32(checkpoint) else "bf16")
     tmp = _temp_path(out, dtype)
@@ -156,4 +160,4 @@ def export_gguf(
 
 
 def _is_f32(checkpoint: Checkpoint) -> bool:
-    return set(checkpoint.dtypes()) <= {"F32"}
+    return set(checkpoint.dtypes) <= {"F32"}
