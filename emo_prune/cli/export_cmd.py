@@ -11,9 +11,7 @@ from emo_prune.cli.format import human_bytes
 from emo_prune.cli.options import JsonFlag, ModelDir
 from emo_prune.console import out
 
-# kept here (not imported from emo_prune.export) so `--help` loads no heavy module
-FORMATS = ("gguf",)
-DTYPES = ("f32", "f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")
+from emo_prune.export.formats import DTYPES, FORMATS
 
 
 def register(app: typer.Typer) -> None:

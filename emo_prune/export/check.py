@@ -138,3 +138,15 @@ def check_gguf_target(config: Mapping[str, Any], counts: Sequence[int | None] | 
     from emo_prune.arch import architecture_for_config
 
     gguf_layout(architecture_for_config(config), counts)
+
+
+TARGETS = ("gguf",)
+
+
+def check_target(target: str | None, config: Mapping[str, Any], counts: Sequence[int | None]) -> None:
+    """`select/extract/run --target T`: ExportError unless a build with these per-layer counts exports to T."""
+    if target is None:
+        return
+    if target.lower() not in TARGETS:
+        raise ExportError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
+    check_gguf_target(config, counts)

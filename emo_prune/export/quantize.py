@@ -34,7 +34,7 @@ K_QUANTS = {
     "q5_k_m": LlamaFileType.MOSTLY_Q5_K_M,
     "q6_k": LlamaFileType.MOSTLY_Q6_K,
 }
-DTYPES = (*DIRECT, *K_QUANTS)
+DTYPES = (*DIRECT, *K_QUANTS)  # = emo_prune.export.formats.DTYPES (tests check)
 EXTRA = "edge"  # the pip extra that installs llama-cpp-python
 
 
