@@ -70,3 +70,14 @@ def test_edge_files_scored_in_llama_cpp_and_gated(small_emo, tmp_path):
     (row,) = edge["vs_build"]
     assert row["metric"] == "bits_per_byte" and abs(row["value"] - row["baseline"]) < 0.05  # q8_0 ~ the build
     assert [g["build"] for g in build["gates"]] == ["tiny-test-math-25pct", "tiny-test-math-25pct-q8_0.gguf"]
+
+
+def test_ci_example_publishes_the_gguf_files():
+    from pathlib import Path
+
+    workflow = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "ci" / "prune-edge.yml").read_text())
+    steps = workflow["jobs"]["gguf"]["steps"]
+    commands = " ".join(s.get("run", "") for s in steps)
+    uploads = [s["with"]["path"] for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert ".[edge]" in commands and "emo-prune run quickstart-edge" in commands
+    assert any(p.endswith("*.gguf") for p in uploads)
