@@ -102,3 +102,9 @@ class InsufficientMemoryError(EmoPruneError):
     """A command's estimated peak memory exceeds the budget on every path it has (emo_prune.memory)."""
 
     kind = "not enough memory"
+
+
+class ExportError(EmoPruneError):
+    """A build cannot be exported to the requested format exactly (llama.cpp cannot express it), or the export failed."""
+
+    kind = "export error"

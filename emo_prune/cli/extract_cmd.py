@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from emo_prune.cli.format import human_bytes
-from emo_prune.cli.options import JsonFlag, ModelDir
+from emo_prune.cli.options import JsonFlag, ModelDir, TargetOption
 from emo_prune.cli.select_cmd import (
     BatchOption,
     BudgetOption,
@@ -22,6 +22,7 @@ from emo_prune.cli.select_cmd import (
     SeedOption,
     SeqLenOption,
     WithinOption,
+    check_plan_target,
     options_from_flags,
     render_plan,
     run_select,
@@ -63,6 +64,7 @@ def register(app: typer.Typer) -> None:
         strict: Annotated[
             bool, typer.Option("--strict", help="Refuse a source whose kept experts or router rows hold NaN/Inf.")
         ] = False,
+        target: TargetOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Write a smaller checkpoint with only the kept experts: streamed, atomic, loadable by transformers.
@@ -79,6 +81,7 @@ def register(app: typer.Typer) -> None:
             )
             plan = run_select(model_dir, profile, options)
             render_plan(plan)
+        check_plan_target(target, model_dir, plan)
         with out.progress() as progress:
             task = progress.add_task("extracting", total=None)
 

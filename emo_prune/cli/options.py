@@ -31,3 +31,7 @@ MaxMemoryOption = Annotated[
 def memory_path(layerwise: bool | None) -> str:
     """--layerwise / --whole / neither -> the memory plan's path name."""
     return {None: "auto", True: "layerwise", False: "whole"}[layerwise]
+TargetOption = Annotated[
+    str | None,
+    typer.Option("--target", help="Refuse plans the target cannot carry: gguf (one expert count per layer, ...)."),
+]

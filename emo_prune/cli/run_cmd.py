@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from emo_prune.cli.eval_cmd import comparison_table
-from emo_prune.cli.options import JsonFlag
+from emo_prune.cli.options import JsonFlag, TargetOption
 from emo_prune.console import out
 from emo_prune.pipeline import RunReport, load_recipe, run_recipe
 
@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option("--set", help="Override a recipe field before validation: key.path=value (YAML value)."),
         ] = None,
+        target: TargetOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Profile -> select -> extract -> verify -> eval for every budget of a recipe, then check its gates.
@@ -37,7 +38,7 @@ def register(app: typer.Typer) -> None:
         report.json, report.md and recipe.resolved.yaml next to the builds. Exit code 1 when a gate fails.
         """
         parsed, path = load_recipe(recipe, overrides or [])
-        report = run_recipe(parsed, out_dir, recipe_file=path, overrides=overrides or [])
+        report = run_recipe(parsed, out_dir, recipe_file=path, overrides=overrides or [], target=target)
         out.result(report.to_dict(), lambda: render(report))
         if not report.passed and out.json_mode:
             raise typer.Exit(1)  # the JSON document above already lists the failed gates

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from emo_prune.cli.format import compress_ranges
-from emo_prune.cli.options import JsonFlag, LayerwiseOption, MaxMemoryOption, ModelDir, memory_path
+from emo_prune.cli.options import JsonFlag, LayerwiseOption, MaxMemoryOption, ModelDir, TargetOption, memory_path
 from emo_prune.console import out
 from emo_prune.errors import PlanError
 from emo_prune.memory import MemoryOptions
@@ -85,6 +85,16 @@ def run_select(model_dir: Path, profile: Path | None, options: SelectOptions) ->
         )
 
 
+def check_plan_target(target: str | None, model_dir: Path, plan: Plan) -> None:
+    """--target: refuse (before anything is written) a plan whose build the target cannot carry."""
+    if target is None:
+        return
+    from emo_prune.export.check import check_target
+    from emo_prune.io import Checkpoint
+
+    check_target(target, Checkpoint.open(model_dir).config, plan.kept_counts())
+
+
 def register(app: typer.Typer) -> None:
     from emo_prune.cli.app import command
 
@@ -107,6 +117,7 @@ def register(app: typer.Typer) -> None:
         device: DeviceOption = "cpu",
         layerwise: LayerwiseOption = None,
         max_memory: MaxMemoryOption = None,
+        target: TargetOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Choose the experts each layer keeps and write them as a plan (for `extract --plan`).
@@ -118,6 +129,7 @@ def register(app: typer.Typer) -> None:
             keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device, memory
         )
         plan = run_select(model_dir, profile, options)
+        check_plan_target(target, model_dir, plan)
         plan.save(out_path)
         out.result({"plan": str(out_path), **plan.to_dict()}, lambda: render_plan(plan, out_path))
 

@@ -11,6 +11,8 @@
     gates:                                 # versus the unpruned model, evaluated with the same settings
       - {task: emo_ppl_code, max_drop: 0.5}          # absolute, in the metric's units
       - {task: emo_math_mc, min_retained: 0.9, budgets: [0.25]}
+      - {task: emo_ppl_code, max_drop: 0.6, edge: q4_k_m}   # the GGUF file, scored in llama.cpp
+    edge: {formats: [gguf], dtypes: [q8_0, q4_k_m]}     # builds/<build>-<dtype>.gguf, scored in llama.cpp
 
 Unknown fields are errors (a typo must not be silently ignored). Relative paths (model, calibration
 files, include paths) are relative to the working directory, as on the command line. `--set a.b=v`
@@ -143,15 +145,38 @@ class Eval(_Section):
     bootstrap_iters: int = Field(default=100000, ge=0)
 
 
+class Edge(_Section):
+    """Files for edge runtimes next to each build (builds/<build>-<dtype>.gguf), each scored IN llama.cpp
+    on eval.tasks (llama-cpp-python; the `edge` extra)."""
+
+    formats: tuple[str, ...] = ("gguf",)
+    dtypes: tuple[str, ...] = Field(min_length=1)
+    eval: bool = True  # score each file in llama.cpp (needs eval.tasks)
+    threads: int | None = Field(default=None, gt=0)  # llama.cpp threads (default: all cores)
+
+    @field_validator("formats", "dtypes")
+    @classmethod
+    def _known(cls, values: tuple[str, ...], info: Any) -> tuple[str, ...]:
+        from emo_prune.export.formats import DTYPES, FORMATS
+
+        allowed = FORMATS if info.field_name == "formats" else DTYPES
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} not one of {', '.join(allowed)}")
+        return values
+
+
 class Gate(_Section):
     """Holds when the build's score on `task` (its primary metric, or `metric`) is close enough to the
-    unpruned model's: drop <= max_drop and/or retained >= min_retained (see emo_prune.eval.compare)."""
+    unpruned model's: drop <= max_drop and/or retained >= min_retained (see emo_prune.eval.compare).
+    With `edge: DTYPE` the score is the build's GGUF file of that dtype, measured in llama.cpp."""
 
     task: str
     metric: str | None = None
     max_drop: float | None = None
     min_retained: float | None = Field(default=None, gt=0)
     budgets: tuple[Budget, ...] | None = None  # default: every budget
+    edge: str | None = None  # a dtype of the recipe's edge.dtypes
 
     @model_validator(mode="after")
     def _some_bound(self) -> Gate:
@@ -171,6 +196,7 @@ class Recipe(_Section):
     verify: Verify = Verify()
     eval: Eval = Eval()
     gates: tuple[Gate, ...] = ()
+    edge: Edge | None = None
 
     @field_validator("name")
     @classmethod
@@ -256,6 +282,15 @@ def _cross_checks(recipe: Recipe) -> list[str]:
                 f"(letters, digits, '.', '_', '+', '-'; it is created inside OUT/builds/)"
             )
             break
+    edge_dtypes = set(recipe.edge.dtypes) if recipe.edge is not None and recipe.edge.eval else set()
+    for i, gate in enumerate(recipe.gates):
+        if gate.edge is not None and gate.edge not in edge_dtypes:
+            problems.append(
+                f"gates.{i}.edge: {gate.edge!r} is not an edge file this recipe scores "
+                f"(edge.dtypes: {', '.join(sorted(edge_dtypes)) or 'none'}, edge.eval must be true)"
+            )
+    if recipe.edge is not None and recipe.selection.budget != "uniform":
+        problems.append("edge: a GGUF file needs one expert count per layer; set selection.budget: uniform")
     if recipe.selection.budget == "global" and recipe.selection.method == "greedy":
         problems.append("selection.budget: global cannot be used with method greedy (it picks layer by layer)")
     return problems

@@ -11,6 +11,7 @@ from emo_prune.errors import GateFailure
 from emo_prune.eval.compare import MetricDelta
 from emo_prune.eval.results import ModelEval, comparison_markdown, scores_markdown
 from emo_prune.io.writer import atomic_write_text
+from emo_prune.pipeline.edge import EdgeReport, edge_markdown
 from emo_prune.pipeline.gates import GateResult
 from emo_prune.pipeline.recipe import Recipe
 from emo_prune.pipeline.steps import StepResult
@@ -28,6 +29,7 @@ class BuildReport:
     eval: ModelEval | None = None
     comparison: list[MetricDelta] = field(default_factory=list)
     gates: list[GateResult] = field(default_factory=list)
+    edge: list[EdgeReport] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +42,7 @@ class BuildReport:
             "eval": self.eval.to_dict() if self.eval else None,
             "comparison": [row.to_dict() for row in self.comparison],
             "gates": [g.to_dict() for g in self.gates],
+            "edge": [e.to_dict() for e in self.edge],
         }
 
 
@@ -112,6 +115,11 @@ class RunReport:
         for b in self.builds:
             if b.comparison:
                 lines += [f"## {b.folder.name}", "", comparison_markdown(b.comparison)]
+        if any(b.edge for b in self.builds):
+            lines += ["## Edge files (scored in llama.cpp)", "", "| build | file | dtype | size (vs build) | in llama.cpp (safetensors build) |", "|---|---|---|---:|---|"]
+            for b in self.builds:
+                lines += edge_markdown(b.folder.name, _folder_bytes(b.folder), b.edge)
+            lines.append("")
         if self.gates:
             lines += ["## Gates", "", "| | gate |", "|---|---|"]
             lines += [f"| {'pass' if g.passed else '**FAIL**'} | {g.reason} |" for g in self.gates]
@@ -122,3 +130,8 @@ class RunReport:
         atomic_write_text(json_file, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
         atomic_write_text(md_file, self.markdown())
         return json_file, md_file
+
+
+def _folder_bytes(folder: Path) -> int:
+    """Bytes of a build's safetensors shards (what the GGUF files are compared with)."""
+    return sum(p.stat().st_size for p in folder.glob("*.safetensors")) if folder.is_dir() else 0

@@ -8,6 +8,7 @@
       verify/<build>.json         logits of the build vs the masked original
       eval/baseline.json          the unpruned model's scores (evaluated once)
       eval/<build>.json
+      builds/<build>-<dtype>.gguf with the recipe's `edge` section, scored in llama.cpp: eval/<build>-<dtype>.json
       report.json, report.md      scores side by side and the gate verdicts
       .steps/                     stamps that make a second run skip finished steps
       .emo-prune-owner.json       marks OUT as a run folder emo-prune made (emo_prune.io.ownership)
@@ -33,6 +34,7 @@ from emo_prune.io.lock import FolderLock
 from emo_prune.io.ownership import claim_folder, write_owner_marker
 from emo_prune.io.paths import contained_path
 from emo_prune.io.writer import atomic_write_text
+from emo_prune.pipeline.edge import run_edge
 from emo_prune.pipeline.gates import check_gate
 from emo_prune.pipeline.recipe import Recipe, budget_label
 from emo_prune.pipeline.report import BuildReport, RunReport
@@ -165,8 +167,12 @@ def run_recipe(
     *,
     recipe_file: str | Path | None = None,
     overrides: tuple[str, ...] | list[str] = (),
+    target: str | None = None,
 ) -> RunReport:
     """Build, verify and evaluate every budget of `recipe` under `out_dir`; finished steps are skipped.
+
+    `target` ("gguf"; implied by an `edge` section) refuses, right after selection, a plan whose build
+    that format cannot carry.
 
     Returns the report (also written as report.json / report.md); `report.check_gates()` raises
     GateFailure when a gate does not hold.
@@ -180,7 +186,7 @@ def run_recipe(
     with FolderLock(root):  # before hashing the model: a second run into root fails at once
         claim_folder(root, "run")
         identity = model_identity(checkpoint)
-        run = _run_steps(recipe, root, model_dir, identity, recipe_file, overrides)
+        run = _run_steps(recipe, root, model_dir, identity, recipe_file, overrides, target)
         write_owner_marker(root, "run")  # now listing what this run folder holds
     return run
 
@@ -192,7 +198,12 @@ def _run_steps(
     identity: dict,
     recipe_file: str | Path | None,
     overrides: tuple[str, ...] | list[str],
+    target: str | None = None,
 ) -> RunReport:
+    from emo_prune.export.check import check_target
+
+    if target is None and recipe.edge is not None:
+        target = "gguf"
     settings = eval_settings(recipe) if recipe.eval.tasks else None
     header = f"resolved by emo-prune {__version__} from {recipe_file or 'a Recipe object'}"
     if overrides:
@@ -225,6 +236,7 @@ def _run_steps(
         selection = recipe.section_digest("selection")
         key = step_key("select", profile=profile_digest, model=identity["digest"], selection=selection, budget=label)
         steps.run(f"select/{label}", key, plan, lambda: _select(recipe, model_dir, profile, budget, plan))
+        check_target(target, Checkpoint.open(model_dir).config, _kept_counts(plan))
 
         output = recipe.section_digest("output")
         key = step_key("extract", plan=output_digest(plan), model=identity["digest"], output=output)
@@ -243,7 +255,13 @@ def _run_steps(
             steps.run(f"eval/{name}", key, path, lambda: _eval(settings, build, path, name))
             report.eval = _load_eval(path)
             report.comparison = compare(report.eval, baseline)
-            report.gates = [check_gate(name, gate, report.eval, baseline) for gate in recipe.gates_for(budget)]
+            report.gates = [check_gate(name, g, report.eval, baseline) for g in recipe.gates_for(budget) if g.edge is None]
+        if recipe.edge is not None:
+            report.edge = run_edge(recipe, steps, root, build, build_digest, settings, baseline, report.eval)
+            files = {e.dtype: e for e in report.edge}
+            for g in recipe.gates_for(budget):
+                if g.edge is not None and baseline is not None and files[g.edge].eval is not None:
+                    report.gates.append(check_gate(files[g.edge].file.name, g, files[g.edge].eval, baseline))
         builds.append(report)
 
     run = RunReport(

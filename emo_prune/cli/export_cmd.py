@@ -1,0 +1,65 @@
+"""`emo-prune export BUILD --format gguf --dtype q8_0 --out FILE.gguf`: one file for llama.cpp and its kin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emo_prune.cli.format import human_bytes
+from emo_prune.cli.options import JsonFlag, ModelDir
+from emo_prune.console import out
+
+from emo_prune.export.formats import DTYPES, FORMATS
+
+
+def register(app: typer.Typer) -> None:
+    from emo_prune.cli.app import command
+
+    @app.command("export")
+    @command
+    def export_command(
+        model_dir: ModelDir,
+        out_path: Annotated[Path, typer.Option("--out", help="File to write, e.g. build-q8_0.gguf.", show_default=False)],
+        fmt: Annotated[str, typer.Option("--format", help=f"Output format: {' | '.join(FORMATS)}.")] = "gguf",
+        dtype: Annotated[
+            str,
+            typer.Option(
+                "--dtype", help=f"Weights: {' | '.join(DTYPES)} (k-quants need llama-cpp-python: pip install 'emo-prune[edge]')."
+            ),
+        ] = "f16",
+        threads: Annotated[int | None, typer.Option("--threads", help="k-quants: quantizer threads (default: all).")] = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace FILE if it exists.")] = False,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Export a build (or any supported MoE model) to GGUF, exactly, streamed tensor by tensor.
+
+        Refuses, with the reason, what llama.cpp cannot compute exactly (per-layer expert counts,
+        several shared experts, always-active experts, a top-k normalization its graph lacks, ...).
+        """
+        from emo_prune.errors import ExportError
+        from emo_prune.export import ExportResult, export_gguf
+
+        if fmt.lower() not in FORMATS:
+            raise ExportError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+        with out.progress() as progress:
+            task = progress.add_task(f"exporting {dtype}", total=None)
+            result: ExportResult = export_gguf(
+                model_dir,
+                out_path,
+                dtype=dtype,
+                overwrite=overwrite,
+                threads=threads,
+                on_tensor=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        out.result(result.to_dict(), lambda: render(result))
+
+
+def render(result) -> None:  # noqa: ANN001 (ExportResult, imported lazily)
+    shared = f" + {result.num_shared} shared" if result.num_shared else ""
+    out.print(
+        f"wrote {result.path}: {result.arch}, {result.dtype}, {human_bytes(result.bytes)}, "
+        f"{result.num_experts}{shared} experts per MoE layer, top-{result.top_k}"
+    )
+    out.print(f"run it: llama-cli -m {result.path}")

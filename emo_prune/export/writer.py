@@ -1,0 +1,163 @@
+"""`export_gguf`: one model folder -> one GGUF file, streamed tensor by tensor, written atomically.
+
+Two passes over the tensor list: the first declares every tensor's name, shape and type from the
+safetensors headers alone (GGUF puts all tensor infos before the data); the second reads, transforms,
+encodes and writes one tensor at a time, so peak memory is one tensor (one layer's expert stack), not the
+model. The file is written under a temporary name beside the target and renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gguf import GGMLQuantizationType as Q
+from gguf import GGUFWriter, quants
+
+from emo_prune.errors import ExportError, OutputError
+from emo_prune.export.check import GgufLayout, gguf_layout
+from emo_prune.export.metadata import write_hparams, write_provenance
+from emo_prune.export.quantize import DIRECT, K_QUANTS, check_dtype, encode, k_quantize, llama_cpp_module, nbytes, tensor_type
+from emo_prune.export.tensors import gguf_tensors
+from emo_prune.export.tokenizer import read_vocab, write_vocab
+from emo_prune.io import Checkpoint, TensorReader
+from emo_prune.io.ownership import TMP_TAG
+from emo_prune.io.paths import inside
+
+Progress = Callable[[int, int], None]  # (tensors written, total)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: str
+    dtype: str
+    arch: str
+    bytes: int
+    tensors: int
+    num_experts: int
+    top_k: int
+    num_shared: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _temp_path(out: Path, tag: str) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}{TMP_TAG}{tag}-", suffix=".tmp")
+    os.fchmod(fd, 0o644)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _check_out(model_dir: Path, out: Path, overwrite: bool) -> None:
+    if out.suffix != ".gguf":
+        raise OutputError(f"{out}: a GGUF file name ends in .gguf")
+    if inside(model_dir, out):
+        raise OutputError(f"{out} lies inside the model folder {model_dir}; write the GGUF file elsewhere")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} exists; pass --overwrite to replace it")
+    if out.exists() and not out.is_file():
+        raise OutputError(f"{out} exists and is not a file")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {out.parent}: {exc.strerror or exc}") from exc
+
+
+def _write_file(checkpoint: Checkpoint, layout: GgufLayout, dtype: str, path: Path, name: str, on_tensor: Progress | None) -> int:
+    vocab_size = int(layout.arch.config["vocab_size"])
+    vocab = read_vocab(checkpoint.path, vocab_size, layout.arch.config)
+    tensors = gguf_tensors(checkpoint, layout)
+    writer = GGUFWriter(path, layout.mapping.arch)
+    try:
+        write_hparams(writer, layout, vocab_size)
+        writer.add_file_type(int(DIRECT[dtype][1]))
+        writer.add_quantization_version(2)
+        write_provenance(writer, checkpoint, name)
+        write_vocab(writer, vocab)
+        types = [tensor_type(dtype, t.role, t.shape) for t in tensors]
+        for tensor, qtype in zip(tensors, types, strict=True):
+            np_dtype = _np_dtype(qtype)  # uint8 blocks are declared by their byte shape
+            shape = tensor.shape if np_dtype is not np.uint8 else quants.quant_shape_to_byte_shape(tensor.shape, qtype)
+            writer.add_tensor_info(tensor.name, shape, np_dtype, nbytes(qtype, tensor.shape), raw_dtype=qtype)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        with TensorReader(checkpoint) as reader:
+            for done, (tensor, qtype) in enumerate(zip(tensors, types, strict=True), start=1):
+                data = tensor.load(reader)
+                if tuple(data.shape) != tensor.shape:
+                    raise ExportError(f"{tensor.name}: read {tuple(data.shape)}, declared {tensor.shape}")
+                writer.write_tensor_data(encode(data, qtype))
+                if on_tensor:
+                    on_tensor(done, len(tensors))
+        writer.fout[0].flush()  # type: ignore[index]
+        os.fsync(writer.fout[0].fileno())  # type: ignore[index]
+    finally:
+        writer.close()
+    return len(tensors)
+
+
+def _np_dtype(qtype: Any) -> Any:
+    return {Q.F32: np.float32, Q.F16: np.float16}.get(qtype, np.uint8)
+
+
+def export_gguf(
+    model_dir: str | Path,
+    out: str | Path,
+    *,
+    dtype: str = "f16",
+    overwrite: bool = False,
+    name: str | None = None,
+    threads: int | None = None,
+    on_tensor: Progress | None = None,
+) -> ExportResult:
+    """Export a model folder (an emo-prune build or any supported MoE checkpoint) to one GGUF file.
+
+    Raises ExportError (one line per reason) when llama.cpp cannot compute the model exactly."""
+    start = time.perf_counter()
+    dtype = check_dtype(dtype)
+    model_dir, out = Path(model_dir), Path(out)
+    checkpoint = Checkpoint.open(model_dir)
+    layout = gguf_layout(checkpoint.architecture)
+    _check_out(model_dir, out, overwrite)
+    if dtype in K_QUANTS:
+        llama_cpp_module()  # fail before the intermediate file is written
+    name = name or model_dir.resolve().name
+    direct = dtype if dtype in DIRECT else ("f32" if _is_f32(checkpoint) else "bf16")
+    tmp = _temp_path(out, dtype)
+    staged: Path | None = None
+    try:
+        count = _write_file(checkpoint, layout, direct, tmp, name, on_tensor)
+        if dtype in K_QUANTS:
+            staged, tmp = tmp, _temp_path(out, dtype)
+            k_quantize(staged, tmp, dtype, threads)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+    return ExportResult(
+        path=str(out),
+        dtype=dtype,
+        arch=layout.mapping.arch,
+        bytes=out.stat().st_size,
+        tensors=count,
+        num_experts=layout.num_experts,
+        top_k=layout.top_k,
+        num_shared=layout.num_shared,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _is_f32(checkpoint: Checkpoint) -> bool:
+    return set(checkpoint.dtypes) <= {"F32"}
