@@ -30,9 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
-
-import torch
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from emo_prune.console import out
 from emo_prune.errors import OutputError
@@ -44,13 +42,27 @@ from emo_prune.io.safetensors_header import DTYPE_BYTES
 PARTIAL_MARKER = ".emo-prune-partial"
 OLD_TAG = "old-"  # after TMP_TAG: a replaced output waiting for deletion
 
-TORCH_DTYPES: dict[str, torch.dtype] = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-    "U64": torch.uint64, "U32": torch.uint32, "U16": torch.uint16, "U8": torch.uint8, "BOOL": torch.bool,
+if TYPE_CHECKING:
+    import torch
+
+# safetensors dtype tag -> torch dtype attribute name; TORCH_DTYPES / SAFETENSORS_DTYPES (module
+# attributes, built on first use) map them to torch dtypes, so writing bytes never imports torch
+_TORCH_NAMES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
+    "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
 }  # fmt: skip
-SAFETENSORS_DTYPES = {v: k for k, v in TORCH_DTYPES.items()}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in ("TORCH_DTYPES", "SAFETENSORS_DTYPES"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import torch
+
+    torch_dtypes = {tag: getattr(torch, attr) for tag, attr in _TORCH_NAMES.items()}
+    globals().update(TORCH_DTYPES=torch_dtypes, SAFETENSORS_DTYPES={v: k for k, v in torch_dtypes.items()})
+    return globals()[name]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
@@ -187,6 +199,10 @@ class ShardedWriter:
         self._next += 1
 
     def write_tensor(self, name: str, tensor: torch.Tensor) -> None:
+        import torch
+
+        from emo_prune.io.writer import SAFETENSORS_DTYPES
+
         spec = self._order[self._next][1] if self._next < len(self._order) else None
         if spec is not None and spec.name == name:
             if SAFETENSORS_DTYPES.get(tensor.dtype) != spec.dtype or tuple(tensor.shape) != spec.shape:
