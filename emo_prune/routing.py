@@ -15,8 +15,10 @@ for paths 1 and 3, the routed k - s for path 2 (the shared block has its own nor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # imported in the functions: RoutingSpec is part of every header-only architecture
+    import torch
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ def router_probabilities(logits: torch.Tensor, spec: RoutingSpec) -> torch.Tenso
     Shared path: the routed block and the shared block are softmaxed separately, so each row sums to
     2 (1 per block). Other paths: one softmax over all E.
     """
+    import torch
+
     logits = logits.float()
     if spec.always_active or spec.num_shared == 0:
         return torch.softmax(logits, dim=-1)
@@ -69,6 +73,8 @@ def route(logits: torch.Tensor, spec: RoutingSpec) -> tuple[torch.Tensor, torch.
     probability, then the always-on experts (in the order the
     spec lists them: always-active ids as given, shared experts by descending weight).
     """
+    import torch
+
     probs = router_probabilities(logits, spec)  # [T, E] fp32
     T = probs.shape[0]
     if spec.always_active:

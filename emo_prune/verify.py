@@ -30,7 +30,8 @@ from emo_prune.models.loading import load_tokenizer, load_whole
 from emo_prune.select.masking import masked_experts
 from emo_prune.select.plan import Kept, Plan, validate_plan
 
-TOLERANCE = 1e-4
+from emo_prune.constants import TOLERANCE  # noqa: E402
+
 DEFAULT_PROMPTS = (
     "The quick brown fox jumps over the lazy dog while the experts decide who reads which token.",
     "def route(logits, top_k):\n    probs = softmax(logits, dim=-1)\n    return probs.topk(top_k)\n",

@@ -3,16 +3,22 @@
 Every command validates its flags, calls ONE library function, and renders the result through
 `emo_prune.console.out`. Library errors (`EmoPruneError`) become one line on stderr and exit code 1;
 `--debug` shows the traceback instead.
+
+Command modules import torch, transformers and the heavy library modules inside their command
+functions, so `--help`, `--version` and the header-only commands start without them.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import click
 import typer
+from typer.core import TyperGroup
 
 from emo_prune.console import out
 from emo_prune.errors import EmoPruneError
@@ -20,7 +26,23 @@ from emo_prune.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# flags of the whole program that may also follow the command name (`emo-prune run --quiet`);
+# `--json` is also every command's own option, so it needs no hoisting
+GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
+
+
+class GlobalFlagsAnywhere(TyperGroup):
+    """Moves GLOBAL_FLAGS given after the command name in front of it, where click expects them."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        hoisted = [a for a in args[:end] if a in GLOBAL_FLAGS]
+        rest = [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+        return super().parse_args(ctx, hoisted + rest)
+
+
 app = typer.Typer(
+    cls=GlobalFlagsAnywhere,
     name="emo-prune",
     help="Profile, prune and serve domain subsets of Mixture-of-Experts models (EMO, OLMoE, Mixtral, Qwen-MoE).",
     no_args_is_help=True,
@@ -49,7 +71,14 @@ def main_options(
 
 
 def _quiet_libraries(debug: bool) -> None:
-    """transformers' own progress bars and warnings would bypass our sink; keep them for --debug."""
+    """transformers' own progress bars and warnings would bypass our sink; keep them for --debug.
+
+    Set through the environment when transformers is not imported yet (importing it only to quiet it
+    would cost every command a second), through its API when it is (in-process callers, tests)."""
+    os.environ["TRANSFORMERS_VERBOSITY"] = "info" if debug else "error"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "0" if debug else "1"
+    if "transformers" not in sys.modules:
+        return
     from transformers.utils import logging as hf_logging
 
     if debug:

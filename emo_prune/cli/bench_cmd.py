@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from emo_prune.bench import IMPLEMENTATIONS, BenchReport, bench_model
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, model_path
 from emo_prune.console import out
+from emo_prune.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS
 from emo_prune.errors import RuntimeSetupError
+
+if TYPE_CHECKING:
+    from emo_prune.bench import BenchReport
 
 TokensOption = Annotated[str, typer.Option("--tokens", help="Comma-separated token counts per forward.")]
 ImplOption = Annotated[
@@ -51,8 +54,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Milliseconds, tokens/s, GB/s and TFLOP/s of the whole forward and of its first MoE layer,
         for eager, grouped_mm, batched_mm, emo_cpu and emo_triton (those that run here)."""
+        from emo_prune.bench import bench_model
         from emo_prune.models.loading import resolve_device
 
+        model_dir = model_path(model_dir)
         counts, impls = parse_tokens(tokens), parse_impls(impl)
         device = resolve_device(device)
         out.note(f"benchmarking {model_dir} on {device} ...")

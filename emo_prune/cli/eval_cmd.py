@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, ModelDir, memory_path
+from emo_prune.cli.options import (
+    DeviceOption,
+    DtypeOption,
+    JsonFlag,
+    LayerwiseOption,
+    MaxMemoryOption,
+    ModelDir,
+    memory_path,
+    model_path,
+)
 from emo_prune.console import out
 from emo_prune.errors import EvalError
-from emo_prune.eval import EvalReport, EvalSettings, MetricDelta, ModelEval, evaluate, write_report
-from emo_prune.eval.harness import check_out_path
-from emo_prune.eval.results import plus_minus
+
+if TYPE_CHECKING:
+    from emo_prune.eval import EvalReport, MetricDelta, ModelEval
 
 ImplOption = Annotated[
     str,
@@ -73,6 +82,10 @@ def register(app: typer.Typer) -> None:
         metrics such as bits_per_byte: retained = original / pruned). A model larger than memory runs with
         accelerate's disk offload (much slower; --layerwise forces it).
         """
+        from emo_prune.eval import EvalSettings, evaluate, write_report
+        from emo_prune.eval.harness import check_out_path
+
+        model_dir, baseline = model_path(model_dir), None if baseline is None else model_path(baseline)
         settings = EvalSettings(
             tasks=split_tasks(tasks),
             num_fewshot=num_fewshot,
@@ -122,6 +135,8 @@ def comparison_table(
     rows: list[MetricDelta], title: str = "pruned vs original (primary metric per task)", verdicts: dict[str, bool] | None = None
 ) -> Table:
     """One row per task; `verdicts` (task -> gate held) adds a gate column."""
+    from emo_prune.eval.results import plus_minus
+
     table = Table(title=title)
     columns = ["task", "metric", "original", "pruned", "delta", "retained"] + (["gate"] if verdicts is not None else [])
     for col in columns:

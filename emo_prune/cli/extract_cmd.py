@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from emo_prune.cli.format import human_bytes
-from emo_prune.cli.options import JsonFlag, ModelDir, TargetOption
+from emo_prune.cli.options import JsonFlag, ModelDir, TargetOption, model_path
 from emo_prune.cli.select_cmd import (
     BatchOption,
     BudgetOption,
@@ -29,8 +29,9 @@ from emo_prune.cli.select_cmd import (
 )
 from emo_prune.console import out
 from emo_prune.errors import PlanError
-from emo_prune.extract import ExtractResult, extract
-from emo_prune.select import Plan
+
+if TYPE_CHECKING:
+    from emo_prune.extract import ExtractResult
 
 
 def register(app: typer.Typer) -> None:
@@ -71,6 +72,10 @@ def register(app: typer.Typer) -> None:
 
         The result equals the original with the dropped experts' router logits at -inf (check: `emo-prune verify`).
         """
+        from emo_prune.extract import extract
+        from emo_prune.select.plan import Plan
+
+        model_dir = model_path(model_dir)
         if plan_path is not None and (keep is not None or profile is not None or domain):
             raise PlanError("pass either --plan, or --keep with --profile/--domain to select now, not both")
         if plan_path is not None:

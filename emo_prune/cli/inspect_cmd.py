@@ -1,14 +1,18 @@
-"""`emo-prune inspect MODEL_DIR`: what an MoE checkpoint holds, from headers only."""
+"""`emo-prune inspect MODEL`: what an MoE checkpoint holds, from headers only."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from emo_prune.cli.format import compress_ranges, human_bytes, human_count
-from emo_prune.cli.options import JsonFlag, ModelDir
+from emo_prune.cli.options import JsonFlag, ModelDir, model_path
 from emo_prune.console import out
-from emo_prune.summary import ModelSummary, inspect_model
+
+if TYPE_CHECKING:
+    from emo_prune.summary import ModelSummary
 
 
 def register(app: typer.Typer) -> None:
@@ -21,7 +25,9 @@ def register(app: typer.Typer) -> None:
 
         Reads config.json and safetensors headers only: instant even on a 27 GB model.
         """
-        summary = inspect_model(model_dir)
+        from emo_prune.summary import inspect_model
+
+        summary = inspect_model(model_path(model_dir))
         out.result(summary.to_dict(), lambda: render(summary))
 
 

@@ -7,10 +7,8 @@ from typing import Annotated
 
 import typer
 
-ModelDir = Annotated[
-    Path,
-    typer.Argument(help="Model folder in the Hugging Face layout (config.json + safetensors).", show_default=False),
-]
+MODEL_HELP = "builtin:NAME (builtin:emo-small, builtin:stdmoe-small, builtin:tiny-emo), a model folder, or a cached Hub id org/name."
+ModelDir = Annotated[Path, typer.Argument(metavar="MODEL", help=MODEL_HELP, show_default=False)]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="torch device: cpu, cuda, cuda:1, auto.")]
 DtypeOption = Annotated[str, typer.Option("--dtype", help="Compute dtype: float32, bfloat16, float16, auto.")]
@@ -26,6 +24,17 @@ MaxMemoryOption = Annotated[
     str | None,
     typer.Option("--max-memory", help="Memory budget such as 24GB (default: EMO_PRUNE_MAX_MEMORY, else free memory)."),
 ]
+
+
+def model_path(spec: Path | str) -> Path:
+    """A MODEL argument -> its local folder: builtin:NAME and Hub ids resolve (emo_prune.assets); a path
+    is passed on as given, so the library's own errors name it."""
+    from emo_prune.assets import BUILTIN_PREFIX, is_hub_id, resolve_model
+
+    text = str(spec)
+    if text.startswith(BUILTIN_PREFIX) or is_hub_id(text):
+        return resolve_model(text)
+    return Path(spec)
 
 
 def memory_path(layerwise: bool | None) -> str:

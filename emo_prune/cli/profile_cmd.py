@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
 from emo_prune.cli.format import human_count
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, model_path
 from emo_prune.console import out
+from emo_prune.constants import DEFAULT_MAX_TOKENS
 from emo_prune.errors import ProfileError
-from emo_prune.profile.distributed import current_world
-from emo_prune.profile.report import build_report
-from emo_prune.profile.runner import DEFAULT_MAX_TOKENS, ProfileSettings, check_output, profile_to_file
-from emo_prune.profile.store import Profile
 
 
 class _RunByDefault(TyperGroup):
@@ -81,6 +78,11 @@ def register(app: typer.Typer) -> None:
         json_output: JsonFlag = False,
     ) -> None:
         """Profile MODEL_DIR on calibration text in one pass (or sum profiles with --merge)."""
+        from emo_prune.profile.distributed import current_world
+        from emo_prune.profile.report import build_report
+        from emo_prune.profile.runner import ProfileSettings, check_output, profile_to_file
+        from emo_prune.profile.store import Profile
+
         if merge:
             if calib or domain:
                 raise ProfileError("--merge sums existing profiles; it takes no --calib / --domain")
@@ -111,7 +113,7 @@ def register(app: typer.Typer) -> None:
                     bars.update(task, total=total, advance=advance, rate=f"{human_count(rate)} tok/s")
 
                 profile = profile_to_file(
-                    inputs[0], calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress, notify=out.note
+                    model_path(inputs[0]), calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress, notify=out.note
                 )
             if not current_world(device).is_main:
                 return  # under `accelerate launch`, rank 0 writes and reports
@@ -128,6 +130,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Re-print a profile's report; --plot draws its heatmaps (PNG, SVG or PDF by suffix)."""
         from emo_prune.profile.plot import plot_heatmaps
+        from emo_prune.profile.report import build_report
+        from emo_prune.profile.store import Profile
 
         profile = Profile.load(path)
         report = build_report(profile, top=top)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,7 +11,9 @@ from rich.table import Table
 from emo_prune.cli.eval_cmd import comparison_table
 from emo_prune.cli.options import JsonFlag, TargetOption
 from emo_prune.console import out
-from emo_prune.pipeline import RunReport, load_recipe, run_recipe
+
+if TYPE_CHECKING:
+    from emo_prune.pipeline import RunReport
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +39,8 @@ def register(app: typer.Typer) -> None:
         Finished steps whose inputs did not change are skipped, so a run can be resumed. Writes
         report.json, report.md and recipe.resolved.yaml next to the builds. Exit code 1 when a gate fails.
         """
+        from emo_prune.pipeline import load_recipe, run_recipe
+
         parsed, path = load_recipe(recipe, overrides or [])
         report = run_recipe(parsed, out_dir, recipe_file=path, overrides=overrides or [], target=target)
         out.result(report.to_dict(), lambda: render(report))

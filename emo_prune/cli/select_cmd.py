@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from emo_prune.cli.format import compress_ranges
-from emo_prune.cli.options import JsonFlag, LayerwiseOption, MaxMemoryOption, ModelDir, TargetOption, memory_path
+from emo_prune.cli.options import JsonFlag, LayerwiseOption, MaxMemoryOption, ModelDir, TargetOption, memory_path, model_path
 from emo_prune.console import out
+from emo_prune.constants import COMBINES, METHODS
 from emo_prune.errors import PlanError
-from emo_prune.memory import MemoryOptions
-from emo_prune.select import BUDGETS, COMBINES, METHODS, GreedySettings, Plan, SelectOptions, make_plan
+from emo_prune.memory.plan import MemoryOptions
+from emo_prune.select.budget import BUDGETS
+
+if TYPE_CHECKING:
+    from emo_prune.select import Plan, SelectOptions
 
 # Shared with `extract` (which can select on the fly); not used elsewhere, so they live here.
 ProfileOption = Annotated[Path | None, typer.Option("--profile", help="Profile file made by `emo-prune profile`.")]
@@ -57,8 +61,11 @@ def options_from_flags(
     seq_len: int,
     batch_size: int,
     device: str,
-    memory: MemoryOptions = MemoryOptions(),
+    memory: MemoryOptions | None = None,
 ) -> SelectOptions:
+    from emo_prune.select import GreedySettings, Plan, SelectOptions
+
+    memory = memory or MemoryOptions()
     if keep is None:
         raise PlanError("pass --keep (a fraction such as 0.125, or a count of experts per layer)")
     return SelectOptions(
@@ -76,6 +83,8 @@ def options_from_flags(
 
 def run_select(model_dir: Path, profile: Path | None, options: SelectOptions) -> Plan:
     """make_plan with a progress bar over layers for greedy."""
+    from emo_prune.select import make_plan
+
     if options.method != "greedy":
         return make_plan(model_dir, options, profile)
     with out.progress() as progress:
@@ -124,6 +133,7 @@ def register(app: typer.Typer) -> None:
 
         Subsets from one profile are nested: the 12.5% set lies inside the 25% set (except greedy; use --within).
         """
+        model_dir = model_path(model_dir)
         memory = MemoryOptions(memory_path(layerwise), max_memory)  # greedy only
         options = options_from_flags(
             keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device, memory

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emo_prune.cli.options import JsonFlag, LayerwiseOption, MaxMemoryOption, memory_path
+from emo_prune.cli.options import MODEL_HELP, JsonFlag, LayerwiseOption, MaxMemoryOption, memory_path, model_path
 from emo_prune.console import out
-from emo_prune.memory import MemoryOptions
-from emo_prune.verify import TOLERANCE, VerifyReport, verify
+from emo_prune.constants import TOLERANCE
+from emo_prune.memory.plan import MemoryOptions
+
+if TYPE_CHECKING:
+    from emo_prune.verify import VerifyReport
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +23,7 @@ def register(app: typer.Typer) -> None:
     @command
     def verify_command(
         original_dir: Annotated[
-            Path, typer.Argument(help="The model the pruned one was extracted from.", show_default=False)
+            Path, typer.Argument(metavar="ORIGINAL", help="The model the pruned one was extracted from: " + MODEL_HELP, show_default=False)
         ],
         pruned_dir: Annotated[Path, typer.Argument(help="Folder written by `emo-prune extract`.", show_default=False)],
         prompts: Annotated[int, typer.Option("--prompts", min=1, help="How many built-in prompts to run.")] = 8,
@@ -36,7 +39,10 @@ def register(app: typer.Typer) -> None:
         Both run in float32; exit code 1 when the max abs difference exceeds the tolerance. When the
         original does not fit in memory, layer by layer (each layer of both compared on the same inputs).
         """
+        from emo_prune.verify import verify
+
         memory = MemoryOptions(memory_path(layerwise), max_memory)
+        original_dir = model_path(original_dir)
         report = verify(original_dir, pruned_dir, num_prompts=prompts, tolerance=tolerance, memory=memory, notify=out.note)
         out.result(report.to_dict(), lambda: render(report))
         report.raise_for_failure()

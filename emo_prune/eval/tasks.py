@@ -15,14 +15,20 @@ from pathlib import Path
 
 from emo_prune.errors import EvalError
 
+# An installed wheel carries `recipes/` as package data at emo_prune/recipes/ (pyproject maps the
+# package `emo_prune.recipes` to the folder); a source checkout has it at the top level.
+INSTALLED_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 REPO_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def recipes_dir() -> Path:
     """The `recipes/` folder (`$EMO_PRUNE_RECIPES` overrides): recipes and `tasks/` of offline tasks."""
-    path = Path(os.environ.get("EMO_PRUNE_RECIPES", REPO_RECIPES))
+    if "EMO_PRUNE_RECIPES" in os.environ:
+        path = Path(os.environ["EMO_PRUNE_RECIPES"])
+    else:
+        path = INSTALLED_RECIPES if INSTALLED_RECIPES.is_dir() else REPO_RECIPES
     if not path.is_dir():
-        raise EvalError(f"recipes folder not found at {path}; set EMO_PRUNE_RECIPES to a checkout's recipes/ folder")
+        raise EvalError(f"recipes folder not found at {path}; set EMO_PRUNE_RECIPES to a folder of recipes")
     return path
 
 

@@ -1,17 +1,14 @@
 """Extraction: the streamed, atomic rewrite of a checkpoint to the experts a plan keeps."""
 
-from emo_prune.extract.card import AI2_METADATA_FILE, MANIFEST_FILE
-from emo_prune.extract.config import remap_config
-from emo_prune.extract.jobs import Job, build_jobs
-from emo_prune.extract.run import ExtractResult, extract, resolve_dtype
+from emo_prune.lazy import exports_of, lazy_exports
 
-__all__ = [
-    "AI2_METADATA_FILE",
-    "MANIFEST_FILE",
-    "ExtractResult",
-    "Job",
-    "build_jobs",
-    "extract",
-    "remap_config",
-    "resolve_dtype",
-]
+_EXPORTS = exports_of(
+    {
+        "emo_prune.extract.card": ["AI2_METADATA_FILE", "MANIFEST_FILE"],
+        "emo_prune.extract.config": ["remap_config"],
+        "emo_prune.extract.jobs": ["Job", "build_jobs"],
+        "emo_prune.extract.run": ["ExtractResult", "extract", "resolve_dtype"],
+    }
+)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

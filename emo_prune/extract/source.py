@@ -7,7 +7,7 @@ described by (shard file, [(absolute offset, length), ...]) from the safetensors
 
 Copies go through the kernel (`os.sendfile`, file to file): no weight byte enters Python memory, so
 peak RSS stays at the interpreter's own, whatever the model size. A dtype change (--dtype) reads
-CHUNK-sized pieces with `os.pread`, converts them with torch and writes them, so memory stays at about
+CHUNK-sized pieces with `os.pread`, converts them with torch (imported only then) and writes them, so memory stays at about
 3 x CHUNK. Why not `safe_open`: it maps the whole shard, and every page touched stays resident (and is
 counted in RSS) until the shard is closed, i.e. up to a whole shard's worth per shard.
 """
@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
+from emo_prune.dtypes import TAG_BYTES
 from emo_prune.errors import CheckpointError, OutputError
-from emo_prune.dtypes import TAG_BYTES, torch_dtype
 from emo_prune.io.writer import pwrite_all
 
 CHUNK = 32 * 1024 * 1024  # bytes read per dtype-conversion step; 3 x CHUNK is the extra memory
@@ -99,12 +99,12 @@ def _copy_buffered(in_fd: int, offset: int, length: int, out_fd: int, out_offset
     return pwrite_all(out_fd, buffer, out_offset)
 
 
-def chunks(in_fd: int, source: ByteSource) -> Iterator[torch.Tensor]:
+def chunks(in_fd: int, source: ByteSource) -> Iterator[np.ndarray]:
     """`source`'s bytes, CHUNK at a time in whole elements: uint8 views of ONE reused buffer (use each before the next)."""
     item = TAG_BYTES[source.dtype]
     step = max(item, CHUNK - CHUNK % item)
-    raw = torch.empty(min(step, source.nbytes), dtype=torch.uint8)
-    view = memoryview(raw.numpy())
+    raw = np.empty(min(step, source.nbytes), dtype=np.uint8)
+    view = memoryview(raw)
     for offset, length in source.ranges:
         for start in range(0, length, step):
             n = min(step, length - start)
@@ -113,9 +113,13 @@ def chunks(in_fd: int, source: ByteSource) -> Iterator[torch.Tensor]:
 
 
 def _copy_converted(in_fd: int, source: ByteSource, out_fd: int, out_offset: int, out_dtype: str) -> int:
+    import torch
+
+    from emo_prune.dtypes import torch_dtype
+
     src_t, dst_t = torch_dtype(source.dtype), torch_dtype(out_dtype)
     written = 0
     for piece in chunks(in_fd, source):
-        converted = piece.view(src_t).to(dst_t)  # [n / item] elements
+        converted = torch.from_numpy(piece).view(src_t).to(dst_t)  # [n / item] elements
         written += pwrite_all(out_fd, memoryview(converted.view(torch.uint8).numpy()), out_offset + written)
     return written

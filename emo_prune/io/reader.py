@@ -7,13 +7,13 @@ so pruning a fused layer never materializes the experts it drops.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import torch
-from safetensors import safe_open
+from typing import TYPE_CHECKING, Any
 
 from emo_prune.errors import CheckpointError
 from emo_prune.io.checkpoint import Checkpoint
+
+if TYPE_CHECKING:  # torch and safetensors load with the first read, not with `contiguous_runs`
+    import torch
 
 
 def contiguous_runs(ids: Sequence[int]) -> list[tuple[int, int]]:
@@ -39,6 +39,8 @@ class TensorReader:
         if shard is None:
             raise CheckpointError(f"tensor {name!r} is not in {self.checkpoint.path}")
         if shard != self._shard:
+            from safetensors import safe_open
+
             self.close()
             try:
                 self._handle = safe_open(str(self.checkpoint.shard_path(shard)), framework="pt", device=self.device)
@@ -55,7 +57,11 @@ class TensorReader:
         handle = self._open(name)
         sliced = handle.get_slice(name)
         parts = [sliced[start:stop] for start, stop in contiguous_runs(list(rows))]
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+        if len(parts) == 1:
+            return parts[0]
+        import torch
+
+        return torch.cat(parts, dim=0)
 
     def close(self) -> None:
         self._handle = None

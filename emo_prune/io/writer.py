@@ -30,9 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
-
-import torch
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from emo_prune.console import out
 from emo_prune.errors import OutputError
@@ -44,6 +42,8 @@ from emo_prune.dtypes import TAG_BYTES, tag_of
 PARTIAL_MARKER = ".emo-prune-partial"
 OLD_TAG = "old-"  # after TMP_TAG: a replaced output waiting for deletion
 
+if TYPE_CHECKING:
+    import torch
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
@@ -180,6 +180,8 @@ class ShardedWriter:
         self._next += 1
 
     def write_tensor(self, name: str, tensor: torch.Tensor) -> None:
+        import torch
+
         spec = self._order[self._next][1] if self._next < len(self._order) else None
         if spec is not None and spec.name == name:
             if tag_of(tensor.dtype) != spec.dtype or tuple(tensor.shape) != spec.shape:

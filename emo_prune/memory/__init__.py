@@ -1,18 +1,12 @@
 """Memory planning: estimate a command's peak from headers, choose the whole-model or layerwise path."""
 
-from emo_prune.memory.estimate import Estimate, Workload, estimates
-from emo_prune.memory.plan import ENV, PATHS, Budget, Choice, MemoryOptions, available, choose_path, plan_memory
+from emo_prune.lazy import exports_of, lazy_exports
 
-__all__ = [
-    "ENV",
-    "PATHS",
-    "Budget",
-    "Choice",
-    "Estimate",
-    "MemoryOptions",
-    "Workload",
-    "available",
-    "choose_path",
-    "estimates",
-    "plan_memory",
-]
+_EXPORTS = exports_of(
+    {
+        "emo_prune.memory.estimate": ["Estimate", "Workload", "estimates"],
+        "emo_prune.memory.plan": ["ENV", "PATHS", "Budget", "Choice", "MemoryOptions", "available", "choose_path", "plan_memory"],
+    }
+)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -20,10 +20,12 @@ set, not measurements of one kernel; the benchmark (examples/memory_benchmark.py
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from emo_prune.io import Checkpoint
+
+if TYPE_CHECKING:
+    import torch
 
 RUNTIME_BYTES = 600_000_000
 GB = 1e9
@@ -87,7 +89,7 @@ class Shapes:
 
 
 def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
+    return dtype.itemsize
 
 
 def weight_bytes(checkpoint: Checkpoint, dtype: torch.dtype) -> tuple[int, int]:

@@ -6,20 +6,14 @@
   coverage(profile, domain, kept_ids_per_layer)        routed probability mass kept per layer (report.py)
 """
 
-from emo_prune.profile.report import build_report, coverage, subset
-from emo_prune.profile.runner import ProfileSettings, profile_model, profile_to_file
-from emo_prune.profile.store import EXPERT_STATS, POOL_BUDGETS, DomainStats, Profile, pool_size
+from emo_prune.lazy import exports_of, lazy_exports
 
-__all__ = [
-    "EXPERT_STATS",
-    "POOL_BUDGETS",
-    "DomainStats",
-    "Profile",
-    "ProfileSettings",
-    "build_report",
-    "coverage",
-    "pool_size",
-    "profile_model",
-    "profile_to_file",
-    "subset",
-]
+_EXPORTS = exports_of(
+    {
+        "emo_prune.profile.report": ["build_report", "coverage", "subset"],
+        "emo_prune.profile.runner": ["ProfileSettings", "profile_model", "profile_to_file"],
+        "emo_prune.profile.store": ["EXPERT_STATS", "POOL_BUDGETS", "DomainStats", "Profile", "pool_size"],
+    }
+)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -27,7 +27,7 @@ from emo_prune.models.loading import load_tokenizer, resolve_device, resolve_dty
 from emo_prune.models.weights import decoder_of, load_pretrained
 from emo_prune.profile.store import Profile, is_profile_file
 
-DEFAULT_MAX_TOKENS = 1_000_000
+from emo_prune.constants import DEFAULT_MAX_TOKENS  # noqa: E402
 
 #: progress(advance, total) in tokens; called once with advance 0 to announce the total.
 Progress = Callable[[int, int], None]

@@ -1,29 +1,18 @@
 """Expert selection: scores from a profile (or greedy, on the model), budgets, and the plan file."""
 
-from emo_prune.select.budget import BUDGETS
-from emo_prune.profile.report import coverage
-from emo_prune.select.greedy import GreedySettings
-from emo_prune.select.keep import Keep, keep_counts
-from emo_prune.select.masking import masked_experts
-from emo_prune.select.plan import PLAN_KEY, Kept, Plan, canonical_order, validate_plan
-from emo_prune.select.scores import COMBINES, METHODS
-from emo_prune.select.selector import SelectOptions, make_plan, select_experts
+from emo_prune.lazy import exports_of, lazy_exports
 
-__all__ = [
-    "BUDGETS",
-    "COMBINES",
-    "METHODS",
-    "PLAN_KEY",
-    "GreedySettings",
-    "Keep",
-    "Kept",
-    "Plan",
-    "SelectOptions",
-    "canonical_order",
-    "coverage",
-    "keep_counts",
-    "make_plan",
-    "masked_experts",
-    "select_experts",
-    "validate_plan",
-]
+_EXPORTS = exports_of(
+    {
+        "emo_prune.select.budget": ["BUDGETS"],
+        "emo_prune.profile.report": ["coverage"],
+        "emo_prune.select.greedy": ["GreedySettings"],
+        "emo_prune.select.keep": ["Keep", "keep_counts"],
+        "emo_prune.select.masking": ["masked_experts"],
+        "emo_prune.select.plan": ["PLAN_KEY", "Kept", "Plan", "canonical_order", "validate_plan"],
+        "emo_prune.constants": ["COMBINES", "METHODS"],
+        "emo_prune.select.selector": ["SelectOptions", "make_plan", "select_experts"],
+    }
+)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -28,9 +28,7 @@ import torch
 from emo_prune.errors import PlanError
 from emo_prune.profile.store import Profile
 
-PROFILE_METHODS = ("mass", "frequency", "reap")
-METHODS = ("mass", "frequency", "reap", "greedy", "random")
-COMBINES = ("union", "weighted")
+from emo_prune.constants import COMBINES, METHODS, PROFILE_METHODS  # noqa: E402,F401 (re-exported)
 
 
 def profile_scores(profile: Profile, domain: str, method: str, layer: int) -> torch.Tensor:

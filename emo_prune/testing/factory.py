@@ -8,6 +8,7 @@ memory), optionally sharded, with a locally trained tokenizer. Same arguments, s
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -145,6 +146,12 @@ def tiny_model_zoo(root: str | Path, seed: int = 0) -> dict[str, Path]:
     return {family: write_tiny_model(root / family, family, seed=seed) for family in FAMILIES}
 
 
+def _hole(fd: int, offset: int, nbytes: int) -> int:
+    """A ShardedWriter filler that writes nothing: the file grows past the tensor, a sparse hole."""
+    os.ftruncate(fd, max(os.fstat(fd).st_size, offset + nbytes))
+    return nbytes
+
+
 def write_large_emo(
     out_dir: str | Path,
     *,
@@ -152,6 +159,7 @@ def write_large_emo(
     dtype: torch.dtype = torch.bfloat16,
     max_shard_size: str = "2GB",
     router_scale: float = 10.0,
+    sparse: bool = False,
     **sizes: Any,
 ) -> Path:
     """An EMO checkpoint of any size in AI2's per-expert layout, streamed to disk tensor by tensor.
@@ -159,6 +167,8 @@ def write_large_emo(
     `write_tiny_model` builds the model in memory; this writes the same layout (names and shapes from
     the config's meta model, experts split per expert) with random N(0, 0.02) weights, norms 1 and routers
     scaled by `router_scale`, never holding more than one tensor: for benchmarks of models of many GB.
+    `sparse`: real headers, but every weight a hole in the file (all zeros, no disk used, written at
+    once): for header-only commands on release-sized shapes (27 GB in seconds).
     """
     from emo_prune.dtypes import tag_of
     from emo_prune.io.writer import ShardedWriter, TensorSpec, parse_size
@@ -184,6 +194,9 @@ def write_large_emo(
     generator = torch.Generator().manual_seed(seed)
     writer = ShardedWriter(out, specs, parse_size(max_shard_size))
     for s in specs:
+        if sparse:
+            writer.write_from(s.name, _hole)
+            continue
         if s.name.endswith("norm.weight"):
             tensor = torch.ones(s.shape, dtype=dtype)
         else:

@@ -17,6 +17,7 @@ from emo_prune.testing import FAMILIES, write_tiny_model
 CHILD = r"""
 import json, sys
 import torch
+import transformers.models.auto.modeling_auto  # libraries load before the baseline: emo_prune imports them lazily
 from emo_prune.models.weights import load_pretrained
 
 def hwm():

@@ -1,0 +1,16 @@
+"""Names and defaults that both the library and the CLI's help text use, in a module that imports
+nothing: the CLI builds its options from these without importing torch. Each is defined only here."""
+
+# expert selection (emo_prune.select.scores)
+PROFILE_METHODS = ("mass", "frequency", "reap")
+METHODS = ("mass", "frequency", "reap", "greedy", "random")
+COMBINES = ("union", "weighted")
+
+# profiling (emo_prune.profile.runner): tokens per domain
+DEFAULT_MAX_TOKENS = 1_000_000
+
+# verification (emo_prune.verify): largest allowed |logit difference| in fp32
+TOLERANCE = 1e-4
+
+# benchmarks (emo_prune.bench.layer): experts implementations, `eager` first (the baseline)
+BENCH_IMPLEMENTATIONS = ("eager", "grouped_mm", "batched_mm", "emo_cpu", "emo_triton")
