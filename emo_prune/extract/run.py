@@ -166,6 +166,9 @@ def extract(
                 files, total = _write_shards(tmp, jobs, shard_cap, on_tensor)
                 extraction.update(files=files, total_bytes=total)
                 copied = [shutil.copyfile(path, tmp / path.name).name for path in sides]
+                from emo_prune.pools.coverage import write_dropped_router
+
+                write_dropped_router(tmp, checkpoint, kept)  # the coverage guard's side tensor (emo_prune.pools.coverage)
                 write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
                 write_text(tmp / MANIFEST_FILE, dumps(manifest(plan, kept, extraction)))
                 write_text(tmp / AI2_METADATA_FILE, dumps(ai2_metadata(plan, kept, arch)))

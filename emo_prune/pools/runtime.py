@@ -13,6 +13,13 @@ pool, and no expert weight outside a pool is ever in memory (the model is loaded
 
 After the prefill the pools are fixed (default) or re-chosen every N decoded tokens from the mass of
 every token fed so far (context and tokens already decoded, never the one being predicted).
+
+Draft (`draft_tokens` D > 0): a context says little about the experts its answer will route to when it
+is short and unlike the answer (a math question: 15 tokens of words, then a worked answer of digits).
+So the prefill's pools first decode D tokens greedily (the model's own guess at the answer, from the
+context alone), the pools are re-chosen from the mass of the context and the draft, the draft is
+discarded and the context is prefilled again within the new pools. The draft depends only on the
+context: the pools still never see a token that is scored or generated for the answer.
 """
 
 from __future__ import annotations
@@ -42,8 +49,11 @@ class PoolSettings:
     reselect_every: int | None = None  # re-choose the pools every N decoded tokens; None: fixed pools
     cache_budget: str | int | None = None  # byte budget of the shared expert cache ("64MB"); None: unbounded
     cache_policy: str = "lru"
+    draft_tokens: int = 0  # D > 0: re-choose the pools from the context plus a D-token greedy draft
 
     def __post_init__(self) -> None:
+        if self.draft_tokens < 0:
+            raise PlanError(f"--draft must be >= 0 (got {self.draft_tokens})")
         if self.reselect_every is not None and self.reselect_every < 1:
             raise PlanError(f"--reselect-every must be >= 1 (got {self.reselect_every})")
 
@@ -173,6 +183,28 @@ class PoolRuntime:
         return DynamicCache(config=self.model.config)
 
     @torch.no_grad()
+    def prefill(self, context: list[int]) -> tuple[Any, torch.Tensor]:
+        """Start a request on `context`: choose its pools (and draft, if set). Returns (KV cache, last logits [V])."""
+        request = self.begin()
+        cache = self.new_cache()
+        logits = self.forward(context, cache)[-1]
+        self.end_prefill()
+        if self.settings.draft_tokens:
+            eos = _eos_ids(self.model.config)
+            for _ in range(self.settings.draft_tokens):
+                token = int(logits.argmax())
+                if token in eos:
+                    break
+                logits = self.forward([token], cache)[-1]
+            mass = dict(request.mass)
+            self.reselect()  # from the context and the draft
+            request.history = request.history[-1:]  # the pools the request runs in
+            cache = self.new_cache()
+            logits = self.forward(context, cache)[-1]  # the context again, within the new pools
+            request.mass, request.tokens_fed = mass, len(context)
+        return cache, logits
+
+    @torch.no_grad()
     def score(self, context: list[int], continuation: list[int]) -> tuple[torch.Tensor, bool, RequestReport]:
         """Log-probabilities [n] of `continuation` after `context`, whether it is the greedy one, the report.
 
@@ -181,11 +213,8 @@ class PoolRuntime:
         """
         if not context or not continuation:
             raise PlanError("pool mode scores a continuation after a non-empty context")
-        self.begin()
-        cache = self.new_cache()
-        first = self.forward(context, cache)[-1:]  # [1, V]: predicts continuation[0]
-        self.end_prefill()
-        pieces, fed = [first], continuation[:-1]
+        cache, first = self.prefill(context)  # first [V]: predicts continuation[0]
+        pieces, fed = [first[None]], continuation[:-1]
         step = self.settings.reselect_every or max(len(fed), 1)
         for start in range(0, len(fed), step):
             pieces.append(self.forward(fed[start : start + step], cache))
@@ -202,10 +231,7 @@ class PoolRuntime:
         """Greedy decoding within the prompt's pools; `on_token(id)` streams. Returns (new ids, report)."""
         if not prompt:
             raise PlanError("pool mode needs a prompt to choose the pools from")
-        self.begin()
-        cache = self.new_cache()
-        logits = self.forward(prompt, cache)[-1]
-        self.end_prefill()
+        cache, logits = self.prefill(prompt)
         new: list[int] = []
         for step in range(max_new_tokens):
             token = int(logits.argmax())
@@ -222,9 +248,13 @@ class PoolRuntime:
     def report(self, context_tokens: int) -> RequestReport:
         request = self.request
         coverage = {}
-        for layer, mass in request.context_mass.items():
-            ids = list(request.history[0][layer]) if request.history else list(request.layers[layer].ids)
-            coverage[layer] = float(mass[ids].sum() / mass.sum())
+        for layout in self.layouts:
+            mass = request.context_mass.get(layout.index)
+            if mass is None:
+                continue
+            routed = [e for e in request.layers[layout.index].ids if e not in layout.fixed_ids]
+            total = mass[list(layout.routed_ids)].sum()  # the routed block: the fixed experts get every token
+            coverage[layout.index] = float(mass[routed].sum() / total) if total > 0 else 1.0
         return RequestReport(
             pools=request.history[0] if request.history else request.pools,
             reselections=request.history[1:],
@@ -288,6 +318,11 @@ def load_pool_runtime(model_dir: str | Path, settings: PoolSettings, dtype: torc
     model.config._name_or_path = str(checkpoint.path)
     model.eval()
     return runtime
+
+
+def _eos_ids(config: Any) -> set[int]:
+    eos = getattr(config, "eos_token_id", None)
+    return set() if eos is None else {eos} if isinstance(eos, int) else set(eos)
 
 
 def _budget(value: str | int | None) -> int | None:
