@@ -34,7 +34,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory):
     made: dict[str, Path] = {}
 
     def make(family: str = "emo", storage: str = "per_expert", seed: int = 0, **sizes: Any) -> Path:
-        key = json.dumps([family, storage, seed, sizes], sort_keys=True)
+        key = json.dumps([family, storage, seed, sizes], sort_keys=True, default=str)
         if key not in made:
             made[key] = write_tiny_model(root / f"m{len(made)}-{family}", family, seed=seed, storage=storage, **sizes)
         return made[key]

@@ -123,6 +123,7 @@ def _register_commands() -> None:
         eval_cmd,
         export_cmd,
         extract_cmd,
+        generate_cmd,
         inspect_cmd,
         profile_cmd,
         run_cmd,
@@ -131,7 +132,7 @@ def _register_commands() -> None:
     )
 
     # the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
-    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, export_cmd, run_cmd, bench_cmd):
+    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, export_cmd, run_cmd, bench_cmd):
         module.register(app)
 
 

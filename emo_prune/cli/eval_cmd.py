@@ -18,6 +18,7 @@ from emo_prune.cli.options import (
     memory_path,
     model_path,
 )
+from emo_prune.cli.pool_options import CacheBudgetOption, CachePolicyOption, DraftOption, PoolOption, ReselectOption
 from emo_prune.console import out
 from emo_prune.errors import EvalError
 
@@ -74,13 +75,20 @@ def register(app: typer.Typer) -> None:
         dtype: DtypeOption = "auto",
         layerwise: LayerwiseOption = None,
         max_memory: MaxMemoryOption = None,
+        pool: PoolOption = None,
+        reselect_every: ReselectOption = None,
+        draft: DraftOption = 0,
+        cache_budget: CacheBudgetOption = None,
+        cache_policy: CachePolicyOption = "lru",
         json_output: JsonFlag = False,
     ) -> None:
         """Score a model with lm-eval (offline tasks ship in recipes/tasks); with --baseline, side by side.
 
         Prints per task the score, its stderr, the delta and the retained fraction (for lower-is-better
         metrics such as bits_per_byte: retained = original / pruned). A model larger than memory runs with
-        accelerate's disk offload (much slower; --layerwise forces it).
+        accelerate's disk offload (much slower; --layerwise forces it). With --pool every request runs
+        within its own experts, chosen from its context (context -> answer tasks: --tasks emo_answer);
+        --baseline then runs the baseline whole.
         """
         from emo_prune.eval import EvalSettings, evaluate, write_report
         from emo_prune.eval.harness import check_out_path
@@ -98,6 +106,11 @@ def register(app: typer.Typer) -> None:
             device=device,
             memory=memory_path(layerwise),
             max_memory=max_memory,
+            pool=pool,
+            reselect_every=reselect_every,
+            draft=draft,
+            cache_budget=cache_budget,
+            cache_policy=cache_policy,
         )
         check_out_path(out_path)
         report = evaluate(model_dir, settings, baseline_dir=baseline)
@@ -112,11 +125,27 @@ def render(report: EvalReport, json_file: Path, md_file: Path) -> None:
     else:
         out.print(comparison_table(report.comparison))
     settings = report.model.settings
+    if report.model.requests:
+        out.print(pool_summary(report.model.requests))
     out.print(
         f"impl {settings['impl']}, dtype {settings['dtype']}, device {settings['device']}, "
         f"limit {settings['limit']}, few-shot {settings['num_fewshot']}"
     )
     out.print(f"wrote {json_file} and {md_file}")
+
+
+def pool_summary(requests: list[dict]) -> str:
+    """One line over a pool-mode run's requests: mean resident expert bytes, cache hit rate, bytes read."""
+    n = len(requests)
+    hits = sum(r["cache"]["hits"] for r in requests)
+    misses = sum(r["cache"]["misses"] for r in requests)
+    resident = sum(r["resident_expert_bytes"] for r in requests) / n
+    read = sum(r["cache"]["bytes_read"] for r in requests)
+    rate = f"{hits / (hits + misses):.1%}" if hits + misses else "-"
+    return (
+        f"pools: {n} requests, {resident / 1e6:.2f} MB of experts resident per request, "
+        f"cache hit rate {rate}, {read / 1e6:.1f} MB read from disk"
+    )
 
 
 def scores_table(model: ModelEval) -> Table:

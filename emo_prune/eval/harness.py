@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,11 @@ class EvalSettings:
     bootstrap_iters: int = 100000  # lm-eval's default; only metrics without a closed-form stderr use it
     memory: str = "auto"  # whole | layerwise (accelerate's disk offload) | auto: by the memory plan
     max_memory: str | None = None  # the memory plan's budget (default: EMO_PRUNE_MAX_MEMORY, else free memory)
+    pool: str | None = None  # per-request expert pools (emo_prune.pools): experts per layer, as --keep
+    reselect_every: int | None = None  # pools re-chosen every N decoded tokens
+    draft: int = 0  # pools re-chosen from the context plus a greedy draft of this many tokens
+    cache_budget: str | None = None  # byte budget of the pools' shared expert cache
+    cache_policy: str = "lru"
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -175,7 +180,7 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
     with out.progress() as progress:
         bar = progress.add_task(f"eval {label}: loading", total=None)
         with quiet_lm_eval(out.debug):
-            lm = EmoPruneLM(
+            lm = _pool_lm(model_dir, settings) if settings.pool is not None else EmoPruneLM(
                 str(model_dir),
                 impl=settings.impl,
                 dtype=settings.dtype,
@@ -189,6 +194,7 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
         lm.on_phase = lambda phase, n: progress.update(bar, description=f"eval {label}: {phase} ({n} requests)")
         try:
             raw = _run(lm, manager, settings)
+            requests = getattr(lm, "reports", None)
         finally:
             del lm  # the baseline (or the next build) loads next: free this model first
             gc.collect()
@@ -196,14 +202,36 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
                 torch.cuda.empty_cache()
     seconds = round(time.perf_counter() - start, 3)
     return ModelEval(
-        model=identity, settings=settings.to_dict(), tasks=task_scores(raw), versions=versions(), seconds=seconds
+        model=identity,
+        settings=settings.to_dict(),
+        tasks=task_scores(raw),
+        versions=versions(),
+        seconds=seconds,
+        requests=requests,
+    )
+
+
+def _pool_lm(model_dir: str | Path, settings: EvalSettings) -> Any:
+    from emo_prune.pools.lm import PoolLM
+
+    return PoolLM(
+        str(model_dir),
+        pool=settings.pool,
+        reselect_every=settings.reselect_every,
+        draft=settings.draft,
+        cache_budget=settings.cache_budget,
+        cache_policy=settings.cache_policy,
+        dtype="float32" if settings.dtype == "auto" else settings.dtype,
+        device=settings.device,
+        max_length=settings.max_length,
     )
 
 
 def evaluate(model_dir: str | Path, settings: EvalSettings, baseline_dir: str | Path | None = None) -> EvalReport:
     """`emo-prune eval`: the model's scores and, with a baseline, both with identical settings."""
     model = evaluate_model(model_dir, settings, label="model")
-    baseline = evaluate_model(baseline_dir, settings, label="baseline") if baseline_dir is not None else None
+    plain = replace(settings, pool=None)  # the baseline runs whole (with --pool: the full model, no pools)
+    baseline = evaluate_model(baseline_dir, plain, label="baseline") if baseline_dir is not None else None
     return EvalReport(model=model, baseline=baseline)
 
 

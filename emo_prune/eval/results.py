@@ -52,6 +52,7 @@ class ModelEval:
     tasks: dict[str, TaskScores] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)  # tool, lm_eval, transformers, torch
     seconds: float | None = None  # wall time of loading + all tasks
+    requests: list[dict[str, Any]] | None = None  # per-request reports of pool mode (emo_prune.pools)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}
@@ -79,6 +80,7 @@ class ModelEval:
             tasks=tasks,
             versions=data.get("versions", {}),
             seconds=data.get("seconds"),
+            requests=data.get("requests"),
         )
 
 

@@ -7,6 +7,10 @@
       choices are its worked answer and DISTRACTORS copies where the final result (wherever the text
       states it as a result) is replaced by a near miss. "split": "fewshot" for a few TRAIN problems
       that serve as few-shot examples, "test" otherwise.
+  answer_code.jsonl, answer_math.jsonl, answer_prose.jsonl   {"context", "answer"}: context -> answer
+      pairs from the same HELD-OUT documents, for evaluation with per-request pools (`--pool`): code =
+      a function's signature and docstring -> its body; math = the problem ("Question: ...\nAnswer:")
+      -> its worked answer; prose = the paragraphs so far -> the next paragraph.
   MANIFEST.json   sha256 per file, the generator version and the Python version: builtin:code and
       builtin:prose come from the running Python's standard library, so only the same Python
       regenerates byte-identical files.
@@ -16,6 +20,7 @@ Regenerate with `python -m emo_prune.eval.taskdata [OUT_DIR]` (default: recipes/
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import platform
@@ -27,10 +32,14 @@ from pathlib import Path
 from emo_prune.calib import load_documents
 from emo_prune.io.writer import atomic_write_text
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MAX_CHARS = 1500
 PPL_DOCS = {"code": 48, "prose": 48, "math": 96}
 MC_TEST, MC_FEWSHOT, DISTRACTORS = 96, 5, 3
+ANSWER_DOCS = {"code": 64, "prose": 48, "math": 96}
+ANSWER_CHARS = 800  # an answer is cut at a line end before this many characters
+CONTEXT_CHARS = 1200  # a prose context keeps its last paragraphs up to this many characters
+FUNCTIONS_PER_MODULE, PARAGRAPHS_PER_DOC = 2, 4
 _FINAL = re.compile(r"The answer is (.*?)\.?$")
 _NUMBER = re.compile(r"-?\d+")
 
@@ -102,11 +111,60 @@ def mc_records() -> list[dict]:
     return records
 
 
+def code_answers(source: str) -> list[dict]:
+    """Functions of one module that have a docstring and a body: signature + docstring -> body."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    lines = source.splitlines(keepends=True)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or ast.get_docstring(node) is None:
+            continue
+        if len(node.body) < 2 or node.decorator_list:
+            continue
+        doc_end, body_end = node.body[0].end_lineno, node.end_lineno  # 1-based, inclusive
+        context = "".join(lines[node.lineno - 1 : doc_end])
+        answer = "".join(lines[doc_end:body_end]).rstrip()  # indentation kept: it is part of the answer
+        if len(answer) > ANSWER_CHARS:
+            answer = answer[: max(answer.rfind("\n", 0, ANSWER_CHARS), ANSWER_CHARS // 2)].rstrip()
+        if context.strip() and answer.strip():
+            found.append({"context": context, "answer": answer})
+    return found[:FUNCTIONS_PER_MODULE]
+
+
+def prose_answers(text: str) -> list[dict]:
+    """The paragraphs so far (the last ones, up to CONTEXT_CHARS) -> the next paragraph."""
+    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+    found = []
+    for i in range(1, len(paragraphs)):
+        context = "\n\n".join(paragraphs[:i])[-CONTEXT_CHARS:].lstrip()
+        found.append({"context": context + "\n\n", "answer": clip(paragraphs[i], ANSWER_CHARS)})
+        if len(found) == PARAGRAPHS_PER_DOC:
+            break
+    return found
+
+
+def math_answers(problem: str) -> list[dict]:
+    question, sep, answer = problem.partition("\nAnswer:")
+    return [{"context": question + sep, "answer": " " + answer.strip()}] if sep else []
+
+
+def answer_records(corpus: str, count: int) -> list[dict]:
+    split = {"code": code_answers, "prose": prose_answers, "math": math_answers}[corpus]
+    records = []
+    for doc in load_documents([f"builtin:{corpus}:heldout"], seed=0):
+        records.extend(split(doc.text))
+    return records[:count]
+
+
 def generate(out_dir: str | Path) -> dict[str, str]:
     """Write every data file and MANIFEST.json into `out_dir`; returns {file: sha256}."""
     out_dir = Path(out_dir)
     files = {f"ppl_{c}.jsonl": _jsonl(ppl_records(c, n)) for c, n in PPL_DOCS.items()}
     files["math_mc.jsonl"] = _jsonl(mc_records())
+    files.update({f"answer_{c}.jsonl": _jsonl(answer_records(c, n)) for c, n in ANSWER_DOCS.items()})
     digests = {}
     for name, text in files.items():
         atomic_write_text(out_dir / name, text)

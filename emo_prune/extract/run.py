@@ -23,6 +23,7 @@ from emo_prune.errors import CheckpointError, OutputError, PlanError
 from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, ai2_metadata, manifest, model_card
 from emo_prune.extract.config import remap_config
 from emo_prune.dtypes import NAME_TAGS, tag_for_name
+from emo_prune.extract.coverage import write_dropped_router
 from emo_prune.extract.finite import nonfinite_tensors
 from emo_prune.extract.jobs import Job, build_jobs
 from emo_prune.extract.source import copy_into
@@ -167,6 +168,7 @@ def extract(
                 files, total = _write_shards(tmp, jobs, shard_cap, on_tensor)
                 extraction.update(files=files, total_bytes=total)
                 copied = [shutil.copyfile(path, tmp / path.name).name for path in sides]
+                write_dropped_router(tmp, checkpoint, kept)  # the coverage guard's side file
                 write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
                 write_text(tmp / MANIFEST_FILE, dumps(manifest(plan, kept, extraction)))
                 write_text(tmp / AI2_METADATA_FILE, dumps(ai2_metadata(plan, kept, arch)))

@@ -68,9 +68,16 @@ def meta_model(model_dir: Path, dtype: torch.dtype, device: torch.device, **conf
 
 
 def layer_state(
-    checkpoint: Checkpoint, arch: MoEArchitecture, index: int, dtype: torch.dtype, device: torch.device
+    checkpoint: Checkpoint,
+    arch: MoEArchitecture,
+    index: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    experts: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """Layer `index`'s tensors under the in-memory module names, per-expert tensors copied into fused ones."""
+    """Layer `index`'s tensors under the in-memory module names, per-expert tensors copied into fused ones.
+
+    `experts=False` leaves the expert tensors out (pool mode reads them on demand, `emo_prune.pools`)."""
     family = arch.family
     prefix = family.prefix(index)
     names = [n for n in checkpoint.names if n.startswith(prefix)]
@@ -81,6 +88,8 @@ def layer_state(
     E = arch.layouts[index].num_experts
     for name in sorted(names, key=lambda n: (checkpoint.weight_map[n], checkpoint.tensor(n).begin)):  # file order
         role = arch.classify(name)
+        if not experts and role.kind in ("expert", "fused"):
+            continue
         if role.kind == "expert":
             _copy_expert(fused, read_tensor(checkpoint, name), role.expert, role.projection, E, dtype, device)
             continue

@@ -23,3 +23,9 @@ def load_jsonl(data_file, **_metadata):
                 record = json.loads(line)
                 splits.setdefault(record.pop("split", "test"), []).append(record)
     return datasets.DatasetDict({name: datasets.Dataset.from_list(rows) for name, rows in splits.items()})
+
+
+def answer_bits_per_byte(doc, results):
+    """A context -> answer request's (log-likelihood, bytes of the answer), for the bits_per_byte aggregation."""
+    loglikelihood, _is_greedy = results[0]
+    return {"bits_per_byte": (loglikelihood, len(doc["answer"].encode("utf-8")))}

@@ -1,0 +1,95 @@
+"""`emo-prune generate MODEL_DIR --prompt TEXT [--pool 0.125]`: streamed greedy generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir
+from emo_prune.cli.pool_options import CacheBudgetOption, CachePolicyOption, DraftOption, PoolOption, ReselectOption
+from emo_prune.console import out
+
+
+def register(app: typer.Typer) -> None:
+    from emo_prune.cli.app import command
+
+    @app.command("generate")
+    @command
+    def generate_command(
+        model_dir: ModelDir,
+        prompt: Annotated[str, typer.Option("--prompt", help="The text to continue.")],
+        max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Tokens to generate at most.")] = 64,
+        pool: PoolOption = None,
+        reselect_every: ReselectOption = None,
+        draft: DraftOption = 0,
+        cache_budget: CacheBudgetOption = None,
+        cache_policy: CachePolicyOption = "lru",
+        coverage_warn: Annotated[
+            float | None,
+            typer.Option("--coverage-warn", min=0.0, max=1.0, help="Warn when a build's coverage of the prompt is below this (default 0.8)."),
+        ] = None,
+        dtype: DtypeOption = "float32",
+        device: DeviceOption = "cpu",
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Continue a prompt greedily, streaming the text.
+
+        With --pool, the prompt chooses each layer's experts (the rest stay on disk); prints the pools,
+        the cache and the memory. Without, a build made by `extract` prints how much of the full
+        router's mass the prompt puts on the experts it kept, and warns when the prompt looks outside
+        the build's domain.
+        """
+        from emo_prune.pools.generate import generate
+        from emo_prune.pools.runtime import PoolSettings
+
+        settings = None
+        if pool is not None:
+            settings = PoolSettings(
+                pool=pool, reselect_every=reselect_every, draft_tokens=draft, cache_budget=cache_budget, cache_policy=cache_policy
+            )
+        stream = None if out.json_mode or out.quiet else _stream
+        result = generate(
+            model_dir, prompt, pool=settings, max_new_tokens=max_new_tokens, dtype=dtype, device=device,
+            coverage_warn=coverage_warn, on_text=stream,
+        )  # fmt: skip
+        if stream is not None:
+            typer.echo("")
+        if result.low_coverage:
+            out.warn(
+                f"the prompt puts {result.coverage['coverage']:.0%} of the full router's mass on the build's experts "
+                f"(below {result.coverage_warn:.0%}): it looks outside the domain {Path(model_dir).name} was built for"
+            )
+        out.result(result.to_dict(), lambda: render(result.to_dict()))
+
+
+def _stream(piece: str) -> None:
+    typer.echo(piece, nl=False)
+
+
+def render(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    pool = result["pool"]
+    if pool is not None:
+        table = Table(title=f"pools chosen from the prompt ({result['prompt_tokens']} tokens)")
+        for col in ("layer", "experts", "context mass on pool"):
+            table.add_column(col)
+        for layer, ids in pool["pools"].items():
+            table.add_row(layer, " ".join(map(str, ids)), f"{pool['context_coverage'][layer]:.1%}")
+        out.print(table)
+        cache = pool["cache"]
+        rate = "-" if cache["hit_rate"] is None else f"{cache['hit_rate']:.0%}"
+        out.print(
+            f"experts resident for this request {pool['resident_expert_bytes'] / 1e6:.2f} MB; cache hits {cache['hits']}, "
+            f"misses {cache['misses']} ({rate}), read {cache['bytes_read'] / 1e6:.2f} MB; re-selections {pool['reselections']}"
+        )
+    if result["coverage"] is not None:
+        out.print(f"coverage of the prompt by the build's experts: {result['coverage']['coverage']:.1%}")
+    rate = lambda n, s: f"{n / s:.1f} tokens/s" if s > 0 else "-"  # noqa: E731
+    out.print(
+        f"prefill {result['prompt_tokens']} tokens ({rate(result['prompt_tokens'], result['prefill_seconds'])}), "
+        f"decode {result['new_tokens']} ({rate(result['new_tokens'], result['decode_seconds'])}); "
+        f"process RSS {result['rss_bytes'] / 1e6:.0f} MB"
+    )

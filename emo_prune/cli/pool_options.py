@@ -1,0 +1,27 @@
+"""Options of pool mode shared by `generate` and `eval` (Typer `Annotated` style)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+PoolOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pool",
+        help="Per-request expert pools: experts per layer chosen from each request's context, as a fraction "
+        "(0.125) or a count, shared experts included (as --keep). Experts are read from disk on demand.",
+    ),
+]
+ReselectOption = Annotated[
+    int | None, typer.Option("--reselect-every", help="Re-choose the pools every N generated tokens (default: fixed).")
+]
+DraftOption = Annotated[
+    int,
+    typer.Option("--draft", help="Re-choose the pools from the context plus a greedy draft of N tokens (0: off)."),
+]
+CacheBudgetOption = Annotated[
+    str | None, typer.Option("--cache-budget", help="Byte budget of the shared expert cache, e.g. 64MB (default: unbounded).")
+]
+CachePolicyOption = Annotated[str, typer.Option("--cache-policy", help="Expert cache eviction: lru or lfu.")]
