@@ -14,7 +14,7 @@ from typing import Any
 
 from emo_prune.arch import MoEArchitecture
 from emo_prune.arch.layout import config_get
-from emo_prune.errors import EmoPruneError, ExportError
+from emo_prune.errors import ExportError
 from emo_prune.export.arch import GgufArch, gguf_arch_for
 
 # architectures whose q projection must be exactly hidden wide (llama.cpp creates wq as {n_embd, n_embd})
@@ -111,9 +111,7 @@ def gguf_layout(arch: MoEArchitecture, counts: Sequence[int | None] | None = Non
     mapping = gguf_arch_for(arch.family.name)
     try:
         reasons = _reasons(arch, mapping, counts)
-    except EmoPruneError:
-        raise
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # a config value of the wrong type
         raise ExportError(f"{arch.family.name} config cannot be read for GGUF: {exc}") from exc
     if reasons:
         raise ExportError(f"cannot export to GGUF ({mapping.arch}): " + "; ".join(reasons))

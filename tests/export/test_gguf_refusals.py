@@ -122,3 +122,10 @@ def test_cli_export_json(cli, export_zoo, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["arch"] == "llama" and data["dtype"] == "q8_0" and data["bytes"] == (tmp_path / "m.gguf").stat().st_size
+
+
+def test_dtype_names_are_defined_once():
+    from emo_prune.export import formats, quantize
+
+    assert quantize.DTYPES == formats.DTYPES
+    assert tuple(quantize.DIRECT) == formats.DIRECT_DTYPES and tuple(quantize.K_QUANTS) == formats.K_QUANT_DTYPES
