@@ -85,6 +85,12 @@ def _reasons(arch: MoEArchitecture, mapping: GgufArch, counts: Sequence[int | No
     head_dim = int(config_get(cfg, "head_dim") or arch.hidden_size // heads)
     if name in _Q_IS_HIDDEN and heads * head_dim != arch.hidden_size:
         reasons.append(f"head_dim {head_dim} x {heads} heads != hidden {arch.hidden_size}: llama.cpp's {name} graph needs them equal")
+    kv_heads = int(config_get(cfg, "num_key_value_heads") or heads)
+    if mapping.qk_norm == "full" and kv_heads != heads:
+        reasons.append(
+            f"{kv_heads} key/value heads for {heads} query heads: llama.cpp's {name} graph sizes k_norm for "
+            f"full multi-head attention (no grouped-query attention)"
+        )
     rope = config_get(cfg, "rope_parameters") or config_get(cfg, "rope_scaling") or {}
     if isinstance(rope, Mapping) and rope.get("rope_type", rope.get("type", "default")) not in ("default", None):
         reasons.append(f"RoPE scaling {rope.get('rope_type', rope.get('type'))!r}: only plain RoPE is exported")

@@ -48,6 +48,8 @@ REFUSED = {
     "dense_after_moe": (lambda: emo(num_experts_per_layer=[8, 0, 8], dense_intermediate_size=64), "dense layers [1] after the first MoE layer (0)"),
     # qwen graphs have no dense layers at all
     "qwen_dense": (lambda: family("qwen3_moe", norm_topk_prob=True, mlp_only_layers=[0]), "dense MLP layers [0]: llama.cpp's qwen3moe graph has none"),
+    # llama.cpp's olmoe has k_norm [hidden]: no grouped-query attention
+    "olmoe_gqa": (lambda: family("olmoe", intermediate_size=32), "2 key/value heads for 4 query heads"),
     # only plain RoPE is exported
     "rope_scaling": (lambda: emo(rope_parameters={"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0}), "RoPE scaling 'yarn'"),
     # Mixtral's sliding window changes attention past the window
