@@ -8,8 +8,10 @@ alternating, --repeat times each (best kept):
   prompt  one forward over --prompt tokens (tokens/s)
   decode  --decode greedy steps of one token each with the KV cache (tokens/s), from that prompt
 for transformers (fp32, experts_implementation emo_cpu, torch threads = --threads) and llama.cpp
-(llama-cpp-python, n_threads = --threads, its default F16 KV cache). Prints file sizes next to the
-safetensors folder's, and every speed as a ratio to transformers measured in the same run. The machine
+(llama-cpp-python, n_threads = --threads, its default F16 KV cache). The prompt is held-out code
+(builtin:code:heldout). Prints file sizes next to the safetensors folder's, every speed as a ratio to
+transformers measured in the same run, and each file's agreement with transformers' fp32 logits on the
+prompt (top-1 share, max |logit diff|; llama.cpp defaults, as a device runs it). The machine
 may be shared: compare the ratios, not absolute times. Needs llama-cpp-python (pip install -e ".[edge]").
 """
 
@@ -29,12 +31,14 @@ DTYPES = ("f32", "f16", "q8_0", "q4_k_m")
 
 
 def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    """Fastest of `repeat` runs; `fn` returns the seconds of the part it times."""
+    return min(fn() for _ in range(repeat))
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def transformers_speeds(model_dir: Path, ids: list[int], decode: int, repeat: int) -> tuple[float, float]:
@@ -44,52 +48,87 @@ def transformers_speeds(model_dir: Path, ids: list[int], decode: int, repeat: in
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, experts_implementation="emo_cpu").eval()
     prompt = torch.tensor([ids])
 
-    def run_prompt() -> None:
+    def run_prompt() -> float:
         with torch.no_grad():
-            model(prompt, use_cache=False)
+            return timed(lambda: model(prompt, use_cache=False))
 
-    def run_decode() -> None:
+    def run_decode() -> float:  # times the decode steps only, after the prompt filled the cache
         with torch.no_grad():
             out = model(prompt, use_cache=True)
-            cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
-            for _ in range(decode):
-                out = model(token, past_key_values=cache, use_cache=True)
-                cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            state = [out.past_key_values, out.logits[:, -1:].argmax(-1)]
+
+            def steps() -> None:
+                for _ in range(decode):
+                    step = model(state[1], past_key_values=state[0], use_cache=True)
+                    state[0], state[1] = step.past_key_values, step.logits[:, -1:].argmax(-1)
+
+            return timed(steps)
 
     t_prompt = best(run_prompt, repeat)
-    t_decode = best(run_decode, repeat) - t_prompt
+    t_decode = best(run_decode, repeat)
     return len(ids) / t_prompt, decode / t_decode
 
 
 def llama_speeds(path: Path, ids: list[int], decode: int, repeat: int, threads: int) -> tuple[float, float]:
     from emo_prune.export.quantize import llama_cpp_module
-    from emo_prune.export.llamacpp import _quiet_stderr
+    from emo_prune.export.llamacpp import quiet_stderr
 
     llama_cpp = llama_cpp_module()
-    with _quiet_stderr():
+    with quiet_stderr():
         llm = llama_cpp.Llama(
             model_path=str(path), n_ctx=len(ids) + decode + 8, n_batch=len(ids), n_threads=threads,
             n_threads_batch=threads, logits_all=False, verbose=False,
         )  # fmt: skip
 
-    def run_prompt() -> None:
+    def run_prompt() -> float:
         llm.reset()
-        llm.eval(ids)
+        return timed(lambda: llm.eval(ids))
 
     def next_token() -> int:  # greedy, as the transformers side
         logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
         return int(np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)).argmax())
 
-    def run_decode() -> None:
+    def run_decode() -> float:
         llm.reset()
         llm.eval(ids)
-        for _ in range(decode):
-            llm.eval([next_token()])
+
+        def steps() -> None:
+            for _ in range(decode):
+                llm.eval([next_token()])
+
+        return timed(steps)
 
     t_prompt = best(run_prompt, repeat)
-    t_decode = best(run_decode, repeat) - t_prompt
+    t_decode = best(run_decode, repeat)
     llm.close()
     return len(ids) / t_prompt, decode / t_decode
+
+
+def heldout_ids(model_dir: Path, count: int) -> list[int]:
+    from transformers import AutoTokenizer
+
+    from emo_prune.calib import load_documents
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    text = "\n".join(d.text for d in load_documents(["builtin:code:heldout"], seed=0)[:20])
+    return tokenizer.encode(text, add_special_tokens=False)[:count]
+
+
+def reference_logits(model_dir: Path, ids: list[int]) -> torch.Tensor:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0]
+
+
+def agreement(path: Path, ids: list[int], expected: torch.Tensor, threads: int) -> tuple[float, float]:
+    from emo_prune.export.llamacpp import gguf_logits, open_gguf
+
+    llm = open_gguf(path, n_ctx=len(ids) + 1, threads=threads)
+    got = torch.from_numpy(gguf_logits(llm, ids))
+    llm.close()
+    return (got.argmax(-1) == expected.argmax(-1)).float().mean().item(), (got - expected).abs().max().item()
 
 
 def main() -> None:
@@ -105,16 +144,18 @@ def main() -> None:
 
     from emo_prune.export import export_gguf
 
-    ids = [(7 * i + 3) % 1000 + 2 for i in range(args.prompt)]
+    ids = heldout_ids(args.model, args.prompt)
+    expected = reference_logits(args.model, ids)
     folder = sum(p.stat().st_size for p in args.model.glob("*.safetensors"))
     rows = []
     hf_prompt, hf_decode = transformers_speeds(args.model, ids, args.decode, args.repeat)
-    rows.append({"runtime": "transformers+emo_cpu", "dtype": "fp32", "bytes": folder, "prompt_tok_s": hf_prompt, "decode_tok_s": hf_decode})
+    rows.append({"runtime": "transformers+emo_cpu", "dtype": "fp32", "bytes": folder, "prompt_tok_s": hf_prompt, "decode_tok_s": hf_decode, "top1": 1.0, "max_diff": 0.0})
     with tempfile.TemporaryDirectory() as tmp:
         for dtype in DTYPES:
             result = export_gguf(args.model, Path(tmp) / f"{dtype}.gguf", dtype=dtype, threads=args.threads)
             prompt, decode = llama_speeds(Path(result.path), ids, args.decode, args.repeat, args.threads)
-            rows.append({"runtime": "llama.cpp", "dtype": dtype, "bytes": result.bytes, "prompt_tok_s": prompt, "decode_tok_s": decode})
+            top1, diff = agreement(Path(result.path), ids, expected, args.threads)
+            rows.append({"runtime": "llama.cpp", "dtype": dtype, "bytes": result.bytes, "prompt_tok_s": prompt, "decode_tok_s": decode, "top1": top1, "max_diff": diff})
     for row in rows:
         row["size_vs_safetensors"] = row["bytes"] / folder
         row["prompt_vs_transformers"] = row["prompt_tok_s"] / hf_prompt
@@ -123,11 +164,12 @@ def main() -> None:
         print(json.dumps({"threads": args.threads, "prompt": args.prompt, "decode": args.decode, "rows": rows}, indent=2))
         return
     print(f"{args.model.name}: {args.prompt}-token prompt, {args.decode} decode steps, {args.threads} threads (best of {args.repeat})")
-    print(f"{'runtime':<22}{'dtype':<8}{'size':>10}{'x st':>7}{'prompt tok/s':>14}{'x tf':>7}{'decode tok/s':>14}{'x tf':>7}")
+    print(f"{'runtime':<22}{'dtype':<8}{'size':>10}{'x st':>7}{'prompt tok/s':>14}{'x tf':>7}{'decode tok/s':>14}{'x tf':>7}{'top-1':>8}{'max diff':>10}")
     for r in rows:
         print(
             f"{r['runtime']:<22}{r['dtype']:<8}{r['bytes'] / 1e6:>8.1f}MB{r['size_vs_safetensors']:>7.2f}"
             f"{r['prompt_tok_s']:>14.0f}{r['prompt_vs_transformers']:>7.2f}{r['decode_tok_s']:>14.0f}{r['decode_vs_transformers']:>7.2f}"
+            f"{r['top1']:>8.1%}{r['max_diff']:>10.2g}"
         )
 
 
