@@ -147,10 +147,13 @@ def check_gguf_target(config: Mapping[str, Any], counts: Sequence[int | None] | 
 TARGETS = ("gguf",)
 
 
+def check_target_name(target: str | None) -> None:
+    if target is not None and target.lower() not in TARGETS:
+        raise ExportError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
+
+
 def check_target(target: str | None, config: Mapping[str, Any], counts: Sequence[int | None]) -> None:
     """`select/extract/run --target T`: ExportError unless a build with these per-layer counts exports to T."""
-    if target is None:
-        return
-    if target.lower() not in TARGETS:
-        raise ExportError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
-    check_gguf_target(config, counts)
+    check_target_name(target)
+    if target is not None:
+        check_gguf_target(config, counts)

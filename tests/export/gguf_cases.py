@@ -14,6 +14,7 @@ EXPORTABLE = {
     "mixtral": ("mixtral", {}),
     "qwen2_moe": ("qwen2_moe", {}),
     "qwen3_moe": ("qwen3_moe", {"norm_topk_prob": True}),  # llama.cpp's qwen3moe graph always renormalizes
+    "qwen3_moe_tied": ("qwen3_moe", {"norm_topk_prob": True, "extra": {"tie_word_embeddings": True}}),  # no lm_head on disk
 }
 
 
