@@ -76,7 +76,7 @@ def llama_cpp_module():
     except ImportError as exc:
         raise ExportError(
             f"this needs llama-cpp-python, which is not installed: pip install 'emo-prune[{EXTRA}]' "
-            f"(it builds llama.cpp from source once, ~45 min on 2 cores; pip caches the wheel)"
+            f"(it builds llama.cpp from source once, about 30 min on 2 cores; pip caches the wheel)"
         ) from exc
     return llama_cpp
 
