@@ -131,3 +131,30 @@ def test_dtype_names_are_defined_once():
 
     assert quantize.DTYPES == formats.DTYPES
     assert tuple(quantize.DIRECT) == formats.DIRECT_DTYPES and tuple(quantize.K_QUANTS) == formats.K_QUANT_DTYPES
+
+
+def test_failure_mid_write_leaves_nothing(export_zoo, tmp_path, monkeypatch):
+    """A crash after some tensors were written leaves neither a partial file nor its temporary."""
+    from emo_prune.export import writer
+
+    calls = []
+
+    def failing(data, qtype):
+        calls.append(1)
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device")
+        return real(data, qtype)
+
+    real = writer.encode
+    monkeypatch.setattr(writer, "encode", failing)
+    from emo_prune.errors import OutputError
+
+    with pytest.raises(OutputError, match="No space left"):
+        export_gguf(export_zoo["emo"], tmp_path / "out.gguf", dtype="f16")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_export_of_a_builtin_model(cli, tmp_path):
+    result = cli("--json", "export", "builtin:emo-small", "--dtype", "q8_0", "--out", tmp_path / "e.gguf")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["num_experts"] == 31
