@@ -125,3 +125,17 @@ def test_cl100k_style_tokenizer_matches_in_llama_cpp(export_zoo, tmp_path):
             assert llm.tokenize(sample.encode(), add_bos=False) == tokenizer.encode(sample, add_special_tokens=False)
     finally:
         llm.close()
+
+
+def test_lm_eval_scores_of_an_f32_file_equal_the_safetensors_model(tmp_path):
+    """lm-eval through llama.cpp (rolling loglikelihood and multiple choice) scores as HFLM does."""
+    from emo_prune.eval.harness import EvalSettings, evaluate_model
+    from emo_prune.export.llamacpp import evaluate_gguf
+
+    settings = EvalSettings(tasks=("emo_ppl_code", "emo_math_mc"), limit=4, batch_size=4, impl="eager")
+    path = export_gguf(BUNDLED, tmp_path / "f32.gguf", dtype="f32").path
+    hf = evaluate_model(BUNDLED, settings).to_dict()["tasks"]
+    gguf = evaluate_gguf(path, BUNDLED, settings).to_dict()["tasks"]
+    bpb = [t["emo_ppl_code"]["metrics"]["bits_per_byte"]["value"] for t in (hf, gguf)]
+    assert abs(bpb[0] - bpb[1]) < 1e-3 * bpb[0]
+    assert gguf["emo_math_mc"]["metrics"]["acc"]["value"] == hf["emo_math_mc"]["metrics"]["acc"]["value"]
