@@ -105,7 +105,7 @@ def read_vocab(model_dir: Path, vocab_size: int, config: dict[str, Any]) -> Gguf
         else:
             types[token_id] = int(TokenType.CONTROL if token.get("special") else TokenType.USER_DEFINED)
     merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"].get("merges", [])]
-    side = model_dir / "tokenizer_config.json"
+    side = contained_path(model_dir, "tokenizer_config.json", "tokenizer config")
     extra: dict[str, Any] = {}
     if side.is_file():
         try:

@@ -158,3 +158,16 @@ def test_cli_export_of_a_builtin_model(cli, tmp_path):
     result = cli("--json", "export", "builtin:emo-small", "--dtype", "q8_0", "--out", tmp_path / "e.gguf")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["num_experts"] == 31
+
+
+def test_side_files_that_point_outside_the_model_folder_are_refused(export_zoo, tmp_path):
+    """A model folder is untrusted: a tokenizer.json symlinked elsewhere is not read."""
+    from emo_prune.errors import UnsafePathError
+
+    model = tmp_path / "model"
+    shutil.copytree(export_zoo["emo"], model)
+    outside = tmp_path / "elsewhere.json"
+    (model / "tokenizer.json").rename(outside)
+    (model / "tokenizer.json").symlink_to(outside)
+    with pytest.raises(UnsafePathError, match="outside"):
+        export_gguf(model, tmp_path / "out.gguf", dtype="f16")
