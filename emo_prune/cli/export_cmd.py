@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from emo_prune.cli.format import human_bytes
-from emo_prune.cli.options import JsonFlag, ModelDir
+from emo_prune.cli.options import JsonFlag, ModelDir, model_path
 from emo_prune.console import out
 
 from emo_prune.export.formats import DTYPES, FORMATS
@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
 
         if fmt.lower() not in FORMATS:
             raise ExportError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+        model_dir = model_path(model_dir)
         with out.progress() as progress:
             task = progress.add_task(f"exporting {dtype}", total=None)
             result: ExportResult = export_gguf(

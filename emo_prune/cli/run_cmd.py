@@ -66,6 +66,15 @@ def render(report: RunReport) -> None:
             for g in b.gates:
                 verdicts[g.task] = verdicts.get(g.task, True) and g.passed
             out.print(comparison_table(b.comparison, title=f"{b.folder.name} vs original", verdicts=verdicts))
+    edge = [(b, e) for b in report.builds for e in b.edge]
+    if edge:
+        files = Table(title="edge files, scored in llama.cpp (safetensors build in parentheses)")
+        for col in ("file", "size", "scores"):
+            files.add_column(col, justify="right" if col == "size" else "left")
+        for b, e in edge:
+            scores = ", ".join(f"{r.task} {r.value:.4g} ({r.baseline:.4g})" for r in e.build_comparison) or "-"
+            files.add_row(e.file.name, f"{e.bytes / 1e6:.1f} MB", scores)
+        out.print(files)
     ran = sum(s.status == "ran" for s in report.steps)
     out.print(f"{ran} step(s) ran, {len(report.steps) - ran} skipped (up to date); report: {report.out_dir / 'report.md'}")
     if report.passed and report.gates:

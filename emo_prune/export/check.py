@@ -14,7 +14,7 @@ from typing import Any
 
 from emo_prune.arch import MoEArchitecture
 from emo_prune.arch.layout import config_get
-from emo_prune.errors import EmoPruneError, ExportError
+from emo_prune.errors import ExportError
 from emo_prune.export.arch import GgufArch, gguf_arch_for
 
 # architectures whose q projection must be exactly hidden wide (llama.cpp creates wq as {n_embd, n_embd})
@@ -85,6 +85,12 @@ def _reasons(arch: MoEArchitecture, mapping: GgufArch, counts: Sequence[int | No
     head_dim = int(config_get(cfg, "head_dim") or arch.hidden_size // heads)
     if name in _Q_IS_HIDDEN and heads * head_dim != arch.hidden_size:
         reasons.append(f"head_dim {head_dim} x {heads} heads != hidden {arch.hidden_size}: llama.cpp's {name} graph needs them equal")
+    kv_heads = int(config_get(cfg, "num_key_value_heads") or heads)
+    if mapping.qk_norm == "full" and kv_heads != heads:
+        reasons.append(
+            f"{kv_heads} key/value heads for {heads} query heads: llama.cpp's {name} graph sizes k_norm for "
+            f"full multi-head attention (no grouped-query attention)"
+        )
     rope = config_get(cfg, "rope_parameters") or config_get(cfg, "rope_scaling") or {}
     if isinstance(rope, Mapping) and rope.get("rope_type", rope.get("type", "default")) not in ("default", None):
         reasons.append(f"RoPE scaling {rope.get('rope_type', rope.get('type'))!r}: only plain RoPE is exported")
@@ -111,9 +117,7 @@ def gguf_layout(arch: MoEArchitecture, counts: Sequence[int | None] | None = Non
     mapping = gguf_arch_for(arch.family.name)
     try:
         reasons = _reasons(arch, mapping, counts)
-    except EmoPruneError:
-        raise
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # a config value of the wrong type
         raise ExportError(f"{arch.family.name} config cannot be read for GGUF: {exc}") from exc
     if reasons:
         raise ExportError(f"cannot export to GGUF ({mapping.arch}): " + "; ".join(reasons))
@@ -143,10 +147,13 @@ def check_gguf_target(config: Mapping[str, Any], counts: Sequence[int | None] | 
 TARGETS = ("gguf",)
 
 
+def check_target_name(target: str | None) -> None:
+    if target is not None and target.lower() not in TARGETS:
+        raise ExportError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
+
+
 def check_target(target: str | None, config: Mapping[str, Any], counts: Sequence[int | None]) -> None:
     """`select/extract/run --target T`: ExportError unless a build with these per-layer counts exports to T."""
-    if target is None:
-        return
-    if target.lower() not in TARGETS:
-        raise ExportError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
-    check_gguf_target(config, counts)
+    check_target_name(target)
+    if target is not None:
+        check_gguf_target(config, counts)

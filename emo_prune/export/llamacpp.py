@@ -25,7 +25,7 @@ GGML_TYPE_F32 = 0  # ggml_type of an F32 KV cache (llama.h)
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """llama.cpp prints its load log from C to fd 2 even with verbose=False for some messages."""
     saved = os.dup(2)
     try:
@@ -52,7 +52,7 @@ def open_gguf(path: str | Path, *, n_ctx: int = 512, threads: int | None = None,
     )
     if exact:
         kwargs.update(type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32)
-    with _quiet_stderr():
+    with quiet_stderr():
         return llama_cpp.Llama(**kwargs)
 
 

@@ -19,6 +19,7 @@ from emo_prune.arch.layout import config_get
 from emo_prune.export.check import GgufLayout
 from emo_prune.extract.card import MANIFEST_FILE
 from emo_prune.io import Checkpoint
+from emo_prune.io.paths import contained_path
 from emo_prune.version import __version__
 
 
@@ -73,7 +74,7 @@ def provenance(checkpoint: Checkpoint) -> dict[str, Any]:
 
     identity = model_identity(checkpoint)
     found: dict[str, Any] = {"tool_version": __version__, "source": {k: identity[k] for k in ("path", "model_type", "digest")}}
-    manifest = checkpoint.path / MANIFEST_FILE
+    manifest = contained_path(checkpoint.path, MANIFEST_FILE, "build manifest")
     if manifest.is_file():
         try:
             found["build"] = json.loads(manifest.read_text())

@@ -76,7 +76,7 @@ def llama_cpp_module():
     except ImportError as exc:
         raise ExportError(
             f"this needs llama-cpp-python, which is not installed: pip install 'emo-prune[{EXTRA}]' "
-            f"(it builds llama.cpp from source once, ~45 min on 2 cores; pip caches the wheel)"
+            f"(it builds llama.cpp from source once, about 30 min on 2 cores; pip caches the wheel)"
         ) from exc
     return llama_cpp
 
@@ -87,6 +87,9 @@ def k_quantize(source: Path, target: Path, dtype: str, threads: int | None = Non
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = int(K_QUANTS[dtype])
     params.nthread = threads or os.cpu_count() or 1
-    rc = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
+    from emo_prune.export.llamacpp import quiet_stderr
+
+    with quiet_stderr():  # llama.cpp logs every tensor from C; fallbacks (rows not a multiple of 256) are expected on small widths
+        rc = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
     if rc != 0:
         raise ExportError(f"llama.cpp's quantizer failed ({rc}) making {dtype} from {source}")

@@ -1,10 +1,13 @@
 """The model's tokenizer as GGUF vocab keys, for the tokenizers llama.cpp reproduces token for token.
 
-Exported: byte-level BPE with GPT-2's pre-tokenizer (`tokenizer.ggml.model = gpt2`, `pre = gpt-2`), no
-normalizer: what emo-prune's own tokenizers (emo_prune.train.tokenizer) and GPT-2-style models use.
-Refused with a clear message: everything else (the real OLMoE / Qwen / Mixtral / EMO tokenizers use other
-pre-tokenizer regexes or SentencePiece, which llama.cpp identifies by a hash of known tokenizers that this
-exporter does not carry). A vocab shorter than the embedding is padded with unused tokens, as
+Exported (`tokenizer.ggml.model = gpt2`), no normalizer, byte-level BPE split by:
+  gpt-2   GPT-2's regex (the ByteLevel pre-tokenizer with use_regex): emo-prune's own tokenizers
+          (emo_prune.train.tokenizer) and GPT-2-style models
+  dbrx    cl100k's regex (a Split with it, then ByteLevel without regex); llama.cpp's `dbrx` pre-type
+          runs the same regex
+Both are checked token for token against llama.cpp's tokenizer in tests/export. Refused with a clear
+message: everything else (the real OLMoE / Qwen / Mixtral tokenizers use other regexes, normalizers or
+SentencePiece, which llama.cpp identifies by a hash of known tokenizers that this exporter does not carry). A vocab shorter than the embedding is padded with unused tokens, as
 convert_hf_to_gguf.py does.
 """
 
@@ -25,6 +28,7 @@ TOKENIZER_FILE = "tokenizer.json"
 
 @dataclass(frozen=True)
 class GgufVocab:
+    pre: str  # llama.cpp pre-tokenizer name
     tokens: list[str]
     types: list[int]
     merges: list[str]
@@ -34,15 +38,32 @@ class GgufVocab:
     add_bos: bool
 
 
-def _is_gpt2_byte_level(data: dict[str, Any]) -> bool:
+# cl100k's split regex as tokenizers writes it (what llama.cpp's `dbrx` pre-type runs, case folded by hand)
+CL100K = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+
+
+def _byte_level(pre: dict[str, Any], regex: bool) -> bool:
+    return pre.get("type") == "ByteLevel" and bool(pre.get("use_regex", True)) == regex and not pre.get("add_prefix_space", False)
+
+
+def pre_tokenizer_name(data: dict[str, Any]) -> str | None:
+    """llama.cpp's pre-tokenizer name for a tokenizer.json, or None when this exporter cannot match it."""
+    if (data.get("model") or {}).get("type") != "BPE" or data.get("normalizer") is not None:
+        return None
     pre = data.get("pre_tokenizer") or {}
-    return (
-        (data.get("model") or {}).get("type") == "BPE"
-        and data.get("normalizer") is None
-        and pre.get("type") == "ByteLevel"
-        and pre.get("use_regex", True)
-        and not pre.get("add_prefix_space", False)
-    )
+    if _byte_level(pre, regex=True):
+        return "gpt-2"
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else []
+    if len(steps) == 2 and _byte_level(steps[1], regex=False):
+        split = steps[0]
+        if (
+            split.get("type") == "Split"
+            and (split.get("pattern") or {}).get("Regex") == CL100K
+            and split.get("behavior") == "Isolated"
+            and not split.get("invert", False)
+        ):
+            return "dbrx"
+    return None
 
 
 def _special_id(value: Any, vocab: dict[str, int]) -> int | None:
@@ -59,12 +80,13 @@ def read_vocab(model_dir: Path, vocab_size: int, config: dict[str, Any]) -> Gguf
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ExportError(f"cannot read {path}: {exc}") from exc
-    if not _is_gpt2_byte_level(data):
+    pre_name = pre_tokenizer_name(data)
+    if pre_name is None:
         model = (data.get("model") or {}).get("type")
         pre = (data.get("pre_tokenizer") or {}).get("type")
         raise ExportError(
-            f"tokenizer {path} ({model}, pre-tokenizer {pre}) is not GPT-2-style byte-level BPE, the only kind this "
-            f"exporter writes exactly; convert that model's tokenizer with llama.cpp's convert_hf_to_gguf.py"
+            f"tokenizer {path} ({model}, pre-tokenizer {pre}) is not byte-level BPE with GPT-2's or cl100k's split, "
+            f"the kinds this exporter writes exactly; convert that model's tokenizer with llama.cpp's convert_hf_to_gguf.py"
         )
     vocab: dict[str, int] = dict(data["model"]["vocab"])
     added = {t["id"]: t for t in data.get("added_tokens", [])}
@@ -83,7 +105,7 @@ def read_vocab(model_dir: Path, vocab_size: int, config: dict[str, Any]) -> Gguf
         else:
             types[token_id] = int(TokenType.CONTROL if token.get("special") else TokenType.USER_DEFINED)
     merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"].get("merges", [])]
-    side = model_dir / "tokenizer_config.json"
+    side = contained_path(model_dir, "tokenizer_config.json", "tokenizer config")
     extra: dict[str, Any] = {}
     if side.is_file():
         try:
@@ -100,6 +122,7 @@ def read_vocab(model_dir: Path, vocab_size: int, config: dict[str, Any]) -> Gguf
 
     bos = special("bos_token", "bos_token_id")
     return GgufVocab(
+        pre=pre_name,
         tokens=tokens,
         types=types,
         merges=merges,
@@ -112,7 +135,7 @@ def read_vocab(model_dir: Path, vocab_size: int, config: dict[str, Any]) -> Gguf
 
 def write_vocab(writer: GGUFWriter, vocab: GgufVocab) -> None:
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("gpt-2")
+    writer.add_tokenizer_pre(vocab.pre)
     writer.add_token_list(vocab.tokens)
     writer.add_token_types(vocab.types)
     writer.add_token_merges(vocab.merges)

@@ -131,7 +131,7 @@ def export_gguf(
     if dtype in K_QUANTS:
         llama_cpp_module()  # fail before the intermediate file is written
     name = name or model_dir.resolve().name
-    direct = dtype if dtype in DIRECT else ("f32" if _is_f32(checkpoint) else "bf16")
+    direct = dtype if dtype in DIRECT else _intermediate(checkpoint)
     tmp = _temp_path(out, dtype)
     staged: Path | None = None
     try:
@@ -159,5 +159,8 @@ def export_gguf(
     )
 
 
-def _is_f32(checkpoint: Checkpoint) -> bool:
-    return set(checkpoint.dtypes) <= {"F32"}
+def _intermediate(checkpoint: Checkpoint) -> str:
+    """The file llama.cpp's k-quantizer reads: BF16 holds a bf16 source exactly (half the disk of F32);
+    any other source goes through F32 (norms and routers are F32 in both)."""
+    wide = {t.dtype for t in checkpoint.tensors() if len(t.shape) > 1}
+    return "bf16" if wide == {"BF16"} else "f32"

@@ -177,6 +177,9 @@ def run_recipe(
     Returns the report (also written as report.json / report.md); `report.check_gates()` raises
     GateFailure when a gate does not hold.
     """
+    from emo_prune.export.check import check_target_name
+
+    check_target_name(target)  # an unknown --target fails before anything runs
     root = Path(out_dir) if out_dir is not None else default_out_dir(recipe)
     model_dir = resolve_model(recipe.model)  # a missing model fails before anything is written
     resolved_root, resolved_model = root.resolve(), Path(model_dir).resolve()

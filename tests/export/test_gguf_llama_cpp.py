@@ -70,7 +70,7 @@ def test_llama_cpp_tokenizes_like_the_model_tokenizer(tmp_path):
     path = export_gguf(BUNDLED, tmp_path / "f16.gguf", dtype="f16").path
     llm = open_gguf(path, n_ctx=64)
     try:
-        for sample in (text[:2000], "def f(x):\n    return x ** 2  # square\n", "Question: What is 17 + 25? Answer: 42."):
+        for sample in (text[:2000], *SAMPLES):
             assert llm.tokenize(sample.encode(), add_bos=False) == tokenizer.encode(sample, add_special_tokens=False)
     finally:
         llm.close()
@@ -85,3 +85,57 @@ def test_k_quants_through_llama_cpp(dtype, tmp_path):
     logits = _llama_logits(result.path, ids, exact=False)
     assert np.isfinite(logits.numpy()).all()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # the intermediate file is gone
+
+
+SAMPLES = (
+    "def f(x):\n    return x ** 2  # square\n\n\n",
+    "Question: What is 17 + 25? Answer: 42. I'LL say 1234567 isn't 3.14159!",
+    "naïve café — 東京 💡 tabs\tand   spaces  \r\n end",
+)
+
+
+def test_cl100k_style_tokenizer_matches_in_llama_cpp(export_zoo, tmp_path):
+    """Byte-level BPE split by cl100k's regex (as OLMo-family tokenizers are) goes out as llama.cpp's `dbrx`."""
+    import shutil
+
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from emo_prune.export.tokenizer import CL100K
+    from emo_prune.testing.tokenizer import SEED_TEXT
+
+    model = tmp_path / "model"
+    shutil.copytree(export_zoo["emo"], model)
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(CL100K), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=["<|endoftext|>", "<|pad|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    raw.train_from_iterator([SEED_TEXT] * 4, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>", pad_token="<|pad|>")
+    tokenizer.save_pretrained(str(model))
+    path = export_gguf(model, tmp_path / "cl100k.gguf", dtype="f16").path
+    from gguf import GGUFReader
+
+    assert GGUFReader(path).fields["tokenizer.ggml.pre"].contents() == "dbrx"
+    llm = open_gguf(path, n_ctx=64)
+    try:
+        for sample in SAMPLES:
+            assert llm.tokenize(sample.encode(), add_bos=False) == tokenizer.encode(sample, add_special_tokens=False)
+    finally:
+        llm.close()
+
+
+def test_lm_eval_scores_of_an_f32_file_equal_the_safetensors_model(tmp_path):
+    """lm-eval through llama.cpp (rolling loglikelihood and multiple choice) scores as HFLM does."""
+    from emo_prune.eval.harness import EvalSettings, evaluate_model
+    from emo_prune.export.llamacpp import evaluate_gguf
+
+    settings = EvalSettings(tasks=("emo_ppl_code", "emo_math_mc"), limit=4, batch_size=4, impl="eager")
+    path = export_gguf(BUNDLED, tmp_path / "f32.gguf", dtype="f32").path
+    hf = evaluate_model(BUNDLED, settings).to_dict()["tasks"]
+    gguf = evaluate_gguf(path, BUNDLED, settings).to_dict()["tasks"]
+    bpb = [t["emo_ppl_code"]["metrics"]["bits_per_byte"]["value"] for t in (hf, gguf)]
+    assert abs(bpb[0] - bpb[1]) < 1e-3 * bpb[0]
+    assert gguf["emo_math_mc"]["metrics"]["acc"]["value"] == hf["emo_math_mc"]["metrics"]["acc"]["value"]

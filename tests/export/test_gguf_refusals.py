@@ -48,6 +48,8 @@ REFUSED = {
     "dense_after_moe": (lambda: emo(num_experts_per_layer=[8, 0, 8], dense_intermediate_size=64), "dense layers [1] after the first MoE layer (0)"),
     # qwen graphs have no dense layers at all
     "qwen_dense": (lambda: family("qwen3_moe", norm_topk_prob=True, mlp_only_layers=[0]), "dense MLP layers [0]: llama.cpp's qwen3moe graph has none"),
+    # llama.cpp's olmoe has k_norm [hidden]: no grouped-query attention
+    "olmoe_gqa": (lambda: family("olmoe", intermediate_size=32), "2 key/value heads for 4 query heads"),
     # only plain RoPE is exported
     "rope_scaling": (lambda: emo(rope_parameters={"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0}), "RoPE scaling 'yarn'"),
     # Mixtral's sliding window changes attention past the window
@@ -78,7 +80,7 @@ def test_unsupported_tokenizer_is_refused_before_writing(export_zoo, tmp_path):
     data = json.loads((model / "tokenizer.json").read_text())
     data["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}
     (model / "tokenizer.json").write_text(json.dumps(data))
-    with pytest.raises(ExportError, match="not GPT-2-style byte-level BPE"):
+    with pytest.raises(ExportError, match="not byte-level BPE with GPT-2.s or cl100k.s split"):
         export_gguf(model, tmp_path / "out.gguf", dtype="f16")
     (model / "tokenizer.json").unlink()
     with pytest.raises(ExportError, match="has no tokenizer.json"):
@@ -122,3 +124,50 @@ def test_cli_export_json(cli, export_zoo, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["arch"] == "llama" and data["dtype"] == "q8_0" and data["bytes"] == (tmp_path / "m.gguf").stat().st_size
+
+
+def test_dtype_names_are_defined_once():
+    from emo_prune.export import formats, quantize
+
+    assert quantize.DTYPES == formats.DTYPES
+    assert tuple(quantize.DIRECT) == formats.DIRECT_DTYPES and tuple(quantize.K_QUANTS) == formats.K_QUANT_DTYPES
+
+
+def test_failure_mid_write_leaves_nothing(export_zoo, tmp_path, monkeypatch):
+    """A crash after some tensors were written leaves neither a partial file nor its temporary."""
+    from emo_prune.export import writer
+
+    calls = []
+
+    def failing(data, qtype):
+        calls.append(1)
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device")
+        return real(data, qtype)
+
+    real = writer.encode
+    monkeypatch.setattr(writer, "encode", failing)
+    from emo_prune.errors import OutputError
+
+    with pytest.raises(OutputError, match="No space left"):
+        export_gguf(export_zoo["emo"], tmp_path / "out.gguf", dtype="f16")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_export_of_a_builtin_model(cli, tmp_path):
+    result = cli("--json", "export", "builtin:emo-small", "--dtype", "q8_0", "--out", tmp_path / "e.gguf")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["num_experts"] == 31
+
+
+def test_side_files_that_point_outside_the_model_folder_are_refused(export_zoo, tmp_path):
+    """A model folder is untrusted: a tokenizer.json symlinked elsewhere is not read."""
+    from emo_prune.errors import UnsafePathError
+
+    model = tmp_path / "model"
+    shutil.copytree(export_zoo["emo"], model)
+    outside = tmp_path / "elsewhere.json"
+    (model / "tokenizer.json").rename(outside)
+    (model / "tokenizer.json").symlink_to(outside)
+    with pytest.raises(UnsafePathError, match="outside"):
+        export_gguf(model, tmp_path / "out.gguf", dtype="f16")

@@ -48,3 +48,9 @@ def test_select_with_target(cli, model, tmp_path):
     result = cli("select", model, "--profile", profile, "--domain", "code", "--keep", "0.5", "--target", "gguf", "--out", plan)
     assert result.exit_code == 0, result.output
     assert plan.is_file()
+
+
+def test_run_refuses_an_unknown_target_before_anything_runs(cli, model, tmp_path):
+    result = cli("run", "quickstart", "--target", "onnx", "--out", tmp_path / "run")
+    assert result.exit_code == 1 and "--target 'onnx' is not one of gguf" in result.output
+    assert not (tmp_path / "run").exists()
