@@ -73,9 +73,14 @@ def route(logits: torch.Tensor, spec: RoutingSpec) -> tuple[torch.Tensor, torch.
     probability, then the always-on experts (in the order the
     spec lists them: always-active ids as given, shared experts by descending weight).
     """
+    return pick_experts(router_probabilities(logits, spec), spec)
+
+
+def pick_experts(probs: torch.Tensor, spec: RoutingSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-k pick of `route` from router probabilities [T, E] fp32 (`router_probabilities`); for
+    callers that also need the probabilities (the trainer's load-balancing loss)."""
     import torch
 
-    probs = router_probabilities(logits, spec)  # [T, E] fp32
     T = probs.shape[0]
     if spec.always_active:
         aa = torch.tensor(spec.always_active, device=probs.device, dtype=torch.long)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emo_prune.models.emo.modeling_emo import EmoTopKRouter
+from emo_prune.routing import pick_experts, router_probabilities
 
 NEG_INF = float("-inf")
 
@@ -64,25 +65,21 @@ class PoolRouter(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ctx = self.context
-        logits = F.linear(hidden_states.float(), self.weight.float())  # [T, E] fp32 router logits
-        routed_logits = logits[:, :-1]  # [T, E_r]
-        probs = torch.softmax(routed_logits, dim=-1)  # [T, E_r]
+        logits = F.linear(hidden_states, self.weight)  # [T, E] router logits, in the model dtype as at inference
+        full = router_probabilities(logits, self.spec)  # [T, E] fp32: routed softmax, then the shared expert's
+        probs = full[:, :-1]  # [T, E_r]
         k_routed = self.spec.routed_top_k
-        if ctx.objective == "emo":
-            in_pool = document_pools(probs, ctx.doc_ids, ctx.pool_sizes)
-            pooled = torch.softmax(routed_logits.masked_fill(~in_pool, NEG_INF), dim=-1)
-        else:
-            pooled = probs
-        weights, ids = torch.topk(pooled, k_routed, dim=-1)  # [T, k-1]
+        if ctx.objective == "emo":  # routed experts outside the document's pool leave the softmax and the pick
+            in_pool = document_pools(probs, ctx.doc_ids, ctx.pool_sizes)  # [T, E_r]
+            always_in = torch.ones_like(in_pool[:, :1])  # the shared expert
+            full = router_probabilities(logits.masked_fill(~torch.cat([in_pool, always_in], dim=1), NEG_INF), self.spec)
+        weights, ids = pick_experts(full, self.spec)  # [T, k] fp32: routed picks, then the shared expert
         T = hidden_states.shape[0]
-        shared_id = torch.full((T, 1), self.spec.num_experts - 1, dtype=ids.dtype, device=ids.device)
-        weights = torch.cat([weights, torch.ones(T, 1, dtype=weights.dtype, device=weights.device)], dim=1)
-        ids = torch.cat([ids, shared_id], dim=1)  # [T, k]
 
         counts = torch.zeros_like(probs[0]).index_add_(0, ids[:, :-1].reshape(-1), torch.ones(T * k_routed, device=probs.device))
         fraction = counts / (T * k_routed)  # f_e [E_r]
         ctx.lb_terms.append(probs.shape[1] * torch.sum(fraction * probs.mean(dim=0)))
-        ctx.z_terms.append(torch.logsumexp(logits, dim=-1).pow(2).mean())
+        ctx.z_terms.append(torch.logsumexp(logits.float(), dim=-1).pow(2).mean())
         ctx.usage.append(counts.detach())
         return logits, weights.to(hidden_states.dtype), ids
 

@@ -63,3 +63,13 @@ def test_standard_routing_is_the_models_own_top_k_and_global_load_balancing():
 def test_positions_restart_at_document_starts():
     docs = torch.tensor([[0, 0, 1, 1, 1, 2], [2, 2, 3, 4, 4, 4]])
     assert positions_from_docs(docs).tolist() == [[0, 1, 0, 1, 2, 0], [0, 1, 0, 0, 1, 2]]
+
+def test_training_router_computes_logits_in_the_model_dtype_like_inference():
+    # the bug issue 13 names: the trainer's logits were fp32 while inference used the model dtype, so a
+    # bf16 model routed differently in training than when served
+    gate = router().to(torch.bfloat16)
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16)
+    logits, weights, ids = PoolRouter(gate, RoutingContext(objective="standard"))(x)
+    model_logits, model_weights, model_ids = gate(x)
+    assert logits.dtype == torch.bfloat16 and torch.equal(logits, model_logits)
+    assert torch.equal(ids, model_ids) and torch.equal(weights, model_weights)
