@@ -19,7 +19,7 @@ def bench_routing(
     tokens: Sequence[int], experts: int, top_k: int, num_shared: int = 1, device: torch.device | str = "cuda",
     min_seconds: float = 0.3,
 ) -> list[BenchRow]:
-    from emo_prune.runtime import route, triton_usable
+    from emo_prune.runtime import dispatch_route, triton_usable
 
     device = torch.device(device)
     spec = RoutingSpec(num_experts=experts, top_k=top_k, num_shared=num_shared)
@@ -32,6 +32,6 @@ def bench_routing(
             if backend == "triton" and (device.type != "cuda" or not triton_usable(device)):
                 row.skipped = "Triton routing needs a CUDA device"
                 continue
-            timing = time_call(lambda: route(logits, spec, backend=backend), device, min_seconds)
+            timing = time_call(lambda: dispatch_route(logits, spec, backend=backend), device, min_seconds)
             row.set_time(timing, logits.numel() * logits.element_size(), 0.0, None)
     return rows

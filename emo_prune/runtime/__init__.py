@@ -15,7 +15,7 @@ from emo_prune.runtime.registry import (
     default_experts_implementation,
     register_experts_implementations,
 )
-from emo_prune.runtime.routing import route
+from emo_prune.runtime.routing import dispatch_route
 from emo_prune.runtime.triton_backend import triton_experts, triton_usable
 
 register_experts_implementations()
@@ -26,7 +26,7 @@ __all__ = [
     "default_experts_implementation",
     "experts_reference",
     "register_experts_implementations",
-    "route",
+    "dispatch_route",
     "triton_experts",
     "triton_usable",
 ]

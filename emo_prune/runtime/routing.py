@@ -1,6 +1,6 @@
 """The routing entry point models call: the Triton kernel on CUDA, the torch reference elsewhere.
 
-Shapes: logits [T, E] -> (weights [T, k] fp32, ids [T, k] int64), exactly as `emo_prune.routing.route`
+Shapes: logits [T, E] -> (weights [T, k] fp32, ids [T, k] int64), exactly as `emo_prune.routing.route` (the reference it dispatches to off CUDA)
 (the kernel is tested to give the same ids and fp32-close weights on all three EMO paths).
 """
 
@@ -16,7 +16,7 @@ from emo_prune.runtime.triton_backend import kernels, triton_usable
 BACKENDS = ("auto", "triton", "torch")
 
 
-def route(logits: torch.Tensor, spec: RoutingSpec, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+def dispatch_route(logits: torch.Tensor, spec: RoutingSpec, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """backend: "auto" (Triton on CUDA when available, else torch), "triton" (forced; also runs under
     TRITON_INTERPRET=1 on CPU), "torch" (emo_prune.routing.route)."""
     if backend not in BACKENDS:

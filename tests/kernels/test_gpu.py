@@ -79,7 +79,7 @@ def test_both_paths_agree(path: str) -> None:
 def test_routing_kernel(spec: RoutingSpec) -> None:
     logits = torch.randn(4096, spec.num_experts, device="cuda") * 3
     want_w, want_ids = route(logits, spec)
-    got_w, got_ids = runtime.route(logits, spec)  # auto -> Triton on CUDA
+    got_w, got_ids = runtime.dispatch_route(logits, spec)  # auto -> Triton on CUDA
     assert torch.equal(got_ids, want_ids)
     torch.testing.assert_close(got_w, want_w, rtol=1e-5, atol=1e-6)
 

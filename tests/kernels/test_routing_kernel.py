@@ -8,7 +8,7 @@ from moe_cases import tie_free_logits
 
 from emo_prune.errors import RuntimeSetupError
 from emo_prune.routing import RoutingSpec, route
-from emo_prune.runtime import route as runtime_route
+from emo_prune.runtime import dispatch_route as runtime_route
 
 SPECS = [
     # plain top-k of one softmax (OLMoE, Qwen): E not a power of two

@@ -171,9 +171,9 @@ class EmoTopKRouter(nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = F.linear(hidden_states, self.weight)  # [T, E]
         if self.config._experts_implementation == "emo_triton" and logits.is_cuda:
-            from emo_prune.runtime import route as fast_route
+            from emo_prune.runtime import dispatch_route
 
-            weights, ids = fast_route(logits, self.spec)
+            weights, ids = dispatch_route(logits, self.spec)
         else:
             weights, ids = route(logits, self.spec)  # [T, k] fp32, [T, k]
         return logits, weights.to(hidden_states.dtype), ids
