@@ -28,12 +28,17 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
 
 from emo_prune.errors import EmoPruneError, RecipeError
+
+if TYPE_CHECKING:
+    from emo_prune.eval import EvalSettings
+    from emo_prune.profile.runner import ProfileSettings
+    from emo_prune.select import GreedySettings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")  # a build folder: one name; '+' joins domains
@@ -77,6 +82,31 @@ class Calibration(_Section):
     layerwise: bool | None = None  # null: whole model when it fits, else layer by layer (emo_prune.memory)
     device: str = "auto"
     dtype: str = "auto"
+
+    def profile_settings(self) -> ProfileSettings:
+        from emo_prune.profile.runner import ProfileSettings
+
+        return ProfileSettings(
+            seq_len=self.seq_len,
+            batch_size=self.batch_size,
+            max_tokens=self.max_tokens,
+            device=self.device,
+            dtype=self.dtype,
+            layerwise=self.layerwise,
+            seed=self.seed,
+        )
+
+    def greedy_settings(self, model_dir: Path) -> GreedySettings:
+        """Greedy selection reads the calibration settings, as the profile step does."""
+        from emo_prune.io import Checkpoint
+        from emo_prune.models.loading import resolve_device, resolve_seq_len
+        from emo_prune.select import GreedySettings
+
+        return GreedySettings(
+            seq_len=resolve_seq_len(self.seq_len, Checkpoint.open(model_dir).config),
+            batch_size=self.batch_size,
+            device=resolve_device(self.device),
+        )
 
 
 class Selection(_Section):
@@ -143,6 +173,22 @@ class Eval(_Section):
     dtype: str = "auto"
     device: str = "cpu"
     bootstrap_iters: int = Field(default=100000, ge=0)
+
+    def settings(self) -> EvalSettings:
+        from emo_prune.eval import EvalSettings
+
+        return EvalSettings(
+            tasks=self.tasks,
+            num_fewshot=self.num_fewshot,
+            limit=self.limit,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            include_paths=self.include_paths,
+            impl=self.impl,
+            dtype=self.dtype,
+            device=self.device,
+            bootstrap_iters=self.bootstrap_iters,
+        )
 
 
 class Edge(_Section):

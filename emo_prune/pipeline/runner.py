@@ -47,34 +47,6 @@ def default_out_dir(recipe: Recipe) -> Path:
     return Path("runs") / recipe.name
 
 
-def eval_settings(recipe: Recipe) -> EvalSettings:
-    e = recipe.eval
-    return EvalSettings(
-        tasks=e.tasks,
-        num_fewshot=e.num_fewshot,
-        limit=e.limit,
-        batch_size=e.batch_size,
-        max_length=e.max_length,
-        include_paths=e.include_paths,
-        impl=e.impl,
-        dtype=e.dtype,
-        device=e.device,
-        bootstrap_iters=e.bootstrap_iters,
-    )
-
-
-def greedy_settings(recipe: Recipe, model_dir: Path) -> GreedySettings:
-    """Greedy selection reads the recipe's calibration settings, as the profile step does."""
-    from emo_prune.models.loading import resolve_device, resolve_seq_len
-
-    c = recipe.calibration
-    return GreedySettings(
-        seq_len=resolve_seq_len(c.seq_len, Checkpoint.open(model_dir).config),
-        batch_size=c.batch_size,
-        device=resolve_device(c.device),
-    )
-
-
 def _status(result: StepResult) -> None:
     verdict = "skipped (up to date)" if result.status == "skipped" else f"done in {result.seconds:.1f}s"
     out.note(f"[bold]{result.step}[/]: {verdict}")
@@ -82,18 +54,10 @@ def _status(result: StepResult) -> None:
 
 # ---- the steps ------------------------------------------------------------------------------------
 def _profile(recipe: Recipe, model_dir: Path, path: Path) -> None:
-    from emo_prune.profile.runner import ProfileSettings, profile_to_file
+    from emo_prune.profile.runner import profile_to_file
 
     c = recipe.calibration
-    settings = ProfileSettings(
-        seq_len=c.seq_len,
-        batch_size=c.batch_size,
-        max_tokens=c.max_tokens,
-        device=c.device,
-        dtype=c.dtype,
-        layerwise=c.layerwise,
-        seed=c.seed,
-    )
+    settings = c.profile_settings()
     domains = list(c.domains) if c.domains else None
     with out.progress() as progress:
         bar = progress.add_task("profile", total=None)
@@ -109,7 +73,7 @@ def _select(recipe: Recipe, model_dir: Path, profile: Path, budget: float | int,
 
     s = recipe.selection
     options = SelectOptions(
-        greedy=greedy_settings(recipe, model_dir),
+        greedy=recipe.calibration.greedy_settings(model_dir),
         keep=str(budget),
         domains=recipe.selection_domains,
         method=s.method,
@@ -207,7 +171,7 @@ def _run_steps(
 
     if target is None and recipe.edge is not None:
         target = "gguf"
-    settings = eval_settings(recipe) if recipe.eval.tasks else None
+    settings = recipe.eval.settings() if recipe.eval.tasks else None
     header = f"resolved by emo-prune {__version__} from {recipe_file or 'a Recipe object'}"
     if overrides:
         header += "\noverrides: " + " ".join(overrides)

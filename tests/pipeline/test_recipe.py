@@ -12,7 +12,6 @@ from emo_prune.errors import RecipeError
 from emo_prune.pipeline import apply_overrides, budget_label, load_recipe, validate_recipe
 from emo_prune.io import Checkpoint
 from emo_prune.pipeline.recipe import find_recipe
-from emo_prune.pipeline.runner import greedy_settings
 from emo_prune.models.loading import resolve_seq_len
 from emo_prune.select import GreedySettings
 
@@ -118,8 +117,8 @@ def test_ci_example_runs_a_recipe_and_uploads_builds_and_report():
 def test_greedy_reads_the_recipes_calibration_settings(small_emo):
     """`method: greedy` scores on the recipe's seq_len, batch size and device, not greedy's own defaults."""
     set_ = validate_recipe(fast_recipe(small_emo, selection={"method": "greedy"}))
-    assert greedy_settings(set_, small_emo) == GreedySettings(seq_len=128, batch_size=8, device="cpu")
+    assert set_.calibration.greedy_settings(small_emo) == GreedySettings(seq_len=128, batch_size=8, device="cpu")
     # null seq_len = min(2048, the model's context), resolved as the profile step does; auto = cpu here
     unset = validate_recipe(fast_recipe(small_emo, calibration={"sources": ["builtin:math:calib"], "device": "auto"}))
     context = resolve_seq_len(None, Checkpoint.open(small_emo).config)
-    assert greedy_settings(unset, small_emo) == GreedySettings(seq_len=context, batch_size=8, device="cpu")
+    assert unset.calibration.greedy_settings(small_emo) == GreedySettings(seq_len=context, batch_size=8, device="cpu")
