@@ -45,6 +45,11 @@ class LayerLayout:
         fixed = set(self.fixed_ids)
         return tuple(e for e in range(self.num_experts) if e not in fixed)
 
+    def experts_at(self, fraction: float) -> int:
+        """The keep-count rounding rule, defined once: round(fraction x E), fixed experts included
+        (selection's --keep and the profile's EMO pool budgets both use it)."""
+        return round(fraction * self.num_experts)
+
     def routing_spec(self) -> RoutingSpec:
         if self.is_dense:
             raise ConfigError(f"layer {self.index} is a dense MLP layer: it has no router")

@@ -47,7 +47,7 @@ def pool_size(layout: LayerLayout, fraction: float) -> int:
     """Routed experts in a document's EMO pool at a keep fraction (the keep count includes fixed experts)."""
     if layout.is_dense:
         return 0
-    keep = max(layout.top_k, round(fraction * layout.num_experts))
+    keep = max(layout.top_k, layout.experts_at(fraction))
     return max(0, min(len(layout.routed_ids), keep - len(layout.fixed_ids)))
 
 

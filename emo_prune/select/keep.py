@@ -2,7 +2,7 @@
 
 As in AI2's pipeline the count includes the fixed experts (shared tail / always-active), which are
 always kept: keep 0.25 of EMO's 128 experts = 32 = 31 routed + 1 shared. A fraction resolves per layer
-as round(K * E_l), the rounding `emo_prune.profile.store.pool_size` uses for the profile's EMO pools.
+as round(K * E_l) (`LayerLayout.experts_at`, also the profile's EMO pool budgets).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Keep:
     def count_for(self, layout: LayerLayout) -> int:
         if self.count is not None:
             return min(self.count, layout.num_experts)
-        return round(self.fraction * layout.num_experts)  # type: ignore[operator]
+        return layout.experts_at(self.fraction)  # type: ignore[arg-type]
 
 
 def keep_counts(keep: Keep, layouts: list[LayerLayout]) -> list[int | None]:
