@@ -37,6 +37,12 @@ def model_path(spec: Path | str) -> Path:
     return Path(spec)
 
 
+def model_label(spec: Path | str) -> str:
+    """A short name of a MODEL argument for default output names: builtin:emo-small -> emo-small."""
+    text = str(spec).rstrip("/")
+    return text.removeprefix("builtin:").rsplit("/", 1)[-1] or "model"
+
+
 def memory_path(layerwise: bool | None) -> str:
     """--layerwise / --whole / neither -> the memory plan's path name."""
     return {None: "auto", True: "layerwise", False: "whole"}[layerwise]

@@ -19,7 +19,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from emo_prune.cli.format import human_count
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, model_path
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, model_label, model_path
 from emo_prune.console import out
 from emo_prune.constants import DEFAULT_MAX_TOKENS
 from emo_prune.errors import ProfileError
@@ -47,18 +47,26 @@ def register(app: typer.Typer) -> None:
     @command
     def run_command(
         inputs: Annotated[
-            list[Path], typer.Argument(help="MODEL_DIR (or, with --merge, the profiles to sum).", show_default=False)
+            list[Path],
+            typer.Argument(metavar="MODEL", help="builtin:NAME, a model folder or a Hub id (with --merge: the profiles to sum).", show_default=False),
         ],
-        out_path: Annotated[Path, typer.Option("--out", help="Profile file to write (.safetensors).", show_default=False)],
+        out_path: Annotated[
+            Path | None,
+            typer.Option("--out", help="Profile file to write (default: MODEL-DOMAINS.profile.safetensors here).", show_default=False),
+        ] = None,
         calib: Annotated[
             list[str] | None,
             typer.Option(
                 "--calib",
                 help="Calibration source, repeatable: FILE.jsonl|.json|.txt|.md, DIR, builtin:code|prose|math[:train|calib|heldout], "
-                "hf:NAME[:CONFIG][:SPLIT], task:LM_EVAL_TASK; prefix DOMAIN= to name its domain.",
+                "hf:NAME[:CONFIG][:SPLIT], task:LM_EVAL_TASK; prefix DOMAIN= to name its domain. "
+                "Default: the built-in calibration split of each --domain (builtin:DOMAIN:calib).",
             ),
         ] = None,
-        domain: Annotated[list[str] | None, typer.Option("--domain", help="Domain to profile, repeatable (default: all).")] = None,
+        domain: Annotated[
+            list[str] | None,
+            typer.Option("--domain", help="Domain to profile, repeatable (default: every domain of --calib); without --calib, a built-in corpus: code, prose, math."),
+        ] = None,
         max_tokens: Annotated[
             int, typer.Option("--max-tokens", help="Tokens per domain (documents in source order); 0 = no limit.")
         ] = DEFAULT_MAX_TOKENS,
@@ -77,7 +85,10 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
         json_output: JsonFlag = False,
     ) -> None:
-        """Profile MODEL_DIR on calibration text in one pass (or sum profiles with --merge)."""
+        """Profile MODEL on calibration text in one pass (or sum profiles with --merge).
+
+        Example: emo-prune profile builtin:emo-small --domain code  (the built-in code corpus's calibration split)
+        """
         from emo_prune.profile.distributed import current_world
         from emo_prune.profile.report import build_report
         from emo_prune.profile.runner import ProfileSettings, check_output, profile_to_file
@@ -86,12 +97,21 @@ def register(app: typer.Typer) -> None:
         if merge:
             if calib or domain:
                 raise ProfileError("--merge sums existing profiles; it takes no --calib / --domain")
+            if out_path is None:
+                raise ProfileError("--merge needs --out, the profile to write")
             check_output(out_path, overwrite)
             profile = Profile.merge([Profile.load(p) for p in inputs])
             profile.save(out_path)
         else:
             if len(inputs) != 1:
-                raise ProfileError(f"give exactly one MODEL_DIR (got {len(inputs)}); to sum profiles use --merge")
+                raise ProfileError(f"give exactly one MODEL (got {len(inputs)}); to sum profiles use --merge")
+            if not calib:
+                from emo_prune.calib import builtin_calibration
+
+                calib = builtin_calibration(domain or [])
+                out.note(f"calibration text: {', '.join(calib)} (the built-in calibration split of each --domain)")
+            if out_path is None:
+                out_path = Path(f"{model_label(inputs[0])}-{'+'.join(domain) if domain else 'all'}.profile.safetensors")
             settings = ProfileSettings(
                 seq_len=seq_len,
                 batch_size=batch_size,
@@ -128,7 +148,10 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
         json_output: JsonFlag = False,
     ) -> None:
-        """Re-print a profile's report; --plot draws its heatmaps (PNG, SVG or PDF by suffix)."""
+        """Re-print a profile's report; --plot draws its heatmaps (PNG, SVG or PDF by suffix).
+
+        Example: emo-prune profile show emo-small-code.profile.safetensors --plot heatmap.png
+        """
         from emo_prune.profile.plot import plot_heatmaps
         from emo_prune.profile.report import build_report
         from emo_prune.profile.store import Profile
@@ -174,5 +197,9 @@ def render(report: dict[str, Any], path: Path, plot: Path | None = None) -> None
             per_layer = " ".join("-" if j is None else f"{j:.2f}" for j in o["jaccard"])
             table.add_row(" / ".join(o["domains"]), f"{o['min']:.2f}", f"{o['mean']:.2f}", per_layer)
         out.print(table)
+    out.print(
+        "mass kept = the share of the routed experts' router probability a subset keeps (a routing statistic); "
+        "`emo-prune eval` measures the quality a build retains"
+    )
     if plot is not None:
         out.print(f"heatmap written to {plot}")

@@ -27,7 +27,14 @@ DomainOption = Annotated[
 ]
 KeepOption = Annotated[
     str | None,
-    typer.Option("--keep", help="Fraction of each layer's experts (0.25, 0.125) or a count per layer (32); shared count."),
+    typer.Option(
+        "--keep",
+        help="Fraction of each layer's experts (0.25, 0.125, 1.0) or a count per layer greater than 1 (32); shared experts count.",
+    ),
+]
+ExpertsOption = Annotated[
+    int | None,
+    typer.Option("--experts", min=1, help="Experts kept per layer, as a count (1 allowed); instead of --keep.", show_default=False),
 ]
 MethodOption = Annotated[
     str, typer.Option("--method", help=f"Scoring: {' | '.join(METHODS)} (greedy = AI2's layer by layer).")
@@ -62,12 +69,19 @@ def options_from_flags(
     batch_size: int,
     device: str,
     memory: MemoryOptions | None = None,
+    experts: int | None = None,
 ) -> SelectOptions:
     from emo_prune.select import GreedySettings, Plan, SelectOptions
+    from emo_prune.select.keep import Keep, experts_text
 
     memory = memory or MemoryOptions()
+    if keep is not None and experts is not None:
+        raise PlanError("pass --keep or --experts, not both")
+    if experts is not None:
+        keep = experts_text(experts)
     if keep is None:
-        raise PlanError("pass --keep (a fraction such as 0.125, or a count of experts per layer)")
+        raise PlanError("pass --keep (a fraction such as 0.125) or --experts (a count of experts per layer)")
+    Keep.parse(keep)  # before any work: `--keep 1` fails at once
     return SelectOptions(
         keep=keep,
         domains=tuple(domains or ()),
@@ -113,6 +127,7 @@ def register(app: typer.Typer) -> None:
         model_dir: ModelDir,
         out_path: Annotated[Path, typer.Option("--out", help="Plan file to write (JSON).", show_default=False)],
         keep: KeepOption = None,
+        experts: ExpertsOption = None,
         profile: ProfileOption = None,
         domain: DomainOption = None,
         method: MethodOption = "mass",
@@ -132,11 +147,13 @@ def register(app: typer.Typer) -> None:
         """Choose the experts each layer keeps and write them as a plan (for `extract --plan`).
 
         Subsets from one profile are nested: the 12.5% set lies inside the 25% set (except greedy; use --within).
+
+        Example: emo-prune select builtin:emo-small --profile emo-small-code.profile.safetensors --keep 0.25 --out code25.json
         """
         model_dir = model_path(model_dir)
         memory = MemoryOptions(memory_path(layerwise), max_memory)  # greedy only
         options = options_from_flags(
-            keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device, memory
+            keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device, memory, experts
         )
         plan = run_select(model_dir, profile, options)
         check_plan_target(target, model_dir, plan)
