@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
                 strict=strict,
                 on_tensor=advance,
             )
-        out.result(result.to_dict(), lambda: render(result))
+        out.result(result.to_dict(), lambda: render(result, str(model_arg)))
 
 
 def _select_on_a_fresh_profile(model_dir: Path, options: SelectOptions, calib: list[str] | None, device: str) -> Plan:
@@ -155,7 +155,7 @@ def keep_label(keep: str) -> str:
     return f"k{number}" if number.isdigit() else f"{float(number) * 100:g}pct"
 
 
-def render(result: ExtractResult) -> None:
+def render(result: ExtractResult, original: str = "<original>") -> None:
     counts = sorted({c for c in result.kept_counts if c is not None})
     kept = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]} (per layer)"
     k = result.num_experts_per_tok
@@ -164,4 +164,4 @@ def render(result: ExtractResult) -> None:
     out.print(f"top-k {k['new']}" + ("" if k["new"] == k["original"] else f" (clamped from {k['original']})"))
     for key, change in result.config_changes.items():
         out.print(f"  config {key}: {change['from']} -> {change['to']}")
-    out.print(f"check it: emo-prune verify <original> {result.out_dir}")
+    out.print(f"check it: emo-prune verify {original} {result.out_dir}")
