@@ -135,3 +135,14 @@ def test_usage_errors_are_one_line(cli):
     result = cli("inspect")
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == ["usage error: Missing argument 'MODEL' (see `emo-prune inspect --help`)"]
+
+
+def test_profile_merge_is_a_command_and_the_old_flag_still_works(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli("profile", "builtin:emo-small", "--domain", "math", "--max-tokens", "500", "--out", "a.safetensors").exit_code == 0
+    merged = cli("--json", "profile", "merge", "a.safetensors", "a.safetensors", "--out", "b.safetensors")
+    assert merged.exit_code == 0, merged.output
+    old = cli("--json", "profile", "--merge", "a.safetensors", "a.safetensors", "--out", "c.safetensors")
+    assert old.exit_code == 0, old.output
+    tokens = [json.loads(r.stdout)["domains"]["math"]["tokens"] for r in (merged, old)]
+    assert tokens[0] == tokens[1] > 0

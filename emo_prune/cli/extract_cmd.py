@@ -9,26 +9,27 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from emo_prune.cli.format import human_bytes
-from emo_prune.cli.options import JsonFlag, ModelDir, TargetOption, model_label, model_path
-from emo_prune.cli.select_cmd import (
+from emo_prune.cli.options import (
     BatchOption,
     BudgetOption,
     CalibOption,
     CombineOption,
-    DeviceOption,
     DomainOption,
     ExpertsOption,
+    JsonFlag,
     KeepOption,
     MethodOption,
+    ModelDir,
     ProfileOption,
     SeedOption,
     SeqLenOption,
+    TargetOption,
     WithinOption,
-    check_plan_target,
-    options_from_flags,
-    render_plan,
-    run_select,
+    model_label,
+    model_path,
 )
+from emo_prune.cli.options import GreedyDeviceOption as DeviceOption
+from emo_prune.cli.select_cmd import check_plan_target, options_from_flags, render_plan, run_select
 from emo_prune.console import out
 from emo_prune.constants import ONE_STEP_MAX_TOKENS, PROFILE_METHODS
 from emo_prune.text import plural

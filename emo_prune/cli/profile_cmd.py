@@ -1,11 +1,11 @@
-"""`emo-prune profile`: per-domain expert usage of a model, and `profile show` / `profile --merge`.
+"""`emo-prune profile`: per-domain expert usage of a model, and `profile merge` / `profile show`.
 
-    emo-prune profile MODEL_DIR --calib SOURCE [--calib ...] [--domain NAME ...] --out PROFILE [...]
-    emo-prune profile --merge A B ... --out C
+    emo-prune profile MODEL [--domain NAME ...] [--calib SOURCE ...] [--out PROFILE] [...]
+    emo-prune profile merge A B ... --out C        (also: profile --merge A B ... --out C)
     emo-prune profile show PROFILE [--plot heatmap.png]
 
 `profile` is a group whose default command is `run`: a first argument that is not a subcommand name
-(`run`, `show`) is a model folder (or, with --merge, a profile), so `profile MODEL_DIR ...` works as is.
+(`run`, `merge`, `show`) is a MODEL (or, with --merge, a profile), so `profile MODEL ...` works as is.
 """
 
 from __future__ import annotations
@@ -99,9 +99,7 @@ def register(app: typer.Typer) -> None:
                 raise ProfileError("--merge sums existing profiles; it takes no --calib / --domain")
             if out_path is None:
                 raise ProfileError("--merge needs --out, the profile to write")
-            check_output(out_path, overwrite)
-            profile = Profile.merge([Profile.load(p) for p in inputs])
-            profile.save(out_path)
+            profile = merge_profiles(inputs, out_path, overwrite)
         else:
             if len(inputs) != 1:
                 raise ProfileError(f"give exactly one MODEL (got {len(inputs)}); to sum profiles use --merge")
@@ -140,6 +138,25 @@ def register(app: typer.Typer) -> None:
         report = build_report(profile, top=top)
         out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
 
+    @group.command("merge")
+    @command
+    def merge_command(
+        profiles: Annotated[list[Path], typer.Argument(metavar="PROFILE", help="Profiles of one model to sum.", show_default=False)],
+        out_path: Annotated[Path, typer.Option("--out", help="Profile file to write (.safetensors).", show_default=False)],
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+        top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Sum profiles of the same model (one per corpus, per process or per machine) into one file.
+
+        Example: emo-prune profile merge code.profile.safetensors math.profile.safetensors --out both.profile.safetensors
+        """
+        from emo_prune.profile.report import build_report
+
+        profile = merge_profiles(profiles, out_path, overwrite)
+        report = build_report(profile, top=top)
+        out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
+
     @group.command("show")
     @command
     def show_command(
@@ -164,6 +181,16 @@ def register(app: typer.Typer) -> None:
         out.result(data, lambda: render(report, path, plot))
 
     app.add_typer(group, name="profile")
+
+
+def merge_profiles(paths: list[Path], out_path: Path, overwrite: bool):  # noqa: ANN201 (Profile, imported lazily)
+    from emo_prune.profile.runner import check_output
+    from emo_prune.profile.store import Profile
+
+    check_output(out_path, overwrite)
+    profile = Profile.merge([Profile.load(p) for p in paths])
+    profile.save(out_path)
+    return profile
 
 
 def _pct(value: float | None) -> str:

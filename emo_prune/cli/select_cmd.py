@@ -1,4 +1,4 @@
-"""`emo-prune select MODEL_DIR --profile P --domain D --keep K --out PLAN.json`: which experts to keep."""
+"""`emo-prune select MODEL --profile P --domain D --keep K --out PLAN.json`: which experts to keep."""
 
 from __future__ import annotations
 
@@ -9,51 +9,36 @@ import typer
 from rich.table import Table
 
 from emo_prune.cli.format import compress_ranges
-from emo_prune.cli.options import JsonFlag, LayerwiseOption, MaxMemoryOption, ModelDir, TargetOption, memory_path, model_path
+from emo_prune.cli.options import (
+    BatchOption,
+    BudgetOption,
+    CalibOption,
+    CombineOption,
+    DomainOption,
+    ExpertsOption,
+    GreedyDeviceOption,
+    JsonFlag,
+    KeepOption,
+    LayerwiseOption,
+    MaxMemoryOption,
+    MethodOption,
+    ModelDir,
+    ProfileOption,
+    SeedOption,
+    SeqLenOption,
+    TargetOption,
+    WithinOption,
+    memory_path,
+    model_path,
+)
 from emo_prune.console import out
-from emo_prune.constants import COMBINES, METHODS
 from emo_prune.errors import PlanError
 from emo_prune.memory.plan import MemoryOptions
-from emo_prune.select.budget import BUDGETS
 
 if TYPE_CHECKING:
     from emo_prune.select import Plan, SelectOptions
 
-# Shared with `extract` (which can select on the fly); not used elsewhere, so they live here.
-ProfileOption = Annotated[Path | None, typer.Option("--profile", help="Profile file made by `emo-prune profile`.")]
-DomainOption = Annotated[
-    list[str] | None,
-    typer.Option("--domain", help="Domain to keep experts for; repeat for several.", show_default=False),
-]
-KeepOption = Annotated[
-    str | None,
-    typer.Option(
-        "--keep",
-        help="Fraction of each layer's experts (0.25, 0.125, 1.0) or a count per layer greater than 1 (32); shared experts count.",
-    ),
-]
-ExpertsOption = Annotated[
-    int | None,
-    typer.Option("--experts", min=1, help="Experts kept per layer, as a count (1 allowed); instead of --keep.", show_default=False),
-]
-MethodOption = Annotated[
-    str, typer.Option("--method", help=f"Scoring: {' | '.join(METHODS)} (greedy = AI2's layer by layer).")
-]
-BudgetOption = Annotated[
-    str, typer.Option("--budget", help=f"{' | '.join(BUDGETS)}: same count per layer, or one total (EMO only).")
-]
-CombineOption = Annotated[str, typer.Option("--combine", help=f"Several domains: {' | '.join(COMBINES)}.")]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of --method random.")]
-WithinOption = Annotated[
-    Path | None, typer.Option("--within", help="Choose only among the experts this (larger) plan keeps.")
-]
-CalibOption = Annotated[
-    list[str] | None,
-    typer.Option("--calib", help="greedy: calibration source (default: the profile's sources).", show_default=False),
-]
-SeqLenOption = Annotated[int, typer.Option("--seq-len", help="greedy: tokens per calibration document.")]
-BatchOption = Annotated[int, typer.Option("--batch-size", help="greedy: documents per forward.")]
-DeviceOption = Annotated[str, typer.Option("--device", help="greedy: torch device.")]
+DeviceOption = GreedyDeviceOption  # the name `extract` and others import from here
 
 
 def options_from_flags(
