@@ -3,14 +3,15 @@
 Human output goes to stdout through one Rich console; `--json` replaces it with one JSON document on
 stdout per command. Errors are one line on stderr (and a JSON error object on stdout in --json mode).
 Progress bars draw on stderr, only on a terminal and never in --json mode; off a terminal (a CI log)
-progress is plain lines on stderr instead: one when a step starts, one per ~10% of it, one when it
-ends, each with the elapsed time. --quiet and --json hide both.
+progress is plain lines on stderr instead (LineProgress: for steps longer than a second, a line once
+it runs, one per ~10% of it, one when it ends, each with the elapsed time). --quiet and --json hide both.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,18 +68,31 @@ def fit_table(table: Table, console: Console, drop: tuple[str, ...] = ()) -> Tab
 
 
 class LineProgress:
-    """The `rich.progress.Progress` calls emo-prune makes (add_task / update / advance), as log lines."""
+    """The `rich.progress.Progress` calls emo-prune makes (add_task / update / advance), as log lines.
 
+    A step that ends within DELAY seconds prints nothing (a quick command, or a refusal, keeps its
+    output to its result or its one error line). A longer one prints "running" at DELAY (from a timer,
+    so a step that reports no progress shows life too), then a line per 10% of its total, then
+    "finished", each with the elapsed time.
+    """
+
+    DELAY = 1.0  # seconds before a step's first line
     STEP = 0.1  # a line per 10% of a task's total
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.tasks: dict[int, dict[str, Any]] = {}
+        self.timers: list[threading.Timer] = []
 
     def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
         task_id = len(self.tasks)
-        self.tasks[task_id] = {"description": description, "total": total, "completed": 0.0, "start": time.perf_counter(), "shown": 0}
-        self._line(task_id, "started")
+        self.tasks[task_id] = {
+            "description": description, "total": total, "completed": 0.0, "start": time.perf_counter(), "shown": 0, "lines": 0,
+        }  # fmt: skip
+        timer = threading.Timer(self.DELAY, self._line, (task_id, "running"))
+        timer.daemon = True
+        self.timers.append(timer)
+        timer.start()
         return task_id
 
     def update(self, task_id: int, *, total: float | None = None, completed: float | None = None, advance: float | None = None, **fields: Any) -> None:
@@ -93,17 +107,22 @@ class LineProgress:
             tenth = int(min(task["completed"] / task["total"], 1.0) / self.STEP)
             if tenth > task["shown"]:
                 task["shown"] = tenth
-                self._line(task_id, f"{tenth * 10}%", fields.get("rate"))
+                if time.perf_counter() - task["start"] >= self.DELAY:
+                    self._line(task_id, f"{tenth * 10}%", fields.get("rate"))
 
     def advance(self, task_id: int, advance: float = 1) -> None:
         self.update(task_id, advance=advance)
 
-    def close(self) -> None:
-        for task_id in self.tasks:
-            self._line(task_id, "finished")
+    def close(self, finished: bool = True) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        for task_id, task in self.tasks.items():
+            if finished and task["lines"]:
+                self._line(task_id, "finished")
 
     def _line(self, task_id: int, what: str, rate: str | None = None) -> None:
         task = self.tasks[task_id]
+        task["lines"] += 1
         elapsed = time.perf_counter() - task["start"]
         suffix = f", {rate}" if rate else ""
         self.console.print(f"{task['description']}: {what} ({elapsed:.1f}s{suffix})", markup=False, highlight=False)
@@ -168,8 +187,12 @@ class Output:
         """A Rich progress on stderr on a terminal; log lines (LineProgress) off one; nothing with --json / --quiet."""
         if not (self.json_mode or self.quiet) and not self.err_console.is_terminal:
             lines = LineProgress(self.err_console)
-            yield lines  # type: ignore[misc]
-            lines.close()  # not after an error: its one line says what happened
+            try:
+                yield lines  # type: ignore[misc]
+            except BaseException:
+                lines.close(finished=False)  # after an error its one line says what happened
+                raise
+            lines.close()
             return
         progress = Progress(
             SpinnerColumn(),

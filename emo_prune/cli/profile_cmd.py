@@ -26,10 +26,11 @@ from emo_prune.errors import ProfileError
 
 
 class _RunByDefault(TyperGroup):
-    """Route `profile X ...` to `profile run X ...` unless X names a subcommand."""
+    """Route `profile X ...` to `profile run X ...` unless X names a subcommand; `profile --help` is
+    the help of `profile run` (its options are what a user looks for), which names the subcommands."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:  # noqa: ANN001 (click's signature)
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+        if args and args[0] not in self.commands:
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -85,7 +86,8 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
         json_output: JsonFlag = False,
     ) -> None:
-        """Profile MODEL on calibration text in one pass (or sum profiles with --merge).
+        """Profile MODEL on calibration text in one pass. Also: `profile merge A B --out C` sums profiles,
+        `profile show P [--plot heatmap.png]` re-prints one.
 
         Example: emo-prune profile builtin:emo-small --domain code  (the built-in code corpus's calibration split)
         """
