@@ -151,3 +151,22 @@ def test_profile_merge_is_a_command_and_the_old_flag_still_works(cli, tmp_path, 
     assert old.exit_code == 0, old.output
     tokens = [json.loads(r.stdout)["domains"]["math"]["tokens"] for r in (merged, old)]
     assert tokens[0] == tokens[1] > 0
+
+
+COMMANDS = ["inspect", "profile", "select", "extract", "verify", "eval", "export", "run", "bench"]
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, "profile merge", "profile show"])
+def test_help_has_a_real_example_and_no_type_placeholders(cli, command, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    result = cli(*command.split(), "--help")
+    assert result.exit_code == 0, result.output
+    assert f"Example: emo-prune {command.split()[0]}" in result.output
+    for placeholder in ("<path>", "<bool>", "<str>", "<int>", "list[", " TEXT ", " INTEGER ", " PATH "):
+        assert placeholder not in result.output, (command, placeholder)
+
+
+def test_help_lists_the_pipeline_in_order(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    listed = [line.split()[1] for line in cli("--help").output.splitlines() if line.startswith("│ ") and line.split()[1] in COMMANDS]
+    assert listed == COMMANDS

@@ -29,6 +29,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 # flags of the whole program that may also follow the command name (`emo-prune run --quiet`);
 # `--json` is also every command's own option, so it needs no hoisting
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
+# the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
+HELP_ORDER = ("inspect", "profile", "select", "extract", "verify", "eval", "export", "run", "bench")
 
 
 def name_metavars(command: click.Command) -> None:
@@ -81,6 +83,12 @@ class GlobalFlagsAnywhere(TyperGroup):
             out.error(f"{error.format_message().rstrip('.')}{where}", kind="usage error")
             sys.exit(error.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """`--help` lists the pipeline's steps in order (typer would put the `profile` group last)."""
+        names = super().list_commands(ctx)
+        order = {name: i for i, name in enumerate(HELP_ORDER)}
+        return sorted(names, key=lambda name: order.get(name, len(order)))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)

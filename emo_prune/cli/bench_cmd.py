@@ -52,8 +52,9 @@ def register(app: typer.Typer) -> None:
         dtype: DtypeOption = "auto",
         json_output: JsonFlag = False,
     ) -> None:
-        """Milliseconds, tokens/s, GB/s and TFLOP/s of the whole forward and of its first MoE layer,
-        for eager, grouped_mm, batched_mm, emo_cpu and emo_triton (those that run here).
+        """Milliseconds, tokens/s, GB/s and TFLOP/s of the model and of one MoE layer per experts implementation.
+
+        For eager, grouped_mm, batched_mm, emo_cpu and emo_triton (those that run here), as ratios to eager.
 
         Example: emo-prune bench builtin:emo-small --tokens 1,64
         """
