@@ -30,14 +30,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 # `--json` is also every command's own option, so it needs no hoisting
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
 # the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
-HELP_ORDER = ("inspect", "profile", "select", "extract", "verify", "eval", "export", "run", "bench")
+HELP_ORDER = ("inspect", "profile", "select", "extract", "verify", "eval", "generate", "export", "run", "bench")
 
 
 def name_metavars(command: click.Command) -> None:
     """Help shows `--keep KEEP`, `--out OUT`, never Python type names (`<path>`, `<bool>`, `list[str]`).
 
     Options get a metavar (what `typer.Option(metavar=...)` sets) named after the option, flags an empty
-    one; arguments already name themselves (MODEL), so their type column is left empty."""
+    one; arguments already name themselves (MODEL), so their type column is left empty. Once per command."""
+    if getattr(command, "_metavars_named", False):
+        return
+    command._metavars_named = True  # type: ignore[attr-defined]
     for param in command.params:
         if param.param_type_name == "option" and param.metavar is None:
             flag = getattr(param, "is_flag", False) or getattr(param, "is_bool_flag", False)
@@ -197,7 +200,7 @@ def _register_commands() -> None:
         verify_cmd,
     )
 
-    # the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
+    # registration order; `emo-prune --help` lists them in HELP_ORDER
     for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, export_cmd, run_cmd, bench_cmd):
         module.register(app)
 
