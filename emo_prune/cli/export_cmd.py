@@ -46,7 +46,6 @@ def register(app: typer.Typer) -> None:
         model_dir = model_path(model_dir)
         if fmt.lower() not in FORMATS:
             raise ExportError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
-        model_dir = model_path(model_dir)
         with out.progress() as progress:
             task = progress.add_task(f"exporting {dtype}", total=None)
             result: ExportResult = export_gguf(
