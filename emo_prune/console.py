@@ -2,19 +2,25 @@
 
 Human output goes to stdout through one Rich console; `--json` replaces it with one JSON document on
 stdout per command. Errors are one line on stderr (and a JSON error object on stdout in --json mode).
-Progress bars draw on stderr, only on a terminal and never in --json mode.
+Progress bars draw on stderr, only on a terminal and never in --json mode; off a terminal (a CI log)
+progress is plain lines on stderr instead (LineProgress: for steps longer than a second, a line once
+it runs, one per ~10% of it, one when it ends, each with the elapsed time). --quiet and --json hide both.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -27,6 +33,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 from emo_prune.errors import EmoPruneError
 
@@ -38,6 +45,89 @@ class RateColumn(ProgressColumn):
         return str(task.fields.get("rate", ""))
 
 
+def fit_table(table: Table, console: Console, drop: tuple[str, ...] = ()) -> Table:
+    """Make `table` readable at the console's width (80 in a CI log) without truncating a header.
+
+    When its natural width is too wide: a lighter box and padding first, then the columns named in
+    `drop` are removed in that order until it fits, and whatever is still too wide wraps (never "…").
+    """
+
+    def natural() -> int:
+        return Measurement.get(console, console.options.update_width(10_000), table).maximum
+
+    if natural() <= console.width:
+        return table
+    table.box, table.padding, table.show_edge = box.SIMPLE_HEAD, (0, 1), False
+    for header in drop:
+        if natural() <= console.width:
+            break
+        table.columns[:] = [c for c in table.columns if c.header != header]
+    for column in table.columns:
+        column.no_wrap, column.overflow = False, "fold"
+    return table
+
+
+class LineProgress:
+    """The `rich.progress.Progress` calls emo-prune makes (add_task / update / advance), as log lines.
+
+    A step that ends within DELAY seconds prints nothing (a quick command, or a refusal, keeps its
+    output to its result or its one error line). A longer one prints "running" at DELAY (from a timer,
+    so a step that reports no progress shows life too), then a line per 10% of its total, then
+    "finished", each with the elapsed time.
+    """
+
+    DELAY = 1.0  # seconds before a step's first line
+    STEP = 0.1  # a line per 10% of a task's total
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.tasks: dict[int, dict[str, Any]] = {}
+        self.timers: list[threading.Timer] = []
+
+    def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
+        task_id = len(self.tasks)
+        self.tasks[task_id] = {
+            "description": description, "total": total, "completed": 0.0, "start": time.perf_counter(), "shown": 0, "lines": 0,
+        }  # fmt: skip
+        timer = threading.Timer(self.DELAY, self._line, (task_id, "running"))
+        timer.daemon = True
+        self.timers.append(timer)
+        timer.start()
+        return task_id
+
+    def update(self, task_id: int, *, total: float | None = None, completed: float | None = None, advance: float | None = None, **fields: Any) -> None:
+        task = self.tasks[task_id]
+        if total is not None:
+            task["total"] = total
+        if completed is not None:
+            task["completed"] = completed
+        if advance is not None:
+            task["completed"] += advance
+        if task["total"]:
+            tenth = int(min(task["completed"] / task["total"], 1.0) / self.STEP)
+            if tenth > task["shown"]:
+                task["shown"] = tenth
+                if time.perf_counter() - task["start"] >= self.DELAY:
+                    self._line(task_id, f"{tenth * 10}%", fields.get("rate"))
+
+    def advance(self, task_id: int, advance: float = 1) -> None:
+        self.update(task_id, advance=advance)
+
+    def close(self, finished: bool = True) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        for task_id, task in self.tasks.items():
+            if finished and task["lines"]:
+                self._line(task_id, "finished")
+
+    def _line(self, task_id: int, what: str, rate: str | None = None) -> None:
+        task = self.tasks[task_id]
+        task["lines"] += 1
+        elapsed = time.perf_counter() - task["start"]
+        suffix = f", {rate}" if rate else ""
+        self.console.print(f"{task['description']}: {what} ({elapsed:.1f}s{suffix})", markup=False, highlight=False)
+
+
 @dataclass
 class Output:
     json_mode: bool = False
@@ -45,10 +135,13 @@ class Output:
     quiet: bool = False
     console: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
     err_console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+    _in_result: bool = field(default=False, repr=False)
 
     def print(self, *renderables: Any, **kwargs: Any) -> None:
-        """Human-readable output; silent in --json and --quiet modes."""
-        if not (self.json_mode or self.quiet):
+        """Human-readable output; silent in --json mode, and in --quiet mode unless it renders a result."""
+        if not self.json_mode and (self._in_result or not self.quiet):
+            drop = kwargs.pop("drop", ())
+            renderables = tuple(fit_table(r, self.console, drop) if isinstance(r, Table) else r for r in renderables)
             self.console.print(*renderables, **kwargs)
 
     def note(self, message: str) -> None:
@@ -62,18 +155,23 @@ class Output:
             self.err_console.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True, highlight=False)
 
     def result(self, data: Any, human: Callable[[], None] | None = None) -> None:
-        """The command's result: JSON on stdout in --json mode, else `human()` renders it."""
+        """The command's result: JSON on stdout in --json mode, else `human()` renders it (--quiet too:
+        quiet hides progress and notes, never results)."""
         if self.json_mode:
             sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
             sys.stdout.flush()
         elif human is not None:
-            human()
+            self._in_result = True
+            try:
+                human()
+            finally:
+                self._in_result = False
 
-    def error(self, error: BaseException | str) -> None:
+    def error(self, error: BaseException | str, kind: str = "error") -> None:
         if isinstance(error, EmoPruneError):
             kind, message = error.kind, str(error)
         elif isinstance(error, str):
-            kind, message = "error", error
+            message = error
         else:
             kind, message = "internal error", f"{type(error).__name__}: {error} (rerun with --debug for the traceback)"
         self.err_console.print(f"[bold red]{kind}:[/] {escape(message)}", markup=True, highlight=False)
@@ -86,7 +184,16 @@ class Output:
 
     @contextmanager
     def progress(self, transient: bool = True) -> Iterator[Progress]:
-        """A Rich progress on stderr; disabled (still usable) off a terminal or in --json mode."""
+        """A Rich progress on stderr on a terminal; log lines (LineProgress) off one; nothing with --json / --quiet."""
+        if not (self.json_mode or self.quiet) and not self.err_console.is_terminal:
+            lines = LineProgress(self.err_console)
+            try:
+                yield lines  # type: ignore[misc]
+            except BaseException:
+                lines.close(finished=False)  # after an error its one line says what happened
+                raise
+            lines.close()
+            return
         progress = Progress(
             SpinnerColumn(),
             TextColumn("[progress.description]{task.description}"),

@@ -8,6 +8,9 @@ COMBINES = ("union", "weighted")
 
 # profiling (emo_prune.profile.runner): tokens per domain
 DEFAULT_MAX_TOKENS = 1_000_000
+# tokens per domain when `extract` profiles on its own (no --profile): a quick profile, as the
+# quickstart recipe's 30k (its builds keep 96-98% on code); `emo-prune profile` takes more
+ONE_STEP_MAX_TOKENS = 50_000
 
 # verification (emo_prune.verify): largest allowed |logit difference| in fp32
 TOLERANCE = 1e-4

@@ -1,9 +1,15 @@
-"""The README's promises: its first two commands, and that its Python example runs as written."""
+"""The README's promises: its first two commands, that every other command runs as written from an
+unrelated folder, and that its Python example runs as written."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -29,3 +35,16 @@ def test_python_example_runs(tmp_path, monkeypatch):
     model = namespace["model"]
     assert model.config._experts_implementation == "emo_cpu"
     assert (tmp_path / "emo-small-code-25" / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_from_a_temp_folder(tmp_path):
+    """All bash blocks but the installs (.ci/run runs those; tests/test_wheel.py the wheel's), in order,
+    in one empty folder, with `set -e`: the tour, then what uses its builds."""
+    blocks = [b for b in bash_blocks() if "pip install" not in b]
+    assert blocks and "emo-prune inspect builtin:emo-small" in blocks[0]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for block in blocks:
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f"{block}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert (tmp_path / "code25" / "config.json").is_file() and (tmp_path / "emo-small-code-12.5pct" / "config.json").is_file()

@@ -8,7 +8,7 @@ Public API (used by profiling and by greedy selection):
 """
 
 from emo_prune.calib.document import HELDOUT_FRACTION, SPLITS, Document, describe_sources, source_digest, split_of
-from emo_prune.calib.sources import BUILTINS, SourceSpec, builtin_texts, load_documents, parse_source
+from emo_prune.calib.sources import BUILTINS, SourceSpec, builtin_calibration, builtin_texts, load_documents, parse_source
 
 __all__ = [
     "BUILTINS",
@@ -16,6 +16,7 @@ __all__ = [
     "SPLITS",
     "Document",
     "SourceSpec",
+    "builtin_calibration",
     "builtin_texts",
     "describe_sources",
     "load_documents",

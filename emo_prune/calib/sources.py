@@ -21,6 +21,7 @@ from emo_prune.calib.builtin_prose import prose_texts
 from emo_prune.calib.document import SPLITS, Document, split_of
 from emo_prune.calib.files import read_path
 from emo_prune.calib.remote import hf_texts, task_texts
+from emo_prune.console import out
 from emo_prune.errors import CalibrationError
 
 BUILTINS = ("code", "prose", "math")
@@ -77,6 +78,17 @@ def builtin_texts(name: str, seed: int) -> list[str]:
     return texts
 
 
+def builtin_calibration(domains: list[str] | tuple[str, ...]) -> list[str]:
+    """The built-in corpus's calibration split of each domain: ["code"] -> ["builtin:code:calib"]."""
+    unknown = [d for d in domains if d not in BUILTINS]
+    if not domains or unknown:
+        what = f"no built-in corpus for domain {unknown[0]!r}" if unknown else "no calibration text and no domain given"
+        raise CalibrationError(
+            f"{what}; name a built-in domain ({', '.join(BUILTINS)}) with --domain, or give calibration text with --calib"
+        )
+    return [f"builtin:{d}:calib" for d in domains]
+
+
 def _load_one(src: SourceSpec, seed: int) -> list[Document]:
     if src.kind == "path":
         return read_path(Path(src.target), src.domain, src.spec)
@@ -108,7 +120,13 @@ def load_documents(
         raise CalibrationError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     documents: list[Document] = []
     for spec in sources:
-        docs = [d for d in _load_one(parse_source(spec), seed) if d.text.strip()]
+        parsed = parse_source(spec)
+        if parsed.kind == "builtin" and parsed.split is None and split is None:
+            out.warn(
+                f"{spec} has no split: it includes the held-out text the offline eval tasks score; "
+                f"profile on {spec}:calib (or :train) to keep the eval honest"
+            )
+        docs = [d for d in _load_one(parsed, seed) if d.text.strip()]
         if not docs:
             raise CalibrationError(f"calibration source {spec} holds no non-empty document")
         documents.extend(docs)

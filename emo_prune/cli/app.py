@@ -29,10 +29,75 @@ F = TypeVar("F", bound=Callable[..., Any])
 # flags of the whole program that may also follow the command name (`emo-prune run --quiet`);
 # `--json` is also every command's own option, so it needs no hoisting
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
+# the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
+HELP_ORDER = ("inspect", "profile", "select", "extract", "verify", "eval", "generate", "export", "run", "bench")
+
+
+def name_metavars(command: click.Command) -> None:
+    """Help shows `--keep KEEP`, `--out OUT`, never Python type names (`<path>`, `<bool>`, `list[str]`).
+
+    Options get a metavar (what `typer.Option(metavar=...)` sets) named after the option, flags an empty
+    one; arguments already name themselves (MODEL), so their type column is left empty. Once per command."""
+    if getattr(command, "_metavars_named", False):
+        return
+    command._metavars_named = True  # type: ignore[attr-defined]
+    for param in command.params:
+        if param.param_type_name == "option" and param.metavar is None:
+            flag = getattr(param, "is_flag", False) or getattr(param, "is_bool_flag", False)
+            param.metavar = "" if flag else max(param.opts, key=len).lstrip("-").replace("-", "_").upper()
+        elif param.param_type_name == "argument":
+            param.display_type_rich = lambda ctx: None  # typer's rich help: the type column of arguments
+    help_option = command.get_help_option
+
+    def get_help_option(ctx: click.Context) -> Any:
+        option = help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option  # type: ignore[method-assign]
+    for sub in getattr(command, "commands", {}).values():
+        name_metavars(sub)
 
 
 class GlobalFlagsAnywhere(TyperGroup):
-    """Moves GLOBAL_FLAGS given after the command name in front of it, where click expects them."""
+    """Moves GLOBAL_FLAGS given after the command name in front of it, where click expects them, and
+    renders usage errors (a missing argument, an unknown option) as one line, like every other error."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        name_metavars(self)
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except Exception as error:
+            # typer raises click's exception types from its own vendored click: recognise them by
+            # click's protocol (format_message, exit_code) rather than by class
+            if not (hasattr(error, "format_message") and hasattr(error, "exit_code")):
+                if type(error).__name__ == "Abort":
+                    out.error("aborted")
+                    sys.exit(1)
+                raise
+            ctx = getattr(error, "ctx", None)
+            if type(error).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                out.console.print(ctx.get_help(), markup=False, highlight=False)
+                sys.exit(0)
+            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            out.error(f"{error.format_message().rstrip('.')}{where}", kind="usage error")
+            sys.exit(error.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """`--help` lists the pipeline's steps in order (typer would put the `profile` group last)."""
+        names = super().list_commands(ctx)
+        order = {name: i for i, name in enumerate(HELP_ORDER)}
+        return sorted(names, key=lambda name: order.get(name, len(order)))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None:
+            name_metavars(command)
+        return command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
@@ -77,6 +142,10 @@ def _quiet_libraries(debug: bool) -> None:
     would cost every command a second), through its API when it is (in-process callers, tests)."""
     os.environ["TRANSFORMERS_VERBOSITY"] = "info" if debug else "error"
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "0" if debug else "1"
+    if debug:  # lm-eval's tqdm bars (tqdm reads TQDM_* when it is first imported)
+        os.environ.pop("TQDM_DISABLE", None)
+    else:
+        os.environ["TQDM_DISABLE"] = "1"
     if "transformers" not in sys.modules:
         return
     from transformers.utils import logging as hf_logging
@@ -131,7 +200,7 @@ def _register_commands() -> None:
         verify_cmd,
     )
 
-    # the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
+    # registration order; `emo-prune --help` lists them in HELP_ORDER
     for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, export_cmd, run_cmd, bench_cmd):
         module.register(app)
 

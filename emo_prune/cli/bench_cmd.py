@@ -52,8 +52,12 @@ def register(app: typer.Typer) -> None:
         dtype: DtypeOption = "auto",
         json_output: JsonFlag = False,
     ) -> None:
-        """Milliseconds, tokens/s, GB/s and TFLOP/s of the whole forward and of its first MoE layer,
-        for eager, grouped_mm, batched_mm, emo_cpu and emo_triton (those that run here)."""
+        """Milliseconds, tokens/s, GB/s and TFLOP/s of the model and of one MoE layer per experts implementation.
+
+        For eager, grouped_mm, batched_mm, emo_cpu and emo_triton (those that run here), as ratios to eager.
+
+        Example: emo-prune bench builtin:emo-small --tokens 1,64
+        """
         from emo_prune.bench import bench_model
         from emo_prune.models.loading import resolve_device
 
@@ -77,4 +81,4 @@ def render(report: BenchReport) -> None:
             r.scope, r.impl, str(r.tokens), fmt(r.ms, 2), fmt(r.ms_best, 2), fmt(r.tokens_per_s, 0), fmt(r.gb_s, 1),
             fmt(r.pct_bandwidth, 0), fmt(r.tflop_s, 3), fmt(r.speedup_vs_eager, 2), r.skipped or "",
         )
-    out.print(table)
+    out.print(table, drop=("best ms", "TFLOP/s", "% BW", "GB/s"))

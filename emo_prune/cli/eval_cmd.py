@@ -16,6 +16,7 @@ from emo_prune.cli.options import (
     MaxMemoryOption,
     ModelDir,
     memory_path,
+    model_label,
     model_path,
 )
 from emo_prune.cli.pool_options import CacheBudgetOption, CachePolicyOption, DraftOption, PoolOption, ReselectOption
@@ -54,12 +55,25 @@ def register(app: typer.Typer) -> None:
     def eval_command(
         model_dir: ModelDir,
         tasks: Annotated[
-            list[str],
-            typer.Option("--tasks", help="lm-eval task names, comma-separated (offline: emo_ppl_code, emo_math_mc, ...)."),
-        ],
-        out_path: Annotated[Path, typer.Option("--out", help="RESULTS.json; the Markdown table goes beside it (.md).")],
+            list[str] | None,
+            typer.Option(
+                "--tasks",
+                help="lm-eval task names, comma-separated (offline: emo_ppl_code, emo_math_mc, ..., emo_offline = all four). "
+                "Default for a build: the offline tasks of its domains.",
+                show_default=False,
+            ),
+        ] = None,
+        out_path: Annotated[
+            Path | None,
+            typer.Option("--out", help="RESULTS.json; the Markdown table goes beside it (.md). Default: MODEL-eval.json here.", show_default=False),
+        ] = None,
         baseline: Annotated[
-            Path | None, typer.Option("--baseline", help="The original model: evaluated with identical settings.")
+            Path | None,
+            typer.Option(
+                "--baseline",
+                help="The original model, evaluated with identical settings. Default for a build of a built-in model: that model.",
+                show_default=False,
+            ),
         ] = None,
         include_path: Annotated[
             list[Path] | None, typer.Option("--include-path", help="Extra folder of lm-eval task YAMLs (repeatable).")
@@ -89,11 +103,29 @@ def register(app: typer.Typer) -> None:
         accelerate's disk offload (much slower; --layerwise forces it). With --pool every request runs
         within its own experts, chosen from its context (context -> answer tasks: --tasks emo_answer);
         --baseline then runs the baseline whole.
+
+        Example: emo-prune eval emo-small-code-12.5pct  (a build: its domains' tasks, its built-in source as baseline)
         """
         from emo_prune.eval import EvalSettings, evaluate, write_report
         from emo_prune.eval.harness import check_out_path
 
-        model_dir, baseline = model_path(model_dir), None if baseline is None else model_path(baseline)
+        from emo_prune.eval.build_defaults import default_baseline, default_tasks, read_manifest
+
+        model_arg, model_dir = model_dir, model_path(model_dir)
+        manifest = read_manifest(model_dir)
+        if not tasks:
+            tasks = list(default_tasks(manifest))
+            out.note(f"tasks: {', '.join(tasks)} (the offline tasks of the build's domains; --tasks to choose)")
+        if baseline is None:
+            found, recorded = default_baseline(manifest)
+            if found is not None:
+                baseline = Path(found)
+                out.note(f"baseline: {found} (the build's source, by its shards' sha256; --baseline to choose)")
+            elif recorded is not None:
+                out.note(f"the build was cut from {recorded}; pass --baseline {recorded} to compare with it")
+        baseline = None if baseline is None else model_path(baseline)
+        if out_path is None:
+            out_path = Path(f"{model_label(model_arg)}-eval.json")
         settings = EvalSettings(
             tasks=split_tasks(tasks),
             num_fewshot=num_fewshot,

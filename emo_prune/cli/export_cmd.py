@@ -37,13 +37,15 @@ def register(app: typer.Typer) -> None:
 
         Refuses, with the reason, what llama.cpp cannot compute exactly (per-layer expert counts,
         several shared experts, always-active experts, a top-k normalization its graph lacks, ...).
+
+        Example: emo-prune export code25 --out code25-q8_0.gguf --dtype q8_0
         """
         from emo_prune.errors import ExportError
         from emo_prune.export import ExportResult, export_gguf
 
+        model_dir = model_path(model_dir)
         if fmt.lower() not in FORMATS:
             raise ExportError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
-        model_dir = model_path(model_dir)
         with out.progress() as progress:
             task = progress.add_task(f"exporting {dtype}", total=None)
             result: ExportResult = export_gguf(

@@ -2,36 +2,42 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from emo_prune.cli.format import human_bytes
-from emo_prune.cli.options import JsonFlag, ModelDir, TargetOption, model_path
-from emo_prune.cli.select_cmd import (
+from emo_prune.cli.options import (
     BatchOption,
     BudgetOption,
     CalibOption,
     CombineOption,
-    DeviceOption,
     DomainOption,
+    ExpertsOption,
+    JsonFlag,
     KeepOption,
     MethodOption,
+    ModelDir,
     ProfileOption,
     SeedOption,
     SeqLenOption,
+    TargetOption,
     WithinOption,
-    check_plan_target,
-    options_from_flags,
-    render_plan,
-    run_select,
+    model_label,
+    model_path,
 )
+from emo_prune.cli.options import GreedyDeviceOption as DeviceOption
+from emo_prune.cli.select_cmd import check_plan_target, options_from_flags, render_plan, run_select
 from emo_prune.console import out
+from emo_prune.constants import ONE_STEP_MAX_TOKENS, PROFILE_METHODS
+from emo_prune.text import plural
 from emo_prune.errors import PlanError
 
 if TYPE_CHECKING:
     from emo_prune.extract import ExtractResult
+    from emo_prune.select import Plan, SelectOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -41,9 +47,13 @@ def register(app: typer.Typer) -> None:
     @command
     def extract_command(
         model_dir: ModelDir,
-        out_dir: Annotated[Path, typer.Option("--out", help="Folder to create for the pruned model.", show_default=False)],
+        out_dir: Annotated[
+            Path | None,
+            typer.Option("--out", help="Folder to create for the pruned model (default: MODEL-DOMAINS-KEEP here).", show_default=False),
+        ] = None,
         plan_path: Annotated[Path | None, typer.Option("--plan", help="Plan file from `emo-prune select`.")] = None,
         keep: KeepOption = None,
+        experts: ExpertsOption = None,
         profile: ProfileOption = None,
         domain: DomainOption = None,
         method: MethodOption = "mass",
@@ -71,22 +81,30 @@ def register(app: typer.Typer) -> None:
         """Write a smaller checkpoint with only the kept experts: streamed, atomic, loadable by transformers.
 
         The result equals the original with the dropped experts' router logits at -inf (check: `emo-prune verify`).
+
+        Example: emo-prune extract builtin:emo-small --keep 0.125 --domain code  (profiles the domain first)
         """
         from emo_prune.extract import extract
         from emo_prune.select.plan import Plan
 
-        model_dir = model_path(model_dir)
+        model_arg, model_dir = model_dir, model_path(model_dir)
         if plan_path is not None and (keep is not None or profile is not None or domain):
             raise PlanError("pass either --plan, or --keep with --profile/--domain to select now, not both")
         if plan_path is not None:
             plan = Plan.load(plan_path)
         else:
             options = options_from_flags(
-                keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device
+                keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device, experts=experts
             )
-            plan = run_select(model_dir, profile, options)
+            if profile is None and options.method in PROFILE_METHODS:
+                plan = _select_on_a_fresh_profile(model_dir, options, calib, device)
+            else:
+                plan = run_select(model_dir, profile, options)
             render_plan(plan)
         check_plan_target(target, model_dir, plan)
+        if out_dir is None:
+            out_dir = Path(f"{model_label(model_arg)}-{'+'.join(plan.domains) or 'all'}-{keep_label(plan.keep)}")
+            out.note(f"writing the build to {out_dir}")
         with out.progress() as progress:
             task = progress.add_task("extracting", total=None)
 
@@ -103,16 +121,48 @@ def register(app: typer.Typer) -> None:
                 strict=strict,
                 on_tensor=advance,
             )
-        out.result(result.to_dict(), lambda: render(result))
+        out.result(result.to_dict(), lambda: render(result, str(model_arg)))
 
 
-def render(result: ExtractResult) -> None:
+def _select_on_a_fresh_profile(model_dir: Path, options: SelectOptions, calib: list[str] | None, device: str) -> Plan:
+    """No --profile: profile the model on --calib, else on each --domain's built-in calibration split, then select."""
+    from emo_prune.calib import builtin_calibration
+    from emo_prune.profile.runner import ProfileSettings, profile_to_file
+
+    sources = list(calib) if calib else builtin_calibration(options.domains)
+    out.note(
+        f"no --profile given: profiling on {', '.join(sources)} first ({ONE_STEP_MAX_TOKENS:,} tokens per domain; "
+        f"`emo-prune profile` makes a fuller profile to pass as --profile)"
+    )
+    with tempfile.TemporaryDirectory(prefix="emo-prune-profile-") as tmp:
+        path = Path(tmp) / "profile.safetensors"
+        with out.progress() as bars:
+            task = bars.add_task("profile", total=None)
+            profile_to_file(
+                model_dir,
+                sources,
+                path,
+                list(options.domains) or None,
+                ProfileSettings(max_tokens=ONE_STEP_MAX_TOKENS, device=device),
+                progress=lambda advance, total: bars.update(task, advance=advance, total=total),
+                notify=out.note,
+            )
+        return run_select(model_dir, path, options)
+
+
+def keep_label(keep: str) -> str:
+    """A plan's keep text -> a folder-name part: 0.125 -> 12.5pct, 32 -> k32, "1 expert" -> k1."""
+    number = keep.split()[0]
+    return f"k{number}" if number.isdigit() else f"{float(number) * 100:g}pct"
+
+
+def render(result: ExtractResult, original: str = "<original>") -> None:
     counts = sorted({c for c in result.kept_counts if c is not None})
     kept = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]} (per layer)"
     k = result.num_experts_per_tok
-    size = f"{human_bytes(result.total_bytes)} in {len(result.files)} shard(s)"
-    out.print(f"wrote {result.out_dir}: {kept} experts per MoE layer, {size}")
+    size = f"{human_bytes(result.total_bytes)} in {plural(len(result.files), 'shard')}"
+    out.print(f"wrote {result.out_dir}: {kept} expert{'' if kept == '1' else 's'} per MoE layer, {size}")
     out.print(f"top-k {k['new']}" + ("" if k["new"] == k["original"] else f" (clamped from {k['original']})"))
     for key, change in result.config_changes.items():
         out.print(f"  config {key}: {change['from']} -> {change['to']}")
-    out.print(f"check it: emo-prune verify <original> {result.out_dir}")
+    out.print(f"check it: emo-prune verify {original} {result.out_dir}")

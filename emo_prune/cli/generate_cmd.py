@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, model_path
 from emo_prune.cli.pool_options import CacheBudgetOption, CachePolicyOption, DraftOption, PoolOption, ReselectOption
 from emo_prune.console import out
 
@@ -40,10 +40,13 @@ def register(app: typer.Typer) -> None:
         the cache and the memory. Without, a build made by `extract` prints how much of the full
         router's mass the prompt puts on the experts it kept, and warns when the prompt looks outside
         the build's domain.
+
+        Example: emo-prune generate builtin:emo-small --prompt "def add(a, b):" --max-new-tokens 16
         """
         from emo_prune.pools.generate import generate
         from emo_prune.pools.runtime import PoolSettings
 
+        model_dir = model_path(model_dir)
         settings = None
         if pool is not None:
             settings = PoolSettings(

@@ -1,11 +1,11 @@
-"""`emo-prune profile`: per-domain expert usage of a model, and `profile show` / `profile --merge`.
+"""`emo-prune profile`: per-domain expert usage of a model, and `profile merge` / `profile show`.
 
-    emo-prune profile MODEL_DIR --calib SOURCE [--calib ...] [--domain NAME ...] --out PROFILE [...]
-    emo-prune profile --merge A B ... --out C
+    emo-prune profile MODEL [--domain NAME ...] [--calib SOURCE ...] [--out PROFILE] [...]
+    emo-prune profile merge A B ... --out C        (also: profile --merge A B ... --out C)
     emo-prune profile show PROFILE [--plot heatmap.png]
 
 `profile` is a group whose default command is `run`: a first argument that is not a subcommand name
-(`run`, `show`) is a model folder (or, with --merge, a profile), so `profile MODEL_DIR ...` works as is.
+(`run`, `merge`, `show`) is a MODEL (or, with --merge, a profile), so `profile MODEL ...` works as is.
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from emo_prune.cli.format import human_count
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, model_path
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, model_label, model_path
 from emo_prune.console import out
 from emo_prune.constants import DEFAULT_MAX_TOKENS
 from emo_prune.errors import ProfileError
 
 
 class _RunByDefault(TyperGroup):
-    """Route `profile X ...` to `profile run X ...` unless X names a subcommand."""
+    """Route `profile X ...` to `profile run X ...` unless X names a subcommand; `profile --help` is
+    the help of `profile run` (its options are what a user looks for), which names the subcommands."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:  # noqa: ANN001 (click's signature)
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+        if args and args[0] not in self.commands:
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -47,18 +48,26 @@ def register(app: typer.Typer) -> None:
     @command
     def run_command(
         inputs: Annotated[
-            list[Path], typer.Argument(help="MODEL_DIR (or, with --merge, the profiles to sum).", show_default=False)
+            list[Path],
+            typer.Argument(metavar="MODEL", help="builtin:NAME, a model folder or a Hub id (with --merge: the profiles to sum).", show_default=False),
         ],
-        out_path: Annotated[Path, typer.Option("--out", help="Profile file to write (.safetensors).", show_default=False)],
+        out_path: Annotated[
+            Path | None,
+            typer.Option("--out", help="Profile file to write (default: MODEL-DOMAINS.profile.safetensors here).", show_default=False),
+        ] = None,
         calib: Annotated[
             list[str] | None,
             typer.Option(
                 "--calib",
                 help="Calibration source, repeatable: FILE.jsonl|.json|.txt|.md, DIR, builtin:code|prose|math[:train|calib|heldout], "
-                "hf:NAME[:CONFIG][:SPLIT], task:LM_EVAL_TASK; prefix DOMAIN= to name its domain.",
+                "hf:NAME[:CONFIG][:SPLIT], task:LM_EVAL_TASK; prefix DOMAIN= to name its domain. "
+                "Default: the built-in calibration split of each --domain (builtin:DOMAIN:calib).",
             ),
         ] = None,
-        domain: Annotated[list[str] | None, typer.Option("--domain", help="Domain to profile, repeatable (default: all).")] = None,
+        domain: Annotated[
+            list[str] | None,
+            typer.Option("--domain", help="Domain to profile, repeatable (default: every domain of --calib); without --calib, a built-in corpus: code, prose, math."),
+        ] = None,
         max_tokens: Annotated[
             int, typer.Option("--max-tokens", help="Tokens per domain (documents in source order); 0 = no limit.")
         ] = DEFAULT_MAX_TOKENS,
@@ -77,7 +86,11 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
         json_output: JsonFlag = False,
     ) -> None:
-        """Profile MODEL_DIR on calibration text in one pass (or sum profiles with --merge)."""
+        """Profile MODEL on calibration text in one pass. Also: `profile merge A B --out C` sums profiles,
+        `profile show P [--plot heatmap.png]` re-prints one.
+
+        Example: emo-prune profile builtin:emo-small --domain code  (the built-in code corpus's calibration split)
+        """
         from emo_prune.profile.distributed import current_world
         from emo_prune.profile.report import build_report
         from emo_prune.profile.runner import ProfileSettings, check_output, profile_to_file
@@ -86,12 +99,19 @@ def register(app: typer.Typer) -> None:
         if merge:
             if calib or domain:
                 raise ProfileError("--merge sums existing profiles; it takes no --calib / --domain")
-            check_output(out_path, overwrite)
-            profile = Profile.merge([Profile.load(p) for p in inputs])
-            profile.save(out_path)
+            if out_path is None:
+                raise ProfileError("--merge needs --out, the profile to write")
+            profile = merge_profiles(inputs, out_path, overwrite)
         else:
             if len(inputs) != 1:
-                raise ProfileError(f"give exactly one MODEL_DIR (got {len(inputs)}); to sum profiles use --merge")
+                raise ProfileError(f"give exactly one MODEL (got {len(inputs)}); to sum profiles use --merge")
+            if not calib:
+                from emo_prune.calib import builtin_calibration
+
+                calib = builtin_calibration(domain or [])
+                out.note(f"calibration text: {', '.join(calib)} (the built-in calibration split of each --domain)")
+            if out_path is None:
+                out_path = Path(f"{model_label(inputs[0])}-{'+'.join(domain) if domain else 'all'}.profile.safetensors")
             settings = ProfileSettings(
                 seq_len=seq_len,
                 batch_size=batch_size,
@@ -120,6 +140,25 @@ def register(app: typer.Typer) -> None:
         report = build_report(profile, top=top)
         out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
 
+    @group.command("merge")
+    @command
+    def merge_command(
+        profiles: Annotated[list[Path], typer.Argument(metavar="PROFILE", help="Profiles of one model to sum.", show_default=False)],
+        out_path: Annotated[Path, typer.Option("--out", help="Profile file to write (.safetensors).", show_default=False)],
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+        top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Sum profiles of the same model (one per corpus, per process or per machine) into one file.
+
+        Example: emo-prune profile merge code.profile.safetensors math.profile.safetensors --out both.profile.safetensors
+        """
+        from emo_prune.profile.report import build_report
+
+        profile = merge_profiles(profiles, out_path, overwrite)
+        report = build_report(profile, top=top)
+        out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
+
     @group.command("show")
     @command
     def show_command(
@@ -128,7 +167,10 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
         json_output: JsonFlag = False,
     ) -> None:
-        """Re-print a profile's report; --plot draws its heatmaps (PNG, SVG or PDF by suffix)."""
+        """Re-print a profile's report; --plot draws its heatmaps (PNG, SVG or PDF by suffix).
+
+        Example: emo-prune profile show emo-small-code.profile.safetensors --plot heatmap.png
+        """
         from emo_prune.profile.plot import plot_heatmaps
         from emo_prune.profile.report import build_report
         from emo_prune.profile.store import Profile
@@ -141,6 +183,16 @@ def register(app: typer.Typer) -> None:
         out.result(data, lambda: render(report, path, plot))
 
     app.add_typer(group, name="profile")
+
+
+def merge_profiles(paths: list[Path], out_path: Path, overwrite: bool):  # noqa: ANN201 (Profile, imported lazily)
+    from emo_prune.profile.runner import check_output
+    from emo_prune.profile.store import Profile
+
+    check_output(out_path, overwrite)
+    profile = Profile.merge([Profile.load(p) for p in paths])
+    profile.save(out_path)
+    return profile
 
 
 def _pct(value: float | None) -> str:
@@ -174,5 +226,9 @@ def render(report: dict[str, Any], path: Path, plot: Path | None = None) -> None
             per_layer = " ".join("-" if j is None else f"{j:.2f}" for j in o["jaccard"])
             table.add_row(" / ".join(o["domains"]), f"{o['min']:.2f}", f"{o['mean']:.2f}", per_layer)
         out.print(table)
+    out.print(
+        "mass kept = the share of the routed experts' router probability a subset keeps (a routing statistic); "
+        "`emo-prune eval` measures the quality a build retains"
+    )
     if plot is not None:
         out.print(f"heatmap written to {plot}")

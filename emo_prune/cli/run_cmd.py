@@ -11,6 +11,7 @@ from rich.table import Table
 from emo_prune.cli.eval_cmd import comparison_table
 from emo_prune.cli.options import JsonFlag, TargetOption
 from emo_prune.console import out
+from emo_prune.text import plural
 
 if TYPE_CHECKING:
     from emo_prune.pipeline import RunReport
@@ -38,6 +39,8 @@ def register(app: typer.Typer) -> None:
 
         Finished steps whose inputs did not change are skipped, so a run can be resumed. Writes
         report.json, report.md and recipe.resolved.yaml next to the builds. Exit code 1 when a gate fails.
+
+        Example: emo-prune run  (the shipped quickstart recipe; or: emo-prune run my-recipe.yaml --set eval.limit=8)
         """
         from emo_prune.pipeline import load_recipe, run_recipe
 
@@ -76,6 +79,6 @@ def render(report: RunReport) -> None:
             files.add_row(e.file.name, f"{e.bytes / 1e6:.1f} MB", scores)
         out.print(files)
     ran = sum(s.status == "ran" for s in report.steps)
-    out.print(f"{ran} step(s) ran, {len(report.steps) - ran} skipped (up to date); report: {report.out_dir / 'report.md'}")
+    out.print(f"{plural(ran, 'step')} ran, {len(report.steps) - ran} skipped (up to date); report: {report.out_dir / 'report.md'}")
     if report.passed and report.gates:
-        out.print(f"[green]all {len(report.gates)} gate(s) hold[/]")
+        out.print(f"[green]{'the gate holds' if len(report.gates) == 1 else f'all {len(report.gates)} gates hold'}[/]")

@@ -1,4 +1,4 @@
-"""`emo-prune select MODEL_DIR --profile P --domain D --keep K --out PLAN.json`: which experts to keep."""
+"""`emo-prune select MODEL --profile P --domain D --keep K --out PLAN.json`: which experts to keep."""
 
 from __future__ import annotations
 
@@ -9,44 +9,36 @@ import typer
 from rich.table import Table
 
 from emo_prune.cli.format import compress_ranges
-from emo_prune.cli.options import JsonFlag, LayerwiseOption, MaxMemoryOption, ModelDir, TargetOption, memory_path, model_path
+from emo_prune.cli.options import (
+    BatchOption,
+    BudgetOption,
+    CalibOption,
+    CombineOption,
+    DomainOption,
+    ExpertsOption,
+    GreedyDeviceOption,
+    JsonFlag,
+    KeepOption,
+    LayerwiseOption,
+    MaxMemoryOption,
+    MethodOption,
+    ModelDir,
+    ProfileOption,
+    SeedOption,
+    SeqLenOption,
+    TargetOption,
+    WithinOption,
+    memory_path,
+    model_path,
+)
 from emo_prune.console import out
-from emo_prune.constants import COMBINES, METHODS
 from emo_prune.errors import PlanError
 from emo_prune.memory.plan import MemoryOptions
-from emo_prune.select.budget import BUDGETS
 
 if TYPE_CHECKING:
     from emo_prune.select import Plan, SelectOptions
 
-# Shared with `extract` (which can select on the fly); not used elsewhere, so they live here.
-ProfileOption = Annotated[Path | None, typer.Option("--profile", help="Profile file made by `emo-prune profile`.")]
-DomainOption = Annotated[
-    list[str] | None,
-    typer.Option("--domain", help="Domain to keep experts for; repeat for several.", show_default=False),
-]
-KeepOption = Annotated[
-    str | None,
-    typer.Option("--keep", help="Fraction of each layer's experts (0.25, 0.125) or a count per layer (32); shared count."),
-]
-MethodOption = Annotated[
-    str, typer.Option("--method", help=f"Scoring: {' | '.join(METHODS)} (greedy = AI2's layer by layer).")
-]
-BudgetOption = Annotated[
-    str, typer.Option("--budget", help=f"{' | '.join(BUDGETS)}: same count per layer, or one total (EMO only).")
-]
-CombineOption = Annotated[str, typer.Option("--combine", help=f"Several domains: {' | '.join(COMBINES)}.")]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of --method random.")]
-WithinOption = Annotated[
-    Path | None, typer.Option("--within", help="Choose only among the experts this (larger) plan keeps.")
-]
-CalibOption = Annotated[
-    list[str] | None,
-    typer.Option("--calib", help="greedy: calibration source (default: the profile's sources).", show_default=False),
-]
-SeqLenOption = Annotated[int, typer.Option("--seq-len", help="greedy: tokens per calibration document.")]
-BatchOption = Annotated[int, typer.Option("--batch-size", help="greedy: documents per forward.")]
-DeviceOption = Annotated[str, typer.Option("--device", help="greedy: torch device.")]
+DeviceOption = GreedyDeviceOption  # the name `extract` and others import from here
 
 
 def options_from_flags(
@@ -62,12 +54,19 @@ def options_from_flags(
     batch_size: int,
     device: str,
     memory: MemoryOptions | None = None,
+    experts: int | None = None,
 ) -> SelectOptions:
     from emo_prune.select import GreedySettings, Plan, SelectOptions
+    from emo_prune.select.keep import Keep, experts_text
 
     memory = memory or MemoryOptions()
+    if keep is not None and experts is not None:
+        raise PlanError("pass --keep or --experts, not both")
+    if experts is not None:
+        keep = experts_text(experts)
     if keep is None:
-        raise PlanError("pass --keep (a fraction such as 0.125, or a count of experts per layer)")
+        raise PlanError("pass --keep (a fraction such as 0.125) or --experts (a count of experts per layer)")
+    Keep.parse(keep)  # before any work: `--keep 1` fails at once
     return SelectOptions(
         keep=keep,
         domains=tuple(domains or ()),
@@ -113,6 +112,7 @@ def register(app: typer.Typer) -> None:
         model_dir: ModelDir,
         out_path: Annotated[Path, typer.Option("--out", help="Plan file to write (JSON).", show_default=False)],
         keep: KeepOption = None,
+        experts: ExpertsOption = None,
         profile: ProfileOption = None,
         domain: DomainOption = None,
         method: MethodOption = "mass",
@@ -132,11 +132,13 @@ def register(app: typer.Typer) -> None:
         """Choose the experts each layer keeps and write them as a plan (for `extract --plan`).
 
         Subsets from one profile are nested: the 12.5% set lies inside the 25% set (except greedy; use --within).
+
+        Example: emo-prune select builtin:emo-small --profile emo-small-code.profile.safetensors --keep 0.25 --out code25.json
         """
         model_dir = model_path(model_dir)
         memory = MemoryOptions(memory_path(layerwise), max_memory)  # greedy only
         options = options_from_flags(
-            keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device, memory
+            keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device, memory, experts
         )
         plan = run_select(model_dir, profile, options)
         check_plan_target(target, model_dir, plan)

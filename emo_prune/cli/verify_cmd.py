@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
 
         Both run in float32; exit code 1 when the max abs difference exceeds the tolerance. When the
         original does not fit in memory, layer by layer (each layer of both compared on the same inputs).
+
+        Example: emo-prune verify builtin:emo-small emo-small-code-12.5pct
         """
         from emo_prune.verify import verify
 

@@ -6,10 +6,12 @@ Nothing here carries a timestamp: the same source and plan give the same bytes.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from emo_prune.arch import MoEArchitecture
 from emo_prune.select.plan import Kept, Plan
+from emo_prune.text import plural
 from emo_prune.version import __version__
 
 MANIFEST_FILE = "emo_prune.json"
@@ -40,6 +42,39 @@ def ai2_metadata(plan: Plan, kept: Kept, arch: MoEArchitecture) -> dict[str, Any
     }
 
 
+def source_name(identity: dict[str, Any]) -> str:
+    """How the card names the source: `builtin:NAME` for a bundled model, else the folder's own name
+    (a card travels with the build: it names no absolute local path)."""
+    from emo_prune.assets import BUILTIN_MODELS, BUILTIN_PREFIX
+
+    path = Path(identity.get("path") or "?")
+    for builtin in BUILTIN_MODELS.values():
+        if builtin.bundled is not None and path == builtin.bundled.resolve():
+            return BUILTIN_PREFIX + builtin.name
+    return path.name
+
+
+def loading_lines(arch: MoEArchitecture) -> list[str]:
+    """What loads the build: emo-prune for EMO (transformers has no `emo` model type), stock transformers otherwise."""
+    if arch.model_type == "emo":
+        need = "`pip install emo-prune` and `import emo_prune` (it registers model_type `emo` with transformers):"
+    else:
+        need = "stock transformers (`import emo_prune` adds the `emo_cpu` / `emo_triton` experts implementations):"
+    return [
+        "## Loading",
+        "",
+        f"This folder loads with {need}",
+        "",
+        "```python",
+        *(["import emo_prune  # noqa: F401"] if arch.model_type == "emo" else []),
+        "from transformers import AutoModelForCausalLM",
+        "",
+        'model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")',
+        "```",
+        "",
+    ]
+
+
 def model_card(plan: Plan, kept: Kept, arch: MoEArchitecture, name: str, extraction: dict[str, Any]) -> str:
     counts = [len(ids) for ids in kept if ids is not None]
     totals = [lay.num_experts for lay in arch.layouts if not lay.is_dense]
@@ -58,7 +93,7 @@ def model_card(plan: Plan, kept: Kept, arch: MoEArchitecture, name: str, extract
         "---",
         f"# {name}: {kept_line}",
         "",
-        f"Expert subset of `{identity.get('path', '?')}` ({arch.family.name}, model_type `{arch.model_type}`), "
+        f"Expert subset of `{source_name(identity)}` ({arch.family.name}, model_type `{arch.model_type}`), "
         f"written by emo-prune {__version__}.",
         "",
         "| | |",
@@ -70,7 +105,7 @@ def model_card(plan: Plan, kept: Kept, arch: MoEArchitecture, name: str, extract
         f"| top-k | {extraction['num_experts_per_tok']['new']} (source: {extraction['num_experts_per_tok']['original']}) |",
         f"| source digest | sha256 {identity.get('digest', '?')} |",
         f"| profile digest | {plan.profile_digest or '-'} |",
-        f"| size | {extraction['total_bytes']} bytes in {len(extraction['files'])} shard(s) |",
+        f"| size | {extraction['total_bytes']} bytes in {plural(len(extraction['files']), 'shard')} |",
     ]
     for domain, values in sorted(plan.coverage.items()):
         kept_values = [v for v in values if v is not None]
@@ -81,8 +116,9 @@ def model_card(plan: Plan, kept: Kept, arch: MoEArchitecture, name: str, extract
         "",
         "This model is exactly the source model with the dropped experts' router logits set to -inf: the kept",
         "router rows and experts are copied unchanged, and the softmax renormalizes over the survivors.",
-        f"Check it with `emo-prune verify {identity.get('path', '?')} <this folder>`.",
+        f"Check it with `emo-prune verify {source_name(identity)} <this folder>`.",
         "",
+        *loading_lines(arch),
         f"`{MANIFEST_FILE}` holds the full plan and provenance (kept ids per layer, old->new index map, coverage);",
         f"`{AI2_METADATA_FILE}` repeats the kept ids in AI2's format. Evaluate before relying on it: pruning",
         "keeps quality only on the domains the experts were selected for.",

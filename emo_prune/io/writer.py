@@ -39,6 +39,9 @@ from emo_prune.io.lock import FolderLock
 from emo_prune.io.ownership import TMP_TAG, owned_contents, read_owner_marker, remove_owned, write_owner_marker
 from emo_prune.dtypes import TAG_BYTES, tag_of
 
+if TYPE_CHECKING:  # torch is imported by write_tensor only: writing bytes needs none
+    import torch
+
 PARTIAL_MARKER = ".emo-prune-partial"
 OLD_TAG = "old-"  # after TMP_TAG: a replaced output waiting for deletion
 
@@ -188,6 +191,8 @@ class ShardedWriter:
                 raise OutputError(
                     f"tensor {name!r} is {tensor.dtype} {tuple(tensor.shape)}, the plan says {spec.dtype} {spec.shape}"
                 )
+        import torch
+
         data = tensor.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy()
         self.write_from(name, lambda fd, offset, nbytes: pwrite_all(fd, memoryview(data), offset))
 

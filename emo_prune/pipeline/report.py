@@ -15,6 +15,7 @@ from emo_prune.pipeline.edge import EdgeReport, edge_markdown
 from emo_prune.pipeline.gates import GateResult
 from emo_prune.pipeline.recipe import Recipe
 from emo_prune.pipeline.steps import StepResult
+from emo_prune.text import plural
 from emo_prune.version import __version__
 
 
@@ -73,7 +74,7 @@ class RunReport:
         """GateFailure with one line per failed gate."""
         if self.failed:
             lines = [g.reason for g in self.failed]
-            raise GateFailure(f"{len(lines)} of {len(self.gates)} gate(s) failed:\n  " + "\n  ".join(lines))
+            raise GateFailure(f"{len(lines)} of {plural(len(self.gates), 'gate')} failed:\n  " + "\n  ".join(lines))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,7 +93,7 @@ class RunReport:
 
     def markdown(self) -> str:
         r = self.recipe
-        verdict = "all gates hold" if self.passed else f"{len(self.failed)} gate(s) failed"
+        verdict = "all gates hold" if self.passed else f"{plural(len(self.failed), 'gate')} failed"
         lines = [
             f"# {r.name}: pruned builds of {r.model}",
             "",

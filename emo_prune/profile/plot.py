@@ -1,4 +1,8 @@
-"""A layers x experts heatmap of each domain's mean router probability, written atomically."""
+"""A layers x experts heatmap of each domain's mean router probability, one panel per domain, written atomically.
+
+Only routed experts are drawn, each panel on its own colour scale: a shared or always-active expert
+gets probability ~1.0 on every token and would flatten every difference between routed experts.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,15 @@ from emo_prune.io.writer import atomic_write
 from emo_prune.profile.store import Profile
 
 
-def heatmap_matrix(profile: Profile, domain: str) -> torch.Tensor:
-    """[L, E_max] mean probability; NaN where a layer has no such expert (dense layers, narrower layers)."""
+def heatmap_matrix(profile: Profile, domain: str, routed_only: bool = True) -> torch.Tensor:
+    """[L, E_max] mean probability; NaN where a layer has no such expert (dense layers, narrower layers)
+    and, with `routed_only`, at the shared / always-active experts."""
     matrix = torch.full((profile.num_layers, profile.max_experts), float("nan"), dtype=torch.float64)
     for lay in profile.layouts:
         if not lay.is_dense:
             matrix[lay.index, : lay.num_experts] = profile.mean_probability(domain, lay.index)
+            if routed_only and lay.fixed_ids:
+                matrix[lay.index, list(lay.fixed_ids)] = float("nan")
     return matrix
 
 
@@ -31,7 +38,7 @@ def plot_heatmaps(profile: Profile, path: str | Path) -> Path:
     fig, axes = plt.subplots(len(domains), 1, figsize=(max(6.0, profile.max_experts * 0.12), 1.0 + 2.2 * len(domains)), squeeze=False)
     for ax, domain in zip(axes[:, 0], domains, strict=True):
         image = ax.imshow(heatmap_matrix(profile, domain).numpy(), aspect="auto", interpolation="nearest", cmap="viridis")
-        ax.set_title(f"{domain}: mean router probability ({profile.domains[domain].num_tokens} tokens)")
+        ax.set_title(f"{domain}: mean router probability of the routed experts ({profile.domains[domain].num_tokens} tokens)")
         ax.set_xlabel("expert")
         ax.set_ylabel("layer")
         fig.colorbar(image, ax=ax)

@@ -1,5 +1,9 @@
 """`--keep K`: a fraction of each layer's experts (0.25, 0.125) or a count per layer (32, 16).
 
+The rules leave no ambiguity: a number with a decimal point, or below 1, is a fraction in (0, 1]
+(`1.0` keeps every expert); a whole number greater than 1 is a count; `1` alone is an error (keep all,
+or one expert?) that names both spellings. `--experts N` (text "N experts") is a count, 1 included.
+
 As in AI2's pipeline the count includes the fixed experts (shared tail / always-active), which are
 always kept: keep 0.25 of EMO's 128 experts = 32 = 31 routed + 1 shared. A fraction resolves per layer
 as round(K * E_l) (`LayerLayout.experts_at`, also the profile's EMO pool budgets).
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 
 from emo_prune.arch import LayerLayout
 from emo_prune.errors import PlanError
+from emo_prune.text import plural
 
 
 @dataclass(frozen=True)
@@ -22,22 +27,35 @@ class Keep:
     @classmethod
     def parse(cls, value: str | float | int) -> Keep:
         text = str(value).strip()
+        count_text = text.removesuffix("experts").removesuffix("expert").strip()
+        if count_text != text:  # "N experts": what --experts N records
+            if not count_text.isdigit() or int(count_text) < 1:
+                raise PlanError(f"--experts {count_text}: keep at least 1 expert per layer")
+            return cls(text=experts_text(int(count_text)), count=int(count_text))
         try:
             number = float(text)
         except ValueError:
             raise PlanError(f"--keep {text!r} is neither a fraction (0.25) nor an expert count (32)") from None
-        if isinstance(value, int) or (text.isdigit() and number >= 1):
+        whole = isinstance(value, int) or text.isdigit()
+        if whole and number == 1:
+            raise PlanError("--keep 1 is ambiguous: write --keep 1.0 to keep every expert, or --experts 1 for one expert per layer")
+        if whole:
             if number < 1:
-                raise PlanError(f"--keep {text}: keep at least one expert per layer")
+                raise PlanError(f"--keep {text}: keep at least 1 expert per layer")
             return cls(text=text, count=int(number))
         if not 0 < number <= 1:
-            raise PlanError(f"--keep {text}: a fraction must be in (0, 1]; write a whole number for a count of experts")
+            raise PlanError(f"--keep {text}: a fraction must be in (0, 1]; a count is a whole number such as 32")
         return cls(text=text, fraction=number)
 
     def count_for(self, layout: LayerLayout) -> int:
         if self.count is not None:
             return min(self.count, layout.num_experts)
         return layout.experts_at(self.fraction)  # type: ignore[arg-type]
+
+
+def experts_text(n: int) -> str:
+    """The keep text of an explicit count: `--experts 1` -> "1 expert"."""
+    return f"{n} expert" if n == 1 else f"{n} experts"
 
 
 def keep_counts(keep: Keep, layouts: list[LayerLayout]) -> list[int | None]:
@@ -58,5 +76,5 @@ def keep_counts(keep: Keep, layouts: list[LayerLayout]) -> list[int | None]:
             fix = f"use --keep >= {need:g}"
         else:
             fix = f"use --keep >= {max(m.top_k for m in moe)}"
-        raise PlanError(f"keep {keep.text} leaves {c} experts {where}, fewer than top-k {lay.top_k}; {fix}")
+        raise PlanError(f"keep {keep.text} leaves {plural(c, 'expert')} {where}, fewer than top-k {lay.top_k}; {fix}")
     return counts

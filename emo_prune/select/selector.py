@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -40,6 +40,13 @@ class SelectOptions:
     within: Plan | None = None  # choose inside this (larger) plan's experts
     calib: tuple[str, ...] = ()  # greedy: calibration sources (default: the ones the profile records)
     greedy: GreedySettings = field(default_factory=GreedySettings)
+
+
+def with_default_domain(options: SelectOptions, profile: Profile | None) -> SelectOptions:
+    """No domain named and a profile of exactly one domain: that domain."""
+    if not options.domains and profile is not None and len(profile.domains) == 1:
+        return replace(options, domains=tuple(profile.domains))
+    return options
 
 
 def _check_options(arch: MoEArchitecture, options: SelectOptions, profile: Profile | None) -> None:
@@ -100,6 +107,7 @@ def select_experts(
     notify: Callable[[str], None] | None = None,
 ) -> Plan:
     """A plan for `arch`; greedy also needs `model_dir` and `documents` (`notify`: the memory plan's line)."""
+    options = with_default_domain(options, profile)
     _check_options(arch, options, profile)
     keep = Keep.parse(options.keep)
     counts = keep_counts(keep, arch.layouts)
@@ -222,6 +230,7 @@ def make_plan(
     checkpoint = Checkpoint.open(model_dir)
     arch = checkpoint.architecture
     profile = Profile.load(profile_path) if profile_path is not None else None
+    options = with_default_domain(options, profile)
     _check_options(arch, options, profile)  # cheap refusals first: hashing and loading documents take time
     keep_counts(Keep.parse(options.keep), arch.layouts)
     identity = model_identity(checkpoint)

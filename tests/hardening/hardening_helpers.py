@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,15 @@ def snapshot(root: Path) -> dict[str, str]:
     return found
 
 
+# off a terminal, progress is log lines on stderr ("extracting: started (0.0s)", emo_prune.console.LineProgress)
+PROGRESS_LINE = re.compile(r"^[^:]+: (started|finished|\d+%) \(\d+\.\ds(, .*)?\)$")
+
+
 def one_line_error(result: Any, *fragments: str) -> str:
-    """Assert the CLI failed with exit 1 and exactly one line on stderr holding every fragment; return it."""
+    """Assert the CLI failed with exit 1 and exactly one line on stderr, besides progress lines, holding
+    every fragment; return it."""
     assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
+    lines = [line for line in result.stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output
     for fragment in fragments:

@@ -90,7 +90,7 @@ def test_failing_gate_exits_1_with_one_line_per_gate(first_run, tmp_path):
     result = invoke("run", recipe_file, "--out", copy, "--set", "eval.limit=2", "--set", impossible)
     assert result.exit_code == 1
     failed = [line for line in result.output.splitlines() if "min_retained 500.00%" in line]
-    assert len(failed) == 2 and "quality gate failed: 2 of 2 gate(s) failed" in result.output
+    assert len(failed) == 2 and "quality gate failed: 2 of 2 gates failed" in result.output
     statuses = {s["step"]: s["status"] for s in _report(copy)["steps"]}
     assert {k for k, v in statuses.items() if v == "ran"} == {
         "eval/baseline", "eval/tiny-test-math-25pct", "eval/tiny-test-math-12.5pct"

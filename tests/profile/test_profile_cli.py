@@ -79,7 +79,7 @@ def test_refused_inputs_write_nothing(cli, tiny_models, calib, tmp_path):
     cases = [
         (("profile", model, "--calib", bad, "--out", target), "bad.jsonl:2 is not JSON Lines"),
         (("profile", model, "--calib", calib, "--domain", "law", "--out", target), "domain 'law' has no documents"),
-        (("profile", model, "--out", target), "no calibration source"),
+        (("profile", model, "--out", target), "no calibration text and no domain given"),
         (("profile", tmp_path / "nope", "--calib", calib, "--out", target), "model folder not found"),
         (("profile", model, "--calib", calib, "--out", target, "--batch-size", 0), "--batch-size must be positive"),
         (("profile", model, "--calib", calib, "--out", tmp_path), "is a folder"),

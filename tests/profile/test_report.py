@@ -59,6 +59,12 @@ def test_report_and_overlap(profile):
 
 
 def test_heatmap_matrix_marks_missing_experts(profile):
-    m = heatmap_matrix(profile, "code")
+    m = heatmap_matrix(profile, "code", routed_only=False)
     assert m.shape == (3, 8)
     assert m[0, 7] == 1.0 and all(math.isnan(v) for v in m[1].tolist()) and math.isnan(m[2, 4])
+
+
+def test_heatmap_leaves_out_the_shared_expert(profile):
+    """The shared expert's ~1.0 would flatten the routed experts' colour scale."""
+    m = heatmap_matrix(profile, "code")
+    assert math.isnan(m[0, 7]) and not math.isnan(m[0, 0])
