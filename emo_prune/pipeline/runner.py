@@ -60,6 +60,7 @@ def eval_settings(recipe: Recipe) -> EvalSettings:
         dtype=e.dtype,
         device=e.device,
         bootstrap_iters=e.bootstrap_iters,
+        coverage_warn=e.coverage_warn,
     )
 
 
