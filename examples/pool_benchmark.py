@@ -13,7 +13,8 @@ families) and budget (25%, 12.5% of each layer's experts, the shared one include
   pool+re8  re-chosen every 8 answer tokens from the tokens fed so far (never the one predicted)
   pool+d32  re-chosen from the context plus a 32-token greedy draft (the model's guess, from the
             context alone), then fixed
-  pool+d32+re8  both
+  pool+d32x2    two drafts in a row, the second decoded within the pools the first chose
+  pool+d32x2+re8  and re-chosen every 8 answer tokens (from context, drafts and tokens fed)
 retained = full bits per byte / the row's. Pools never see a scored token.
 
 Memory and speed (a synthetic EMO-shaped checkpoint, hidden 512, 32 experts of width 512, 4 layers,
@@ -61,7 +62,8 @@ MODES = {
     "pool": dict(),
     "pool+re8": dict(reselect_every=8),
     "pool+d32": dict(draft_tokens=32),
-    "pool+d32+re8": dict(draft_tokens=32, reselect_every=8),
+    "pool+d32x2": dict(draft_tokens=32, draft_rounds=2),
+    "pool+d32x2+re8": dict(draft_tokens=32, draft_rounds=2, reselect_every=8),
 }
 FAMILIES = (("add/sub", "What is"), ("multiply", "Compute"), ("order of ops", "Simplify"), ("fractions", "Add "), ("linear", "Solve"))
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -120,7 +122,7 @@ def spearman(x: list[float], y: list[float]) -> float:
         order = sorted(range(len(v)), key=lambda i: v[i])
         r = [0.0] * len(v)
         for rank, i in enumerate(order):
-            r[i] = rank
+            r[i] = float(rank)
         return torch.tensor(r)
 
     rx, ry = ranks(x), ranks(y)

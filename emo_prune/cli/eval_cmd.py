@@ -18,7 +18,14 @@ from emo_prune.cli.options import (
     memory_path,
     model_path,
 )
-from emo_prune.cli.pool_options import CacheBudgetOption, CachePolicyOption, DraftOption, PoolOption, ReselectOption
+from emo_prune.cli.pool_options import (
+    CacheBudgetOption,
+    CachePolicyOption,
+    DraftOption,
+    DraftRoundsOption,
+    PoolOption,
+    ReselectOption,
+)
 from emo_prune.console import out
 from emo_prune.errors import EvalError
 
@@ -78,6 +85,7 @@ def register(app: typer.Typer) -> None:
         pool: PoolOption = None,
         reselect_every: ReselectOption = None,
         draft: DraftOption = 0,
+        draft_rounds: DraftRoundsOption = 1,
         cache_budget: CacheBudgetOption = None,
         cache_policy: CachePolicyOption = "lru",
         coverage_warn: Annotated[
@@ -113,6 +121,7 @@ def register(app: typer.Typer) -> None:
             pool=pool,
             reselect_every=reselect_every,
             draft=draft,
+            draft_rounds=draft_rounds,
             cache_budget=cache_budget,
             cache_policy=cache_policy,
             coverage_warn=coverage_warn,

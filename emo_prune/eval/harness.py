@@ -46,6 +46,7 @@ class EvalSettings:
     pool: str | None = None  # per-request expert pools (emo_prune.pools): experts per layer, as --keep
     reselect_every: int | None = None  # pools re-chosen every N decoded tokens
     draft: int = 0  # pools re-chosen from the context plus a greedy draft of this many tokens
+    draft_rounds: int = 1
     cache_budget: str | None = None  # byte budget of the pools' shared expert cache
     cache_policy: str = "lru"
     coverage_warn: float | None = None  # warn for requests a static build covers less (default 0.8)
@@ -242,6 +243,7 @@ def _pool_lm(model_dir: str | Path, settings: EvalSettings) -> Any:
         pool=settings.pool,
         reselect_every=settings.reselect_every,
         draft=settings.draft,
+        draft_rounds=settings.draft_rounds,
         cache_budget=settings.cache_budget,
         cache_policy=settings.cache_policy,
         dtype="float32" if settings.dtype == "auto" else settings.dtype,

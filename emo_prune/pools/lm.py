@@ -32,6 +32,7 @@ class PoolLM(HFLM):
         pool: str = "0.25",
         reselect_every: int | None = None,
         draft: int = 0,
+        draft_rounds: int = 1,
         cache_budget: str | None = None,
         cache_policy: str = "lru",
         dtype: str = "float32",
@@ -48,6 +49,7 @@ class PoolLM(HFLM):
             pool=str(pool),
             reselect_every=int(reselect_every) if reselect_every else None,
             draft_tokens=int(draft or 0),
+            draft_rounds=int(draft_rounds or 1),
             cache_budget=cache_budget,
             cache_policy=cache_policy,
         )
