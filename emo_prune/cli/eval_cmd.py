@@ -19,7 +19,14 @@ from emo_prune.cli.options import (
     model_label,
     model_path,
 )
-from emo_prune.cli.pool_options import CacheBudgetOption, CachePolicyOption, DraftOption, PoolOption, ReselectOption
+from emo_prune.cli.pool_options import (
+    CacheBudgetOption,
+    CachePolicyOption,
+    DraftOption,
+    DraftRoundsOption,
+    PoolOption,
+    ReselectOption,
+)
 from emo_prune.console import out
 from emo_prune.errors import EvalError
 
@@ -92,8 +99,13 @@ def register(app: typer.Typer) -> None:
         pool: PoolOption = None,
         reselect_every: ReselectOption = None,
         draft: DraftOption = 0,
+        draft_rounds: DraftRoundsOption = 1,
         cache_budget: CacheBudgetOption = None,
         cache_policy: CachePolicyOption = "lru",
+        coverage_warn: Annotated[
+            float | None,
+            typer.Option("--coverage-warn", min=0.0, max=1.0, help="A build's per-request coverage to warn below (default 0.8)."),
+        ] = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Score a model with lm-eval (offline tasks ship in recipes/tasks); with --baseline, side by side.
@@ -141,8 +153,10 @@ def register(app: typer.Typer) -> None:
             pool=pool,
             reselect_every=reselect_every,
             draft=draft,
+            draft_rounds=draft_rounds,
             cache_budget=cache_budget,
             cache_policy=cache_policy,
+            coverage_warn=coverage_warn,
         )
         check_out_path(out_path)
         report = evaluate(model_dir, settings, baseline_dir=baseline)
@@ -159,6 +173,9 @@ def render(report: EvalReport, json_file: Path, md_file: Path) -> None:
     settings = report.model.settings
     if report.model.requests:
         out.print(pool_summary(report.model.requests))
+    if report.model.coverage:
+        c = report.model.coverage
+        out.print(f"coverage of the requests by the build's experts: mean {c['mean']:.1%}, min {c['min']:.1%} ({c['low']} below {c['warn_below']:.0%})")
     out.print(
         f"impl {settings['impl']}, dtype {settings['dtype']}, device {settings['device']}, "
         f"limit {settings['limit']}, few-shot {settings['num_fewshot']}"

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, model_path
-from emo_prune.cli.pool_options import CacheBudgetOption, CachePolicyOption, DraftOption, PoolOption, ReselectOption
+from emo_prune.cli.pool_options import (
+    CacheBudgetOption,
+    CachePolicyOption,
+    DraftOption,
+    DraftRoundsOption,
+    PoolOption,
+    ReselectOption,
+)
 from emo_prune.console import out
 
 
@@ -24,6 +31,7 @@ def register(app: typer.Typer) -> None:
         pool: PoolOption = None,
         reselect_every: ReselectOption = None,
         draft: DraftOption = 0,
+        draft_rounds: DraftRoundsOption = 1,
         cache_budget: CacheBudgetOption = None,
         cache_policy: CachePolicyOption = "lru",
         coverage_warn: Annotated[
@@ -50,8 +58,14 @@ def register(app: typer.Typer) -> None:
         settings = None
         if pool is not None:
             settings = PoolSettings(
-                pool=pool, reselect_every=reselect_every, draft_tokens=draft, cache_budget=cache_budget, cache_policy=cache_policy
+                pool=pool,
+                reselect_every=reselect_every,
+                draft_tokens=draft,
+                draft_rounds=draft_rounds,
+                cache_budget=cache_budget,
+                cache_policy=cache_policy,
             )
+        model_dir = model_path(model_dir)
         stream = None if out.json_mode or out.quiet else _stream
         result = generate(
             model_dir, prompt, pool=settings, max_new_tokens=max_new_tokens, dtype=dtype, device=device,

@@ -25,3 +25,6 @@ CacheBudgetOption = Annotated[
     str | None, typer.Option("--cache-budget", help="Byte budget of the shared expert cache, e.g. 64MB (default: unbounded).")
 ]
 CachePolicyOption = Annotated[str, typer.Option("--cache-policy", help="Expert cache eviction: lru or lfu.")]
+DraftRoundsOption = Annotated[
+    int, typer.Option("--draft-rounds", min=1, help="Drafts in a row, each within the pools the previous one chose.")
+]

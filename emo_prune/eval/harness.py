@@ -46,8 +46,10 @@ class EvalSettings:
     pool: str | None = None  # per-request expert pools (emo_prune.pools): experts per layer, as --keep
     reselect_every: int | None = None  # pools re-chosen every N decoded tokens
     draft: int = 0  # pools re-chosen from the context plus a greedy draft of this many tokens
+    draft_rounds: int = 1
     cache_budget: str | None = None  # byte budget of the pools' shared expert cache
     cache_policy: str = "lru"
+    coverage_warn: float | None = None  # warn for requests a static build covers less (default 0.8)
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -191,10 +193,15 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
                 max_memory=settings.max_memory,
                 notify=out.note,
             )
+        if settings.pool is None and hasattr(lm.model, "model") and hasattr(lm.model.model, "layouts"):
+            from emo_prune.pools.lm import with_coverage
+
+            lm = with_coverage(lm, model_dir)  # a build with the coverage side file measures each request
         lm.on_phase = lambda phase, n: progress.update(bar, description=f"eval {label}: {phase} ({n} requests)")
         try:
             raw = _run(lm, manager, settings)
             requests = getattr(lm, "reports", None)
+            coverages = getattr(lm, "coverages", None)
         finally:
             del lm  # the baseline (or the next build) loads next: free this model first
             gc.collect()
@@ -208,7 +215,24 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
         versions=versions(),
         seconds=seconds,
         requests=requests,
+        coverage=_coverage_summary(coverages, settings.coverage_warn),
     )
+
+
+def _coverage_summary(coverages: list[float] | None, warn: float | None) -> dict[str, Any] | None:
+    """Per-request coverage of a static build (emo_prune.pools.coverage), with a warning below `warn`."""
+    if not coverages:
+        return None
+    from emo_prune.pools.coverage import DEFAULT_WARN
+
+    warn = DEFAULT_WARN if warn is None else warn
+    low = sum(c < warn for c in coverages)
+    if low:
+        out.warn(
+            f"{low} of {len(coverages)} requests put less than {warn:.0%} of the full router's mass on the build's "
+            f"experts: they look outside the domain the build was cut for"
+        )
+    return {"mean": sum(coverages) / len(coverages), "min": min(coverages), "warn_below": warn, "low": low, "per_request": coverages}
 
 
 def _pool_lm(model_dir: str | Path, settings: EvalSettings) -> Any:
@@ -219,6 +243,7 @@ def _pool_lm(model_dir: str | Path, settings: EvalSettings) -> Any:
         pool=settings.pool,
         reselect_every=settings.reselect_every,
         draft=settings.draft,
+        draft_rounds=settings.draft_rounds,
         cache_budget=settings.cache_budget,
         cache_policy=settings.cache_policy,
         dtype="float32" if settings.dtype == "auto" else settings.dtype,

@@ -53,6 +53,7 @@ class ModelEval:
     versions: dict[str, str] = field(default_factory=dict)  # tool, lm_eval, transformers, torch
     seconds: float | None = None  # wall time of loading + all tasks
     requests: list[dict[str, Any]] | None = None  # per-request reports of pool mode (emo_prune.pools)
+    coverage: dict[str, Any] | None = None  # a static build's per-request coverage (emo_prune.pools.coverage)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}
@@ -81,6 +82,7 @@ class ModelEval:
             versions=data.get("versions", {}),
             seconds=data.get("seconds"),
             requests=data.get("requests"),
+            coverage=data.get("coverage"),
         )
 
 

@@ -173,6 +173,7 @@ class Eval(_Section):
     dtype: str = "auto"
     device: str = "cpu"
     bootstrap_iters: int = Field(default=100000, ge=0)
+    coverage_warn: float | None = Field(default=None, ge=0, le=1)  # builds: warn below this coverage (0.8)
 
     def settings(self) -> EvalSettings:
         from emo_prune.eval import EvalSettings
@@ -188,6 +189,7 @@ class Eval(_Section):
             dtype=self.dtype,
             device=self.device,
             bootstrap_iters=self.bootstrap_iters,
+            coverage_warn=self.coverage_warn,
         )
 
 

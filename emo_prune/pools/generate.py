@@ -65,12 +65,11 @@ def generate(
     """Greedy continuation of `prompt`; `on_text(piece)` streams the decoded text as it grows."""
     from transformers import AutoTokenizer
 
-    from emo_prune.eval.loading import torch_dtype
+    from emo_prune.models.loading import resolve_dtype
 
     if max_new_tokens < 1:
         raise PlanError(f"--max-new-tokens must be >= 1 (got {max_new_tokens})")
-    compute = torch_dtype(dtype)
-    compute = torch.float32 if compute == "auto" else compute
+    compute = torch.float32 if dtype == "auto" else resolve_dtype(dtype, {})
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     ids = tokenizer(prompt)["input_ids"]
     if not ids:

@@ -32,6 +32,7 @@ class PoolLM(HFLM):
         pool: str = "0.25",
         reselect_every: int | None = None,
         draft: int = 0,
+        draft_rounds: int = 1,
         cache_budget: str | None = None,
         cache_policy: str = "lru",
         dtype: str = "float32",
@@ -48,6 +49,7 @@ class PoolLM(HFLM):
             pool=str(pool),
             reselect_every=int(reselect_every) if reselect_every else None,
             draft_tokens=int(draft or 0),
+            draft_rounds=int(draft_rounds or 1),
             cache_budget=cache_budget,
             cache_policy=cache_policy,
         )
@@ -130,3 +132,33 @@ def register() -> None:
 
 
 register()
+
+
+
+def with_coverage(lm: Any, model_dir: str | Path) -> Any:
+    """`lm` (an EmoPruneLM) measuring per-request coverage when `model_dir` has the coverage side file.
+
+    Before lm-eval scores a batch, one extra forward per request of its context (the whole text for a
+    rolling request) measures how much of the full router's mass falls on the build's experts
+    (`emo_prune.pools.coverage`); the values collect in `lm.coverages`.
+    """
+    from emo_prune.pools.coverage import CoverageMeter, load_dropped_router
+
+    dropped = load_dropped_router(model_dir, list(lm.model.model.layouts), lm.model.config.hidden_size)
+    if not dropped:
+        return lm
+    meter = CoverageMeter(lm.model, dropped)
+    lm.coverages = []
+
+    def measured(method: Callable[..., Any]) -> Callable[..., Any]:
+        def run(requests: list[Any], *args: Any, **kwargs: Any) -> Any:
+            for request in requests:
+                ids = (lm.tok_encode(request.args[0]) or [lm.prefix_token_id])[-lm.max_length :]
+                lm.coverages.append(meter.of_tokens(ids).value)
+            return method(requests, *args, **kwargs)
+
+        return run
+
+    for name in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
+        setattr(lm, name, measured(getattr(lm, name)))
+    return lm

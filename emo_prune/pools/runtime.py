@@ -18,7 +18,8 @@ Draft (`draft_tokens` D > 0): a context says little about the experts its answer
 is short and unlike the answer (a math question: 15 tokens of words, then a worked answer of digits).
 So the prefill's pools first decode D tokens greedily (the model's own guess at the answer, from the
 context alone), the pools are re-chosen from the mass of the context and the draft, the draft is
-discarded and the context is prefilled again within the new pools. The draft depends only on the
+discarded and the context is prefilled again within the new pools; `draft_rounds` R repeats this,
+each draft decoded within the pools the previous one chose (its mass adds up: context + drafts). The draft depends only on the
 context: the pools still never see a token that is scored or generated for the answer.
 """
 
@@ -50,10 +51,13 @@ class PoolSettings:
     cache_budget: str | int | None = None  # byte budget of the shared expert cache ("64MB"); None: unbounded
     cache_policy: str = "lru"
     draft_tokens: int = 0  # D > 0: re-choose the pools from the context plus a D-token greedy draft
+    draft_rounds: int = 1  # drafts in a row, each decoded within the pools the previous one chose
 
     def __post_init__(self) -> None:
         if self.draft_tokens < 0:
             raise PlanError(f"--draft must be >= 0 (got {self.draft_tokens})")
+        if self.draft_rounds < 1:
+            raise PlanError(f"draft_rounds must be >= 1 (got {self.draft_rounds})")
         if self.reselect_every is not None and self.reselect_every < 1:
             raise PlanError(f"--reselect-every must be >= 1 (got {self.reselect_every})")
 
@@ -189,14 +193,14 @@ class PoolRuntime:
         cache = self.new_cache()
         logits = self.forward(context, cache)[-1]
         self.end_prefill()
-        if self.settings.draft_tokens:
-            eos = _eos_ids(self.model.config)
+        eos = _eos_ids(self.model.config)
+        for _ in range(self.settings.draft_rounds if self.settings.draft_tokens else 0):
             for _ in range(self.settings.draft_tokens):
                 token = int(logits.argmax())
                 if token in eos:
                     break
                 logits = self.forward([token], cache)[-1]
-            mass = dict(request.mass)
+            mass = dict(request.mass)  # context + draft: later re-selections start from it (measured: better)
             self.reselect()  # from the context and the draft
             request.history = request.history[-1:]  # the pools the request runs in
             cache = self.new_cache()
