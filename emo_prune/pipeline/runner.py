@@ -39,7 +39,6 @@ from emo_prune.pipeline.gates import check_gate
 from emo_prune.pipeline.recipe import Recipe, budget_label
 from emo_prune.pipeline.report import BuildReport, RunReport
 from emo_prune.pipeline.steps import StepResult, Steps, output_digest, step_key
-from emo_prune.select import GreedySettings
 from emo_prune.version import __version__
 
 
