@@ -38,7 +38,7 @@ class BuiltinModel:
             if not (self.bundled / "config.json").exists():
                 raise CheckpointError(f"built-in model {self.name!r} is missing from this installation ({self.bundled})")
             return self.bundled
-        from emo_prune.io.writer import AtomicFolder
+        from emo_prune.io.atomic import AtomicFolder
 
         target = cache_dir() / "models" / f"{self.name}-v{self.version}"
         if (target / "config.json").exists():

@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 
 from emo_prune.io import Checkpoint, model_identity
-from emo_prune.io.writer import ShardedWriter, TensorSpec, parse_size
+from emo_prune.io.shards import ShardedWriter, TensorSpec
+from emo_prune.io.sizes import parse_size
 from emo_prune.select import SelectOptions, select_experts
 
 CHILD = """

@@ -135,7 +135,7 @@ def route_topk(
     """Launch the routing kernel. logits [T, E] -> (weights [T, k] fp32, ids [T, k] int64).
 
     Arguments follow `emo_prune.routing.RoutingSpec` (validated there); always_active wins over
-    num_shared, as in the spec's priority order.
+    num_shared, as in the priority order of docs/emo-checkpoint.md ("Forward").
     """
     T, E = logits.shape
     n_fixed = len(always_active) if always_active else num_shared

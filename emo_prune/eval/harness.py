@@ -290,7 +290,7 @@ def write_report(report: EvalReport, path: str | Path) -> tuple[Path, Path]:
     """RESULTS.json and RESULTS.md beside it, each written atomically."""
     import json
 
-    from emo_prune.io.writer import atomic_write_text
+    from emo_prune.io.atomic import atomic_write_text
 
     path = check_out_path(path)
     md = path.with_suffix(".md")

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from emo_prune.calib import load_documents
-from emo_prune.io.writer import atomic_write_text
+from emo_prune.io.atomic import atomic_write_text
 
 GENERATOR_VERSION = 2
 MAX_CHARS = 1500

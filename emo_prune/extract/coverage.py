@@ -17,7 +17,7 @@ from pathlib import Path
 from emo_prune.extract.jobs import Job
 from emo_prune.extract.source import ByteSource, copy_into
 from emo_prune.io import Checkpoint, contiguous_runs
-from emo_prune.io.writer import TensorSpec, pwrite_all
+from emo_prune.io.shards import TensorSpec, pwrite_all
 from emo_prune.select.plan import Kept
 
 SIDE_FILE = "emo_prune.dropped_router.safetensors"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from emo_prune.io import Checkpoint, contiguous_runs
-from emo_prune.io.writer import TensorSpec
+from emo_prune.io.shards import TensorSpec
 from emo_prune.extract.source import ByteSource
 from emo_prune.select.plan import Kept
 

@@ -3,9 +3,9 @@
 Order of work: open the source (headers only), validate the plan against its config AND its tensors
 (`emo_prune.io.inventory`), check its identity, the output path and the free disk space, rewrite the
 config, lay out every output shard, look for NaN / Inf in what is kept (`finite`); only then create
-the temporary folder and stream the bytes (see `jobs`, `source`, `emo_prune.io.writer`). The
-output's lock is taken once the cheap checks pass, before the hashing and the NaN scan. Peak memory
-does not grow with the model: weights move file to file through the kernel.
+the temporary folder (`emo_prune.io.atomic`) and stream the bytes (see `jobs`, `source`,
+`emo_prune.io.shards`). The output's lock is taken once the cheap checks pass, before the hashing and
+the NaN scan. Peak memory does not grow with the model: weights move file to file through the kernel.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from emo_prune.extract.jobs import Job, build_jobs
 from emo_prune.extract.source import copy_into
 from emo_prune.io import CONFIG_FILE, INDEX_FILE, Checkpoint, build_inventory, model_identity
 from emo_prune.io.paths import contained_path
-from emo_prune.io.writer import AtomicFolder, ShardedWriter, parse_size, write_text
+from emo_prune.io.atomic import AtomicFolder, write_text
+from emo_prune.io.shards import ShardedWriter
+from emo_prune.io.sizes import parse_size
 from emo_prune.select.plan import Plan, dumps, validate_plan
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf")

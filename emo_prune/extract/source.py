@@ -23,7 +23,7 @@ import numpy as np
 
 from emo_prune.dtypes import TAG_BYTES
 from emo_prune.errors import CheckpointError, OutputError
-from emo_prune.io.writer import pwrite_all
+from emo_prune.io.shards import pwrite_all
 
 CHUNK = 32 * 1024 * 1024  # bytes read per dtype-conversion step; 3 x CHUNK is the extra memory
 _SENDFILE_MAX = 1 << 30  # one sendfile call moves at most ~2 GiB on Linux; stay well below

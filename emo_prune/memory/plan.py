@@ -35,7 +35,7 @@ class Budget:
 
 def _parse(value: str | int, what: str) -> int:
     from emo_prune.errors import OutputError
-    from emo_prune.io.writer import parse_size
+    from emo_prune.io.sizes import parse_size
 
     try:
         return parse_size(value)

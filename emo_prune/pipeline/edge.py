@@ -17,7 +17,7 @@ from emo_prune.console import out
 from emo_prune.eval.compare import MetricDelta
 from emo_prune.eval.results import ModelEval, compare
 from emo_prune.io.paths import contained_path
-from emo_prune.io.writer import atomic_write_text
+from emo_prune.io.atomic import atomic_write_text
 from emo_prune.pipeline.recipe import Recipe
 from emo_prune.pipeline.steps import Steps, output_digest, step_key
 

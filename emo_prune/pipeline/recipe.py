@@ -148,7 +148,7 @@ class Output(_Section):
     @classmethod
     def _as_extract_reads_it(cls, value: str | None, info: Any) -> str | None:
         from emo_prune.extract import resolve_dtype
-        from emo_prune.io.writer import parse_size
+        from emo_prune.io.sizes import parse_size
 
         try:
             parse_size(value) if info.field_name == "max_shard_size" else resolve_dtype(value)

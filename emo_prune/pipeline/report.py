@@ -10,7 +10,7 @@ from typing import Any
 from emo_prune.errors import GateFailure
 from emo_prune.eval.compare import MetricDelta
 from emo_prune.eval.results import ModelEval, comparison_markdown, scores_markdown
-from emo_prune.io.writer import atomic_write_text
+from emo_prune.io.atomic import atomic_write_text
 from emo_prune.pipeline.edge import EdgeReport, edge_markdown
 from emo_prune.pipeline.gates import GateResult
 from emo_prune.pipeline.recipe import Recipe

@@ -33,7 +33,7 @@ from emo_prune.io import Checkpoint, model_identity
 from emo_prune.io.lock import FolderLock
 from emo_prune.io.ownership import claim_folder, write_owner_marker
 from emo_prune.io.paths import contained_path
-from emo_prune.io.writer import atomic_write_text
+from emo_prune.io.atomic import atomic_write_text
 from emo_prune.pipeline.edge import run_edge
 from emo_prune.pipeline.gates import check_gate
 from emo_prune.pipeline.recipe import Recipe, budget_label

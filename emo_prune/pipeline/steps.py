@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune.io import Checkpoint, model_identity, sha256_file
-from emo_prune.io.writer import atomic_write_text
+from emo_prune.io.atomic import atomic_write_text
 from emo_prune.version import __version__
 
 STAMPS = ".steps"

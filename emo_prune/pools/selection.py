@@ -4,9 +4,9 @@ Shapes: T tokens, E experts in the layer (shared / always-active included), E_r 
 
 The mass is the router's own probabilities (`emo_prune.routing.router_probabilities`: the routed block
 softmaxed on its own for the shared path) summed over the request's CONTEXT tokens, EMO's training rule
-(the spec's "EMO training objective": s_d = sum of p over the document). Fixed experts (shared tail,
-always-active) are in every pool. P counts the fixed experts, as `--keep` does (`emo_prune.select.keep`):
-`--pool 0.125` of 32 experts = 4 = 3 routed + the shared one.
+(docs/emo-checkpoint.md, "EMO training objective": s_d = sum of p over the document). Fixed experts
+(shared tail, always-active) are in every pool. P counts the fixed experts, as `--keep` does
+(`emo_prune.select.keep`): `--pool 0.125` of 32 experts = 4 = 3 routed + the shared one.
 """
 
 from __future__ import annotations

@@ -171,7 +171,8 @@ def write_large_emo(
     once): for header-only commands on release-sized shapes (27 GB in seconds).
     """
     from emo_prune.dtypes import tag_of
-    from emo_prune.io.writer import ShardedWriter, TensorSpec, parse_size
+    from emo_prune.io.shards import ShardedWriter, TensorSpec
+    from emo_prune.io.sizes import parse_size
 
     spec = TinySpec(family="emo", **sizes)
     out = Path(out_dir)

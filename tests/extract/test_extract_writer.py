@@ -10,7 +10,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from emo_prune.errors import OutputError
-from emo_prune.io.writer import AtomicFolder, ShardedWriter, TensorSpec, parse_size, plan_shards
+from emo_prune.io.atomic import AtomicFolder
+from emo_prune.io.shards import ShardedWriter, TensorSpec, plan_shards
+from emo_prune.io.sizes import parse_size
 
 
 def spec_of(name: str, tensor: torch.Tensor) -> TensorSpec:

@@ -74,7 +74,7 @@ def test_kill_during_run_then_resume_gives_identical_builds(source_model, tmp_pa
 
 DIE_BETWEEN_RENAMES = """
 import os, sys
-import emo_prune.io.writer as writer
+import emo_prune.io.atomic as atomic
 from emo_prune.extract import extract
 from emo_prune.select import Plan
 real = os.replace
@@ -82,7 +82,7 @@ def dying(src, dst):
     real(src, dst)
     if ".emo-prune-tmp-old-" in str(dst):
         os._exit(9)  # the old output is aside, the new one not yet in place
-writer.os.replace = dying
+atomic.os.replace = dying
 extract(sys.argv[1], Plan([[0, 1, 2, 7], [0, 1, 2, 7]]), sys.argv[2], overwrite=True)
 """
 

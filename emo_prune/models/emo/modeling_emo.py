@@ -7,7 +7,7 @@ Forward (docs/emo-checkpoint.md): pre-norm decoder layers without QK-norm,
     h   = x + Attn(RMSNorm_a(x))
     out = h + MoE(RMSNorm_f(h))        (or a dense MLP where the layer's expert count is 0)
 then the final RMSNorm and an untied lm_head. Routing is `emo_prune.routing.route` (shared tail with
-its own softmax, always-active experts, norm_topk_prob), so every path equals the spec reference.
+its own softmax, always-active experts, norm_topk_prob), so every path equals that reference.
 
 On disk, experts are one tensor per expert and projection, exactly as AI2 releases them
 (`model.layers.{i}.mlp.experts.{e}.gate_proj.weight` [I, H]); in memory they are fused
