@@ -12,6 +12,8 @@ all alike):
                           hidden 2048, 16 layers, 128 experts of width 1024, 1 shared; 27 GB in bf16)
                           whose weights are sparse holes: real safetensors headers, no disk used.
                           target: < 1 s
+  select --method mass    `emo-prune select builtin:emo-small --profile P --domain code --keep 0.25`
+                          from a profile made before the timing (numpy only: no torch)
 Prints seconds and the ratio to the baseline.
 """
 
@@ -39,7 +41,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
+    from emo_prune.assets import resolve_model
     from emo_prune.io import Checkpoint
+    from emo_prune.profile import ProfileSettings, profile_to_file
     from emo_prune.testing.factory import write_large_emo
 
     cli = shutil.which("emo-prune")
@@ -47,11 +51,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="emo-startup-") as tmp:
         model = write_large_emo(Path(tmp) / "release-shaped", sparse=True, max_shard_size="5GB", **RELEASE)
         size = Checkpoint.open(model).total_bytes / 1e9
+        profile = Path(tmp) / "code.safetensors"
+        profile_to_file(resolve_model("builtin:emo-small"), ["builtin:code:calib"], profile, settings=ProfileSettings(max_tokens=2000))
+        plan = Path(tmp) / "plan.json"
+        select = ["select", "builtin:emo-small", "--profile", str(profile), "--domain", "code", "--keep", "0.25"]
         cases = {
             "import torch": [sys.executable, "-c", "import torch"],
             "emo-prune --version": [*emo, "--version"],
             "emo-prune --help": [*emo, "--help"],
             f"emo-prune inspect ({size:.1f} GB headers)": [*emo, "inspect", str(model)],
+            "emo-prune select --method mass": [*emo, *select, "--out", str(plan)],
         }
         best = {name: float("inf") for name in cases}
         for _ in range(args.rounds):

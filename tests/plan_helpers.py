@@ -40,5 +40,5 @@ def random_profile(arch: MoEArchitecture, domains: dict[str, int], seed: int = 0
         stats = profile.domain(name)
         stats.num_tokens, stats.num_documents = tokens, max(1, tokens // 50)
         for s in EXPERT_STATS:
-            stats.expert[s] = torch.rand(stats.expert[s].shape, generator=g, dtype=torch.float64) * tokens
+            stats.expert[s] = (torch.rand(stats.expert[s].shape, generator=g, dtype=torch.float64) * tokens).numpy()
     return profile

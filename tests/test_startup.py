@@ -54,6 +54,15 @@ def test_light_commands_import_neither_torch_nor_transformers(args, tmp_path):
     assert loaded == [], f"emo-prune {' '.join(args)} imported {loaded}"
 
 
+def test_select_from_a_profile_imports_neither(plan_file, tmp_path):
+    profile, plan = plan_file
+    args = ["select", "builtin:emo-small", "--profile", profile, "--domain", "code", "--keep", "0.25", "--out", tmp_path / "p.json"]
+    loaded, result = loaded_by(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "p.json").read_text())["experts_kept_per_layer"] == json.loads(plan.read_text())["experts_kept_per_layer"]
+    assert loaded == [], f"select --method mass imported {loaded}"
+
+
 def test_extract_with_a_plan_imports_neither(plan_file, tmp_path):
     _, plan = plan_file
     loaded, result = loaded_by(["extract", "builtin:emo-small", "--plan", plan, "--out", tmp_path / "build"], tmp_path)

@@ -139,8 +139,8 @@ class StatsCollector:
         for d, stats in self.sums.items():
             result[d] = DomainStats(
                 name=d,
-                expert={s: stats[s].cpu() for s in EXPERT_STATS},
-                entropy=stats["entropy"][:, 0].cpu().clone(),
+                expert={s: stats[s].cpu().numpy().copy() for s in EXPERT_STATS},
+                entropy=stats["entropy"][:, 0].cpu().numpy().copy(),
                 num_tokens=self.num_tokens[d],
                 num_documents=self.num_documents[d],
             )

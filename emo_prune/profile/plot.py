@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from emo_prune.errors import OutputError
-from emo_prune.io.writer import atomic_write
+from emo_prune.io.atomic import atomic_write
 from emo_prune.profile.store import Profile
 
 
-def heatmap_matrix(profile: Profile, domain: str, routed_only: bool = True) -> torch.Tensor:
+def heatmap_matrix(profile: Profile, domain: str, routed_only: bool = True) -> np.ndarray:
     """[L, E_max] mean probability; NaN where a layer has no such expert (dense layers, narrower layers)
     and, with `routed_only`, at the shared / always-active experts."""
-    matrix = torch.full((profile.num_layers, profile.max_experts), float("nan"), dtype=torch.float64)
+    matrix = np.full((profile.num_layers, profile.max_experts), np.nan, dtype=np.float64)
     for lay in profile.layouts:
         if not lay.is_dense:
             matrix[lay.index, : lay.num_experts] = profile.mean_probability(domain, lay.index)
@@ -37,7 +37,7 @@ def plot_heatmaps(profile: Profile, path: str | Path) -> Path:
     domains = sorted(profile.domains)
     fig, axes = plt.subplots(len(domains), 1, figsize=(max(6.0, profile.max_experts * 0.12), 1.0 + 2.2 * len(domains)), squeeze=False)
     for ax, domain in zip(axes[:, 0], domains, strict=True):
-        image = ax.imshow(heatmap_matrix(profile, domain).numpy(), aspect="auto", interpolation="nearest", cmap="viridis")
+        image = ax.imshow(heatmap_matrix(profile, domain), aspect="auto", interpolation="nearest", cmap="viridis")
         ax.set_title(f"{domain}: mean router probability of the routed experts ({profile.domains[domain].num_tokens} tokens)")
         ax.set_xlabel("expert")
         ax.set_ylabel("layer")

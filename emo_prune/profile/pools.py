@@ -1,7 +1,7 @@
 """EMO document-pool membership: per document, which experts its top-P pool holds, at each budget.
 
 A document's pool is the top-P routed experts by its summed routed probability s_d (EMO's training
-rule, the spec's "EMO training objective"); fixed experts (shared / always-active) are in every pool.
+rule, docs/emo-checkpoint.md, "EMO training objective"); fixed experts (shared / always-active) are in every pool.
 Windows of one document are consecutive rows but may straddle batches: the sum of an unfinished
 document is carried to the next batch (at most one per layer, as batches are visited in order).
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any
 
-import torch
+import numpy as np
 
 from emo_prune.profile.store import Profile, pool_size
 
 FRACTIONS = (0.25, 0.125)
 
 
-def routed_mass(profile: Profile, domain: str, layer: int) -> torch.Tensor:
+def routed_mass(profile: Profile, domain: str, layer: int) -> np.ndarray:
     """Probability mass of each routed expert of `layer` (fixed experts zeroed): [E_l] float64."""
-    mass = profile.stat(domain, "prob_mass", layer).clone()
+    mass = profile.stat(domain, "prob_mass", layer).copy()
     mass[list(profile.layouts[layer].fixed_ids)] = 0.0
     return mass
 
@@ -32,8 +32,8 @@ def subset(profile: Profile, domain: str, fraction: float) -> list[list[int] | N
             kept.append(None)
             continue
         mass = routed_mass(profile, domain, lay.index)
-        routed = torch.tensor(lay.routed_ids, dtype=torch.long)
-        top = routed[torch.argsort(mass[routed], descending=True, stable=True)[: pool_size(lay, fraction)]]
+        routed = np.array(lay.routed_ids, dtype=np.int64)
+        top = routed[_descending(mass[routed])[: pool_size(lay, fraction)]]
         kept.append(sorted(top.tolist()) + list(lay.fixed_ids))
     return kept
 
@@ -56,8 +56,13 @@ def coverage(profile: Profile, domain: str, kept_ids_per_layer: list[list[int] |
 def top_experts(profile: Profile, domain: str, layer: int, n: int) -> list[tuple[int, float]]:
     """The n experts with the highest mean router probability (fixed experts included): [(id, mean p)]."""
     mean = profile.mean_probability(domain, layer)
-    order = torch.argsort(mean, descending=True, stable=True)[:n]
+    order = _descending(mean)[:n]
     return [(int(e), float(mean[e])) for e in order]
+
+
+def _descending(values: np.ndarray) -> np.ndarray:
+    """Indices that sort `values` from largest to smallest, ties in index order."""
+    return np.argsort(-values, kind="stable")
 
 
 def jaccard(a: list[int], b: list[int]) -> float:

@@ -17,7 +17,7 @@ from emo_prune.arch import MoEArchitecture
 from emo_prune.calib import Document, describe_sources
 from emo_prune.errors import CalibrationError, OutputError
 from emo_prune.io import Checkpoint, model_identity
-from emo_prune.io.writer import check_writable
+from emo_prune.io.atomic import check_writable
 from emo_prune.memory import MemoryOptions, Workload, plan_memory
 from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
 from emo_prune.profile.collector import StatsCollector

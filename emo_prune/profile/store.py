@@ -17,6 +17,9 @@ Tensors, float64 (exact integer counts up to 2^53):
   "{domain}/counts"       [2]         (non-padding tokens, documents)
 Metadata (safetensors `__metadata__["emo_prune.profile"]`, JSON): format, tool version, model
 identity, per-layer layouts, settings, calibration sources with digests, pool sizes per layer.
+
+Statistics are numpy arrays, so reading a profile and selecting from it (`select --method mass`)
+never imports torch; the collector converts its torch sums once, when it finishes.
 """
 
 from __future__ import annotations
@@ -27,14 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 from safetensors import safe_open
-from safetensors.torch import save
+from safetensors.numpy import save
 
 from emo_prune.arch import LayerLayout
 from emo_prune.errors import CheckpointError, ProfileError
 from emo_prune.io.safetensors_header import read_header
-from emo_prune.io.writer import atomic_write
+from emo_prune.io.atomic import atomic_write
 from emo_prune.version import __version__
 
 FORMAT = 1
@@ -85,8 +88,8 @@ class DomainStats:
     """Accumulated statistics of one domain; tensors as in the module docstring."""
 
     name: str
-    expert: dict[str, torch.Tensor]  # stat -> [L, E_max] float64
-    entropy: torch.Tensor  # [L] float64
+    expert: dict[str, np.ndarray]  # stat -> [L, E_max] float64
+    entropy: np.ndarray  # [L] float64
     num_tokens: int = 0
     num_documents: int = 0
 
@@ -94,8 +97,8 @@ class DomainStats:
     def zeros(cls, name: str, num_layers: int, max_experts: int) -> DomainStats:
         return cls(
             name=name,
-            expert={s: torch.zeros(num_layers, max_experts, dtype=torch.float64) for s in EXPERT_STATS},
-            entropy=torch.zeros(num_layers, dtype=torch.float64),
+            expert={s: np.zeros((num_layers, max_experts), dtype=np.float64) for s in EXPERT_STATS},
+            entropy=np.zeros(num_layers, dtype=np.float64),
         )
 
     def add(self, other: DomainStats) -> None:
@@ -140,13 +143,13 @@ class Profile:
             raise ProfileError(f"domain {name!r} is not in this profile (it has: {', '.join(sorted(self.domains)) or 'none'})")
         return self.domains[name]
 
-    def stat(self, domain: str, stat: str, layer: int) -> torch.Tensor:
+    def stat(self, domain: str, stat: str, layer: int) -> np.ndarray:
         """One statistic of one layer: [E_l] float64."""
         if stat not in EXPERT_STATS:
             raise ProfileError(f"unknown statistic {stat!r} (known: {', '.join(EXPERT_STATS)})")
         return self.require_domain(domain).expert[stat][layer, : self.layouts[layer].num_experts]
 
-    def mean_probability(self, domain: str, layer: int) -> torch.Tensor:
+    def mean_probability(self, domain: str, layer: int) -> np.ndarray:
         """Mean router probability per expert over the domain's tokens (AI2's selection statistic): [E_l]."""
         stats = self.require_domain(domain)
         return self.stat(domain, "prob_mass", layer) / max(stats.num_tokens, 1)
@@ -166,17 +169,17 @@ class Profile:
             },
         }
 
-    def _tensors(self) -> dict[str, torch.Tensor]:
+    def _tensors(self) -> dict[str, np.ndarray]:
         tensors = {}
         for name, d in sorted(self.domains.items()):
             for s in EXPERT_STATS:
-                tensors[f"{name}/{s}"] = d.expert[s].contiguous()
-            tensors[f"{name}/entropy"] = d.entropy.contiguous()
-            tensors[f"{name}/counts"] = torch.tensor([d.num_tokens, d.num_documents], dtype=torch.float64)
+                tensors[f"{name}/{s}"] = np.ascontiguousarray(d.expert[s], dtype=np.float64)
+            tensors[f"{name}/entropy"] = np.ascontiguousarray(d.entropy, dtype=np.float64)
+            tensors[f"{name}/counts"] = np.array([d.num_tokens, d.num_documents], dtype=np.float64)
         return tensors
 
     def save(self, path: str | Path) -> Path:
-        """Write atomically (`emo_prune.io.writer.atomic_write`); a profile is small: [L, E_max] per statistic."""
+        """Write atomically (`emo_prune.io.atomic.atomic_write`); a profile is small: [L, E_max] per statistic."""
         if not self.domains:
             raise ProfileError("refusing to save an empty profile (no domain received any token)")
         data = save(self._tensors(), metadata={META_KEY: json.dumps(self._metadata(), sort_keys=True)})
@@ -188,7 +191,7 @@ class Profile:
         if not path.exists():
             raise ProfileError(f"profile not found: {path}")
         try:
-            with safe_open(str(path), framework="pt") as f:
+            with safe_open(str(path), framework="np") as f:
                 raw = (f.metadata() or {}).get(META_KEY)
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as exc:  # safetensors raises its own error types for corrupt files
@@ -208,7 +211,7 @@ class Profile:
             raise ProfileError(f"{path} is not a consistent profile (bad or missing {exc}); profile the model again") from None
 
     @classmethod
-    def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Profile:
+    def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> Profile:
         """A profile from its metadata and tensors, checking every shape against the layouts (untrusted file)."""
         layouts = [layout_from_json(i, d) for i, d in enumerate(meta["layouts"])]
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for lay in layouts for v in (lay.num_experts, lay.top_k)):
@@ -232,7 +235,7 @@ class Profile:
                 num_tokens=int(counts[0]),
                 num_documents=int(counts[1]),
             )
-            if any(tuple(t.shape) != shape or t.dtype != torch.float64 for t in stats.expert.values()):
+            if any(tuple(t.shape) != shape or t.dtype != np.float64 for t in stats.expert.values()):
                 raise ValueError(f"shape of {name}/* (expected float64 {list(shape)})")
             if tuple(stats.entropy.shape) != (profile.num_layers,) or tuple(counts.shape) != (2,):
                 raise ValueError(f"shape of {name}/entropy or {name}/counts")
@@ -244,7 +247,7 @@ class Profile:
         h = hashlib.sha256(json.dumps(self._metadata(), sort_keys=True).encode())
         for name, tensor in self._tensors().items():
             h.update(name.encode())
-            h.update(tensor.numpy().tobytes())
+            h.update(tensor.tobytes())
         return h.hexdigest()
 
     # ---- model checks and merging -------------------------------------------------------------

@@ -6,7 +6,7 @@ _EXPORTS = exports_of(
     {
         "emo_prune.select.budget": ["BUDGETS"],
         "emo_prune.profile.report": ["coverage"],
-        "emo_prune.select.greedy": ["GreedySettings"],
+        "emo_prune.select.greedy_settings": ["GreedySettings"],
         "emo_prune.select.keep": ["Keep", "keep_counts"],
         "emo_prune.select.masking": ["masked_experts"],
         "emo_prune.select.plan": ["PLAN_KEY", "Kept", "Plan", "canonical_order", "validate_plan"],

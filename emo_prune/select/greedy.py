@@ -21,9 +21,8 @@ plan's set when nesting is required.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,27 +30,15 @@ from torch import nn
 from emo_prune.arch import MoEArchitecture
 from emo_prune.errors import CalibrationError
 from emo_prune.io import Checkpoint
-from emo_prune.memory import MemoryOptions, Workload, plan_memory
+from emo_prune.memory import Workload, plan_memory
 from emo_prune.models.stream import LayerStream
 from emo_prune.routing import router_probabilities
+from emo_prune.select.greedy_settings import DocumentLike, GreedySettings
 from emo_prune.select.masking import masked_experts, router_module
 from emo_prune.select.plan import Kept
 
 #: (layer index, {domain: mean probability [E_l] float64}, {domain: token count}) -> kept original ids
 Chooser = Callable[[int, dict[str, torch.Tensor], dict[str, float]], list[int]]
-
-
-class DocumentLike(Protocol):
-    text: str
-    domain: str
-
-
-@dataclass(frozen=True)
-class GreedySettings:
-    seq_len: int = 512  # tokens per document (longer ones are truncated)
-    batch_size: int = 8
-    device: str = "cpu"
-    memory: MemoryOptions = MemoryOptions()  # whole model or layer by layer (auto: by the memory plan)
 
 
 class _StopForward(Exception):

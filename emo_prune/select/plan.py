@@ -21,7 +21,7 @@ from typing import Any
 
 from emo_prune.arch import LayerLayout, MoEArchitecture
 from emo_prune.errors import PlanError
-from emo_prune.io.writer import atomic_write_text
+from emo_prune.io.atomic import atomic_write_text
 from emo_prune.version import __version__
 
 PLAN_KEY = "experts_kept_per_layer"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 
-import torch
+import numpy as np
 
 from emo_prune.errors import PlanError
 from emo_prune.profile.store import Profile
@@ -31,7 +31,7 @@ from emo_prune.profile.store import Profile
 from emo_prune.constants import COMBINES, METHODS, PROFILE_METHODS  # noqa: E402,F401 (re-exported)
 
 
-def profile_scores(profile: Profile, domain: str, method: str, layer: int) -> torch.Tensor:
+def profile_scores(profile: Profile, domain: str, method: str, layer: int) -> np.ndarray:
     """[E_l] float64 per-token mean statistic of `domain` at `layer`."""
     stats = profile.require_domain(domain)
     tokens = max(stats.num_tokens, 1)
@@ -41,23 +41,28 @@ def profile_scores(profile: Profile, domain: str, method: str, layer: int) -> to
         return profile.stat(domain, "tokens", layer) / tokens
     if method == "reap":
         routed = profile.stat(domain, "tokens", layer)
-        return profile.stat(domain, "reap", layer) / routed.clamp(min=1)
+        return profile.stat(domain, "reap", layer) / np.maximum(routed, 1)
     raise PlanError(f"method {method!r} does not read a profile (profile methods: {', '.join(PROFILE_METHODS)})")
 
 
-def random_scores(num_experts: int, seed: int, layer: int) -> torch.Tensor:
-    """[E] float64 uniform noise, a pure function of (seed, layer)."""
+def random_scores(num_experts: int, seed: int, layer: int) -> np.ndarray:
+    """[E] float64 uniform noise, a pure function of (seed, layer) (torch's generator: plans made
+    before scores were numpy stay reproducible)."""
+    import torch
+
     key = int.from_bytes(hashlib.sha256(f"emo-prune:{seed}:{layer}".encode()).digest()[:8], "little")
     generator = torch.Generator().manual_seed(key)
-    return torch.rand(num_experts, generator=generator, dtype=torch.float64)
+    return torch.rand(num_experts, generator=generator, dtype=torch.float64).numpy()
 
 
-def weighted_score(scores: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
-    """sum_d n_d * s_d / sum_d n_d over the domains of `scores` ([E] float64)."""
-    total = sum(weights[d] for d in scores)
+def weighted_score(scores: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """sum_d n_d * s_d / sum_d n_d over the domains of `scores` ([E] float64; greedy's CPU torch tensors
+    are read as arrays)."""
+    arrays = {d: np.asarray(s, dtype=np.float64) for d, s in scores.items()}
+    total = sum(weights[d] for d in arrays)
     if total <= 0:  # no tokens anywhere: plain mean
-        return torch.stack(list(scores.values())).mean(0)
-    return sum(weights[d] * s for d, s in scores.items()) / total  # type: ignore[return-value]
+        return np.stack(list(arrays.values())).mean(0)
+    return sum(weights[d] * s for d, s in arrays.items()) / total  # type: ignore[return-value]
 
 
 def _order(ids: list[int], key: dict[int, tuple]) -> list[int]:
@@ -66,7 +71,7 @@ def _order(ids: list[int], key: dict[int, tuple]) -> list[int]:
 
 def rank_routed(
     candidates: list[int],
-    scores: dict[str, torch.Tensor],
+    scores: dict[str, np.ndarray],
     weights: dict[str, float],
     combine: str = "union",
 ) -> tuple[list[int], list[float]]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from emo_prune.arch import LayerLayout, MoEArchitecture
 from emo_prune.errors import CalibrationError, PlanError, ProfileError
@@ -23,7 +23,7 @@ from emo_prune.io import Checkpoint, model_identity
 from emo_prune.profile.store import Profile
 from emo_prune.select.budget import BUDGETS, routed_counts
 from emo_prune.profile.report import coverage
-from emo_prune.select.greedy import DocumentLike, GreedySettings, run_greedy
+from emo_prune.select.greedy_settings import DocumentLike, GreedySettings
 from emo_prune.select.keep import Keep, keep_counts
 from emo_prune.select.plan import Kept, Plan, canonical_order, validate_plan
 from emo_prune.select.scores import COMBINES, METHODS, PROFILE_METHODS, profile_scores, random_scores, rank_routed
@@ -183,7 +183,9 @@ def _greedy(
         if missing:
             raise CalibrationError(f"no calibration documents for domain {missing[0]!r}")
 
-    def choose(layer: int, scores: dict[str, torch.Tensor], weights: dict[str, float]) -> list[int]:
+    from emo_prune.select.greedy import run_greedy  # torch: only greedy runs the model
+
+    def choose(layer: int, scores: dict[str, np.ndarray], weights: dict[str, float]) -> list[int]:
         lay = arch.layouts[layer]
         ranking, _ = rank_routed(candidates[layer] or [], scores, weights, options.combine)
         return _keep_prefix(lay, ranking, counts[layer] - len(lay.fixed_ids))  # type: ignore[operator]

@@ -42,7 +42,7 @@ def test_select_with_target(cli, model, tmp_path):
     stats.num_tokens, stats.num_documents = 400, 8
     g = torch.Generator().manual_seed(0)
     for s in EXPERT_STATS:
-        stats.expert[s] = torch.rand(stats.expert[s].shape, generator=g, dtype=torch.float64) * 400
+        stats.expert[s] = (torch.rand(stats.expert[s].shape, generator=g, dtype=torch.float64) * 400).numpy()
     profile = profile.save(tmp_path / "p.safetensors")
     plan = tmp_path / "plan.json"
     result = cli("select", model, "--profile", profile, "--domain", "code", "--keep", "0.5", "--target", "gguf", "--out", plan)

@@ -29,7 +29,7 @@ def profile():
     p = Profile(layouts=LAYOUTS, model={"path": "m", "digest": "d"})
     for name, mass in MASS.items():
         stats = p.domain(name)
-        stats.expert["prob_mass"] += torch.tensor(mass, dtype=torch.float64)
+        stats.expert["prob_mass"] += torch.tensor(mass, dtype=torch.float64).numpy()
         stats.num_tokens = 100
     return p
 
