@@ -58,9 +58,10 @@ def test_verify_layerwise_fails_a_wrong_build_as_whole_does_and_names_the_layer(
     arch = Checkpoint.open(model).architecture
     build = tmp_path / "build"
     extract(model, select_experts(arch, SelectOptions(keep="0.5", method="random")), build)
-    shard = next(build.glob("*.safetensors"))
-    tensors = load_file(shard)
     name = "model.layers.1.mlp.experts.0.down_proj.weight"
+    # the shard that holds it (the build folder also has the coverage side file, also *.safetensors)
+    shard = next(f for f in sorted(build.glob("*.safetensors")) if name in load_file(f))
+    tensors = load_file(shard)
     tensors[name] = tensors[name] * 1.5  # a kept expert of layer 1 no longer equals the original's
     save_file(tensors, shard, metadata={"format": "pt"})
     whole = verify(model, build, num_prompts=3, memory=WHOLE)
