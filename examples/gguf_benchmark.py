@@ -70,11 +70,11 @@ class LlamaRunner:
     """llama.cpp through llama-cpp-python, its default settings (F16 KV cache), greedy decode."""
 
     def __init__(self, path: Path, ids: list[int], steps: int, threads: int):
-        from emo_prune.export.llamacpp import quiet_stderr
+        from emo_prune.export.llamacpp import cpu_has_amx, quiet_stderr, without_extra_buffers
         from emo_prune.export.quantize import llama_cpp_module
 
         self.llama_cpp = llama_cpp_module()
-        with quiet_stderr():
+        with quiet_stderr(), without_extra_buffers(self.llama_cpp, when=cpu_has_amx()):  # see emo_prune/export/llamacpp.py
             self.llm = self.llama_cpp.Llama(
                 model_path=str(path), n_ctx=len(ids) + steps + 8, n_batch=len(ids), n_threads=threads,
                 n_threads_batch=threads, logits_all=False, verbose=False,

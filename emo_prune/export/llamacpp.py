@@ -24,6 +24,41 @@ from emo_prune.export.quantize import llama_cpp_module
 GGML_TYPE_F32 = 0  # ggml_type of an F32 KV cache (llama.h)
 
 
+def cpu_has_amx() -> bool:
+    """An Intel CPU with AMX (Sapphire Rapids and later; Linux's /proc/cpuinfo flags)."""
+    try:
+        return "amx_int8" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def without_extra_buffers(llama_cpp: Any, when: bool = True):
+    """Load models without llama.cpp's extra buffer types (weight repacking, AMX), as llama-cli's
+    `--no-repack` does.
+
+    Why: llama.cpp's AMX kernels segfault on MoE models (llama.cpp issue 20824; here every Q8_0 MoE
+    file crashed in its first decode on a Sapphire Rapids CPU with a native build of llama-cpp-python
+    0.3.36, while F32/F16/BF16 files ran). `llama_cpp.Llama` takes no such option, but builds its model
+    parameters from `llama_model_default_params`: this swaps that default while a model loads."""
+    if not when:
+        yield
+        return
+    module = llama_cpp.llama_cpp  # the ctypes bindings `llama_cpp.Llama` reads its defaults from
+    default = module.llama_model_default_params
+
+    def no_extra_buffers() -> Any:
+        params = default()
+        params.use_extra_bufts = False
+        return params
+
+    module.llama_model_default_params = no_extra_buffers
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = default
+
+
 @contextlib.contextmanager
 def quiet_stderr():
     """llama.cpp prints its load log from C to fd 2 even with verbose=False for some messages."""
@@ -52,7 +87,7 @@ def open_gguf(path: str | Path, *, n_ctx: int = 512, threads: int | None = None,
     )
     if exact:
         kwargs.update(type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32)
-    with quiet_stderr():
+    with quiet_stderr(), without_extra_buffers(llama_cpp, when=cpu_has_amx()):
         return llama_cpp.Llama(**kwargs)
 
 

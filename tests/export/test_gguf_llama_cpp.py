@@ -139,3 +139,20 @@ def test_lm_eval_scores_of_an_f32_file_equal_the_safetensors_model(tmp_path):
     bpb = [t["emo_ppl_code"]["metrics"]["bits_per_byte"]["value"] for t in (hf, gguf)]
     assert abs(bpb[0] - bpb[1]) < 1e-3 * bpb[0]
     assert gguf["emo_math_mc"]["metrics"]["acc"]["value"] == hf["emo_math_mc"]["metrics"]["acc"]["value"]
+
+
+def test_q8_0_moe_decodes_without_extra_buffers_and_the_default_comes_back(tmp_path, monkeypatch):
+    """llama.cpp's AMX kernels crash on Q8_0 MoE files (llama.cpp issue 20824): on an AMX CPU `open_gguf`
+    loads without extra buffer types. Forced on here, so every machine runs that path."""
+    import llama_cpp
+
+    from emo_prune.export import llamacpp
+
+    monkeypatch.setattr(llamacpp, "cpu_has_amx", lambda: True)
+    before = llama_cpp.llama_cpp.llama_model_default_params
+    with llamacpp.without_extra_buffers(llama_cpp):
+        assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is False
+    assert llama_cpp.llama_cpp.llama_model_default_params is before
+    path = export_gguf(BUNDLED, tmp_path / "q8.gguf", dtype="q8_0").path
+    logits = _llama_logits(path, IDS, exact=False)
+    assert logits.shape == (len(IDS), 4096) and np.isfinite(logits.numpy()).all()
