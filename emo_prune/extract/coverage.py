@@ -14,39 +14,34 @@ import os
 import struct
 from pathlib import Path
 
-from emo_prune.extract.jobs import Job
-from emo_prune.extract.source import ByteSource, copy_into
-from emo_prune.io import Checkpoint, contiguous_runs
+from emo_prune.extract.jobs import Job, tensor_bytes
+from emo_prune.extract.source import copy_into
+from emo_prune.io import Checkpoint, LayerTensors
 from emo_prune.io.shards import TensorSpec, pwrite_all
 from emo_prune.select.plan import Kept
 
 SIDE_FILE = "emo_prune.dropped_router.safetensors"
 
 
-def dropped_router_jobs(checkpoint: Checkpoint, kept: Kept) -> list[Job]:
-    arch = checkpoint.architecture
+def dropped_router_jobs(checkpoint: Checkpoint, inventory: list[LayerTensors], kept: Kept) -> list[Job]:
+    """One job per MoE layer that lost experts: its router's (the inventory's) rows of the dropped ids."""
     jobs = []
-    for layout in arch.layouts:
-        ids = kept[layout.index]
-        if ids is None or layout.is_dense:
+    for entry, ids in zip(inventory, kept, strict=True):
+        if ids is None or entry.router is None:  # a dense layer: no router
             continue
-        dropped = sorted(set(range(layout.num_experts)) - set(ids))
+        dropped = sorted(set(range(entry.layout.num_experts)) - set(ids))
         if not dropped:
             continue
-        name = arch.router_weight_key(layout.index, checkpoint.names)
-        info, shard = checkpoint.tensor(name), checkpoint.weight_map[name]
-        base = checkpoint.shards[shard].data_start + info.begin
-        row = info.nbytes // info.shape[0]
-        ranges = tuple((base + start * row, (stop - start) * row) for start, stop in contiguous_runs(dropped))
-        spec = TensorSpec(f"layers.{layout.index}.weight", info.dtype, (len(dropped), *info.shape[1:]))
-        jobs.append(Job(spec, ByteSource(str(checkpoint.shard_path(shard)), ranges, info.dtype, name)))
+        info = checkpoint.tensor(entry.router)  # [E, H]
+        spec = TensorSpec(f"layers.{entry.index}.weight", info.dtype, (len(dropped), *info.shape[1:]))
+        jobs.append(Job(spec, tensor_bytes(checkpoint, entry.router, dropped)))
     return jobs
 
 
-def write_dropped_router(folder: Path, checkpoint: Checkpoint, kept: Kept) -> str | None:
+def write_dropped_router(folder: Path, checkpoint: Checkpoint, inventory: list[LayerTensors], kept: Kept) -> str | None:
     """Write SIDE_FILE into `folder` (a build being written, inside its atomic folder); None when
     nothing was dropped."""
-    jobs = dropped_router_jobs(checkpoint, kept)
+    jobs = dropped_router_jobs(checkpoint, inventory, kept)
     if not jobs:
         return None
     header: dict[str, object] = {"__metadata__": {"format": "1", "what": "full-router rows of dropped experts"}}

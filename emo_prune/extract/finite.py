@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from emo_prune.arch import MoEArchitecture
 from emo_prune.extract.jobs import CONVERTIBLE, Job
 from emo_prune.extract.source import ByteSource, chunks, opened
 
-CHECKED_ROLES = ("router", "router_vector", "expert", "fused")
 # dtype tag -> (unsigned word, exponent mask); covers CONVERTIBLE
 EXPONENT_BITS = {
     "F64": (np.uint64, np.uint64(0x7FF0_0000_0000_0000)),
@@ -32,12 +30,8 @@ def _finite(source: ByteSource) -> bool:
         return not any(bool(((piece.view(word) & mask) == mask).any()) for piece in chunks(fd, source))
 
 
-def nonfinite_tensors(arch: MoEArchitecture, jobs: list[Job]) -> list[str]:
-    """Source names of the router and expert tensors whose kept bytes hold a NaN or an Inf."""
+def nonfinite_tensors(jobs: list[Job]) -> list[str]:
+    """Source names of the router and expert tensors (`Job.moe`) whose kept bytes hold a NaN or an Inf."""
     return [
-        job.source.tensor
-        for job in jobs
-        if arch.classify(job.source.tensor).kind in CHECKED_ROLES
-        and job.source.dtype in CONVERTIBLE
-        and not _finite(job.source)
+        job.source.tensor for job in jobs if job.moe and job.source.dtype in CONVERTIBLE and not _finite(job.source)
     ]

@@ -5,15 +5,19 @@ Shapes: E experts in a source layer, K kept, H hidden, I expert width.
   fused gate_up [E, 2I, H] / down [E, H, I]  -> rows of the kept ids, in plan order   [K, 2I, H] / [K, H, I]
   per-expert tensors of expert e             -> kept: renamed to its new id; dropped: never read
   everything else                            -> copied under the same name
+Which tensor is which comes from the tensor inventory (`emo_prune.io.inventory`, the map `inspect`
+shows), built once and checked against the config; a name it does not list is copied as it is.
 Jobs follow the source's byte order (shard by shard, by offset), so reads are sequential, and the
 output order, hence every output byte, is a pure function of the source and the plan.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from emo_prune.io import Checkpoint, contiguous_runs
+from emo_prune.arch import MoEArchitecture
+from emo_prune.io import Checkpoint, LayerTensors, contiguous_runs
 from emo_prune.io.shards import TensorSpec
 from emo_prune.extract.source import ByteSource
 from emo_prune.select.plan import Kept
@@ -25,29 +29,57 @@ CONVERTIBLE = ("F64", "F32", "F16", "BF16")  # --dtype converts these; ints and 
 class Job:
     spec: TensorSpec  # the output tensor
     source: ByteSource  # where its bytes come from
+    moe: bool = False  # kept router / expert bytes of an MoE layer (what `finite` scans for NaN / Inf)
 
 
-def build_jobs(checkpoint: Checkpoint, kept: Kept, out_dtype: str | None = None) -> list[Job]:
-    arch = checkpoint.architecture
-    index_maps = [None if ids is None else {old: new for new, old in enumerate(ids)} for ids in kept]
+def tensor_bytes(checkpoint: Checkpoint, name: str, rows: Sequence[int] | None = None) -> ByteSource:
+    """Where tensor `name` lies in its shard: all of it, or only `rows` of its dim 0 (in that order,
+    one range per contiguous run)."""
+    info, shard = checkpoint.tensor(name), checkpoint.weight_map[name]
+    base = checkpoint.shards[shard].data_start + info.begin
+    if rows is None:
+        ranges: tuple[tuple[int, int], ...] = ((base, info.nbytes),)
+    else:
+        row = info.nbytes // info.shape[0]
+        ranges = tuple((base + start * row, (stop - start) * row) for start, stop in contiguous_runs(rows))
+    return ByteSource(str(checkpoint.shard_path(shard)), ranges, info.dtype, name)
+
+
+def _moe_tensors(
+    arch: MoEArchitecture, inventory: list[LayerTensors], kept: Kept
+) -> tuple[dict[str, list[int]], dict[str, str | None]]:
+    """From the inventory: the tensors cut to their kept rows (name -> kept ids, plan order) and the
+    per-expert tensors (name -> its name under the expert's new id; None for a dropped expert)."""
+    rows: dict[str, list[int]] = {}
+    renamed: dict[str, str | None] = {}
+    for entry, ids in zip(inventory, kept, strict=True):
+        if ids is None or entry.router is None:  # a dense layer: its MLP is copied like any other tensor
+            continue
+        for name in (entry.router, *entry.router_vectors, *entry.fused.values()):
+            rows[name] = ids
+        new_ids = {old: new for new, old in enumerate(ids)}
+        for expert, projections in entry.per_expert.items():
+            new = new_ids.get(expert)
+            for projection, name in projections.items():
+                renamed[name] = None if new is None else arch.per_expert_key(entry.index, new, projection)
+    return rows, renamed
+
+
+def build_jobs(
+    checkpoint: Checkpoint, inventory: list[LayerTensors], kept: Kept, out_dtype: str | None = None
+) -> list[Job]:
+    """`inventory`: `build_inventory(checkpoint)`; `kept`: the validated plan's ids per layer."""
+    rows, renamed = _moe_tensors(checkpoint.architecture, inventory, kept)
     order = sorted(checkpoint.weight_map.items(), key=lambda item: (item[1], checkpoint.tensor(item[0]).begin))
     jobs = []
-    for name, shard in order:
+    for name, _shard in order:
         info = checkpoint.tensor(name)
-        base = checkpoint.shards[shard].data_start + info.begin
-        path = str(checkpoint.shard_path(shard))
-        role = arch.classify(name)
-        ids = kept[role.layer] if role.layer is not None else None
-        out_name, shape, ranges = name, info.shape, ((base, info.nbytes),)
-        if role.kind in ("router", "router_vector", "fused") and ids is not None:
-            row = info.nbytes // info.shape[0]
-            ranges = tuple((base + start * row, (stop - start) * row) for start, stop in contiguous_runs(ids))
-            shape = (len(ids), *info.shape[1:])
-        elif role.kind == "expert" and ids is not None:
-            new_id = index_maps[role.layer].get(role.expert)  # type: ignore[index, union-attr]
-            if new_id is None:
-                continue  # a dropped expert: not read, not written
-            out_name = arch.per_expert_key(role.layer, new_id, role.projection)  # type: ignore[arg-type]
+        ids = rows.get(name)  # router / router vector / fused: only the kept rows
+        out_name = renamed.get(name, name)  # a per-expert tensor: its name under the new id
+        if out_name is None:
+            continue  # a dropped expert: not read, not written
+        shape = info.shape if ids is None else (len(ids), *info.shape[1:])
         dtype = out_dtype if out_dtype is not None and info.dtype in CONVERTIBLE else info.dtype
-        jobs.append(Job(TensorSpec(out_name, dtype, tuple(shape)), ByteSource(path, ranges, info.dtype, name)))
+        moe = ids is not None or name in renamed
+        jobs.append(Job(TensorSpec(out_name, dtype, tuple(shape)), tensor_bytes(checkpoint, name, ids), moe))
     return jobs

@@ -143,7 +143,8 @@ def extract(
     checkpoint = Checkpoint.open(model_dir)
     arch = checkpoint.architecture
     kept = validate_plan(plan, arch)
-    build_inventory(checkpoint)  # the tensors agree with the config the plan was checked against
+    # which tensor is which, per layer; refuses tensors that disagree with the config the plan was checked against
+    inventory = build_inventory(checkpoint)
     folder = AtomicFolder(out_dir, overwrite=overwrite, protect=[model_dir])
     with folder.lock:  # a second writer into out_dir fails now, not after the hashing and the NaN scan
         identity = model_identity(checkpoint)
@@ -152,11 +153,11 @@ def extract(
 
         config, changes = remap_config(checkpoint.config, arch, kept, out_dtype)
         top_k_key = arch.family.config_keys["top_k"]
-        jobs = build_jobs(checkpoint, kept, out_dtype)
+        jobs = build_jobs(checkpoint, inventory, kept, out_dtype)
         sides = side_files(model_dir)
         needed = sum(job.spec.nbytes for job in jobs) + sum(p.stat().st_size for p in sides) + SMALL_FILES
         _check_space(out_dir, needed)
-        nonfinite = nonfinite_tensors(arch, jobs)
+        nonfinite = nonfinite_tensors(jobs)
         _report_nonfinite(nonfinite, model_dir, strict)
         extraction: dict[str, Any] = {
             "num_experts_per_tok": {"original": checkpoint.config[top_k_key], "new": config[top_k_key]},
@@ -171,7 +172,7 @@ def extract(
                 files, total = _write_shards(tmp, jobs, shard_cap, on_tensor)
                 extraction.update(files=files, total_bytes=total)
                 copied = [shutil.copyfile(path, tmp / path.name).name for path in sides]
-                write_dropped_router(tmp, checkpoint, kept)  # the coverage guard's side file
+                write_dropped_router(tmp, checkpoint, inventory, kept)  # the coverage guard's side file
                 write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
                 write_text(tmp / MANIFEST_FILE, dumps(manifest(plan, kept, extraction)))
                 write_text(tmp / AI2_METADATA_FILE, dumps(ai2_metadata(plan, kept, arch)))

@@ -15,7 +15,7 @@ import pytest
 import emo_prune.extract.source as source_module
 from emo_prune.errors import CheckpointError, OutputError
 from emo_prune.extract import build_jobs, extract
-from emo_prune.io import Checkpoint
+from emo_prune.io import Checkpoint, build_inventory
 from emo_prune.select import Plan
 
 PLAN = Plan([[1, 4, 6, 7], [0, 2, 5, 7]])
@@ -149,7 +149,7 @@ def test_reads_only_the_kept_experts(tiny, storage):
     checkpoint = Checkpoint.open(model)
     arch = checkpoint.architecture
     kept = [[1, 4, 6, 7], [0, 2, 5, 7]]
-    jobs = build_jobs(checkpoint, kept)
+    jobs = build_jobs(checkpoint, build_inventory(checkpoint), kept)
     read = sorted(r for job in jobs for r in job.source.ranges)
     assert sum(length for _, length in read) == sum(job.spec.nbytes for job in jobs)  # nothing read twice or wasted
     for (a, la), (b, _) in zip(read, read[1:]):
