@@ -81,13 +81,34 @@ def test_profile_with_only_a_domain(cli, tmp_path, monkeypatch):
 
 
 def test_builtin_corpus_without_split_warns(tmp_path):
+    from emo_prune import events
     from emo_prune.calib import load_documents
-    from emo_prune.console import out
 
-    with out.err_console.capture() as captured:
+    class Recorder(events.LoggingListener):
+        def __init__(self):
+            self.warnings = []
+
+        def warn(self, message):
+            self.warnings.append(message)
+
+    recorder = Recorder()
+    previous = events.listen(recorder)  # the library reports through emo_prune.events, whoever listens
+    try:
         load_documents(["builtin:math"])
         load_documents(["builtin:math:calib"])
-    assert captured.get().count("includes the held-out text") == 1
+    finally:
+        events.listen(previous)
+    assert " ".join(recorder.warnings).count("includes the held-out text") == 1
+
+
+def test_library_reports_reach_the_cli_console(cli):
+    from emo_prune import events
+    from emo_prune.console import out
+
+    assert cli("--version").exit_code == 0  # the CLI is loaded: its console listens
+    with out.err_console.capture() as captured:
+        events.warn("a library warning")
+    assert "a library warning" in captured.get()
 
 
 def test_eval_of_a_build_defaults_from_its_manifest(cli, code_plan, tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ from emo_prune.calib.builtin_prose import prose_texts
 from emo_prune.calib.document import SPLITS, Document, split_of
 from emo_prune.calib.files import read_path
 from emo_prune.calib.remote import hf_texts, task_texts
-from emo_prune.console import out
+from emo_prune import events
 from emo_prune.errors import CalibrationError
 
 BUILTINS = ("code", "prose", "math")
@@ -122,7 +122,7 @@ def load_documents(
     for spec in sources:
         parsed = parse_source(spec)
         if parsed.kind == "builtin" and parsed.split is None and split is None:
-            out.warn(
+            events.warn(
                 f"{spec} has no split: it includes the held-out text the offline eval tasks score; "
                 f"profile on {spec}:calib (or :train) to keep the eval honest"
             )

@@ -20,9 +20,13 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from emo_prune import events
 from emo_prune.console import out
 from emo_prune.errors import EmoPruneError
 from emo_prune.version import __version__
+
+# the library's notes, warnings and progress reach the user through this console from here on
+events.listen(out)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from emo_prune.console import out
+from emo_prune import events
 from emo_prune.errors import EvalError
 from emo_prune.models.loading import LoadSettings
 from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores
@@ -150,7 +150,7 @@ def _run(lm: Any, manager: Any, settings: EvalSettings) -> dict[str, Any]:
     import lm_eval
 
     try:
-        with quiet_lm_eval(out.debug):
+        with quiet_lm_eval(events.debugging()):
             raw = lm_eval.simple_evaluate(
                 model=lm,
                 tasks=list(settings.tasks),
@@ -179,9 +179,9 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
     manager = task_manager(list(settings.tasks), list(settings.include_paths))
     label = label or Path(model_dir).name
     start = time.perf_counter()
-    with out.progress() as progress:
+    with events.progress() as progress:
         bar = progress.add_task(f"eval {label}: loading", total=None)
-        with quiet_lm_eval(out.debug):
+        with quiet_lm_eval(events.debugging()):
             lm = _pool_lm(model_dir, settings) if settings.pool is not None else EmoPruneLM(
                 str(model_dir),
                 impl=settings.impl,
@@ -191,7 +191,7 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
                 max_length=settings.max_length,
                 memory=settings.memory,
                 max_memory=settings.max_memory,
-                notify=out.note,
+                notify=events.note,
             )
         if settings.pool is None and hasattr(lm.model, "model") and hasattr(lm.model.model, "layouts"):
             from emo_prune.pools.lm import with_coverage
@@ -228,7 +228,7 @@ def _coverage_summary(coverages: list[float] | None, warn: float | None) -> dict
     warn = DEFAULT_WARN if warn is None else warn
     low = sum(c < warn for c in coverages)
     if low:
-        out.warn(
+        events.warn(
             f"{low} of {len(coverages)} requests put less than {warn:.0%} of the full router's mass on the build's "
             f"experts: they look outside the domain the build was cut for"
         )

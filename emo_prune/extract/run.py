@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from emo_prune.console import out
+from emo_prune import events
 from emo_prune.text import plural
 from emo_prune.errors import CheckpointError, OutputError, PlanError
 from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, ai2_metadata, manifest, model_card
@@ -118,7 +118,7 @@ def _report_nonfinite(names: list[str], model_dir: Path, strict: bool) -> None:
     message = f"{model_dir} holds NaN/Inf in {plural(len(names), 'kept router/expert tensor')}: {shown}"
     if strict:
         raise CheckpointError(f"{message}; refusing with --strict (nothing was written)")
-    out.warn(f"{message}; the build copies them as they are (--strict refuses)")
+    events.warn(f"{message}; the build copies them as they are (--strict refuses)")
 
 
 def extract(

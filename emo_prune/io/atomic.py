@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from emo_prune.console import out
+from emo_prune import events
 from emo_prune.errors import OutputError
 from emo_prune.io.lock import FolderLock
 from emo_prune.io.ownership import TMP_TAG, owned_contents, read_owner_marker, remove_owned, write_owner_marker
@@ -200,7 +200,7 @@ class AtomicFolder:
         self.tmp = None
         _fsync_dir(self.target.parent)
         if old is not None and not remove_owned(old, old_files):
-            out.warn(f"the replaced output {old} held files emo-prune did not write; it was left in place")
+            events.warn(f"the replaced output {old} held files emo-prune did not write; it was left in place")
 
 
 def _fsync_dir(path: Path) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emo_prune.console import out
+from emo_prune import events
 from emo_prune.eval.compare import MetricDelta
 from emo_prune.eval.results import ModelEval, compare
 from emo_prune.io.paths import contained_path
@@ -65,7 +65,7 @@ def run_edge(
         path = edge_file(root, build.name, dtype)
 
         def export(path: Path = path, dtype: str = dtype) -> None:
-            with out.progress() as progress:
+            with events.progress() as progress:
                 bar = progress.add_task(f"export {path.name}", total=None)
                 export_gguf(
                     build, path, dtype=dtype, overwrite=True, threads=edge.threads,
@@ -91,7 +91,7 @@ def run_edge(
 def _eval_file(settings: Any, path: Path, build: Path, result: Path, threads: int | None) -> None:
     from emo_prune.export.llamacpp import evaluate_gguf
 
-    with out.progress() as progress:
+    with events.progress() as progress:
         progress.add_task(f"eval {path.name} in llama.cpp", total=None)
         scores = evaluate_gguf(path, build, settings, label=path.name, threads=threads)
     atomic_write_text(result, json.dumps(scores.to_dict(), indent=2) + "\n")

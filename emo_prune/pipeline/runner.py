@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from emo_prune.assets import resolve_model
-from emo_prune.console import out
+from emo_prune import events
 from emo_prune.errors import OutputError
 from emo_prune.eval.harness import EvalSettings, evaluate_model
 from emo_prune.eval.results import ModelEval, compare
@@ -48,7 +48,7 @@ def default_out_dir(recipe: Recipe) -> Path:
 
 def _status(result: StepResult) -> None:
     verdict = "skipped (up to date)" if result.status == "skipped" else f"done in {result.seconds:.1f}s"
-    out.note(f"[bold]{result.step}[/]: {verdict}")
+    events.note(f"[bold]{result.step}[/]: {verdict}")
 
 
 # ---- the steps ------------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def _profile(recipe: Recipe, model_dir: Path, path: Path) -> None:
     c = recipe.calibration
     settings = c.profile_settings()
     domains = list(c.domains) if c.domains else None
-    with out.progress() as progress:
+    with events.progress() as progress:
         bar = progress.add_task("profile", total=None)
 
         def advance(tokens: int, total: int) -> None:
@@ -81,7 +81,7 @@ def _select(recipe: Recipe, model_dir: Path, profile: Path, budget: float | int,
         seed=s.seed,
         calib=recipe.calibration.sources,
     )
-    with out.progress() as progress:
+    with events.progress() as progress:
         bar = progress.add_task(f"select {budget_label(budget)}", total=None)
         plan = make_plan(model_dir, options, profile_path=profile, on_layer=lambda _: progress.advance(bar))
     plan.save(path)
@@ -91,7 +91,7 @@ def _extract(recipe: Recipe, model_dir: Path, plan_path: Path, build: Path) -> N
     from emo_prune.extract import extract
     from emo_prune.select import Plan
 
-    with out.progress() as progress:
+    with events.progress() as progress:
         bar = progress.add_task(f"extract {build.name}", total=None)
         extract(
             model_dir,
@@ -107,7 +107,7 @@ def _extract(recipe: Recipe, model_dir: Path, plan_path: Path, build: Path) -> N
 def _verify(recipe: Recipe, model_dir: Path, build: Path, path: Path) -> None:
     from emo_prune.verify import verify
 
-    with out.progress() as progress:
+    with events.progress() as progress:
         progress.add_task(f"verify {build.name}", total=None)
         report = verify(model_dir, build, num_prompts=recipe.verify.prompts)
     report.raise_for_failure()
