@@ -65,8 +65,23 @@ def test_console_script_runs():
 
 
 def test_kernels_folder_is_not_the_pypi_kernels_package():
-    """transformers probes for a package named `kernels`; our folder must not pose as it."""
-    code = "import transformers.utils as u, emo_prune; print(u.is_kernels_available())"
+    """transformers probes for a package named `kernels`; our folder must not pose as it.
+
+    transformers 5.25 depends on the PyPI `kernels` package: where it is installed, transformers must
+    find that one (a regular package wins over our folder, a namespace portion at most); where it is
+    not, transformers must see none."""
+    import importlib.metadata
+
+    code = (
+        "import importlib.util, transformers.utils as u, emo_prune; s = importlib.util.find_spec('kernels'); "
+        "print(u.is_kernels_available(), s.origin if s and s.origin else None)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert result.stdout.strip().splitlines()[-1] == "False"
+    available, origin = result.stdout.strip().splitlines()[-1].split(" ", 1)
+    try:
+        importlib.metadata.distribution("kernels")
+    except importlib.metadata.PackageNotFoundError:
+        assert available == "False"
+    else:
+        assert available == "True" and origin != "None" and not origin.startswith(str(REPO / "kernels"))
     assert not (REPO / "kernels" / "__init__.py").exists()
