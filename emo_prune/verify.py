@@ -23,10 +23,12 @@ from typing import Any
 
 import torch
 
+from emo_prune.calib import Document
 from emo_prune.errors import VerificationError
 from emo_prune.io import Checkpoint
 from emo_prune.memory import MemoryOptions, Workload, plan_memory
 from emo_prune.models.loading import load_tokenizer, load_whole
+from emo_prune.profile.batches import tokenize_documents
 from emo_prune.select.masking import masked_experts
 from emo_prune.select.plan import Kept, Plan, validate_plan
 
@@ -151,8 +153,9 @@ def verify(
     _check_pruned_layout(kept, pruned)
 
     tokenizer = load_tokenizer(original.path)
-    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in (texts or prompts(num_prompts))]
-    encoded = [ids for ids in encoded if ids]
+    # the one tokenization rule of profile, greedy and verify (the model's special tokens, then EOS)
+    documents = [Document(text=t, domain="verify", source="verify") for t in (texts or prompts(num_prompts)) if t]
+    encoded = [doc.ids for doc in tokenize_documents(documents, tokenizer)]
     if not encoded:
         raise VerificationError("no prompt produced any token")
     work = Workload(rows=1, seq_len=max(map(len, encoded)), kept_tokens=2 * sum(map(len, encoded)), logits=True)

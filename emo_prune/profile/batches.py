@@ -48,6 +48,9 @@ def tokenize_documents(
 ) -> list[TokenizedDocument]:
     """Tokenize with the model's tokenizer (its own special tokens), append EOS, cap tokens per domain.
 
+    This is the one rule for text emo-prune feeds a model itself: profile, greedy selection and verify
+    (then `make_batches`: right padding, one document per row). `eval` leaves tokenization to lm-eval,
+    whose requests carry their own context / continuation split.
     The per-domain budget takes documents in order; the one that crosses it is truncated to fit.
     """
     eos = tokenizer.eos_token_id
