@@ -23,22 +23,12 @@ import torch
 from torch import nn
 
 from emo_prune.io import Checkpoint
+from emo_prune.models.stop import run_until
 from emo_prune.models.weights import decoder_of, load_layer, load_module, meta_model
-
-
-class _LayerDone(Exception):
-    """Raised by the hook on the running layer: its output is captured, the rest of the forward is not needed."""
-
-    def __init__(self, output: torch.Tensor):
-        self.output = output
 
 
 def _identity(hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     return hidden_states
-
-
-def _stop(_module: nn.Module, _inputs, output) -> None:
-    raise _LayerDone(output[0] if isinstance(output, tuple) else output)
 
 
 class LayerStream:
@@ -50,7 +40,7 @@ class LayerStream:
         self.dtype, self.device = dtype, torch.device(device)
         self.model = meta_model(checkpoint.path, dtype, self.device)
         self.decoder = decoder_of(self.model)
-        self._running: int | None = None
+        self._running: nn.Module | None = None  # the layer entered with `layer(i)`
 
     @contextmanager
     def module(self, name: str) -> Iterator[nn.Module]:
@@ -65,13 +55,11 @@ class LayerStream:
     def layer(self, index: int) -> Iterator[nn.Module]:
         """Decoder layer `index`, loaded for the block; `run` pushes activations through it."""
         layer = load_layer(self.model, self.checkpoint, index, self.dtype, self.device)
-        stop = layer.register_forward_hook(_stop)
-        self._running = index
+        self._running = layer
         try:
             yield layer
         finally:
             self._running = None
-            stop.remove()
             layer.to("meta")  # frees the layer's weights
             layer.forward = _identity  # later layers' runs pass straight through this one
 
@@ -79,15 +67,14 @@ class LayerStream:
         """The layer entered with `layer(i)` on its input hidden [B, S, H] -> its output [B, S, H]."""
         if self._running is None:
             raise RuntimeError("LayerStream.run outside a `with stream.layer(i)` block")
-        try:
-            self.decoder(
+        return run_until(
+            self._running,
+            lambda: self.decoder(
                 inputs_embeds=hidden.to(self.device, self.dtype),
                 attention_mask=None if attention_mask is None else attention_mask.to(self.device),
                 use_cache=False,
-            )
-        except _LayerDone as done:
-            return done.output
-        raise AssertionError(f"layer {self._running} never ran")
+            ),
+        )
 
     def embed_name(self) -> str:
         embeddings = self.model.get_input_embeddings()

@@ -31,6 +31,7 @@ from emo_prune.arch import MoEArchitecture
 from emo_prune.errors import CalibrationError
 from emo_prune.io import Checkpoint
 from emo_prune.memory import Workload, plan_memory
+from emo_prune.models.stop import run_until
 from emo_prune.models.stream import LayerStream
 from emo_prune.routing import router_probabilities
 from emo_prune.select.greedy_settings import DocumentLike, GreedySettings
@@ -39,10 +40,6 @@ from emo_prune.select.plan import Kept
 
 #: (layer index, {domain: mean probability [E_l] float64}, {domain: token count}) -> kept original ids
 Chooser = Callable[[int, dict[str, torch.Tensor], dict[str, float]], list[int]]
-
-
-class _StopForward(Exception):
-    """Raised by the capture hook once the scored layer's router has run: later layers are not needed."""
 
 
 def encode(tokenizer: Any, documents: Sequence[DocumentLike], seq_len: int) -> list[tuple[list[int], str]]:
@@ -94,28 +91,14 @@ class _Tally:
         self.tokens = torch.zeros(len(domains), dtype=torch.float64)  # [D]
 
     def run(self, router: nn.Module, batches: Batches, forward: Callable[[int], Any]) -> None:
-        """forward(b) runs batch b up to (at least) `router`; the hook tallies it and stops the forward."""
-        current: dict[str, torch.Tensor] = {}
-
-        def capture(_module: nn.Module, _inputs: Any, output: Any) -> None:
-            logits = output[0] if isinstance(output, tuple) else output  # [T, E], T = B*S
+        """forward(b) runs batch b up to (at least) `router`; its logits are tallied, the rest never runs."""
+        for b, (_, mask, domain) in enumerate(batches):
+            logits = run_until(router, lambda: forward(b))  # [T, E], T = B*S
             probs = router_probabilities(logits, self.spec).double().cpu()  # [T, E]
-            valid = current["mask"].reshape(-1).bool()  # [T]
-            onehot = torch.nn.functional.one_hot(current["domain"].reshape(-1)[valid], len(self.domains)).double()  # [t, D]
+            valid = mask.reshape(-1).bool()  # [T]
+            onehot = torch.nn.functional.one_hot(domain.reshape(-1)[valid], len(self.domains)).double()  # [t, D]
             self.sums.add_(onehot.T @ probs[valid])
             self.tokens.add_(onehot.sum(0))
-            raise _StopForward
-
-        handle = router.register_forward_hook(capture)
-        try:
-            for b, (_, mask, domain) in enumerate(batches):
-                current.update(mask=mask, domain=domain)
-                try:
-                    forward(b)
-                except _StopForward:
-                    pass
-        finally:
-            handle.remove()
 
     def means(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         means = {d: self.sums[i] / max(float(self.tokens[i]), 1.0) for i, d in enumerate(self.domains)}
