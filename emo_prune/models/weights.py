@@ -168,6 +168,19 @@ def head_modules(model: nn.Module) -> list[str]:
     return names + [name for name, _ in model.named_children() if name != prefix]
 
 
+def load_heads(model: nn.Module, checkpoint: Checkpoint, dtype: torch.dtype, device: torch.device) -> None:
+    """Finish a model whose layers are loaded: the modules outside the layers, tied weights, a check that
+    no parameter is left on the meta device, and the path as from_pretrained records it (lm-eval reads it)."""
+    for name in head_modules(model):
+        load_module(model, checkpoint, name, dtype, device)
+    if getattr(model.config, "tie_word_embeddings", False):
+        model.tie_weights()
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise CheckpointError(f"{checkpoint.path}: no weights for {left[:3]} in the checkpoint")
+    model.config._name_or_path = str(checkpoint.path)
+
+
 def load_pretrained(
     model_dir: str | Path, dtype: torch.dtype, device: torch.device | str = "cpu", **config_kwargs
 ) -> nn.Module:
@@ -180,14 +193,7 @@ def load_pretrained(
     model = meta_model(checkpoint.path, dtype, device, **config_kwargs)
     for index in range(checkpoint.architecture.num_layers):
         load_layer(model, checkpoint, index, dtype, device)
-    for name in head_modules(model):
-        load_module(model, checkpoint, name, dtype, device)
-    if getattr(model.config, "tie_word_embeddings", False):
-        model.tie_weights()
-    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if left:
-        raise CheckpointError(f"{checkpoint.path}: no weights for {left[:3]} in the checkpoint")
-    model.config._name_or_path = str(checkpoint.path)  # as from_pretrained records it (lm-eval reads it)
+    load_heads(model, checkpoint, dtype, device)
     if (checkpoint.path / "generation_config.json").exists():
         from transformers import GenerationConfig
 

@@ -36,7 +36,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from emo_prune.arch import LayerLayout
-from emo_prune.errors import CheckpointError, PlanError
+from emo_prune.errors import PlanError
 from emo_prune.io import Checkpoint
 from emo_prune.models.emo.modeling_emo import EmoTopKRouter
 from emo_prune.pools.selection import choose_pool, context_mass, pool_sizes
@@ -296,7 +296,7 @@ class RequestReport:
 
 def load_pool_runtime(model_dir: str | Path, settings: PoolSettings, dtype: torch.dtype = torch.float32, device: str = "cpu") -> PoolRuntime:
     """The model of `model_dir` in pool mode: every weight but the experts read now; experts on demand."""
-    from emo_prune.models.weights import assign, decoder_of, head_modules, layer_state, load_module, meta_model
+    from emo_prune.models.weights import assign, decoder_of, layer_state, load_heads, meta_model
 
     checkpoint = Checkpoint.open(model_dir)
     arch = checkpoint.architecture
@@ -312,14 +312,7 @@ def load_pool_runtime(model_dir: str | Path, settings: PoolSettings, dtype: torc
             with torch.device("meta"):
                 layer.mlp = PoolMoeBlock(model.config, layout, runtime)
         assign(layer, layer_state(checkpoint, arch, layout.index, dtype, torch_device, experts=False), f"layer {layout.index}")
-    for name in head_modules(model):
-        load_module(model, checkpoint, name, dtype, torch_device)
-    if getattr(model.config, "tie_word_embeddings", False):
-        model.tie_weights()
-    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if left:
-        raise CheckpointError(f"{checkpoint.path}: no weights for {left[:3]} in the checkpoint")
-    model.config._name_or_path = str(checkpoint.path)
+    load_heads(model, checkpoint, dtype, torch_device)
     model.eval()
     return runtime
 
