@@ -22,6 +22,7 @@ from emo_prune.cli.options import (
 from emo_prune.cli.pool_options import (
     CacheBudgetOption,
     CachePolicyOption,
+    CoverageWarnOption,
     DraftOption,
     DraftRoundsOption,
     PoolOption,
@@ -102,10 +103,7 @@ def register(app: typer.Typer) -> None:
         draft_rounds: DraftRoundsOption = 1,
         cache_budget: CacheBudgetOption = None,
         cache_policy: CachePolicyOption = "lru",
-        coverage_warn: Annotated[
-            float | None,
-            typer.Option("--coverage-warn", min=0.0, max=1.0, help="A build's per-request coverage to warn below (default 0.8)."),
-        ] = None,
+        coverage_warn: CoverageWarnOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Score a model with lm-eval (offline tasks ship in recipes/tasks); with --baseline, side by side.

@@ -11,6 +11,7 @@ from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir,
 from emo_prune.cli.pool_options import (
     CacheBudgetOption,
     CachePolicyOption,
+    CoverageWarnOption,
     DraftOption,
     DraftRoundsOption,
     PoolOption,
@@ -34,10 +35,7 @@ def register(app: typer.Typer) -> None:
         draft_rounds: DraftRoundsOption = 1,
         cache_budget: CacheBudgetOption = None,
         cache_policy: CachePolicyOption = "lru",
-        coverage_warn: Annotated[
-            float | None,
-            typer.Option("--coverage-warn", min=0.0, max=1.0, help="Warn when a build's coverage of the prompt is below this (default 0.8)."),
-        ] = None,
+        coverage_warn: CoverageWarnOption = None,
         dtype: DtypeOption = "float32",
         device: DeviceOption = "cpu",
         json_output: JsonFlag = False,
@@ -65,7 +63,6 @@ def register(app: typer.Typer) -> None:
                 cache_budget=cache_budget,
                 cache_policy=cache_policy,
             )
-        model_dir = model_path(model_dir)
         stream = None if out.json_mode or out.quiet else _stream
         result = generate(
             model_dir, prompt, pool=settings, max_new_tokens=max_new_tokens, dtype=dtype, device=device,

@@ -1,4 +1,4 @@
-"""Options of pool mode shared by `generate` and `eval` (Typer `Annotated` style)."""
+"""Options of pool mode and of the coverage guard, shared by `generate` and `eval` (Typer `Annotated` style)."""
 
 from __future__ import annotations
 
@@ -27,4 +27,11 @@ CacheBudgetOption = Annotated[
 CachePolicyOption = Annotated[str, typer.Option("--cache-policy", help="Expert cache eviction: lru or lfu.")]
 DraftRoundsOption = Annotated[
     int, typer.Option("--draft-rounds", min=1, help="Drafts in a row, each within the pools the previous one chose.")
+]
+CoverageWarnOption = Annotated[
+    float | None,
+    typer.Option(
+        "--coverage-warn", min=0.0, max=1.0,
+        help="Warn when a build's coverage of a request (the full router's mass on its experts) is below this (default 0.8).",
+    ),
 ]
