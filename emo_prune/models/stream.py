@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from emo_prune.io import Checkpoint
+from emo_prune.memory.allocator import release_freed_memory
 from emo_prune.models.stop import run_until
 from emo_prune.models.weights import decoder_of, load_layer, load_module, meta_model
 
@@ -50,6 +51,7 @@ class LayerStream:
             yield module
         finally:
             module.to("meta")
+            release_freed_memory()  # the module's weights leave the process (emo_prune/memory/allocator.py)
 
     @contextmanager
     def layer(self, index: int) -> Iterator[nn.Module]:
@@ -61,6 +63,7 @@ class LayerStream:
         finally:
             self._running = None
             layer.to("meta")  # frees the layer's weights
+            release_freed_memory()  # ... and gives them back to the system (emo_prune/memory/allocator.py)
             layer.forward = _identity  # later layers' runs pass straight through this one
 
     def run(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
