@@ -158,6 +158,10 @@ def register(app: typer.Typer) -> None:
         )
         check_out_path(out_path)
         report = evaluate(model_dir, settings, baseline_dir=baseline)
+        from emo_prune.distributed import current_world
+
+        if not current_world(device).is_main:  # several processes: every rank has the scores, rank 0 writes
+            return
         json_file, md_file = write_report(report, out_path)
         data = {**report.to_dict(), "files": {"json": str(json_file), "markdown": str(md_file)}}
         out.result(data, lambda: render(report, json_file, md_file))

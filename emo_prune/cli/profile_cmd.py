@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
         Example: emo-prune profile builtin:emo-small --domain code  (the built-in code corpus's calibration split)
         """
-        from emo_prune.profile.distributed import current_world
+        from emo_prune.distributed import current_world
         from emo_prune.profile.report import build_report
         from emo_prune.profile.runner import ProfileSettings, check_output, profile_to_file
         from emo_prune.profile.store import Profile

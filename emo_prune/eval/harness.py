@@ -165,9 +165,23 @@ def _run(lm: Any, manager: Any, settings: EvalSettings) -> dict[str, Any]:
             f"a task cannot load its data offline ({exc}); put its dataset in the Hugging Face cache "
             f"first, or use the offline tasks of recipes/tasks"
         ) from exc
+    if getattr(lm, "world_size", 1) > 1:  # lm-eval gathered the scores on rank 0: every rank gets them
+        from emo_prune.distributed import World, broadcast
+
+        raw = broadcast(None if raw is None else _scores_part(raw), World(lm.rank, lm.world_size))
     if raw is None or not raw.get("results"):
         raise EvalError(f"tasks {', '.join(settings.tasks)} produced no results (empty split, or --limit too small?)")
-    return raw
+    return _scores_part(raw)
+
+
+def _scores_part(raw: dict[str, Any]) -> dict[str, Any]:
+    """What `task_scores` reads of lm-eval's output: plain data (task configs hold functions)."""
+    part = {k: raw[k] for k in ("results", "higher_is_better", "n-samples", "n-shot", "versions") if k in raw}
+    part["configs"] = {
+        task: {"metric_list": [{"metric": m.get("metric")} for m in config.get("metric_list") or []]}
+        for task, config in raw.get("configs", {}).items()
+    }
+    return part
 
 
 def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str | None = None) -> ModelEval:
@@ -202,6 +216,10 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
             raw = _run(lm, manager, settings)
             requests = getattr(lm, "reports", None)
             coverages = getattr(lm, "coverages", None)
+            if coverages is not None and lm.world_size > 1:  # each rank measured its own share of the requests
+                from emo_prune.distributed import World, gather_lists
+
+                coverages = gather_lists(coverages, World(lm.rank, lm.world_size))
         finally:
             del lm  # the baseline (or the next build) loads next: free this model first
             gc.collect()

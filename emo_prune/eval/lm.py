@@ -60,7 +60,29 @@ class EmoPruneLM(HFLM):
         if self.load_settings is not None:
             import torch
 
+            from emo_prune.distributed import current_world
+
             self._device = torch.device(self.load_settings.device)  # an offloaded model's own `.device` is meta
+            # under torchrun / accelerate launch: lm-eval shards each task's documents by rank, gathers on rank 0
+            world = current_world(self.load_settings.device)
+            self._rank, self._world_size = world.rank, world.size
+
+    # lm-eval's collectives for a model it did not load itself (HFLM's go through an accelerate object)
+    def all_gather(self, tensor: Any) -> Any:
+        if self.world_size <= 1:
+            return tensor
+        import torch
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(parts, tensor)
+        return torch.stack(parts) if tensor.dim() == 0 else torch.cat(parts)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
     # lm-eval's own tqdm bars would bypass our output sink: report phases to `on_phase` instead.
     on_phase: Callable[[str, int], None] | None = None

@@ -13,6 +13,7 @@ is imported (done here when present). "auto" picks the fastest one for the devic
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -87,7 +88,7 @@ class LoadSettings:
     seq_len: int | None = None  # context length, for the memory estimate (None: the model's, at most 2048)
 
     def resolved(self) -> LoadSettings:
-        device = resolve_device(self.device)
+        device = resolve_device(self.device, int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per launched process
         return replace(self, impl=resolve_impl(self.impl, device), device=device)
 
 

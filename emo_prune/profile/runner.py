@@ -21,7 +21,7 @@ from emo_prune.io.atomic import check_writable
 from emo_prune.memory import MemoryOptions, Workload, plan_memory
 from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
 from emo_prune.profile.collector import StatsCollector
-from emo_prune.profile.distributed import all_reduce_sum, current_world
+from emo_prune.distributed import all_reduce_sum, current_world
 from emo_prune.profile.layerwise import run_layerwise
 from emo_prune.models.loading import load_tokenizer, resolve_device, resolve_dtype, resolve_seq_len
 from emo_prune.models.weights import decoder_of, load_pretrained

@@ -95,3 +95,27 @@ def test_bad_settings_are_refused_before_loading(task_dir):
         resolve_impl("nope", "cpu")
     with pytest.raises(RuntimeSetupError, match="no CUDA device") if not torch.cuda.is_available() else pytest.raises(EvalError):
         EvalSettings(tasks=("t_mc",), device="cuda").resolved()
+
+
+def test_two_gloo_processes_score_as_one(emo_model, task_dir, tmp_path):
+    """Data-parallel eval (torchrun / accelerate launch): lm-eval shards the documents by rank and gathers
+    them on rank 0; both ranks end with the one-process scores."""
+    import json
+    import socket
+
+    import torch.multiprocessing as mp
+    from dist_eval_worker import eval_rank
+
+    single = evaluate_model(emo_model, _settings(task_dir))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "scores"
+    mp.spawn(eval_rank, args=(2, port, str(emo_model), str(task_dir), str(out)), nprocs=2, join=True)
+    ranks = [json.loads(out.with_name(f"scores.{rank}").read_text()) for rank in (0, 1)]
+    assert all(0 < r["requests"] < sum(r["requests"] for r in ranks) for r in ranks)  # each scored its share only
+    for got in ranks:
+        assert got["samples"] == {t: s.samples for t, s in single.tasks.items()}
+        for task, scores in single.tasks.items():
+            for metric, score in scores.metrics.items():
+                assert got["scores"][task][metric] == pytest.approx(score.value, rel=1e-5), (task, metric)
