@@ -19,8 +19,9 @@ retained = full bits per byte / the row's. Pools never see a scored token.
 
 Memory and speed (a synthetic EMO-shaped checkpoint, hidden 512, 32 experts of width 512, 4 layers,
 fp32, random weights: big enough that expert bytes dominate; each in a fresh process): peak RSS
-(VmHWM) of a process that loads the model and generates from 8 prompts, whole (emo_cpu) and in 25% /
-12.5% pools, prefill and decode tokens/s of the same runs.
+(VmHWM) of a process that loads the model once and generates from 8 prompts (`pools.Generator`), whole
+(emo_cpu) and in 25% / 12.5% pools with an expert cache of one pool's bytes, prefill and decode
+tokens/s of the same runs. `--memory-only` reruns just this part into an existing result.
 
 Cache: the pools of a mixed stream of requests (code, prose and math answer contexts, shuffled) replayed
 through the ExpertStore with a budget of 50% of all experts' bytes, LRU and LFU, and Belady's optimal
@@ -217,17 +218,16 @@ def belady(accesses: list, capacity: int) -> float:
 CHILD = r"""
 import json, sys, time, torch
 torch.set_num_threads(1)
-from emo_prune.pools.generate import generate, rss_bytes
+from emo_prune.pools.generate import Generator
 from emo_prune.pools.runtime import PoolSettings
-model, pool = sys.argv[1], sys.argv[2]
-settings = None if pool == "whole" else PoolSettings(pool=pool)
-prompts = [list(range(10 + i, 10 + i + 48)) for i in range(8)]
-from transformers import AutoTokenizer
-tok = AutoTokenizer.from_pretrained(model)
-texts = [tok.decode(p) for p in prompts]
+model, pool, expert_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
+# pools: the shared expert cache may hold one request's pool (the budget fraction of all experts' bytes)
+settings = None if pool == "whole" else PoolSettings(pool=pool, cache_budget=int(float(pool) * expert_bytes))
+generator = Generator(model, pool=settings)  # loaded once, 8 requests served, as a server would
+texts = [generator.tokenizer.decode(list(range(10 + i, 10 + i + 48))) for i in range(8)]
 pre = dec = 0.0; npre = ndec = 0
 for text in texts:
-    r = generate(model, text, pool=settings, max_new_tokens=32)
+    r = generator.generate(text, max_new_tokens=32)
     pre += r.prefill_seconds; dec += r.decode_seconds; npre += r.prompt_tokens; ndec += r.new_tokens
 hwm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(json.dumps({"peak_rss": hwm, "prefill_tps": npre / pre, "decode_tps": ndec / dec}))
@@ -244,7 +244,7 @@ def memory_speed(work: Path) -> dict:
     expert_bytes = 4 * 32 * 3 * 512 * 512 * 4  # fp32
     rows = {}
     for pool in ("whole", "0.25", "0.125"):
-        done = subprocess.run([sys.executable, "-c", CHILD, str(model), pool], capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, "-c", CHILD, str(model), pool, str(expert_bytes)], capture_output=True, text=True, check=True)
         rows[pool] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"memory/speed {pool}: {rows[pool]}", flush=True)
     return {"expert_bytes": expert_bytes, "rows": rows}
@@ -306,7 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "emo-prune-pools")
     parser.add_argument("--quick", action="store_true", help="12 documents per domain, no memory/speed processes")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--memory-only", action="store_true", help="rerun the memory/speed processes into --out's pools.json")
     args = parser.parse_args(argv)
+    if args.memory_only:
+        result = json.loads((args.out / "pools.json").read_text())
+        result["memory"] = memory_speed(args.work)
+        (args.out / "pools.json").write_text(json.dumps(result) + "\n")
+        (args.out / "pools.md").write_text(markdown(result))
+        print(markdown(result))
+        return 0
     torch.set_num_threads(1)  # a shared 2-core machine: one thread, steadier numbers
     from transformers import AutoTokenizer
 

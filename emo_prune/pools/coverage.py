@@ -79,7 +79,8 @@ class Coverage:
 
 @dataclass
 class CoverageMeter:
-    """Hooks on a build's routers; `measure()` collects one request's coverage."""
+    """Hooks on a build's routers while `measure()` collects one request's coverage (only then: the
+    model's other forwards, decoding or scoring, pay nothing)."""
 
     model: nn.Module
     dropped: dict[int, torch.Tensor]
@@ -89,11 +90,11 @@ class CoverageMeter:
     def __post_init__(self) -> None:
         from emo_prune.models.weights import decoder_of
 
-        self._handles = []
+        self._hooks = []  # (router module, its hook)
         for index, layer in enumerate(decoder_of(self.model).layers):
             gate = getattr(layer.mlp, "gate", None)
             if index in self.dropped and gate is not None:
-                self._handles.append(gate.register_forward_hook(self._hook(index, layer.mlp.layout)))
+                self._hooks.append((gate, self._hook(index, layer.mlp.layout)))
 
     def _hook(self, index: int, layout: LayerLayout):
         def hook(module: nn.Module, args: tuple, output: tuple) -> None:
@@ -109,7 +110,12 @@ class CoverageMeter:
     def measure(self):
         self.sums, self.tokens = {}, {}
         result = Coverage(per_layer={}, tokens=0)
-        yield result
+        handles = [gate.register_forward_hook(hook) for gate, hook in self._hooks]
+        try:
+            yield result
+        finally:
+            for handle in handles:
+                handle.remove()
         result.per_layer = {i: self.sums[i] / self.tokens[i] for i in sorted(self.sums) if self.tokens[i]}
         result.tokens = max(self.tokens.values(), default=0)
 
@@ -121,6 +127,3 @@ class CoverageMeter:
             self.model(input_ids=torch.tensor([ids], device=device))
         return result
 
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()

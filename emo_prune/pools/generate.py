@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,94 @@ def rss_bytes() -> int:
     return 0
 
 
+class Generator:
+    """A model loaded once, whole or in pool mode (its expert store and cache shared by every request),
+    that continues many prompts greedily: what a server holds. `generate` is one prompt of one."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        pool: PoolSettings | None = None,
+        dtype: str = "float32",
+        device: str = "cpu",
+        coverage_warn: float | None = None,
+    ) -> None:
+        from transformers import AutoTokenizer
+
+        from emo_prune.models.loading import resolve_dtype
+
+        self.compute = torch.float32 if dtype == "auto" else resolve_dtype(dtype, {})
+        self.device, self.pool = device, pool
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.eos = {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set()
+        if pool is not None:
+            self.runtime = load_pool_runtime(model_dir, pool, self.compute, device)
+            return
+        from emo_prune.models.weights import load_pretrained
+        from emo_prune.pools.coverage import DEFAULT_WARN, CoverageMeter, load_dropped_router
+
+        self.model = load_pretrained(model_dir, self.compute, device)
+        dropped = load_dropped_router(model_dir, list(self.model.model.layouts), self.model.config.hidden_size)
+        self.meter = CoverageMeter(self.model, dropped) if dropped else None
+        self.coverage_warn = coverage_warn if coverage_warn is not None else DEFAULT_WARN
+
+    def generate(self, prompt: str, max_new_tokens: int = 64, on_text: Callable[[str], None] | None = None) -> GenerateResult:
+        """Greedy continuation of `prompt`; `on_text(piece)` streams the decoded text as it grows."""
+        if max_new_tokens < 1:
+            raise PlanError(f"--max-new-tokens must be >= 1 (got {max_new_tokens})")
+        ids = self.tokenizer(prompt)["input_ids"]
+        if not ids:
+            raise PlanError("the prompt is empty after tokenization")
+        streamer = _Streamer(self.tokenizer, on_text)
+        if self.pool is not None:
+            return self._in_pools(ids, streamer, max_new_tokens)
+        return self._whole(ids, streamer, max_new_tokens)
+
+    def _in_pools(self, ids: list[int], streamer: _Streamer, max_new_tokens: int) -> GenerateResult:
+        start = time.perf_counter()
+        timer = _FirstToken(streamer)
+        new, report = self.runtime.generate(ids, max_new_tokens, self.eos, on_token=timer)
+        total = time.perf_counter() - start
+        prefill = timer.first - start if timer.first else total
+        return self._result(ids, new, prefill, total, pool=report.to_dict())
+
+    def _whole(self, ids: list[int], streamer: _Streamer, max_new_tokens: int) -> GenerateResult:
+        from transformers.cache_utils import DynamicCache
+
+        model, device = self.model, self.device
+        cache = DynamicCache(config=model.config)
+        new: list[int] = []
+        start = time.perf_counter()
+        with torch.no_grad():
+            with self.meter.measure() if self.meter is not None else nullcontext() as coverage:  # the prompt only
+                logits = model(input_ids=torch.tensor([ids], device=device), past_key_values=cache, use_cache=True).logits[0, -1]
+            prefill = time.perf_counter() - start
+            for step in range(max_new_tokens):
+                token = int(logits.argmax())
+                new.append(token)
+                streamer(token)
+                if token in self.eos or step == max_new_tokens - 1:
+                    break
+                logits = model(input_ids=torch.tensor([[token]], device=device), past_key_values=cache, use_cache=True).logits[0, -1]
+        total = time.perf_counter() - start
+        if coverage is None:
+            return self._result(ids, new, prefill, total)
+        return self._result(ids, new, prefill, total, coverage=coverage.to_dict(), coverage_warn=self.coverage_warn)
+
+    def _result(self, ids: list[int], new: list[int], prefill: float, total: float, **found: Any) -> GenerateResult:
+        return GenerateResult(
+            text=self.tokenizer.decode(new, skip_special_tokens=True),
+            prompt_tokens=len(ids),
+            new_tokens=len(new),
+            prefill_seconds=prefill,
+            decode_seconds=total - prefill,
+            rss_bytes=rss_bytes(),
+            settings={"pool": None if self.pool is None else self.pool.__dict__, "dtype": str(self.compute)},
+            **found,
+        )
+
+
 def generate(
     model_dir: str | Path,
     prompt: str,
@@ -62,79 +151,11 @@ def generate(
     coverage_warn: float | None = None,
     on_text: Callable[[str], None] | None = None,
 ) -> GenerateResult:
-    """Greedy continuation of `prompt`; `on_text(piece)` streams the decoded text as it grows."""
-    from transformers import AutoTokenizer
-
-    from emo_prune.models.loading import resolve_dtype
-
+    """Greedy continuation of one prompt (`Generator` keeps the model for many)."""
     if max_new_tokens < 1:
         raise PlanError(f"--max-new-tokens must be >= 1 (got {max_new_tokens})")
-    compute = torch.float32 if dtype == "auto" else resolve_dtype(dtype, {})
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    ids = tokenizer(prompt)["input_ids"]
-    if not ids:
-        raise PlanError("the prompt is empty after tokenization")
-    eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    streamer = _Streamer(tokenizer, on_text)
-    if pool is not None:
-        runtime = load_pool_runtime(model_dir, pool, compute, device)
-        start = time.perf_counter()
-        timer = _FirstToken(streamer)
-        new, report = runtime.generate(ids, max_new_tokens, eos, on_token=timer)
-        total = time.perf_counter() - start
-        return GenerateResult(
-            text=tokenizer.decode(new, skip_special_tokens=True),
-            prompt_tokens=len(ids),
-            new_tokens=len(new),
-            prefill_seconds=timer.first - start if timer.first else total,
-            decode_seconds=total - (timer.first - start if timer.first else total),
-            pool=report.to_dict(),
-            rss_bytes=rss_bytes(),
-            settings={"pool": pool.__dict__, "dtype": str(compute)},
-        )
-    return _whole(model_dir, tokenizer, ids, eos, streamer, max_new_tokens, compute, device, coverage_warn)
-
-
-def _whole(model_dir, tokenizer, ids, eos, streamer, max_new_tokens, compute, device, coverage_warn) -> GenerateResult:
-    from transformers.cache_utils import DynamicCache
-
-    from emo_prune.models.weights import load_pretrained
-    from emo_prune.pools.coverage import DEFAULT_WARN, CoverageMeter, load_dropped_router
-
-    model = load_pretrained(model_dir, compute, device)
-    dropped = load_dropped_router(model_dir, list(model.model.layouts), model.config.hidden_size)
-    meter = CoverageMeter(model, dropped) if dropped else None
-    cache = DynamicCache(config=model.config)
-    new: list[int] = []
-    start = time.perf_counter()
-    with torch.no_grad():
-        if meter is not None:
-            with meter.measure() as coverage:
-                logits = model(input_ids=torch.tensor([ids], device=device), past_key_values=cache, use_cache=True).logits[0, -1]
-            meter.remove()
-        else:
-            coverage = None
-            logits = model(input_ids=torch.tensor([ids], device=device), past_key_values=cache, use_cache=True).logits[0, -1]
-        prefill = time.perf_counter() - start
-        for step in range(max_new_tokens):
-            token = int(logits.argmax())
-            new.append(token)
-            streamer(token)
-            if token in eos or step == max_new_tokens - 1:
-                break
-            logits = model(input_ids=torch.tensor([[token]], device=device), past_key_values=cache, use_cache=True).logits[0, -1]
-    total = time.perf_counter() - start
-    return GenerateResult(
-        text=tokenizer.decode(new, skip_special_tokens=True),
-        prompt_tokens=len(ids),
-        new_tokens=len(new),
-        prefill_seconds=prefill,
-        decode_seconds=total - prefill,
-        coverage=None if coverage is None else coverage.to_dict(),
-        coverage_warn=(coverage_warn if coverage_warn is not None else DEFAULT_WARN) if coverage is not None else None,
-        rss_bytes=rss_bytes(),
-        settings={"pool": None, "dtype": str(compute)},
-    )
+    generator = Generator(model_dir, pool=pool, dtype=dtype, device=device, coverage_warn=coverage_warn)
+    return generator.generate(prompt, max_new_tokens, on_text)
 
 
 class _Streamer:
