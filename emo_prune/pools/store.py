@@ -127,21 +127,30 @@ class ExpertStore:
     # ---- reading ------------------------------------------------------------------------------
     def _read(self, layer: int, expert: int) -> ExpertWeights:
         if self._storage[layer] == "per_expert":
-            gate, up, down = (self._read_range(self.arch.per_expert_key(layer, expert, p)) for p in ("gate", "up", "down"))
-            gate_up = torch.cat([gate, up], dim=0)  # [2I, H]
+            gate, up = (self.checkpoint.tensor(self.arch.per_expert_key(layer, expert, p)) for p in ("gate", "up"))
+            if (gate.dtype, gate.shape) != (up.dtype, up.shape):
+                raise CheckpointError(f"layer {layer} expert {expert}: gate_proj is {gate.dtype} {list(gate.shape)}, up_proj {up.dtype} {list(up.shape)}")
+            raw = torch.empty(gate.nbytes + up.nbytes, dtype=torch.uint8)  # gate rows, then up rows: no concatenation copy
+            self._read_range(self.arch.per_expert_key(layer, expert, "gate"), into=raw[: gate.nbytes])
+            self._read_range(self.arch.per_expert_key(layer, expert, "up"), into=raw[gate.nbytes :])
+            gate_up = raw.view(torch_dtype(gate.dtype)).reshape(gate.shape[0] + up.shape[0], *gate.shape[1:])  # [2I, H]
+            down = self._read_range(self.arch.per_expert_key(layer, expert, "down"))  # [H, I]
         else:
             gate_up = self._read_range(self.arch.fused_key(layer, "gate_up"), row=expert)  # [2I, H]
             down = self._read_range(self.arch.fused_key(layer, "down"), row=expert)  # [H, I]
         return ExpertWeights(gate_up.to(self.device, self.dtype), down.to(self.device, self.dtype))
 
-    def _read_range(self, name: str, row: int | None = None) -> torch.Tensor:
-        """Tensor `name` (or dim-0 row `row` of it) as stored, read with one positional read."""
+    def _read_range(self, name: str, row: int | None = None, into: torch.Tensor | None = None) -> torch.Tensor:
+        """Tensor `name` (or dim-0 row `row` of it) as stored, read with one positional read (into the uint8
+        buffer `into`, when given: exactly its bytes)."""
         info = self.checkpoint.tensor(name)
         shape = info.shape if row is None else info.shape[1:]
         length = info.nbytes if row is None else info.nbytes // info.shape[0]
         offset = info.begin + (0 if row is None else row * length)
         shard = self.checkpoint.shards[self.checkpoint.weight_map[name]]
-        buffer = torch.empty(length, dtype=torch.uint8)
+        buffer = torch.empty(length, dtype=torch.uint8) if into is None else into
+        if buffer.numel() != length:
+            raise CheckpointError(f"{name!r} holds {length} bytes, not the {buffer.numel()} its slot needs")
         try:
             fd = os.open(shard.path, os.O_RDONLY)
             try:
