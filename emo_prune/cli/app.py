@@ -11,6 +11,7 @@ functions, so `--help`, `--version` and the header-only commands start without t
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -162,6 +163,15 @@ def _quiet_libraries(debug: bool) -> None:
         hf_logging.disable_progress_bar()
 
 
+def reflow(doc: str | None) -> str | None:
+    """A docstring's paragraphs as single lines: Typer's rich help keeps a docstring's line breaks, so at
+    80 columns every source line would wrap on its own."""
+    if doc is None:
+        return None
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
 def command(fn: F) -> F:
     """Decorate a command body: renders `EmoPruneError` once, as one line and exit code 1."""
 
@@ -187,6 +197,7 @@ def command(fn: F) -> F:
             out.error(error)
             raise typer.Exit(1) from None
 
+    wrapper.__doc__ = reflow(fn.__doc__)
     return wrapper  # type: ignore[return-value]
 
 
