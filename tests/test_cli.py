@@ -85,3 +85,20 @@ def test_kernels_folder_is_not_the_pypi_kernels_package():
     else:
         assert available == "True" and origin != "None" and not origin.startswith(str(REPO / "kernels"))
     assert not (REPO / "kernels" / "__init__.py").exists()
+
+
+def test_help_paragraphs_are_single_lines_so_they_wrap_at_any_width():
+    """Typer's rich help keeps a docstring's line breaks: each source line would wrap on its own at 80 columns."""
+    import click
+    import typer
+
+    from emo_prune.cli import app
+
+    def commands(group):
+        for cmd in group.commands.values():
+            yield from commands(cmd) if isinstance(cmd, click.Group) else [cmd]
+
+    helps = [cmd.help for cmd in commands(typer.main.get_command(app)) if cmd.help]
+    assert len(helps) >= 10
+    for text in helps:
+        assert all("\n" not in paragraph for paragraph in text.split("\n\n")), text
