@@ -106,3 +106,25 @@ def pick_experts(probs: torch.Tensor, spec: RoutingSpec) -> tuple[torch.Tensor, 
     if spec.norm_topk_prob:
         weights = weights / weights.sum(dim=-1, keepdim=True)
     return weights, ids
+
+
+def balance_loss(
+    probs: torch.Tensor, picks: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Switch-style load balancing of one layer's ROUTED experts: E_r * sum_e f_e * p_e, and the counts.
+
+    probs [T, E_r] fp32: the routed block's softmax; picks [T, k_r]: the routed experts each token went
+    to (after any pool masking); mask [T]: 1 for tokens that count (None: all). f_e = share of the picks
+    that went to e, p_e = mean probability of e. Returns (the term, pick counts [E_r]). The one loss of
+    both the model's aux loss (`modeling_emo.load_balancing_loss`) and the trainer's global LB.
+    """
+    import torch
+
+    T, k = picks.shape
+    if mask is None:
+        counts = torch.zeros_like(probs[0]).index_add_(0, picks.reshape(-1), torch.ones(T * k, device=probs.device))
+        return probs.shape[1] * torch.sum(counts / (T * k) * probs.mean(dim=0)), counts
+    counts = torch.zeros_like(probs[0]).index_add_(0, picks.reshape(-1), mask[:, None].expand_as(picks).reshape(-1))
+    f = counts / (mask.sum() * k).clamp(min=1)  # [E_r]
+    p = (probs * mask[:, None]).sum(0) / mask.sum().clamp(min=1)  # [E_r]
+    return probs.shape[1] * torch.sum(f * p), counts

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emo_prune.models.emo.modeling_emo import EmoTopKRouter
-from emo_prune.routing import pick_experts, router_probabilities
+from emo_prune.routing import balance_loss, pick_experts, router_probabilities
 
 NEG_INF = float("-inf")
 
@@ -68,17 +68,13 @@ class PoolRouter(nn.Module):
         logits = F.linear(hidden_states, self.weight)  # [T, E] router logits, in the model dtype as at inference
         full = router_probabilities(logits, self.spec)  # [T, E] fp32: routed softmax, then the shared expert's
         probs = full[:, :-1]  # [T, E_r]
-        k_routed = self.spec.routed_top_k
         if ctx.objective == "emo":  # routed experts outside the document's pool leave the softmax and the pick
             in_pool = document_pools(probs, ctx.doc_ids, ctx.pool_sizes)  # [T, E_r]
             always_in = torch.ones_like(in_pool[:, :1])  # the shared expert
             full = router_probabilities(logits.masked_fill(~torch.cat([in_pool, always_in], dim=1), NEG_INF), self.spec)
         weights, ids = pick_experts(full, self.spec)  # [T, k] fp32: routed picks, then the shared expert
-        T = hidden_states.shape[0]
-
-        counts = torch.zeros_like(probs[0]).index_add_(0, ids[:, :-1].reshape(-1), torch.ones(T * k_routed, device=probs.device))
-        fraction = counts / (T * k_routed)  # f_e [E_r]
-        ctx.lb_terms.append(probs.shape[1] * torch.sum(fraction * probs.mean(dim=0)))
+        balance, counts = balance_loss(probs, ids[:, :-1])  # f_e from the (pool-masked) routed picks
+        ctx.lb_terms.append(balance)
         ctx.z_terms.append(torch.logsumexp(logits.float(), dim=-1).pow(2).mean())
         ctx.usage.append(counts.detach())
         return logits, weights.to(hidden_states.dtype), ids

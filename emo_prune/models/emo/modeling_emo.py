@@ -46,7 +46,7 @@ from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from emo_prune.arch.layout import LayerLayout
 from emo_prune.models.emo.configuration_emo import EmoConfig
-from emo_prune.routing import RoutingSpec, route
+from emo_prune.routing import RoutingSpec, balance_loss, route
 
 # transformers 5.24 renamed the KV cache (argument and output field) `past_key_values` -> `cache`;
 # the model takes either name and fills the field this transformers has
@@ -324,10 +324,7 @@ def load_balancing_loss(
         probs = torch.softmax(logits.float().index_select(1, routed), dim=-1)  # [T, E_r]
         picks = torch.topk(probs, layout.routing_spec().routed_top_k, dim=-1).indices  # [T, k_r]
         mask = torch.ones(probs.shape[0], device=probs.device) if attention_mask is None else attention_mask.reshape(-1).float()
-        counts = torch.zeros_like(probs).scatter_add_(1, picks, mask[:, None].expand_as(picks).contiguous())
-        f = counts.sum(0) / (mask.sum() * picks.shape[1]).clamp(min=1)  # [E_r]
-        p = (probs * mask[:, None]).sum(0) / mask.sum().clamp(min=1)  # [E_r]
-        losses.append(len(layout.routed_ids) * torch.sum(f * p))
+        losses.append(balance_loss(probs, picks, mask)[0])
     return torch.stack(losses).mean() if losses else torch.zeros(())
 
 
