@@ -165,13 +165,14 @@ def _run(lm: Any, manager: Any, settings: EvalSettings) -> dict[str, Any]:
             f"a task cannot load its data offline ({exc}); put its dataset in the Hugging Face cache "
             f"first, or use the offline tasks of recipes/tasks"
         ) from exc
+    scores = None if raw is None else _scores_part(raw)
     if getattr(lm, "world_size", 1) > 1:  # lm-eval gathered the scores on rank 0: every rank gets them
         from emo_prune.distributed import World, broadcast
 
-        raw = broadcast(None if raw is None else _scores_part(raw), World(lm.rank, lm.world_size))
-    if raw is None or not raw.get("results"):
+        scores = broadcast(scores, World(lm.rank, lm.world_size))
+    if scores is None or not scores.get("results"):
         raise EvalError(f"tasks {', '.join(settings.tasks)} produced no results (empty split, or --limit too small?)")
-    return _scores_part(raw)
+    return scores
 
 
 def _scores_part(raw: dict[str, Any]) -> dict[str, Any]:
