@@ -18,14 +18,20 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from collections.abc import Callable
+
+
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def release_freed_memory() -> bool:
-    """Return the heap's free pages to the system (glibc malloc_trim); False where there is no glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return False
-    return bool(trim(0))
+    """Return the heap's free pages to the system; True when some were released (False without glibc)."""
+    trim = malloc_trim()
+    return trim is not None and bool(trim(0))
