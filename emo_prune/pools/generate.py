@@ -86,8 +86,7 @@ class Generator:
 
     def generate(self, prompt: str, max_new_tokens: int = 64, on_text: Callable[[str], None] | None = None) -> GenerateResult:
         """Greedy continuation of `prompt`; `on_text(piece)` streams the decoded text as it grows."""
-        if max_new_tokens < 1:
-            raise PlanError(f"--max-new-tokens must be >= 1 (got {max_new_tokens})")
+        _check_length(max_new_tokens)
         ids = self.tokenizer(prompt)["input_ids"]
         if not ids:
             raise PlanError("the prompt is empty after tokenization")
@@ -152,10 +151,14 @@ def generate(
     on_text: Callable[[str], None] | None = None,
 ) -> GenerateResult:
     """Greedy continuation of one prompt (`Generator` keeps the model for many)."""
-    if max_new_tokens < 1:
-        raise PlanError(f"--max-new-tokens must be >= 1 (got {max_new_tokens})")
+    _check_length(max_new_tokens)  # before the model loads
     generator = Generator(model_dir, pool=pool, dtype=dtype, device=device, coverage_warn=coverage_warn)
     return generator.generate(prompt, max_new_tokens, on_text)
+
+
+def _check_length(max_new_tokens: int) -> None:
+    if max_new_tokens < 1:
+        raise PlanError(f"--max-new-tokens must be >= 1 (got {max_new_tokens})")
 
 
 class _Streamer:

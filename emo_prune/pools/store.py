@@ -128,14 +128,15 @@ class ExpertStore:
     # ---- reading ------------------------------------------------------------------------------
     def _read(self, layer: int, expert: int) -> ExpertWeights:
         if self._storage[layer] == "per_expert":
-            gate, up = (self.checkpoint.tensor(self.arch.per_expert_key(layer, expert, p)) for p in ("gate", "up"))
+            gate_name, up_name, down_name = (self.arch.per_expert_key(layer, expert, p) for p in ("gate", "up", "down"))
+            gate, up = self.checkpoint.tensor(gate_name), self.checkpoint.tensor(up_name)
             if (gate.dtype, gate.shape) != (up.dtype, up.shape):
                 raise CheckpointError(f"layer {layer} expert {expert}: gate_proj is {gate.dtype} {list(gate.shape)}, up_proj {up.dtype} {list(up.shape)}")
             raw = _anonymous(gate.nbytes + up.nbytes)  # gate rows, then up rows: no concatenation copy
-            self._read_range(self.arch.per_expert_key(layer, expert, "gate"), into=raw[: gate.nbytes])
-            self._read_range(self.arch.per_expert_key(layer, expert, "up"), into=raw[gate.nbytes :])
+            self._read_range(gate_name, into=raw[: gate.nbytes])
+            self._read_range(up_name, into=raw[gate.nbytes :])
             gate_up = raw.view(torch_dtype(gate.dtype)).reshape(gate.shape[0] + up.shape[0], *gate.shape[1:])  # [2I, H]
-            down = self._read_range(self.arch.per_expert_key(layer, expert, "down"))  # [H, I]
+            down = self._read_range(down_name)  # [H, I]
         else:
             gate_up = self._read_range(self.arch.fused_key(layer, "gate_up"), row=expert)  # [2I, H]
             down = self._read_range(self.arch.fused_key(layer, "down"), row=expert)  # [H, I]
