@@ -62,9 +62,9 @@ BUDGETS = ("0.25", "0.125")
 MODES = {
     "pool": dict(),
     "pool+re8": dict(reselect_every=8),
-    "pool+d32": dict(draft_tokens=32),
-    "pool+d32x2": dict(draft_tokens=32, draft_rounds=2),
-    "pool+d32x2+re8": dict(draft_tokens=32, draft_rounds=2, reselect_every=8),
+    "pool+d32": dict(draft=32),
+    "pool+d32x2": dict(draft=32, draft_rounds=2),
+    "pool+d32x2+re8": dict(draft=32, draft_rounds=2, reselect_every=8),
 }
 FAMILIES = (("add/sub", "What is"), ("multiply", "Compute"), ("order of ops", "Simplify"), ("fractions", "Add "), ("linear", "Solve"))
 RESULTS = Path(__file__).resolve().parent / "results"

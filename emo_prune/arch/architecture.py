@@ -58,17 +58,19 @@ class MoEArchitecture:
 
     @property
     def hidden_size(self) -> int:
-        key = self.family.config_keys["hidden_size"]
-        return config_int(config_get(self.config, key), key)
+        return self._required_int("hidden_size")
 
     @property
     def expert_width(self) -> int:
-        key = self.family.config_keys["expert_width"]
-        return config_int(config_get(self.config, key), key)
+        return self._required_int("expert_width")
 
     @property
     def top_k(self) -> int:
-        key = self.family.config_keys["top_k"]
+        return self._required_int("top_k")
+
+    def _required_int(self, fact: str) -> int:
+        """A whole-number fact the family names a config key for (families/*.json `config_keys`)."""
+        key = self.family.config_keys[fact]
         return config_int(config_get(self.config, key), key)
 
     @property

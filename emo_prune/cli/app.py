@@ -22,6 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from emo_prune import events
+from emo_prune.cli import option_groups
 from emo_prune.console import out
 from emo_prune.errors import EmoPruneError
 from emo_prune.version import __version__
@@ -173,7 +174,9 @@ def reflow(doc: str | None) -> str | None:
 
 
 def command(fn: F) -> F:
-    """Decorate a command body: renders `EmoPruneError` once, as one line and exit code 1."""
+    """Decorate a command body: renders `EmoPruneError` once, as one line and exit code 1; option-group
+    parameters (cli/option_groups.py) reach Typer as their fields."""
+    fn = option_groups.expand(fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

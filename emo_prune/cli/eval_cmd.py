@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,15 +20,7 @@ from emo_prune.cli.options import (
     model_label,
     model_path,
 )
-from emo_prune.cli.pool_options import (
-    CacheBudgetOption,
-    CachePolicyOption,
-    CoverageWarnOption,
-    DraftOption,
-    DraftRoundsOption,
-    PoolOption,
-    ReselectOption,
-)
+from emo_prune.cli.pool_options import PoolFlags
 from emo_prune.console import out
 from emo_prune.errors import EvalError
 
@@ -97,13 +90,7 @@ def register(app: typer.Typer) -> None:
         dtype: DtypeOption = "auto",
         layerwise: LayerwiseOption = None,
         max_memory: MaxMemoryOption = None,
-        pool: PoolOption = None,
-        reselect_every: ReselectOption = None,
-        draft: DraftOption = 0,
-        draft_rounds: DraftRoundsOption = 1,
-        cache_budget: CacheBudgetOption = None,
-        cache_policy: CachePolicyOption = "lru",
-        coverage_warn: CoverageWarnOption = None,
+        pools: PoolFlags = PoolFlags(),
         json_output: JsonFlag = False,
     ) -> None:
         """Score a model with lm-eval (offline tasks ship in recipes/tasks); with --baseline, side by side.
@@ -148,13 +135,7 @@ def register(app: typer.Typer) -> None:
             device=device,
             memory=memory_path(layerwise),
             max_memory=max_memory,
-            pool=pool,
-            reselect_every=reselect_every,
-            draft=draft,
-            draft_rounds=draft_rounds,
-            cache_budget=cache_budget,
-            cache_policy=cache_policy,
-            coverage_warn=coverage_warn,
+            **asdict(pools),
         )
         check_out_path(out_path)
         report = evaluate(model_dir, settings, baseline_dir=baseline)

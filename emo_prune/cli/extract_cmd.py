@@ -9,27 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from emo_prune.cli.format import human_bytes
-from emo_prune.cli.options import (
-    BatchOption,
-    BudgetOption,
-    CalibOption,
-    CombineOption,
-    DomainOption,
-    ExpertsOption,
-    JsonFlag,
-    KeepOption,
-    MethodOption,
-    ModelDir,
-    ProfileOption,
-    SeedOption,
-    SeqLenOption,
-    TargetOption,
-    WithinOption,
-    model_label,
-    model_path,
-)
-from emo_prune.cli.options import GreedyDeviceOption as DeviceOption
-from emo_prune.cli.select_cmd import check_plan_target, options_from_flags, render_plan, run_select
+from emo_prune.cli.options import JsonFlag, ModelDir, SelectionFlags, TargetOption, model_label, model_path
+from emo_prune.cli.select_cmd import check_plan_target, render_plan, run_select
 from emo_prune.console import out
 from emo_prune.constants import ONE_STEP_MAX_TOKENS, PROFILE_METHODS
 from emo_prune.text import plural
@@ -52,19 +33,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--out", help="Folder to create for the pruned model (default: MODEL-DOMAINS-KEEP here).", show_default=False),
         ] = None,
         plan_path: Annotated[Path | None, typer.Option("--plan", help="Plan file from `emo-prune select`.")] = None,
-        keep: KeepOption = None,
-        experts: ExpertsOption = None,
-        profile: ProfileOption = None,
-        domain: DomainOption = None,
-        method: MethodOption = "mass",
-        budget: BudgetOption = "uniform",
-        combine: CombineOption = "union",
-        seed: SeedOption = 0,
-        within: WithinOption = None,
-        calib: CalibOption = None,
-        seq_len: SeqLenOption = 512,
-        batch_size: BatchOption = 8,
-        device: DeviceOption = "cpu",
+        selection: SelectionFlags = SelectionFlags(),
         max_shard_size: Annotated[
             str, typer.Option("--max-shard-size", help="Largest output shard, e.g. 5GB, 500MB.")
         ] = "5GB",
@@ -88,18 +57,16 @@ def register(app: typer.Typer) -> None:
         from emo_prune.select.plan import Plan
 
         model_arg, model_dir = model_dir, model_path(model_dir)
-        if plan_path is not None and (keep is not None or profile is not None or domain):
+        if plan_path is not None and (selection.keep is not None or selection.profile is not None or selection.domain):
             raise PlanError("pass either --plan, or --keep with --profile/--domain to select now, not both")
         if plan_path is not None:
             plan = Plan.load(plan_path)
         else:
-            options = options_from_flags(
-                keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device, experts=experts
-            )
-            if profile is None and options.method in PROFILE_METHODS:
-                plan = _select_on_a_fresh_profile(model_dir, options, calib, device)
+            options = selection.options()
+            if selection.profile is None and options.method in PROFILE_METHODS:
+                plan = _select_on_a_fresh_profile(model_dir, options, selection.calib, selection.device)
             else:
-                plan = run_select(model_dir, profile, options)
+                plan = run_select(model_dir, selection.profile, options)
             render_plan(plan)
         check_plan_target(target, model_dir, plan)
         if out_dir is None:

@@ -8,15 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, model_path
-from emo_prune.cli.pool_options import (
-    CacheBudgetOption,
-    CachePolicyOption,
-    CoverageWarnOption,
-    DraftOption,
-    DraftRoundsOption,
-    PoolOption,
-    ReselectOption,
-)
+from emo_prune.cli.pool_options import PoolFlags
 from emo_prune.console import out
 
 
@@ -29,13 +21,7 @@ def register(app: typer.Typer) -> None:
         model_dir: ModelDir,
         prompt: Annotated[str, typer.Option("--prompt", help="The text to continue.")],
         max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Tokens to generate at most.")] = 64,
-        pool: PoolOption = None,
-        reselect_every: ReselectOption = None,
-        draft: DraftOption = 0,
-        draft_rounds: DraftRoundsOption = 1,
-        cache_budget: CacheBudgetOption = None,
-        cache_policy: CachePolicyOption = "lru",
-        coverage_warn: CoverageWarnOption = None,
+        pools: PoolFlags = PoolFlags(),
         dtype: DtypeOption = "float32",
         device: DeviceOption = "cpu",
         json_output: JsonFlag = False,
@@ -53,20 +39,10 @@ def register(app: typer.Typer) -> None:
         from emo_prune.pools.runtime import PoolSettings
 
         model_dir = model_path(model_dir)
-        settings = None
-        if pool is not None:
-            settings = PoolSettings(
-                pool=pool,
-                reselect_every=reselect_every,
-                draft_tokens=draft,
-                draft_rounds=draft_rounds,
-                cache_budget=cache_budget,
-                cache_policy=cache_policy,
-            )
         stream = None if out.json_mode or out.quiet else _stream
         result = generate(
-            model_dir, prompt, pool=settings, max_new_tokens=max_new_tokens, dtype=dtype, device=device,
-            coverage_warn=coverage_warn, on_text=stream,
+            model_dir, prompt, pool=PoolSettings.of(pools), max_new_tokens=max_new_tokens, dtype=dtype, device=device,
+            coverage_warn=pools.coverage_warn, on_text=stream,
         )  # fmt: skip
         if stream is not None:
             typer.echo("")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from emo_prune.constants import COMBINES, METHODS
 from emo_prune.select.budget import BUDGETS
+
+if TYPE_CHECKING:
+    from emo_prune.memory.plan import MemoryOptions
+    from emo_prune.select import SelectOptions
 
 MODEL_HELP = "builtin:NAME (builtin:emo-small, builtin:stdmoe-small, builtin:tiny-emo), a model folder, or a cached Hub id org/name."
 ModelDir = Annotated[Path, typer.Argument(metavar="MODEL", help=MODEL_HELP, show_default=False)]
@@ -64,6 +69,53 @@ CalibOption = Annotated[
 SeqLenOption = Annotated[int, typer.Option("--seq-len", help="greedy: tokens per calibration document.")]
 BatchOption = Annotated[int, typer.Option("--batch-size", help="greedy: documents per forward.")]
 GreedyDeviceOption = Annotated[str, typer.Option("--device", help="greedy: torch device.")]
+
+
+@dataclass(frozen=True)
+class SelectionFlags:
+    """The options that choose experts, shared by `select` and `extract` (an option group: cli/option_groups.py)."""
+
+    keep: KeepOption = None
+    experts: ExpertsOption = None
+    profile: ProfileOption = None
+    domain: DomainOption = None
+    method: MethodOption = "mass"
+    budget: BudgetOption = "uniform"
+    combine: CombineOption = "union"
+    seed: SeedOption = 0
+    within: WithinOption = None
+    calib: CalibOption = None
+    seq_len: SeqLenOption = 512
+    batch_size: BatchOption = 8
+    device: GreedyDeviceOption = "cpu"
+
+    def options(self, memory: MemoryOptions | None = None) -> SelectOptions:
+        """The library's selection options; refuses --keep with --experts, neither, or a keep that cannot be."""
+        from emo_prune.errors import PlanError
+        from emo_prune.memory.plan import MemoryOptions
+        from emo_prune.select import GreedySettings, Plan, SelectOptions
+        from emo_prune.select.keep import Keep, experts_text
+
+        keep = self.keep
+        if keep is not None and self.experts is not None:
+            raise PlanError("pass --keep or --experts, not both")
+        if self.experts is not None:
+            keep = experts_text(self.experts)
+        if keep is None:
+            raise PlanError("pass --keep (a fraction such as 0.125) or --experts (a count of experts per layer)")
+        Keep.parse(keep)  # before any work: `--keep 1` fails at once
+        greedy = GreedySettings(seq_len=self.seq_len, batch_size=self.batch_size, device=self.device, memory=memory or MemoryOptions())
+        return SelectOptions(
+            keep=keep,
+            domains=tuple(self.domain or ()),
+            method=self.method,
+            budget=self.budget,
+            combine=self.combine,
+            seed=self.seed,
+            within=Plan.load(self.within) if self.within is not None else None,
+            calib=tuple(self.calib or ()),
+            greedy=greedy,
+        )
 
 
 

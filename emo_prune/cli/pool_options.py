@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
+
 
 PoolOption = Annotated[
     str | None,
@@ -35,3 +37,17 @@ CoverageWarnOption = Annotated[
         help="Warn when a build's coverage of a request (the full router's mass on its experts) is below this (default 0.8).",
     ),
 ]
+
+
+@dataclass(frozen=True)
+class PoolFlags:
+    """Pool mode and the coverage guard, shared by `generate` and `eval` (an option group: cli/option_groups.py).
+    The names are EvalSettings' and PoolSettings' own: `EvalSettings(**asdict(flags))`, `PoolSettings.of(flags)`."""
+
+    pool: PoolOption = None
+    reselect_every: ReselectOption = None
+    draft: DraftOption = 0
+    draft_rounds: DraftRoundsOption = 1
+    cache_budget: CacheBudgetOption = None
+    cache_policy: CachePolicyOption = "lru"
+    coverage_warn: CoverageWarnOption = None

@@ -10,74 +10,20 @@ from rich.table import Table
 
 from emo_prune.cli.format import compress_ranges
 from emo_prune.cli.options import (
-    BatchOption,
-    BudgetOption,
-    CalibOption,
-    CombineOption,
-    DomainOption,
-    ExpertsOption,
-    GreedyDeviceOption,
     JsonFlag,
-    KeepOption,
     LayerwiseOption,
     MaxMemoryOption,
-    MethodOption,
     ModelDir,
-    ProfileOption,
-    SeedOption,
-    SeqLenOption,
+    SelectionFlags,
     TargetOption,
-    WithinOption,
     memory_path,
     model_path,
 )
 from emo_prune.console import out
-from emo_prune.errors import PlanError
 from emo_prune.memory.plan import MemoryOptions
 
 if TYPE_CHECKING:
     from emo_prune.select import Plan, SelectOptions
-
-DeviceOption = GreedyDeviceOption  # the name `extract` and others import from here
-
-
-def options_from_flags(
-    keep: str | None,
-    domains: list[str] | None,
-    method: str,
-    budget: str,
-    combine: str,
-    seed: int,
-    within: Path | None,
-    calib: list[str] | None,
-    seq_len: int,
-    batch_size: int,
-    device: str,
-    memory: MemoryOptions | None = None,
-    experts: int | None = None,
-) -> SelectOptions:
-    from emo_prune.select import GreedySettings, Plan, SelectOptions
-    from emo_prune.select.keep import Keep, experts_text
-
-    memory = memory or MemoryOptions()
-    if keep is not None and experts is not None:
-        raise PlanError("pass --keep or --experts, not both")
-    if experts is not None:
-        keep = experts_text(experts)
-    if keep is None:
-        raise PlanError("pass --keep (a fraction such as 0.125) or --experts (a count of experts per layer)")
-    Keep.parse(keep)  # before any work: `--keep 1` fails at once
-    return SelectOptions(
-        keep=keep,
-        domains=tuple(domains or ()),
-        method=method,
-        budget=budget,
-        combine=combine,
-        seed=seed,
-        within=Plan.load(within) if within is not None else None,
-        calib=tuple(calib or ()),
-        greedy=GreedySettings(seq_len=seq_len, batch_size=batch_size, device=device, memory=memory),
-    )
 
 
 def run_select(model_dir: Path, profile: Path | None, options: SelectOptions) -> Plan:
@@ -111,19 +57,7 @@ def register(app: typer.Typer) -> None:
     def select_command(
         model_dir: ModelDir,
         out_path: Annotated[Path, typer.Option("--out", help="Plan file to write (JSON).", show_default=False)],
-        keep: KeepOption = None,
-        experts: ExpertsOption = None,
-        profile: ProfileOption = None,
-        domain: DomainOption = None,
-        method: MethodOption = "mass",
-        budget: BudgetOption = "uniform",
-        combine: CombineOption = "union",
-        seed: SeedOption = 0,
-        within: WithinOption = None,
-        calib: CalibOption = None,
-        seq_len: SeqLenOption = 512,
-        batch_size: BatchOption = 8,
-        device: DeviceOption = "cpu",
+        selection: SelectionFlags = SelectionFlags(),
         layerwise: LayerwiseOption = None,
         max_memory: MaxMemoryOption = None,
         target: TargetOption = None,
@@ -136,11 +70,8 @@ def register(app: typer.Typer) -> None:
         Example: emo-prune select builtin:emo-small --profile emo-small-code.profile.safetensors --keep 0.25 --out code25.json
         """
         model_dir = model_path(model_dir)
-        memory = MemoryOptions(memory_path(layerwise), max_memory)  # greedy only
-        options = options_from_flags(
-            keep, domain, method, budget, combine, seed, within, calib, seq_len, batch_size, device, memory, experts
-        )
-        plan = run_select(model_dir, profile, options)
+        options = selection.options(MemoryOptions(memory_path(layerwise), max_memory))  # memory: greedy only
+        plan = run_select(model_dir, selection.profile, options)
         check_plan_target(target, model_dir, plan)
         plan.save(out_path)
         out.result({"plan": str(out_path), **plan.to_dict()}, lambda: render_plan(plan, out_path))

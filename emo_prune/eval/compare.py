@@ -18,19 +18,30 @@ from typing import Any
 
 @dataclass(frozen=True)
 class MetricDelta:
+    """One metric of a pruned model and of its baseline; delta, drop and retained follow the rule above."""
+
     task: str
     metric: str
     higher_is_better: bool
     value: float  # pruned
     baseline: float
-    stderr: float | None
-    baseline_stderr: float | None
-    delta: float
-    drop: float
-    retained: float
+    stderr: float | None = None
+    baseline_stderr: float | None = None
+
+    @property
+    def delta(self) -> float:
+        return self.value - self.baseline
+
+    @property
+    def drop(self) -> float:
+        return drop(self.value, self.baseline, self.higher_is_better)
+
+    @property
+    def retained(self) -> float:
+        return retained(self.value, self.baseline, self.higher_is_better)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "delta": self.delta, "drop": self.drop, "retained": self.retained}
 
 
 def drop(value: float, baseline: float, higher_is_better: bool) -> float:
@@ -44,24 +55,4 @@ def retained(value: float, baseline: float, higher_is_better: bool) -> float:
     return num / den
 
 
-def compare_metric(
-    task: str,
-    metric: str,
-    higher_is_better: bool,
-    value: float,
-    baseline: float,
-    stderr: float | None = None,
-    baseline_stderr: float | None = None,
-) -> MetricDelta:
-    return MetricDelta(
-        task=task,
-        metric=metric,
-        higher_is_better=higher_is_better,
-        value=value,
-        baseline=baseline,
-        stderr=stderr,
-        baseline_stderr=baseline_stderr,
-        delta=value - baseline,
-        drop=drop(value, baseline, higher_is_better),
-        retained=retained(value, baseline, higher_is_better),
-    )
+compare_metric = MetricDelta  # (task, metric, higher_is_better, value, baseline, stderr, baseline_stderr)

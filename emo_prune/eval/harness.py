@@ -198,15 +198,7 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
         bar = progress.add_task(f"eval {label}: loading", total=None)
         with quiet_lm_eval(events.debugging()):
             lm = _pool_lm(model_dir, settings) if settings.pool is not None else EmoPruneLM(
-                str(model_dir),
-                impl=settings.impl,
-                dtype=settings.dtype,
-                device=settings.device,
-                batch_size=settings.batch_size,
-                max_length=settings.max_length,
-                memory=settings.memory,
-                max_memory=settings.max_memory,
-                notify=events.note,
+                str(model_dir), load=settings.load, batch_size=settings.batch_size, max_length=settings.max_length, notify=events.note
             )
         if settings.pool is None and hasattr(lm.model, "model") and hasattr(lm.model.model, "layouts"):
             from emo_prune.pools.lm import with_coverage
@@ -256,19 +248,10 @@ def _coverage_summary(coverages: list[float] | None, warn: float | None) -> dict
 
 def _pool_lm(model_dir: str | Path, settings: EvalSettings) -> Any:
     from emo_prune.pools.lm import PoolLM
+    from emo_prune.pools.runtime import PoolSettings
 
-    return PoolLM(
-        str(model_dir),
-        pool=settings.pool,
-        reselect_every=settings.reselect_every,
-        draft=settings.draft,
-        draft_rounds=settings.draft_rounds,
-        cache_budget=settings.cache_budget,
-        cache_policy=settings.cache_policy,
-        dtype="float32" if settings.dtype == "auto" else settings.dtype,
-        device=settings.device,
-        max_length=settings.max_length,
-    )
+    dtype = "float32" if settings.dtype == "auto" else settings.dtype
+    return PoolLM(str(model_dir), settings=PoolSettings.of(settings), dtype=dtype, device=settings.device, max_length=settings.max_length)
 
 
 def evaluate(model_dir: str | Path, settings: EvalSettings, baseline_dir: str | Path | None = None) -> EvalReport:

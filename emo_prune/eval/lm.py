@@ -40,20 +40,23 @@ class EmoPruneLM(HFLM):
         memory: str = "auto",
         max_memory: str | None = None,
         notify: Callable[[str], None] | None = None,
+        load: LoadSettings | None = None,
         **kwargs: Any,
     ) -> None:
+        """`pretrained`: a model folder, or a loaded model. From lm-eval's model_args: impl, dtype, device,
+        memory, max_memory (text); from Python, `load` in their place."""
         self.model_dir: str | None = None
         self.load_settings: LoadSettings | None = None
         if isinstance(pretrained, (str, Path)):
             self.model_dir = str(pretrained)
-            self.load_settings = LoadSettings(
+            self.load_settings = (load or LoadSettings(
                 impl=impl,
                 dtype=dtype,
                 device=device or "cpu",
                 memory=MemoryOptions(memory, max_memory),
                 rows=batch_size if isinstance(batch_size, int) else 1,
                 seq_len=max_length,
-            ).resolved()
+            )).resolved()
             pretrained, loaded_tokenizer = load_model(pretrained, self.load_settings, notify)
             tokenizer = tokenizer or loaded_tokenizer
         super().__init__(pretrained=pretrained, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, **kwargs)

@@ -24,11 +24,12 @@ parsed, before `--set` or validation walk it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
@@ -38,12 +39,13 @@ from emo_prune.errors import EmoPruneError, RecipeError
 if TYPE_CHECKING:
     from emo_prune.eval import EvalSettings
     from emo_prune.profile.runner import ProfileSettings
-    from emo_prune.select import GreedySettings
+    from emo_prune.select import GreedySettings, SelectOptions
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")  # a build folder: one name; '+' joins domains
 PATTERN_FIELDS = ("name", "budget", "method", "domains")
 MAX_NODES = 100_000  # values of a recipe with every alias expanded; real recipes hold a few hundred
+T = TypeVar("T")
 
 
 def _check_budget(value: Any) -> float | int:
@@ -64,6 +66,12 @@ Budget = Annotated[float | int, PlainValidator(_check_budget)]
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def carried(self, target: type[T], **overrides: Any) -> T:
+        """`target` (a settings dataclass of the library) from this section's fields of the same names, then
+        `overrides`: a recipe field reaches the library exactly when both sides name it."""
+        names = {f.name for f in dataclasses.fields(target)} & set(type(self).model_fields)  # type: ignore[arg-type]
+        return target(**{**{name: getattr(self, name) for name in names}, **overrides})
 
 
 class Calibration(_Section):
@@ -86,21 +94,13 @@ class Calibration(_Section):
     def profile_settings(self) -> ProfileSettings:
         from emo_prune.profile.runner import ProfileSettings
 
-        return ProfileSettings(
-            seq_len=self.seq_len,
-            batch_size=self.batch_size,
-            max_tokens=self.max_tokens,
-            device=self.device,
-            dtype=self.dtype,
-            layerwise=self.layerwise,
-            seed=self.seed,
-        )
+        return self.carried(ProfileSettings)
 
     def greedy_settings(self, model_dir: Path) -> GreedySettings:
         """Greedy selection reads the calibration settings, as the profile step does."""
         from emo_prune.io import Checkpoint
         from emo_prune.models.loading import resolve_device, resolve_seq_len
-        from emo_prune.select import GreedySettings
+        from emo_prune.select import GreedySettings, SelectOptions
 
         return GreedySettings(
             seq_len=resolve_seq_len(self.seq_len, Checkpoint.open(model_dir).config),
@@ -178,19 +178,7 @@ class Eval(_Section):
     def settings(self) -> EvalSettings:
         from emo_prune.eval import EvalSettings
 
-        return EvalSettings(
-            tasks=self.tasks,
-            num_fewshot=self.num_fewshot,
-            limit=self.limit,
-            batch_size=self.batch_size,
-            max_length=self.max_length,
-            include_paths=self.include_paths,
-            impl=self.impl,
-            dtype=self.dtype,
-            device=self.device,
-            bootstrap_iters=self.bootstrap_iters,
-            coverage_warn=self.coverage_warn,
-        )
+        return self.carried(EvalSettings)
 
 
 class Edge(_Section):
@@ -270,6 +258,19 @@ class Recipe(_Section):
     @property
     def selection_domains(self) -> tuple[str, ...]:
         return self.selection.domains or self.calibration.domains or ()
+
+    def select_options(self, model_dir: Path, budget: float | int) -> SelectOptions:
+        """The selection of one budget: the selection section, its domains, the calibration's sources and
+        (for greedy) its seq_len, batch_size and device."""
+        from emo_prune.select import SelectOptions
+
+        return self.selection.carried(
+            SelectOptions,
+            keep=str(budget),
+            domains=self.selection_domains,
+            calib=self.calibration.sources,
+            greedy=self.calibration.greedy_settings(model_dir),
+        )
 
     def build_folder(self, budget: float | int) -> str:
         return self.output.pattern.format(

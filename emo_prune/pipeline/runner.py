@@ -68,19 +68,9 @@ def _profile(recipe: Recipe, model_dir: Path, path: Path) -> None:
 
 
 def _select(recipe: Recipe, model_dir: Path, profile: Path, budget: float | int, path: Path) -> None:
-    from emo_prune.select import SelectOptions, make_plan
+    from emo_prune.select import make_plan
 
-    s = recipe.selection
-    options = SelectOptions(
-        greedy=recipe.calibration.greedy_settings(model_dir),
-        keep=str(budget),
-        domains=recipe.selection_domains,
-        method=s.method,
-        budget=s.budget,
-        combine=s.combine,
-        seed=s.seed,
-        calib=recipe.calibration.sources,
-    )
+    options = recipe.select_options(model_dir, budget)
     with events.progress() as progress:
         bar = progress.add_task(f"select {budget_label(budget)}", total=None)
         plan = make_plan(model_dir, options, profile_path=profile, on_layer=lambda _: progress.advance(bar))

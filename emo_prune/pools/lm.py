@@ -23,8 +23,8 @@ CONTEXT_TASKS = "emo_answer_code, emo_answer_math, emo_answer_prose (tag emo_ans
 
 
 class PoolLM(HFLM):
-    """`pretrained`: a local EMO model folder. model_args: pool, reselect_every, draft, cache_budget,
-    cache_policy, dtype (float32 default), device."""
+    """`pretrained`: a local EMO model folder. model_args: pool, reselect_every, draft, draft_rounds,
+    cache_budget, cache_policy, dtype (float32 default), device; or, from Python, `settings` in their place."""
 
     def __init__(
         self,
@@ -39,16 +39,17 @@ class PoolLM(HFLM):
         device: str = "cpu",
         max_length: int | None = None,
         on_request: Callable[[dict[str, Any]], None] | None = None,
+        settings: PoolSettings | None = None,
         **kwargs: Any,
     ) -> None:
         from transformers import AutoTokenizer
 
         from emo_prune.models.loading import resolve_dtype
 
-        settings = PoolSettings(
+        settings = settings or PoolSettings(  # model_args arrive as text from lm-eval's command line
             pool=str(pool),
             reselect_every=int(reselect_every) if reselect_every else None,
-            draft_tokens=int(draft or 0),
+            draft=int(draft or 0),
             draft_rounds=int(draft_rounds or 1),
             cache_budget=cache_budget,
             cache_policy=cache_policy,

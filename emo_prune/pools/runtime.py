@@ -14,7 +14,7 @@ pool, and no expert weight outside a pool is ever in memory (the model is loaded
 After the prefill the pools are fixed (default) or re-chosen every N decoded tokens from the mass of
 every token fed so far (context and tokens already decoded, never the one being predicted).
 
-Draft (`draft_tokens` D > 0): a context says little about the experts its answer will route to when it
+Draft (`draft`: D > 0 tokens): a context says little about the experts its answer will route to when it
 is short and unlike the answer (a math question: 15 tokens of words, then a worked answer of digits).
 So the prefill's pools first decode D tokens greedily (the model's own guess at the answer, from the
 context alone), the pools are re-chosen from the mass of the context and the draft, the draft is
@@ -26,7 +26,7 @@ context: the pools still never see a token that is scored or generated for the a
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +50,20 @@ class PoolSettings:
     reselect_every: int | None = None  # re-choose the pools every N decoded tokens; None: fixed pools
     cache_budget: str | int | None = None  # byte budget of the shared expert cache ("64MB"); None: unbounded
     cache_policy: str = "lru"
-    draft_tokens: int = 0  # D > 0: re-choose the pools from the context plus a D-token greedy draft
+    draft: int = 0  # D > 0: re-choose the pools from the context plus a D-token greedy draft
     draft_rounds: int = 1  # drafts in a row, each decoded within the pools the previous one chose
 
+    @classmethod
+    def of(cls, options: Any) -> PoolSettings | None:
+        """The settings that `options` (CLI flags, EvalSettings: any object with these attribute names)
+        name; None when its `pool` is None (no pool mode)."""
+        if options.pool is None:
+            return None
+        return cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
+
     def __post_init__(self) -> None:
-        if self.draft_tokens < 0:
-            raise PlanError(f"--draft must be >= 0 (got {self.draft_tokens})")
+        if self.draft < 0:
+            raise PlanError(f"--draft must be >= 0 (got {self.draft})")
         if self.draft_rounds < 1:
             raise PlanError(f"draft_rounds must be >= 1 (got {self.draft_rounds})")
         if self.reselect_every is not None and self.reselect_every < 1:
@@ -194,8 +202,8 @@ class PoolRuntime:
         logits = self.forward(context, cache)[-1]
         self.end_prefill()
         eos = _eos_ids(self.model.config)
-        for _ in range(self.settings.draft_rounds if self.settings.draft_tokens else 0):
-            for _ in range(self.settings.draft_tokens):
+        for _ in range(self.settings.draft_rounds if self.settings.draft else 0):
+            for _ in range(self.settings.draft):
                 token = int(logits.argmax())
                 if token in eos:
                     break

@@ -9,6 +9,7 @@ Qwen3-MoE and EMO (also interleaved or transposed weights). `route` is the routi
 """
 
 from emo_prune.runtime.cpu import cpu_experts
+from emo_prune.runtime.layout import ExpertStack
 from emo_prune.runtime.reference import experts_reference
 from emo_prune.runtime.registry import (
     IMPLEMENTATIONS,
@@ -21,6 +22,7 @@ from emo_prune.runtime.triton_backend import triton_experts, triton_usable
 register_experts_implementations()
 
 __all__ = [
+    "ExpertStack",
     "IMPLEMENTATIONS",
     "cpu_experts",
     "default_experts_implementation",

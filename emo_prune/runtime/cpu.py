@@ -19,23 +19,18 @@ import torch.nn.functional as F
 
 from emo_prune.errors import RuntimeSetupError
 from emo_prune.runtime.cpu_matmul import lowp_gemm_native, matmul, matvec, onednn_off
-from emo_prune.runtime.layout import forward_on_module, gemm_views, split_gate_up
+from emo_prune.runtime.layout import ExpertStack, interface_entry, split_gate_up
 
 
 def cpu_experts(
-    x: torch.Tensor,
-    gate_up: torch.Tensor,
-    down: torch.Tensor,
-    ids: torch.Tensor,
-    weights: torch.Tensor,
-    *,
-    transposed: bool = False,
-    concatenated: bool = True,
-    lowp_gemm: str | None = None,
+    x: torch.Tensor, stack: ExpertStack, ids: torch.Tensor, weights: torch.Tensor, *, lowp_gemm: str | None = None
 ) -> torch.Tensor:
     """Weighted sum over each token's k experts of down(silu(gate x) * up x). lowp_gemm: see
     `cpu_matmul.lowp_gemm_native` ("auto", "native", "fp32"; None reads the environment)."""
-    gate_up, down = gemm_views(gate_up, down, transposed)  # [E, 2I, H], [E, H, I]
+    if x.device.type != "cpu":
+        raise RuntimeSetupError(f'emo_cpu runs on CPU tensors, got {x.device}; use experts_implementation="emo_triton"')
+    gate_up, down = stack.linear_views()  # [E, 2I, H], [E, H, I]
+    concatenated = stack.concatenated
     if x.shape[0] == 0:
         return torch.zeros_like(x)
     if x.shape[0] == 1:
@@ -98,15 +93,4 @@ def _expert(xs: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor, concate
     return matmul(F.silu(gate) * up, down, native)
 
 
-def emo_cpu_experts_forward(
-    self: torch.nn.Module,
-    hidden_states: torch.Tensor,  # [T, H]
-    top_k_index: torch.Tensor,  # [T, k]
-    top_k_weights: torch.Tensor,  # [T, k]
-) -> torch.Tensor:
-    """The `emo_cpu` entry of transformers' ExpertsInterface."""
-    if hidden_states.device.type != "cpu":
-        raise RuntimeSetupError(
-            f"emo_cpu runs on CPU tensors, got {hidden_states.device}; use experts_implementation=\"emo_triton\""
-        )
-    return forward_on_module(self, "emo_cpu", cpu_experts, hidden_states, top_k_index, top_k_weights)
+emo_cpu_experts_forward = interface_entry("emo_cpu", cpu_experts)

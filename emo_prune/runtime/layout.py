@@ -21,14 +21,20 @@ _SILU_CLASSES = {"SiLU", "SiLUActivation"}  # torch.nn.SiLU, transformers.activa
 
 
 @dataclass(frozen=True)
-class ExpertsLayout:
-    num_experts: int
-    transposed: bool
-    concatenated: bool
+class ExpertStack:
+    """One layer's E experts as the module stores them: gate_up [E, 2I, H], down [E, H, I] (transposed:
+    [E, H, 2I], [E, I, H]); the 2I axis [gate; up] (concatenated) or interleaved. What every experts
+    implementation (reference, emo_cpu, emo_triton) computes on."""
+
+    gate_up: torch.Tensor
+    down: torch.Tensor
+    transposed: bool = False
+    concatenated: bool = True
 
     @staticmethod
-    def of(module: torch.nn.Module, implementation: str) -> "ExpertsLayout":
-        """Read and check the layout of a decorated Experts module."""
+    def of(module: torch.nn.Module, implementation: str) -> "ExpertStack":
+        """A decorated Experts module's weights and layout; what the emo implementations cannot compute
+        exactly is refused with the fix."""
         name = type(module).__name__
         fix = 'use experts_implementation="grouped_mm" (or "eager") for this model'
         if not getattr(module, "has_gate", True) or not hasattr(module, "gate_up_proj"):
@@ -43,18 +49,22 @@ class ExpertsLayout:
         if type(getattr(module, "act_fn", None)).__name__ not in _SILU_CLASSES:
             act = type(getattr(module, "act_fn", None)).__name__
             raise RuntimeSetupError(f"{implementation}: {name} uses activation {act}, only SiLU is fused; {fix}")
-        return ExpertsLayout(
-            num_experts=module.gate_up_proj.shape[0],
+        return ExpertStack(
+            module.gate_up_proj,
+            module.down_proj,
             transposed=bool(getattr(module, "is_transposed", False)),
             concatenated=bool(getattr(module, "is_concatenated", True)),
         )
 
+    def linear_views(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Views in linear() orientation, whatever the storage: ([E, 2I, H], [E, H, I]). No copies."""
+        if self.transposed:
+            return self.gate_up.transpose(1, 2), self.down.transpose(1, 2)
+        return self.gate_up, self.down
 
-def gemm_views(gate_up: torch.Tensor, down: torch.Tensor, transposed: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Views in linear() orientation, whatever the storage: ([E, 2I, H], [E, H, I]). No copies."""
-    if transposed:
-        return gate_up.transpose(1, 2), down.transpose(1, 2)
-    return gate_up, down
+    def split(self, gate_up_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[..., 2I] projection output -> (gate [..., I], up [..., I]) views."""
+        return split_gate_up(gate_up_out, self.concatenated)
 
 
 def split_gate_up(gate_up_out: torch.Tensor, concatenated: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,18 +83,18 @@ def check_inference(module: torch.nn.Module, hidden_states: torch.Tensor, implem
         )
 
 
-def forward_on_module(
-    module: torch.nn.Module,
-    implementation: str,
-    compute: Callable[..., torch.Tensor],
-    hidden_states: torch.Tensor,  # [T, H]
-    top_k_index: torch.Tensor,  # [T, k]
-    top_k_weights: torch.Tensor,  # [T, k]
-) -> torch.Tensor:
-    """What every emo ExpertsInterface entry does: check the module, then `compute` on its weights."""
-    layout = ExpertsLayout.of(module, implementation)
-    check_inference(module, hidden_states, implementation)
-    return compute(
-        hidden_states, module.gate_up_proj, module.down_proj, top_k_index, top_k_weights,
-        transposed=layout.transposed, concatenated=layout.concatenated,
-    )
+def interface_entry(implementation: str, compute: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """The entry of transformers' ExpertsInterface for `compute` (x, stack, ids, weights) -> y: called as
+    (experts module, hidden_states [T, H], top_k_index [T, k], top_k_weights [T, k]) -> [T, H], it checks
+    the module, then computes on its weights."""
+
+    def forward(
+        module: torch.nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+    ) -> torch.Tensor:
+        stack = ExpertStack.of(module, implementation)
+        check_inference(module, hidden_states, implementation)
+        return compute(hidden_states, stack, top_k_index, top_k_weights)
+
+    forward.__name__ = forward.__qualname__ = f"{implementation}_experts_forward"
+    forward.__doc__ = f"The `{implementation}` entry of transformers' ExpertsInterface."
+    return forward

@@ -1,7 +1,7 @@
 """The plain torch reference of the experts computation: one (token, slot) pair at a time, in fp32.
 
 Shapes: T tokens, k slots, E experts, H hidden, I expert width.
-  x [T, H], gate_up [E, 2I, H], down [E, H, I] (layout flags as in layout.py),
+  x [T, H], the stack's gate_up [E, 2I, H], down [E, H, I] (stored layouts: layout.ExpertStack),
   ids [T, k] int, weights [T, k] -> y [T, H] in x's dtype,
   y[t] = sum_j weights[t, j] * down_e @ (silu(gate_e @ x_t) * (up_e @ x_t)), e = ids[t, j].
 Slow on purpose: every faster path (emo_cpu, emo_triton) is tested against this. Ids outside [0, E)
@@ -12,20 +12,11 @@ from __future__ import annotations
 
 import torch
 
-from emo_prune.runtime.layout import gemm_views, split_gate_up
+from emo_prune.runtime.layout import ExpertStack
 
 
-def experts_reference(
-    x: torch.Tensor,
-    gate_up: torch.Tensor,
-    down: torch.Tensor,
-    ids: torch.Tensor,
-    weights: torch.Tensor,
-    *,
-    transposed: bool = False,
-    concatenated: bool = True,
-) -> torch.Tensor:
-    gate_up, down = gemm_views(gate_up, down, transposed)  # [E, 2I, H], [E, H, I]
+def experts_reference(x: torch.Tensor, stack: ExpertStack, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    gate_up, down = stack.linear_views()  # [E, 2I, H], [E, H, I]
     num_experts = gate_up.shape[0]
     y = torch.zeros(x.shape, dtype=torch.float32, device=x.device)  # [T, H]
     for t in range(x.shape[0]):
@@ -34,7 +25,7 @@ def experts_reference(
             if not 0 <= e < num_experts:
                 continue
             projected = gate_up[e].float() @ x[t].float()  # [2I]
-            gate, up = split_gate_up(projected, concatenated)  # [I], [I]
+            gate, up = stack.split(projected)  # [I], [I]
             hidden = torch.nn.functional.silu(gate) * up
             y[t] += weights[t, j].float() * (down[e].float() @ hidden)  # [H]
     return y.to(x.dtype)

@@ -1,6 +1,6 @@
 """`emo_triton`: the experts forward on the Triton kernels of `emo_prune_kernels` (kernels/).
 
-Shapes as in reference.py: x [T, H], gate_up [E, 2I, H], down [E, H, I], ids [T, k], weights [T, k]
+Shapes as in reference.py: x [T, H], stack (layout.ExpertStack) [E, 2I, H] + [E, H, I], ids [T, k], weights [T, k]
 -> y [T, H]. This file knows the kernels' public entry points only (`fused_experts`, `route_topk`,
 `can_run_on`); tiles, grids and paths live in kernels/. The kernels are imported on first use, so
 emo_prune imports (and emo_cpu runs) on machines without triton.
@@ -15,7 +15,7 @@ from types import ModuleType
 import torch
 
 from emo_prune.errors import RuntimeSetupError
-from emo_prune.runtime.layout import forward_on_module
+from emo_prune.runtime.layout import ExpertStack, interface_entry
 
 
 @functools.lru_cache(maxsize=None)
@@ -45,15 +45,7 @@ def triton_usable(device: torch.device | str) -> bool:
 
 
 def triton_experts(
-    x: torch.Tensor,
-    gate_up: torch.Tensor,
-    down: torch.Tensor,
-    ids: torch.Tensor,
-    weights: torch.Tensor,
-    *,
-    transposed: bool = False,
-    concatenated: bool = True,
-    path: str = "auto",
+    x: torch.Tensor, stack: ExpertStack, ids: torch.Tensor, weights: torch.Tensor, *, path: str = "auto"
 ) -> torch.Tensor:
     """path: "auto", "decode" (per-pair vector x matrix) or "sorted" (grouped GEMMs)."""
     if not triton_usable(x.device):
@@ -62,15 +54,8 @@ def triton_experts(
             'on CPU use experts_implementation="emo_cpu"'
         )
     return kernels().fused_experts(
-        x, gate_up, down, ids, weights, transposed=transposed, concatenated=concatenated, path=path
+        x, stack.gate_up, stack.down, ids, weights, transposed=stack.transposed, concatenated=stack.concatenated, path=path
     )
 
 
-def emo_triton_experts_forward(
-    self: torch.nn.Module,
-    hidden_states: torch.Tensor,  # [T, H]
-    top_k_index: torch.Tensor,  # [T, k]
-    top_k_weights: torch.Tensor,  # [T, k]
-) -> torch.Tensor:
-    """The `emo_triton` entry of transformers' ExpertsInterface."""
-    return forward_on_module(self, "emo_triton", triton_experts, hidden_states, top_k_index, top_k_weights)
+emo_triton_experts_forward = interface_entry("emo_triton", triton_experts)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from emo_prune.runtime.layout import ExpertStack
+
 HIDDEN = 80
 WIDTH = 96
 
@@ -41,8 +43,8 @@ class Problem:
     transposed: bool = False
     concatenated: bool = True
 
-    def layout(self) -> dict:
-        return dict(transposed=self.transposed, concatenated=self.concatenated)
+    def stack(self) -> ExpertStack:
+        return ExpertStack(self.gate_up, self.down, self.transposed, self.concatenated)
 
 
 def distinct_ids(tokens: int, experts: int, top_k: int, pool: list[int] | None = None, seed: int = 0) -> torch.Tensor:

@@ -13,16 +13,16 @@ SHAPES = [(3, 3), (12, 4), (16, 8)]  # (E, k): k == kept experts, E not a power 
 
 
 def reference(p) -> torch.Tensor:
-    return experts_reference(p.x, p.gate_up, p.down, p.ids, p.weights, **p.layout())
+    return experts_reference(p.x, p.stack(), p.ids, p.weights)
 
 
 def run_triton(p, path: str = "auto") -> torch.Tensor:
-    return triton_experts(p.x, p.gate_up, p.down, p.ids, p.weights, path=path, **p.layout())
+    return triton_experts(p.x, p.stack(), p.ids, p.weights, path=path)
 
 
 def run_cpu(p, lowp_gemm: str | None = None, threads: int = 2) -> torch.Tensor:
     with torch_threads(threads):
-        return cpu_experts(p.x, p.gate_up, p.down, p.ids, p.weights, lowp_gemm=lowp_gemm, **p.layout())
+        return cpu_experts(p.x, p.stack(), p.ids, p.weights, lowp_gemm=lowp_gemm)
 
 
 def assert_matches(got: torch.Tensor, p) -> None:

@@ -49,7 +49,7 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
 @pytest.mark.parametrize("experts", [16, 128])  # pruned EMO, full EMO
 def test_bf16_layer_matches_reference(tokens: int, experts: int) -> None:
     x, gate_up, down, ids, weights = problem(tokens, experts, 8, torch.bfloat16)
-    got = runtime.triton_experts(x, gate_up, down, ids, weights)
+    got = runtime.triton_experts(x, runtime.ExpertStack(gate_up, down), ids, weights)
     assert relative_error(got, grouped_reference(x, gate_up, down, ids, weights)) < 1e-2
 
 
@@ -57,14 +57,14 @@ def test_bf16_layer_matches_reference(tokens: int, experts: int) -> None:
 def test_fp32_layer_uses_ieee_dots(tokens: int) -> None:
     # TF32 would miss this bound by ~10x
     x, gate_up, down, ids, weights = problem(tokens, 16, 8, torch.float32)
-    got = runtime.triton_experts(x, gate_up, down, ids, weights)
+    got = runtime.triton_experts(x, runtime.ExpertStack(gate_up, down), ids, weights)
     assert relative_error(got, grouped_reference(x, gate_up, down, ids, weights)) < 1e-5
 
 
 @pytest.mark.parametrize("path", ["decode", "sorted"])
 def test_both_paths_agree(path: str) -> None:
     x, gate_up, down, ids, weights = problem(6, 128, 8, torch.bfloat16)
-    got = runtime.triton_experts(x, gate_up, down, ids, weights, path=path)
+    got = runtime.triton_experts(x, runtime.ExpertStack(gate_up, down), ids, weights, path=path)
     assert relative_error(got, grouped_reference(x, gate_up, down, ids, weights)) < 1e-2
 
 

@@ -53,7 +53,7 @@ def test_module_forward_matches_reference(impl: str) -> None:
     p = make_problem(9, 12, 4, torch.float32, seed=2)
     with torch.inference_mode():
         got = module(p.x, p.ids, p.weights)
-    want = runtime.experts_reference(p.x, module.gate_up_proj, module.down_proj, p.ids, p.weights)
+    want = runtime.experts_reference(p.x, runtime.ExpertStack(module.gate_up_proj, module.down_proj), p.ids, p.weights)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 

@@ -122,3 +122,36 @@ def test_greedy_reads_the_recipes_calibration_settings(small_emo):
     unset = validate_recipe(fast_recipe(small_emo, calibration={"sources": ["builtin:math:calib"], "device": "auto"}))
     context = resolve_seq_len(None, Checkpoint.open(small_emo).config)
     assert unset.calibration.greedy_settings(small_emo) == GreedySettings(seq_len=context, batch_size=8, device="cpu")
+
+
+def test_every_recipe_setting_reaches_the_library(small_emo):
+    """Sections map to the library's settings by field name (`_Section.carried`): every field of a section
+    must exist on its target, or a recipe value would be dropped without a word."""
+    from dataclasses import fields
+
+    from emo_prune.eval import EvalSettings
+    from emo_prune.pipeline.recipe import Calibration, Eval, Selection
+    from emo_prune.profile.runner import ProfileSettings
+    from emo_prune.select import SelectOptions
+
+    names = lambda cls: {f.name for f in fields(cls)}  # noqa: E731
+    assert set(Eval.model_fields) <= names(EvalSettings)
+    assert set(Calibration.model_fields) - {"sources", "domains"} <= names(ProfileSettings)  # those two: the profile's inputs
+    assert set(Selection.model_fields) <= names(SelectOptions)
+
+    recipe = validate_recipe(
+        fast_recipe(
+            small_emo,
+            calibration={"sources": ["builtin:code:calib"], "seq_len": 64, "batch_size": 3, "seed": 5, "layerwise": True},
+            selection={"method": "frequency", "combine": "weighted", "seed": 7, "domains": ["code"]},
+            eval={"tasks": ["emo_ppl_code"], "limit": 3, "bootstrap_iters": 9, "coverage_warn": 0.5},
+            gates=[{"task": "emo_ppl_code", "max_drop": 1.0}],
+        )
+    )
+    profile = recipe.calibration.profile_settings()
+    assert (profile.seq_len, profile.batch_size, profile.seed, profile.layerwise) == (64, 3, 5, True)
+    options = recipe.select_options(small_emo, 0.25)
+    assert (options.keep, options.method, options.combine, options.seed, options.domains) == ("0.25", "frequency", "weighted", 7, ("code",))
+    assert options.calib == ("builtin:code:calib",) and options.greedy.seq_len == 64
+    evaluation = recipe.eval.settings()
+    assert (evaluation.limit, evaluation.bootstrap_iters, evaluation.coverage_warn) == (3, 9, 0.5)

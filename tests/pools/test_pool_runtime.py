@@ -78,7 +78,7 @@ def test_prefill_runs_only_pool_experts(pool_models: dict[str, Path]) -> None:
 
 
 def test_pool_never_depends_on_the_continuation(pool_models: dict[str, Path]) -> None:
-    runtime = load_pool_runtime(pool_models["shared"], PoolSettings(pool="0.5", draft_tokens=4))
+    runtime = load_pool_runtime(pool_models["shared"], PoolSettings(pool="0.5", draft=4))
     pools = []
     for continuation in (CONTINUATION, [300, 301, 302], list(reversed(CONTINUATION)) * 3):
         _, _, report = runtime.score(CONTEXT, continuation)
