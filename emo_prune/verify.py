@@ -159,7 +159,7 @@ def verify(
     if not encoded:
         raise VerificationError("no prompt produced any token")
     work = Workload(rows=1, seq_len=max(map(len, encoded)), kept_tokens=2 * sum(map(len, encoded)), logits=True)
-    choice = plan_memory("verify", [original, pruned], torch.float32, work, memory, notify=notify)
+    choice = plan_memory("verify", [original, pruned], torch.float32, work, memory, notify=notify, lean=True)
     per_layer = None
     if choice.path == "layerwise":
         from emo_prune.verify_layerwise import layerwise_logits

@@ -8,12 +8,13 @@ test factory: hidden 1024, 32 experts of width 1024 with 1 shared, top-8, ~210 M
 by depth, and a 25% build of each (`extract`). Then runs each command in a fresh interpreter and reads
 its peak RSS from /proc/self/status VmHWM (not ru_maxrss, which Linux carries across fork+exec):
 
-  profile              the default (auto: the whole model, which fits here), bf16
+  profile              the default (auto: the memory plan's choice, the layer stream when it needs less), bf16
+  profile --whole      bf16 (the whole model fits here at both sizes)
   profile --layerwise  bf16
   verify --layerwise   both models in float32, as verify always runs
   greedy --layerwise   float32, as greedy always runs
   eval --layerwise     accelerate's disk offload with --max-memory 1.5GB (most layers on disk), bf16,
-                       2 documents of emo_math_mc
+                       2 documents of emo_math_mc, the default experts implementation (emo_cpu here)
   and the whole-model path of verify, greedy and eval, on the smaller checkpoint only (on the larger
   one verify and greedy would need 2x its size in float32: more than this machine's memory)
 
@@ -70,7 +71,7 @@ elif job["cmd"] == "greedy":
     job["chosen"] = job["path"]
 elif job["cmd"] == "eval":
     from emo_prune.eval import EvalSettings, evaluate_model
-    settings = EvalSettings(tasks=("emo_math_mc",), limit=2, batch_size=2, max_length=128, impl="eager",
+    settings = EvalSettings(tasks=("emo_math_mc",), limit=2, batch_size=2, max_length=128, impl="auto",
                             memory=job["path"], max_memory=job.get("max_memory"))
     evaluate_model(job["model"], settings)
     job["chosen"] = job["path"]
@@ -83,6 +84,7 @@ print(json.dumps({"peak": peak, "seconds": seconds, "chosen": job.get("chosen")}
 # (label, command, path, extra job fields); whole-model rows run on the smaller checkpoint only
 ROWS = [
     ("profile (default)", "profile", "auto", {}),
+    ("profile --whole", "profile", "whole", {}),
     ("profile --layerwise", "profile", "layerwise", {}),
     ("verify --layerwise", "verify", "layerwise", {}),
     ("greedy --layerwise", "greedy", "layerwise", {}),
@@ -166,7 +168,8 @@ def main() -> None:
     print(f"| command | {sizes[small] / 1e9:.1f} GB checkpoint | {sizes[large] / 1e9:.1f} GB checkpoint | peak growth for {sizes[large] / sizes[small]:.0f}x the bytes | time vs whole ({sizes[small] / 1e9:.1f} GB) |")
     print("|---|---|---|---|---|")
     whole_of = {
-        "profile --layerwise": "profile (default)",
+        "profile (default)": "profile --whole",
+        "profile --layerwise": "profile --whole",
         "verify --layerwise": "verify --whole",
         "greedy --layerwise": "greedy --whole",
         "eval --layerwise (disk offload)": "eval --whole",

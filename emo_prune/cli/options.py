@@ -24,7 +24,7 @@ LayerwiseOption = Annotated[
     bool | None,
     typer.Option(
         "--layerwise/--whole",
-        help="Force one decoder layer in memory at a time, or the whole model (default: whole when it fits).",
+        help="Force one decoder layer in memory at a time, or the whole model (default: the plan picks; eval: whole when it fits).",
         show_default=False,
     ),
 ]

@@ -143,7 +143,10 @@ def load_model(
     tokenizer = load_tokenizer(checkpoint.path)
     if choice.path != "layerwise":
         return load_whole(checkpoint.path, dtype, settings.device, settings.impl), tokenizer
-    room = choice.budget.bytes - (choice.estimate.total - choice.estimate.weights)
+    # the layerwise estimate is runtime + activations + KV cache + one layer; an offloaded layer read back
+    # in a forward is held twice (accelerate copies it out of a file mapping, whose pages count until
+    # the copy is done), so one more layer is kept free; what is left of the budget holds kept modules
+    room = choice.budget.bytes - choice.estimate.total - choice.estimate.weights
     with _transformers_errors(checkpoint.path, settings.impl):
         model = _offloaded(checkpoint.path, dtype, settings, max(room, 0))
     return model, tokenizer
@@ -197,9 +200,10 @@ def _offloaded(model_dir: Path, dtype: torch.dtype, settings: LoadSettings, room
     import weakref
 
     from accelerate import dispatch_model
-    from accelerate.utils import offload_state_dict
 
     from emo_prune.io import Checkpoint
+    from emo_prune.memory.allocator import release_freed_memory
+    from emo_prune.models.offload import save_index, write_offloaded
     from emo_prune.models.weights import decoder_of, head_modules, load_layer, load_module, meta_model
 
     device = torch.device(settings.device)
@@ -213,6 +217,7 @@ def _offloaded(model_dir: Path, dtype: torch.dtype, settings: LoadSettings, room
         used += sum(t.nbytes for t in module.state_dict().values())
         device_map[name] = device
     folder = tempfile.mkdtemp(prefix="emo-prune-offload-")
+    offload_index: dict[str, Any] = {}
     for index in range(len(decoder_of(model).layers)):
         layer = load_layer(model, checkpoint, index, dtype, device)
         size = sum(t.nbytes for t in layer.state_dict().values())
@@ -220,9 +225,11 @@ def _offloaded(model_dir: Path, dtype: torch.dtype, settings: LoadSettings, room
         if used + size <= room:
             device_map[name], used = device, used + size
         else:
-            offload_state_dict(folder, {f"{name}.{k}": t for k, t in layer.state_dict().items()})
+            write_offloaded(Path(folder), {f"{name}.{k}": t for k, t in layer.state_dict().items()}, offload_index)
             layer.to("meta")
+            release_freed_memory()  # the layer's weights leave the process (emo_prune/memory/allocator.py)
             device_map[name] = "disk"
+    save_index(Path(folder), offload_index)
     model = dispatch_model(model, device_map, main_device=device, offload_dir=folder)
     weakref.finalize(model, shutil.rmtree, folder, True)
     return model.eval()

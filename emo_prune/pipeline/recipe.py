@@ -87,7 +87,7 @@ class Calibration(_Section):
     seq_len: int | None = Field(default=None, gt=0)  # null = min(2048, the model's context)
     batch_size: int = Field(default=8, gt=0)
     seed: int = 0
-    layerwise: bool | None = None  # null: whole model when it fits, else layer by layer (emo_prune.memory)
+    layerwise: bool | None = None  # null: the path that needs less memory (emo_prune.memory)
     device: str = "auto"
     dtype: str = "auto"
 

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from emo_prune.errors import RuntimeSetupError
+from emo_prune.runtime.cpu_matmul import lowp_gemm_native
+from emo_prune.runtime.cpu_matmul import matmul as cpu_matmul
 
 # record(sorted expert ids [P], sorted weights [P], sorted output norms [P] fp32, token of each sorted pair [P])
 Recorder = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
@@ -58,12 +60,17 @@ def expert_outputs(module: nn.Module, x: torch.Tensor, counts: torch.Tensor) -> 
         hidden = _gated(module, F.grouped_mm(x, gate_up_w.transpose(-2, -1), offs=offsets))  # [P, I]
         return F.grouped_mm(hidden, down_w.transpose(-2, -1), offs=offsets)  # [P, H]
     out = torch.empty_like(x)
+    if x.device.type != "cpu":
+        matmul = lambda rows, w: F.linear(rows, w)  # noqa: E731
+    else:  # the CPU experts path's products: bounded oneDNN kernel shapes (cpu_matmul.native_rows)
+        native = lowp_gemm_native(gate_up_w.dtype)
+        matmul = lambda rows, w: cpu_matmul(rows, w, native).to(x.dtype)  # noqa: E731
     start = 0
     for expert, count in enumerate(counts.tolist()):
         if count:
             stop = start + count
-            hidden = _gated(module, F.linear(x[start:stop], gate_up_w[expert]))  # [c, I]
-            out[start:stop] = F.linear(hidden, down_w[expert])  # [c, H]
+            hidden = _gated(module, matmul(x[start:stop], gate_up_w[expert]))  # [c, I]
+            out[start:stop] = matmul(hidden, down_w[expert])  # [c, H]
             start = stop
     return out
 

@@ -40,7 +40,7 @@ class ProfileSettings:
     max_tokens: int | None = DEFAULT_MAX_TOKENS  # per domain; None = every document
     device: str = "auto"
     dtype: str = "auto"
-    layerwise: bool | None = None  # None: the memory plan decides (whole model when it fits)
+    layerwise: bool | None = None  # None: the memory plan decides (the path that needs less memory)
     offload_dir: Path | None = None  # implies layerwise
     seed: int = 0
     max_memory: str | int | None = None  # the memory plan's budget (default: EMO_PRUNE_MAX_MEMORY, else free RAM)
@@ -125,7 +125,7 @@ def profile_model(
         seq_len=seq_len,
         kept_tokens=0 if settings.offload_dir is not None else sum(b.input_ids.numel() for b in batches),
     )
-    layerwise = plan_memory("profile", [checkpoint], dtype, work, settings.memory, str(device), notify).path == "layerwise"
+    layerwise = plan_memory("profile", [checkpoint], dtype, work, settings.memory, str(device), notify, lean=True).path == "layerwise"
     passes = arch.num_layers if layerwise else 1
     total = passes * sum(b.num_tokens for b in batches)
     step = None

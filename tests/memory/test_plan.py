@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -43,6 +45,20 @@ def test_auto_picks_whole_then_layerwise_then_refuses(deep):
     assert choice.path == "layerwise" and len(lines) == 1 and "layer by layer" in lines[0]
     with pytest.raises(InsufficientMemoryError, match=r"profile does not fit in \d+ MB \(test\): the whole model needs about \d+ MB \(weights .* layer by layer about"):
         choose_path("profile", found, Budget(layerwise - 1, "test"))
+
+
+def test_lean_commands_take_the_smaller_path_and_speak_only_when_the_whole_model_does_not_fit(deep):
+    found = estimates([Checkpoint.open(deep)], torch.float32, WORK)
+    whole, layerwise = found["whole"].total, found["layerwise"].total
+    assert layerwise < whole
+    lines: list[str] = []
+    assert choose_path("profile", found, Budget(whole, "test"), notify=lines.append, lean=True).path == "layerwise"
+    assert lines == []  # the usual path: nothing to say
+    assert choose_path("profile", found, Budget(whole - 1, "test"), notify=lines.append, lean=True).path == "layerwise"
+    assert len(lines) == 1 and "layer by layer" in lines[0]
+    heavy = {"whole": found["whole"], "layerwise": replace(found["layerwise"], activations=whole)}  # activations outweigh the model
+    assert choose_path("profile", heavy, Budget(1 << 40, "test"), lean=True).path == "whole"
+    assert choose_path("profile", found, Budget(1 << 40, "test"), "whole", lean=True).path == "whole"  # forced
 
 
 def test_forced_paths_run_as_asked_and_say_when_over(deep):

@@ -62,7 +62,7 @@ def test_statistics_equal_reference_both_runners(family, tiny_models, calib_docs
     layers, num_layers, max_e = ref_layers(model_dir)
     ref, counts = reference_stats(model_dir, calib_docs, SEQ_LEN, layers, num_layers, max_e)
     settings = dict(seq_len=SEQ_LEN, batch_size=BATCH, max_tokens=None, device="cpu", dtype="float32")
-    full = profile_model(model_dir, calib_docs, ProfileSettings(**settings))
+    full = profile_model(model_dir, calib_docs, ProfileSettings(**settings, layerwise=False))
     assert_matches(full, ref, counts)
     layerwise = profile_model(model_dir, calib_docs, ProfileSettings(**settings, layerwise=True))
     assert_matches(layerwise, ref, counts)
