@@ -16,10 +16,6 @@ families) and budget (25%, 12.5% of each layer's experts, the shared one include
   pool+d32x2    two drafts in a row, the second decoded within the pools the first chose
   pool+d32x2+re8  and re-chosen every 8 answer tokens (from context, drafts and tokens fed)
 retained = full bits per byte / the row's. Pools never see a scored token.
-Exact match: the share of answers that are the model's greedy continuation, token for token (what
-lm-eval reports as `is_greedy`); retained = the row's share / the full model's. Bits per byte are the
-strict measure (math answers cost the full model 0.155 bits per byte, so a small absolute loss is a
-large ratio); exact match says whether the answers themselves survive.
 
 Memory and speed (a synthetic EMO-shaped checkpoint, hidden 512, 32 experts of width 512, 4 layers,
 fp32, random weights: big enough that expert bytes dominate; each in a fresh process): peak RSS
@@ -105,12 +101,10 @@ def load_pairs(tokenizer, limit: int | None) -> list[dict]:
 
 
 @torch.no_grad()
-def whole_nll(model, pair: dict) -> tuple[float, bool]:
-    """The answer's NLL after its context, and whether the answer is the greedy continuation."""
+def whole_nll(model, pair: dict) -> float:
     ids = pair["context"] + pair["answer"]
     logits = model(input_ids=torch.tensor([ids[:-1]])).logits[0, len(pair["context"]) - 1 :].float()
-    target = torch.tensor(pair["answer"])
-    return F.cross_entropy(logits, target, reduction="sum").item(), bool((logits.argmax(-1) == target).all())
+    return F.cross_entropy(logits, torch.tensor(pair["answer"]), reduction="sum").item()
 
 
 def bpb(nlls: list[float], pairs: list[dict]) -> float:
@@ -140,9 +134,8 @@ def spearman(x: list[float], y: list[float]) -> float:
 def quality(label: str, model_dir: Path, work: Path, pairs: list[dict]) -> dict:
     """Per-document answer NLL of the full model, the static subsets and every pool mode."""
     nll: dict[str, list[float]] = {}
-    greedy: dict[str, list[bool]] = {}  # the same keys: is each answer the greedy continuation
     full = load_pretrained(model_dir, torch.float32)
-    nll["full"], greedy["full"] = map(list, zip(*(whole_nll(full, p) for p in pairs)))
+    nll["full"] = [whole_nll(full, p) for p in pairs]
     del full
     profile = work / label / "profile.safetensors"
     if not profile.exists():
@@ -150,7 +143,7 @@ def quality(label: str, model_dir: Path, work: Path, pairs: list[dict]) -> dict:
         profile_to_file(model_dir, sources, profile, list(DOMAINS), ProfileSettings(seq_len=256, max_tokens=100_000))
     coverage = {}
     for budget in BUDGETS:
-        static, static_greedy = [0.0] * len(pairs), [False] * len(pairs)
+        static = [0.0] * len(pairs)
         for domain in DOMAINS:
             build = work / label / f"{domain}-{budget}"
             if not build.exists():
@@ -158,28 +151,27 @@ def quality(label: str, model_dir: Path, work: Path, pairs: list[dict]) -> dict:
             model = load_pretrained(build, torch.float32)
             for i, p in enumerate(pairs):
                 if p["domain"] == domain:
-                    static[i], static_greedy[i] = whole_nll(model, p)
+                    static[i] = whole_nll(model, p)
             if domain == "code" and budget == "0.25":  # the coverage guard, on every document
                 meter = CoverageMeter(model, load_dropped_router(build, list(model.model.layouts), model.config.hidden_size))
-                build_nll = [whole_nll(model, p)[0] for p in pairs]
+                build_nll = [whole_nll(model, p) for p in pairs]
                 coverage = {
                     "coverage": [meter.of_tokens(p["context"]).value for p in pairs],
                     "loss": [(b - f) / p["bytes"] / math.log(2) for b, f, p in zip(build_nll, nll["full"], pairs)],
                 }
             del model
-        nll[f"static {budget}"], greedy[f"static {budget}"] = static, static_greedy
+        nll[f"static {budget}"] = static
         for mode, options in MODES.items():
             runtime = load_pool_runtime(model_dir, PoolSettings(pool=budget, **options))
-            scores, matches, resident = [], [], []
+            scores, resident = [], []
             for p in pairs:
-                logprobs, is_greedy, report = runtime.score(p["context"], p["answer"])
+                logprobs, _, report = runtime.score(p["context"], p["answer"])
                 scores.append(-float(logprobs.sum()))
-                matches.append(is_greedy)
                 resident.append(report.resident_expert_bytes)
-            nll[f"{mode} {budget}"], greedy[f"{mode} {budget}"] = scores, matches
+            nll[f"{mode} {budget}"] = scores
             nll[f"{mode} {budget} resident"] = resident
         print(f"{label}: budget {budget} done", flush=True)
-    return {"nll": nll, "greedy": greedy, "coverage": coverage}
+    return {"nll": nll, "coverage": coverage}
 
 
 def cache_trace(model_dir: Path, pairs: list[dict], budget: str, seed: int = 0) -> dict:
@@ -280,7 +272,7 @@ def markdown(result: dict) -> str:
                     value = bpb([q["nll"][key][i] for i in idx], sub)
                     cells.append(f"{value:.3f} ({full / value:.2f})")
             lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", *exact_match_table(result), ""]
+    lines.append("")
     lines.append("| model | budget | mode | resident expert bytes per request (mean) | of all experts |")
     lines.append("|---|---|---|---|---|")
     for label, q in result["quality"].items():
@@ -307,32 +299,6 @@ def markdown(result: dict) -> str:
     for label, rho in result["spearman"].items():
         lines.append(f"| {label} | {rho:.2f} |")
     return "\n".join(lines) + "\n"
-
-
-def exact_match_table(result: dict) -> list[str]:
-    """Share of answers that are the greedy continuation, and (in brackets) that share over the full model's."""
-    head = ["domain", "model", "full exact match"]
-    for budget in BUDGETS:
-        head += [f"{name} {float(budget):.1%}" for name in ["static", *MODES]]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, q in result["quality"].items():
-        if "greedy" not in q:
-            continue
-        for name, idx in result["groups"].items():
-            if not idx:
-                continue
-            share = lambda key: sum(q["greedy"][key][i] for i in idx) / len(idx)  # noqa: E731
-            full = share("full")
-            cells = [name, label, f"{full:.2f} ({len(idx)})"]
-            for budget in BUDGETS:
-                for mode in ["static", *MODES]:
-                    if mode == "static" and name.startswith("math: "):
-                        cells.append("-")
-                        continue
-                    value = share(f"{mode} {budget}")
-                    cells.append(f"{value:.2f} ({value / full:.2f})" if full else f"{value:.2f}")
-            lines.append("| " + " | ".join(cells) + " |")
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
