@@ -15,6 +15,7 @@ families) and budget (25%, 12.5% of each layer's experts, the shared one include
             context alone), then fixed
   pool+d32x2    two drafts in a row, the second decoded within the pools the first chose
   pool+d32x2+re8  and re-chosen every 8 answer tokens (from context, drafts and tokens fed)
+  ... p2    the same, pools chosen by the sum of squared router probabilities (`--pool-power 2`)
 retained = full bits per byte / the row's. Pools never see a scored token.
 
 Memory and speed (a synthetic EMO-shaped checkpoint, hidden 512, 32 experts of width 512, 4 layers,
@@ -65,6 +66,8 @@ MODES = {
     "pool+d32": dict(draft=32),
     "pool+d32x2": dict(draft=32, draft_rounds=2),
     "pool+d32x2+re8": dict(draft=32, draft_rounds=2, reselect_every=8),
+    "pool p2": dict(pool_power=2.0),
+    "pool+d32x2 p2": dict(draft=32, draft_rounds=2, pool_power=2.0),
 }
 FAMILIES = (("add/sub", "What is"), ("multiply", "Compute"), ("order of ops", "Simplify"), ("fractions", "Add "), ("linear", "Solve"))
 RESULTS = Path(__file__).resolve().parent / "results"

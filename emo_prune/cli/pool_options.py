@@ -30,6 +30,14 @@ CachePolicyOption = Annotated[str, typer.Option("--cache-policy", help="Expert c
 DraftRoundsOption = Annotated[
     int, typer.Option("--draft-rounds", min=1, help="Drafts in a row, each within the pools the previous one chose.")
 ]
+PoolPowerOption = Annotated[
+    float,
+    typer.Option(
+        "--pool-power",
+        help="Choose pools by the sum of p^a over the context (1: EMO's rule, summed probabilities; 2: "
+        "tokens that commit to an expert weigh more, better on math with --draft).",
+    ),
+]
 CoverageWarnOption = Annotated[
     float | None,
     typer.Option(
@@ -48,6 +56,7 @@ class PoolFlags:
     reselect_every: ReselectOption = None
     draft: DraftOption = 0
     draft_rounds: DraftRoundsOption = 1
+    pool_power: PoolPowerOption = 1.0
     cache_budget: CacheBudgetOption = None
     cache_policy: CachePolicyOption = "lru"
     coverage_warn: CoverageWarnOption = None

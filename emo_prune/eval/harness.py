@@ -47,6 +47,7 @@ class EvalSettings:
     reselect_every: int | None = None  # pools re-chosen every N decoded tokens
     draft: int = 0  # pools re-chosen from the context plus a greedy draft of this many tokens
     draft_rounds: int = 1
+    pool_power: float = 1.0  # pools by sum of p^a (emo_prune.pools.selection)
     cache_budget: str | None = None  # byte budget of the pools' shared expert cache
     cache_policy: str = "lru"
     coverage_warn: float | None = None  # warn for requests a static build covers less (default 0.8)

@@ -24,7 +24,7 @@ CONTEXT_TASKS = "emo_answer_code, emo_answer_math, emo_answer_prose (tag emo_ans
 
 class PoolLM(HFLM):
     """`pretrained`: a local EMO model folder. model_args: pool, reselect_every, draft, draft_rounds,
-    cache_budget, cache_policy, dtype (float32 default), device; or, from Python, `settings` in their place."""
+    pool_power, cache_budget, cache_policy, dtype (float32 default), device; or, from Python, `settings` in their place."""
 
     def __init__(
         self,
@@ -33,6 +33,7 @@ class PoolLM(HFLM):
         reselect_every: int | None = None,
         draft: int = 0,
         draft_rounds: int = 1,
+        pool_power: float = 1.0,
         cache_budget: str | None = None,
         cache_policy: str = "lru",
         dtype: str = "float32",
@@ -51,6 +52,7 @@ class PoolLM(HFLM):
             reselect_every=int(reselect_every) if reselect_every else None,
             draft=int(draft or 0),
             draft_rounds=int(draft_rounds or 1),
+            pool_power=float(pool_power),
             cache_budget=cache_budget,
             cache_policy=cache_policy,
         )

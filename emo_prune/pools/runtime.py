@@ -52,6 +52,7 @@ class PoolSettings:
     cache_policy: str = "lru"
     draft: int = 0  # D > 0: re-choose the pools from the context plus a D-token greedy draft
     draft_rounds: int = 1  # drafts in a row, each decoded within the pools the previous one chose
+    pool_power: float = 1.0  # pools by sum of p^a over the tokens; 1: EMO's rule (selection.py)
 
     @classmethod
     def of(cls, options: Any) -> PoolSettings | None:
@@ -68,6 +69,8 @@ class PoolSettings:
             raise PlanError(f"draft_rounds must be >= 1 (got {self.draft_rounds})")
         if self.reselect_every is not None and self.reselect_every < 1:
             raise PlanError(f"--reselect-every must be >= 1 (got {self.reselect_every})")
+        if not self.pool_power > 0:
+            raise PlanError(f"--pool-power must be > 0 (got {self.pool_power})")
 
 
 @dataclass
@@ -82,8 +85,8 @@ class RequestPools:
     """One request's pools, their history and its expert calls."""
 
     selecting: bool = True  # the next forward chooses the pools (the prefill)
-    mass: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [E] float64, every token fed so far
-    context_mass: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [E], the prefill's tokens
+    mass: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [E] float64, every token fed so far (^pool_power)
+    context_mass: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [E], the prefill's tokens (plain p: reports)
     layers: dict[int, LayerPool] = field(default_factory=dict)
     history: list[dict[int, tuple[int, ...]]] = field(default_factory=list)  # pools after each (re)selection
     calls: Counter = field(default_factory=Counter)  # (layer, expert) -> tokens it computed
@@ -121,10 +124,12 @@ class PoolMoeBlock(nn.Module):
         index = self.layout.index
         flat = hidden_states.reshape(-1, hidden)  # [T, H]
         logits = F.linear(flat, self.gate.weight)  # [T, E]
-        mass = context_mass(logits, self.layout)  # [E]
+        power = runtime.settings.pool_power
+        mass = context_mass(logits, self.layout, power)  # [E]
         request.mass[index] = request.mass.get(index, 0) + mass
         if request.selecting:
-            request.context_mass[index] = request.context_mass.get(index, 0) + mass
+            plain = mass if power == 1 else context_mass(logits, self.layout)
+            request.context_mass[index] = request.context_mass.get(index, 0) + plain
             runtime.set_pool(request, self.layout, choose_pool(request.mass[index], self.layout, runtime.sizes[index]))
         pool = request.layers[index]
         weights, ids = route(logits.masked_fill(~pool.member, float("-inf")), self.spec)  # [T, k] each

@@ -119,3 +119,41 @@ def test_pool_sizes_follow_keep() -> None:
         pool_sizes("0.05", layouts)
     mass = torch.arange(32, dtype=torch.float64)
     assert choose_pool(mass, layouts[0], 4) == (28, 29, 30, 31)  # top-3 routed + shared 31
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_pools_are_the_top_experts_by_summed_powers_of_the_context(pool_models: dict[str, Path], power: float) -> None:
+    """Reference: the whole model routed within the request's pools gives each layer's router logits on
+    the context; the pool is the top-P routed experts by sum over the context of p^power."""
+    from emo_prune.routing import router_probabilities
+
+    model_dir = pool_models["shared"]
+    runtime = load_pool_runtime(model_dir, PoolSettings(pool="0.5", pool_power=power))
+    _, _, report = runtime.score(CONTEXT, CONTINUATION)
+    model = load_pretrained(model_dir, torch.float32)
+    captured: dict[int, torch.Tensor] = {}
+    for index, layer in enumerate(model.model.layers):
+        gate = layer.mlp.gate
+        member = torch.zeros(gate.weight.shape[0], dtype=torch.bool)
+        member[list(report.pools[index])] = True
+
+        def masked(hidden, gate=gate, member=member, index=index):
+            from emo_prune.routing import route
+
+            logits = torch.nn.functional.linear(hidden, gate.weight)
+            captured[index] = logits.reshape(-1, logits.shape[-1])
+            weights, top = route(logits.masked_fill(~member, float("-inf")), gate.spec)
+            return logits, weights.to(hidden.dtype), top
+
+        gate.forward = masked
+    with torch.no_grad():
+        model(input_ids=torch.tensor([CONTEXT]))
+    for index, ids in report.pools.items():
+        layout = runtime.layouts[index]
+        scores = router_probabilities(captured[index], layout.routing_spec()).double().pow(power).sum(0)
+        assert ids == choose_pool(scores, layout, runtime.sizes[index])
+
+
+def test_pool_power_must_be_positive() -> None:
+    with pytest.raises(PlanError, match="--pool-power must be > 0"):
+        PoolSettings(pool_power=0)
