@@ -85,7 +85,12 @@ class Generator:
         self.coverage_warn = coverage_warn if coverage_warn is not None else DEFAULT_WARN
 
     def generate(self, prompt: str, max_new_tokens: int = 64, on_text: Callable[[str], None] | None = None) -> GenerateResult:
-        """Greedy continuation of `prompt`; `on_text(piece)` streams the decoded text as it grows."""
+        """Greedy continuation of `prompt`; `on_text(piece)` streams the decoded text as it grows. What the
+        previous request freed (its KV cache, activations) goes back to the system first, whole model or
+        pools alike (emo_prune/memory/allocator.py)."""
+        from emo_prune.memory.allocator import release_freed_memory
+
+        release_freed_memory()
         _check_length(max_new_tokens)
         ids = self.tokenizer(prompt)["input_ids"]
         if not ids:
