@@ -105,13 +105,20 @@ class ExpertStore:
             self.cache.move_to_end(key)
             return found
         self.stats.misses += 1
+        self._make_room(self.expert_nbytes(layer))  # before the read: the new expert never sits beside the one it replaces
         weights = self._read(layer, expert)
         if self.budget_bytes is None or weights.nbytes <= self.budget_bytes:
-            while self.budget_bytes is not None and self.cached_bytes + weights.nbytes > self.budget_bytes:
-                self._evict()
+            self._make_room(weights.nbytes)  # the size read, should the header's differ
             self.cache[key] = weights
             self.cached_bytes += weights.nbytes
         return weights
+
+    def _make_room(self, nbytes: int) -> None:
+        """Evict until `nbytes` more fit the budget (nothing when they never could: that expert is not cached)."""
+        if self.budget_bytes is None or nbytes > self.budget_bytes:
+            return
+        while self.cache and self.cached_bytes + nbytes > self.budget_bytes:
+            self._evict()
 
     def _evict(self) -> None:
         if self.policy == "lru":

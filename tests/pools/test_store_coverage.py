@@ -32,6 +32,17 @@ def test_cache_respects_its_byte_budget(pool_models: dict[str, Path], policy: st
         assert (0, 1) in store.cache  # asked for 4 times: never the one evicted
 
 
+def test_a_miss_makes_room_before_it_reads(pool_models: dict[str, Path]) -> None:
+    """The expert being read never sits beside the one it replaces: cache + the read <= the budget."""
+    one = ExpertStore.open(pool_models["shared"], torch.float32).expert_nbytes(0)
+    store = ExpertStore.open(pool_models["shared"], torch.float32, budget=2 * one)
+    read, at_read = store._read, []
+    store._read = lambda layer, expert: (at_read.append(store.cached_bytes), read(layer, expert))[1]
+    for expert in range(6):
+        store.get(0, expert)
+    assert at_read == [0, one, one, one, one, one] and store.cached_bytes == 2 * one
+
+
 def test_cache_returns_the_checkpoint_weights(pool_models: dict[str, Path]) -> None:
     model = load_pretrained(pool_models["fused"], torch.float32)
     for variant in ("shared", "fused"):  # the same seed: same weights in both on-disk layouts
