@@ -124,11 +124,9 @@ class PoolMoeBlock(nn.Module):
         index = self.layout.index
         flat = hidden_states.reshape(-1, hidden)  # [T, H]
         logits = F.linear(flat, self.gate.weight)  # [T, E]
-        power = runtime.settings.pool_power
-        mass = context_mass(logits, self.layout, power)  # [E]
+        plain, mass = context_mass(logits, self.layout, runtime.settings.pool_power)  # [E] each
         request.mass[index] = request.mass.get(index, 0) + mass
         if request.selecting:
-            plain = mass if power == 1 else context_mass(logits, self.layout)
             request.context_mass[index] = request.context_mass.get(index, 0) + plain
             runtime.set_pool(request, self.layout, choose_pool(request.mass[index], self.layout, runtime.sizes[index]))
         pool = request.layers[index]

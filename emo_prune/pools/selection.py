@@ -32,10 +32,13 @@ def pool_sizes(pool: str | float | int, layouts: list[LayerLayout]) -> list[int 
         raise PlanError(str(exc).replace("--keep", "--pool").replace("keep ", "pool ", 1)) from None
 
 
-def context_mass(logits: torch.Tensor, layout: LayerLayout, power: float = 1.0) -> torch.Tensor:
-    """Summed router probabilities (to `power`) of `logits` [T, E] (one request's tokens): [E] float64."""
+def context_mass(logits: torch.Tensor, layout: LayerLayout, power: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Over the tokens of `logits` [T, E] (one request's): the summed router probabilities (what reports
+    show) and the summed probabilities to `power` (what pools are chosen by), [E] float64 each, from one
+    softmax; the same tensor twice when power is 1."""
     probabilities = router_probabilities(logits, layout.routing_spec()).double()  # [T, E]
-    return (probabilities if power == 1 else probabilities.pow(power)).sum(dim=0)
+    plain = probabilities.sum(dim=0)
+    return plain, plain if power == 1 else probabilities.pow(power).sum(dim=0)
 
 
 def choose_pool(mass: torch.Tensor, layout: LayerLayout, size: int) -> tuple[int, ...]:
