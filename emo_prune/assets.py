@@ -65,7 +65,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         BuiltinModel(
             name="emo-small",
             description="trained here with the EMO objective on builtin code/prose/math: 4 layers, hidden 128, "
-            "32 experts (1 shared), top-4, bf16",
+            "64 experts (1 shared), top-4, bf16",
             bundled=BUNDLED / "emo-small",
         ),
         BuiltinModel(

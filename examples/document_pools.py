@@ -7,8 +7,8 @@ probability). A pruned model instead gives a whole domain ONE pool. This script 
 held-out documents of each domain (recipes/tasks/data/ppl_*.jsonl), bits per byte of:
   full      the unpruned model (token-level top-k over all experts)
   doc-pool  EMO's own evaluation mode: each document restricted to its own top-P routed experts
-            (P = 7 and 3, the routed experts of a 25% and a 12.5% subset); an oracle, since the pool
-            is chosen from the whole document
+            (P = the routed experts of a 25% and a 12.5% subset, the shared one not counted: 15 and 7
+            of the bundled model's 63); an oracle, since the pool is chosen from the whole document
 If doc-pool stays near full while the domain subset (examples/modularity_table.py) does not, single
 documents need few experts but the domain's documents do not agree on which.
 """
@@ -64,20 +64,23 @@ def main() -> int:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     full = {d: bits_per_byte(model, tokenizer, documents(d, args.docs), None, None, args.window) for d in DOMAINS}
+    experts, shared = model.config.num_experts, model.config.num_shared_experts or 0
+    pools = {name: round(experts * fraction) - shared for name, fraction in (("25%", 0.25), ("12.5%", 0.125))}  # routed
     context = RoutingContext(objective="emo")
     install_pool_routers(model, context)
     rows = []
     for domain in DOMAINS:
         texts = documents(domain, args.docs)
         row = {"domain": domain, "full": full[domain]}
-        for pool in (7, 3):
+        for pool in pools.values():
             row[f"doc_pool_{pool}"] = bits_per_byte(model, tokenizer, texts, context, pool, args.window)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| domain | full bpb | per-document pool of 7 routed (25%) | per-document pool of 3 routed (12.5%) |")
+    heads = " | ".join(f"per-document pool of {pool} routed ({name})" for name, pool in pools.items())
+    print(f"\n| domain | full bpb | {heads} |")
     print("|---|---|---|---|")
     for r in rows:
-        cells = " | ".join(f"{r[k]:.3f} ({r['full'] / r[k]:.2f})" for k in ("doc_pool_7", "doc_pool_3"))
+        cells = " | ".join(f"{r[f'doc_pool_{pool}']:.3f} ({r['full'] / r[f'doc_pool_{pool}']:.2f})" for pool in pools.values())
         print(f"| {r['domain']} | {r['full']:.3f} | {cells} |")
     return 0
 

@@ -79,28 +79,29 @@ def family(context: str) -> str:
 
 
 def load_pairs(tokenizer, limit: int | None) -> list[dict]:
-    """Every answer document, tokenized as lm-eval's loglikelihood does (trailing spaces move to the answer)."""
+    """Every held-out answer document of the offline tasks, tokenized by `tokenize_pair`."""
     pairs = []
     for domain in DOMAINS:
         lines = (builtin_tasks_dir() / "data" / f"answer_{domain}.jsonl").read_text().splitlines()[:limit]
-        for line in lines:
-            doc = json.loads(line)
-            context, answer = doc["context"], doc["answer"]
-            spaces = len(context) - len(context.rstrip())
-            if spaces:
-                context, answer = context[:-spaces], context[-spaces:] + answer
-            whole = tokenizer(context + answer)["input_ids"]
-            ctx = tokenizer(context)["input_ids"]
-            pairs.append(
-                {
-                    "domain": domain,
-                    "family": family(context) if domain == "math" else None,
-                    "context": ctx,
-                    "answer": whole[len(ctx) :],
-                    "bytes": len(doc["answer"].encode("utf-8")),
-                }
-            )
+        pairs += [tokenize_pair(tokenizer, domain, json.loads(line)) for line in lines]
     return pairs
+
+
+def tokenize_pair(tokenizer, domain: str, doc: dict) -> dict:
+    """A {"context", "answer"} document tokenized as lm-eval's loglikelihood does (trailing spaces move to the answer)."""
+    context, answer = doc["context"], doc["answer"]
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, answer = context[:-spaces], context[-spaces:] + answer
+    whole = tokenizer(context + answer)["input_ids"]
+    ctx = tokenizer(context)["input_ids"]
+    return {
+        "domain": domain,
+        "family": family(context) if domain == "math" else None,
+        "context": ctx,
+        "answer": whole[len(ctx) :],
+        "bytes": len(doc["answer"].encode("utf-8")),
+    }
 
 
 @torch.no_grad()

@@ -155,9 +155,13 @@ def test_failure_mid_write_leaves_nothing(export_zoo, tmp_path, monkeypatch):
 
 
 def test_cli_export_of_a_builtin_model(cli, tmp_path):
+    from emo_prune.assets import resolve_model
+
     result = cli("--json", "export", "builtin:emo-small", "--dtype", "q8_0", "--out", tmp_path / "e.gguf")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["num_experts"] == 31
+    config = json.loads((resolve_model("builtin:emo-small") / "config.json").read_text())
+    # GGUF's `deepseek` graph counts the routed experts: the tail-shared one is written as *_shexp
+    assert json.loads(result.output)["num_experts"] == config["num_experts"] - config["num_shared_experts"]
 
 
 def test_side_files_that_point_outside_the_model_folder_are_refused(export_zoo, tmp_path):

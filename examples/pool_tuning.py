@@ -1,0 +1,90 @@
+"""Choose pool settings on the CALIBRATION split, so the held-out benchmark stays held out.
+
+    python examples/pool_tuning.py                        # builtin:emo-small, 12.5% and 25%
+    python examples/pool_tuning.py --budgets 0.125 --limit 48
+
+Context -> answer pairs are cut from the `calib` split of each built-in corpus exactly as the
+held-out tasks of recipes/tasks are cut from `heldout` (emo_prune.eval.taskdata: code = signature and
+docstring -> body, math = problem -> worked answer, prose = paragraphs so far -> the next one), then
+every candidate setting of `--draft / --draft-rounds / --reselect-every / --pool-power` is scored
+like examples/pool_benchmark.py scores the held-out pairs: quality retained = the full model's bits
+per byte of the answers / the setting's, per domain. The setting the README recommends is the best
+here; examples/pool_benchmark.py then reports it on held-out documents it never saw. The last run's
+table: examples/results/pool_tuning.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pool_benchmark as bench  # noqa: E402
+
+from emo_prune.assets import resolve_model  # noqa: E402
+from emo_prune.calib.sources import load_documents  # noqa: E402
+from emo_prune.eval.taskdata import code_answers, math_answers, prose_answers  # noqa: E402
+from emo_prune.models.weights import load_pretrained  # noqa: E402
+from emo_prune.pools import PoolSettings, load_pool_runtime  # noqa: E402
+
+SPLITTERS = {"code": code_answers, "prose": prose_answers, "math": math_answers}
+CANDIDATES = {
+    "pool": dict(),
+    "d32x2": dict(draft=32, draft_rounds=2),
+    "d32x2 p2": dict(draft=32, draft_rounds=2, pool_power=2.0),
+    "d32x2 p3": dict(draft=32, draft_rounds=2, pool_power=3.0),
+    "d32x3 p2": dict(draft=32, draft_rounds=3, pool_power=2.0),
+    "d32x2+re8 p2": dict(draft=32, draft_rounds=2, reselect_every=8, pool_power=2.0),
+}
+
+
+def calib_pairs(tokenizer, limit: int) -> list[dict]:
+    """Up to `limit` context -> answer pairs per domain from the calibration split, tokenized as the benchmark's."""
+    pairs = []
+    for domain, split in SPLITTERS.items():
+        records = [r for doc in load_documents([f"builtin:{domain}:calib"], seed=0) for r in split(doc.text)][:limit]
+        pairs += [bench.tokenize_pair(tokenizer, domain, r) for r in records]
+    return pairs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="builtin:emo-small")
+    parser.add_argument("--budgets", nargs="+", default=["0.125", "0.25"])
+    parser.add_argument("--limit", type=int, default=64, help="pairs per domain")
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from transformers import AutoTokenizer
+
+    started = time.perf_counter()
+    model_dir = resolve_model(args.model)
+    pairs = calib_pairs(AutoTokenizer.from_pretrained(model_dir), args.limit)
+    full = load_pretrained(model_dir, torch.float32)
+    full_nll = [bench.whole_nll(full, p) for p in pairs]
+    del full
+    domains = list(SPLITTERS)
+    counts = ", ".join(f"{d} {sum(p['domain'] == d for p in pairs)}" for d in domains)
+    print(f"calibration pairs: {counts}\n")
+    print("| budget | setting | " + " | ".join(domains) + " |")
+    print("|---|---|" + "---|" * len(domains))
+    for budget in args.budgets:
+        for name in args.candidates:
+            runtime = load_pool_runtime(model_dir, PoolSettings(pool=budget, **CANDIDATES[name]))
+            nll = [-float(runtime.score(p["context"], p["answer"])[0].sum()) for p in pairs]
+            cells = []
+            for domain in domains:
+                idx = [i for i, p in enumerate(pairs) if p["domain"] == domain]
+                sub = [pairs[i] for i in idx]
+                cells.append(f"{bench.bpb([full_nll[i] for i in idx], sub) / bench.bpb([nll[i] for i in idx], sub):.2f}")
+            print(f"| {float(budget):.1%} | {name} | " + " | ".join(cells) + " |", flush=True)
+    print(f"\n({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
