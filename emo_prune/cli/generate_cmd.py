@@ -49,7 +49,8 @@ def register(app: typer.Typer) -> None:
         if result.low_coverage:
             out.warn(
                 f"the prompt puts {result.coverage['coverage']:.0%} of the full router's mass on the build's experts "
-                f"(below {result.coverage_warn:.0%}): it looks outside the domain {Path(model_dir).name} was built for"
+                f"(below {result.coverage_warn:.1%}, {result.coverage_warn / result.calibration_coverage:.2f} x the "
+                f"{result.calibration_coverage:.1%} of its calibration text): it looks outside the domain {Path(model_dir).name} was built for"
             )
         out.result(result.to_dict(), lambda: render(result.to_dict()))
 

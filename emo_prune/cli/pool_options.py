@@ -41,8 +41,9 @@ PoolPowerOption = Annotated[
 CoverageWarnOption = Annotated[
     float | None,
     typer.Option(
-        "--coverage-warn", min=0.0, max=1.0,
-        help="Warn when a build's coverage of a request (the full router's mass on its experts) is below this (default 0.8).",
+        "--coverage-warn", min=0.0,
+        help="Warn when a build's coverage of a request (the full router's mass on its experts) is below this "
+        "fraction of the coverage its own calibration text reaches (default 0.85).",
     ),
 ]
 

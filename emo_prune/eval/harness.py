@@ -50,7 +50,7 @@ class EvalSettings:
     pool_power: float = 1.0  # pools by sum of p^a (emo_prune.pools.selection)
     cache_budget: str | None = None  # byte budget of the pools' shared expert cache
     cache_policy: str = "lru"
-    coverage_warn: float | None = None  # warn for requests a static build covers less (default 0.8)
+    coverage_warn: float | None = None  # warn for requests a static build covers less than this x its calibration coverage (0.85)
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -209,7 +209,7 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
         try:
             raw = _run(lm, manager, settings)
             requests = getattr(lm, "reports", None)
-            coverages = getattr(lm, "coverages", None)
+            coverages, meter = getattr(lm, "coverages", None), getattr(lm, "coverage_meter", None)
             if coverages is not None and lm.world_size > 1:  # each rank measured its own share of the requests
                 from emo_prune.distributed import World, gather_lists
 
@@ -227,24 +227,31 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
         versions=versions(),
         seconds=seconds,
         requests=requests,
-        coverage=_coverage_summary(coverages, settings.coverage_warn),
+        coverage=_coverage_summary(coverages, meter, settings.coverage_warn),
     )
 
 
-def _coverage_summary(coverages: list[float] | None, warn: float | None) -> dict[str, Any] | None:
-    """Per-request coverage of a static build (emo_prune.pools.coverage), with a warning below `warn`."""
+def _coverage_summary(coverages: list[float] | None, meter: Any, warn: float | None) -> dict[str, Any] | None:
+    """Per-request coverage of a static build (emo_prune.pools.coverage), with a warning for the requests
+    below `warn` x the build's calibration coverage."""
     if not coverages:
         return None
-    from emo_prune.pools.coverage import DEFAULT_WARN
-
-    warn = DEFAULT_WARN if warn is None else warn
-    low = sum(c < warn for c in coverages)
+    below = meter.warn_below(warn)
+    low = sum(c < below for c in coverages)
     if low:
         events.warn(
-            f"{low} of {len(coverages)} requests put less than {warn:.0%} of the full router's mass on the build's "
-            f"experts: they look outside the domain the build was cut for"
+            f"{low} of {len(coverages)} requests put less than {below:.1%} of the full router's mass on the build's experts "
+            f"({below / meter.expected:.2f} x the {meter.expected:.1%} of its calibration text): they look outside the domain "
+            f"the build was cut for"
         )
-    return {"mean": sum(coverages) / len(coverages), "min": min(coverages), "warn_below": warn, "low": low, "per_request": coverages}
+    return {
+        "mean": sum(coverages) / len(coverages),
+        "min": min(coverages),
+        "calibration_coverage": meter.expected,
+        "warn_below": below,
+        "low": low,
+        "per_request": coverages,
+    }
 
 
 def _pool_lm(model_dir: str | Path, settings: EvalSettings) -> Any:

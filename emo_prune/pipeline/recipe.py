@@ -173,7 +173,7 @@ class Eval(_Section):
     dtype: str = "auto"
     device: str = "cpu"
     bootstrap_iters: int = Field(default=100000, ge=0)
-    coverage_warn: float | None = Field(default=None, ge=0, le=1)  # builds: warn below this coverage (0.8)
+    coverage_warn: float | None = Field(default=None, ge=0)  # builds: warn below this x their calibration coverage (0.85)
 
     def settings(self) -> EvalSettings:
         from emo_prune.eval import EvalSettings

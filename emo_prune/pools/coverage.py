@@ -8,6 +8,12 @@ layer: a few KB), so the build can rebuild the full router's logits: its own K l
 ones. Per token the coverage is the full router's probability on kept experts, over the block that
 competes for tokens (the routed block for EMO's shared tail, whose shared block is always 1; every
 expert for the other paths); per layer it is averaged over the request's tokens, per request over layers.
+
+What a build's own domain reaches depends on the model and the budget, not only on the domain: a small
+router spreads its probability thin (the bundled EMO's 25% code build covers held-out code at ~0.26,
+its 12.5% one at ~0.13). So a request is judged against the build's CALIBRATION coverage (the router
+mass its plan kept on the calibration text, recorded in its manifest): it is flagged below
+`warn` x that (`DEFAULT_WARN`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,12 @@ from emo_prune.errors import CheckpointError
 from emo_prune.extract.coverage import SIDE_FILE
 from emo_prune.io.paths import contained_path
 
-DEFAULT_WARN = 0.8  # measured: examples/pool_benchmark.py (coverage vs quality loss on held-out documents)
+# Flag a request below this fraction of the build's calibration coverage. Chosen on calibration-split
+# prompts (examples/coverage_threshold.py, bundled EMO): it flags no code prompt of the code builds and
+# 0-9% of prose prompts of the prose builds, but 56-75% of math prompts given to the code builds and all
+# code and prose prompts given to the math builds; 0.8 flags 22-38% of those math prompts, 0.9 already
+# 47-84% of the math builds' own (a math question routes elsewhere than its worked answer).
+DEFAULT_WARN = 0.85
 
 
 def load_dropped_router(model_dir: str | Path, layouts: list[LayerLayout], hidden: int) -> dict[int, torch.Tensor] | None:
@@ -53,6 +64,26 @@ def load_dropped_router(model_dir: str | Path, layouts: list[LayerLayout], hidde
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"{path} is not a valid coverage side file: {exc}") from exc
     return rows
+
+
+def calibration_coverage(model_dir: str | Path, layouts: list[LayerLayout], dropped: dict[int, torch.Tensor]) -> float:
+    """The coverage the build's own calibration text reaches: the mean over its domains and layers of the
+    plan's `coverage` (router mass kept, from the profile) in the build's manifest. A build without one (a
+    plan made without a profile: random, or a count) gets what a flat router would give, each layer's
+    share of routed experts kept. The manifest is untrusted: anything but numbers in (0, 1] is ignored."""
+    from emo_prune.eval.build_defaults import read_manifest
+
+    recorded = (read_manifest(Path(model_dir)) or {}).get("coverage")
+    per_domain = recorded.values() if isinstance(recorded, dict) else []
+    values = [v for layers in per_domain if isinstance(layers, list) for v in layers]
+    if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1 for v in values):
+        return float(sum(values) / len(values))
+    shares = []
+    for index, rows in dropped.items():
+        layout = layouts[index]  # the build's layer: K experts, rows.shape[0] = D dropped routed ones
+        kept = layout.num_experts - (layout.num_shared if layout.num_shared and not layout.always_active else 0)
+        shares.append(kept / (kept + rows.shape[0]))
+    return sum(shares) / len(shares) if shares else 1.0
 
 
 def kept_share(kept_logits: torch.Tensor, dropped_logits: torch.Tensor, layout: LayerLayout) -> torch.Tensor:
@@ -84,6 +115,7 @@ class CoverageMeter:
 
     model: nn.Module
     dropped: dict[int, torch.Tensor]
+    expected: float | None = None  # the build's calibration coverage (`calibration_coverage`)
     sums: dict[int, float] = field(default_factory=dict)
     tokens: dict[int, int] = field(default_factory=dict)
 
@@ -105,6 +137,19 @@ class CoverageMeter:
             self.tokens[index] = self.tokens.get(index, 0) + share.shape[0]
 
         return hook
+
+    @classmethod
+    def of_build(cls, model: nn.Module, model_dir: str | Path) -> CoverageMeter | None:
+        """The meter of a build loaded as `model`, None when `model_dir` has no coverage side file."""
+        layouts = list(model.model.layouts)
+        dropped = load_dropped_router(model_dir, layouts, model.config.hidden_size)
+        if not dropped:
+            return None
+        return cls(model, dropped, expected=calibration_coverage(model_dir, layouts, dropped))
+
+    def warn_below(self, warn: float | None) -> float:
+        """The coverage under which a request is flagged: `warn` (DEFAULT_WARN if None) x the calibration coverage."""
+        return (DEFAULT_WARN if warn is None else warn) * (self.expected if self.expected is not None else 1.0)
 
     @contextmanager
     def measure(self):

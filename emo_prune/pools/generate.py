@@ -29,7 +29,8 @@ class GenerateResult:
     decode_seconds: float
     pool: dict[str, Any] | None = None  # RequestReport.to_dict() in pool mode
     coverage: dict[str, Any] | None = None  # Coverage.to_dict() of a static build with the side file
-    coverage_warn: float | None = None
+    coverage_warn: float | None = None  # the coverage below which the prompt is flagged (absolute)
+    calibration_coverage: float | None = None  # what the build's own calibration text reaches
     rss_bytes: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -77,12 +78,11 @@ class Generator:
             self.runtime = load_pool_runtime(model_dir, pool, self.compute, device)
             return
         from emo_prune.models.weights import load_pretrained
-        from emo_prune.pools.coverage import DEFAULT_WARN, CoverageMeter, load_dropped_router
+        from emo_prune.pools.coverage import CoverageMeter
 
         self.model = load_pretrained(model_dir, self.compute, device)
-        dropped = load_dropped_router(model_dir, list(self.model.model.layouts), self.model.config.hidden_size)
-        self.meter = CoverageMeter(self.model, dropped) if dropped else None
-        self.coverage_warn = coverage_warn if coverage_warn is not None else DEFAULT_WARN
+        self.meter = CoverageMeter.of_build(self.model, model_dir)
+        self.coverage_warn = self.meter.warn_below(coverage_warn) if self.meter is not None else None
 
     def generate(self, prompt: str, max_new_tokens: int = 64, on_text: Callable[[str], None] | None = None) -> GenerateResult:
         """Greedy continuation of `prompt`; `on_text(piece)` streams the decoded text as it grows. What the
@@ -129,7 +129,9 @@ class Generator:
         total = time.perf_counter() - start
         if coverage is None:
             return self._result(ids, new, prefill, total)
-        return self._result(ids, new, prefill, total, coverage=coverage.to_dict(), coverage_warn=self.coverage_warn)
+        return self._result(
+            ids, new, prefill, total, coverage=coverage.to_dict(), coverage_warn=self.coverage_warn, calibration_coverage=self.meter.expected
+        )
 
     def _result(self, ids: list[int], new: list[int], prefill: float, total: float, **found: Any) -> GenerateResult:
         return GenerateResult(

@@ -143,15 +143,14 @@ def with_coverage(lm: Any, model_dir: str | Path) -> Any:
 
     Before lm-eval scores a batch, one extra forward per request of its context (the whole text for a
     rolling request) measures how much of the full router's mass falls on the build's experts
-    (`emo_prune.pools.coverage`); the values collect in `lm.coverages`.
+    (`emo_prune.pools.coverage`); the values collect in `lm.coverages`, the meter in `lm.coverage_meter`.
     """
-    from emo_prune.pools.coverage import CoverageMeter, load_dropped_router
+    from emo_prune.pools.coverage import CoverageMeter
 
-    dropped = load_dropped_router(model_dir, list(lm.model.model.layouts), lm.model.config.hidden_size)
-    if not dropped:
+    meter = CoverageMeter.of_build(lm.model, model_dir)
+    if meter is None:
         return lm
-    meter = CoverageMeter(lm.model, dropped)
-    lm.coverages = []
+    lm.coverages, lm.coverage_meter = [], meter
 
     def measured(method: Callable[..., Any]) -> Callable[..., Any]:
         def run(requests: list[Any], *args: Any, **kwargs: Any) -> Any:

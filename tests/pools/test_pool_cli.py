@@ -42,11 +42,16 @@ def test_generate_streams_text(pool_models: dict[str, Path]) -> None:
     assert "pools chosen from the prompt" in result.output and "experts resident" in result.output
 
 
-def test_generate_on_a_build_warns_on_low_coverage(build: Path) -> None:
-    result = invoke("--json", "generate", build, "--prompt", "hello there", "--max-new-tokens", 2, "--coverage-warn", "1.0")
+def test_generate_on_a_build_warns_below_a_fraction_of_its_calibration_coverage(build: Path) -> None:
+    # a random plan records no coverage: the calibration coverage is a flat router's, 7 of 15 routed experts
+    result = invoke("--json", "generate", build, "--prompt", "hello there", "--max-new-tokens", 2, "--coverage-warn", "3")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output[result.output.index("{") :])
+    assert data["calibration_coverage"] == pytest.approx(7 / 15) and data["coverage_warn"] == pytest.approx(3 * 7 / 15)
     assert 0 < data["coverage"]["coverage"] < 1 and data["low_coverage"] is True
+    assert "x the 46.7% of its calibration text" in result.output
+    quiet = invoke("--json", "generate", build, "--prompt", "hello there", "--max-new-tokens", 2, "--coverage-warn", "0")
+    assert json.loads(quiet.output)["low_coverage"] is False and "warning" not in quiet.output
 
 
 def test_eval_pool_full_size_equals_the_baseline(pool_models: dict[str, Path], tmp_path: Path) -> None:
@@ -77,8 +82,9 @@ def test_eval_pool_refuses_rolling_tasks(pool_models: dict[str, Path], tmp_path:
 
 def test_eval_of_a_build_reports_coverage(build: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    result = invoke("eval", build, "--tasks", "emo_answer_math", "--limit", 2, "--impl", "eager", "--coverage-warn", "1.0", "--out", out)
+    result = invoke("eval", build, "--tasks", "emo_answer_math", "--limit", 2, "--impl", "eager", "--coverage-warn", "3", "--out", out)
     assert result.exit_code == 0, result.output
     coverage = json.loads(out.read_text())["model"]["coverage"]
+    assert coverage["calibration_coverage"] == pytest.approx(7 / 15) and coverage["warn_below"] == pytest.approx(3 * 7 / 15)
     assert len(coverage["per_request"]) == 2 and coverage["low"] == 2
-    assert "outside the domain" in result.output
+    assert "outside the domain" in result.output and "3.00 x the 46.7% of its calibration text" in result.output

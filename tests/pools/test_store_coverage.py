@@ -11,7 +11,7 @@ from emo_prune.extract import extract
 from emo_prune.io import Checkpoint
 from emo_prune.models.weights import load_pretrained
 from emo_prune.pools import ExpertStore
-from emo_prune.pools.coverage import SIDE_FILE, CoverageMeter, load_dropped_router
+from emo_prune.pools.coverage import DEFAULT_WARN, SIDE_FILE, CoverageMeter, load_dropped_router
 from emo_prune.select import SelectOptions
 from emo_prune.select.selector import select_experts
 
@@ -92,3 +92,35 @@ def test_coverage_equals_reference(pool_models: dict[str, Path], tmp_path: Path)
 def test_no_side_file_no_coverage(pool_models: dict[str, Path]) -> None:
     model = load_pretrained(pool_models["shared"], torch.float32)
     assert load_dropped_router(pool_models["shared"], list(model.model.layouts), model.config.hidden_size) is None
+
+
+@pytest.fixture(scope="module")
+def random_build(pool_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A half-size build of the shared-expert model from a random plan: 7 of 15 routed experts kept per layer."""
+    plan = select_experts(Checkpoint.open(pool_models["shared"]).architecture, SelectOptions(keep="0.5", method="random", seed=1))
+    return extract(pool_models["shared"], plan, tmp_path_factory.mktemp("cal") / "build").out_dir
+
+
+def test_calibration_coverage_is_the_plans_mass_kept(random_build: Path) -> None:
+    """A build whose plan came from a profile judges requests against the mass its plan kept."""
+    import json
+
+    manifest = json.loads((random_build / "emo_prune.json").read_text())
+    manifest["coverage"] = {"code": [0.5, 0.3, 0.4], "math": [0.2, 0.2, 0.2]}  # per domain, per layer
+    (random_build / "emo_prune.json").write_text(json.dumps(manifest))
+    meter = CoverageMeter.of_build(load_pretrained(random_build, torch.float32), random_build)
+    assert meter.expected == pytest.approx(0.3)  # the mean over domains and layers
+    assert meter.warn_below(None) == pytest.approx(0.3 * DEFAULT_WARN) and meter.warn_below(0.5) == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize("recorded", [None, {"code": ["0.5", 0.3, 0.4]}, {"code": [1.5]}, {"code": [0.0]}, ["0.3"], {"code": [True]}])
+def test_without_a_valid_recorded_coverage_a_flat_router_is_assumed(random_build: Path, recorded: object) -> None:
+    """No recorded coverage (a random plan), or one that is not numbers in (0, 1] (the manifest is untrusted):
+    the kept share of each layer's routed experts, what a router that spreads evenly would give."""
+    import json
+
+    manifest = json.loads((random_build / "emo_prune.json").read_text())
+    manifest["coverage"] = recorded
+    (random_build / "emo_prune.json").write_text(json.dumps(manifest))
+    meter = CoverageMeter.of_build(load_pretrained(random_build, torch.float32), random_build)
+    assert meter.expected == pytest.approx(7 / 15)
