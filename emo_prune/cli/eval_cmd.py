@@ -158,7 +158,10 @@ def render(report: EvalReport, json_file: Path, md_file: Path) -> None:
         out.print(pool_summary(report.model.requests))
     if report.model.coverage:
         c = report.model.coverage
-        out.print(f"coverage of the requests by the build's experts: mean {c['mean']:.1%}, min {c['min']:.1%} ({c['low']} below {c['warn_below']:.0%})")
+        out.print(
+            f"coverage of the requests by the build's experts: mean {c['mean']:.1%}, min {c['min']:.1%} "
+            f"({c['low']} below {c['warn_below']:.1%}; the build's calibration text: {c.get('calibration_coverage', float('nan')):.1%})"
+        )
     out.print(
         f"impl {settings['impl']}, dtype {settings['dtype']}, device {settings['device']}, "
         f"limit {settings['limit']}, few-shot {settings['num_fewshot']}"
