@@ -21,29 +21,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pool_benchmark as bench  # noqa: E402
 import pool_tuning as tune  # noqa: E402
 
 from emo_prune.assets import resolve_model  # noqa: E402
-from emo_prune.extract import extract  # noqa: E402
 from emo_prune.models.weights import load_pretrained  # noqa: E402
 from emo_prune.pools.coverage import DEFAULT_WARN, CoverageMeter  # noqa: E402
-from emo_prune.profile.runner import ProfileSettings, profile_to_file  # noqa: E402
-from emo_prune.select import SelectOptions, make_plan  # noqa: E402
 
 MODELS = {"EMO": "builtin:emo-small", "standard": "builtin:stdmoe-small"}
-DOMAINS = ("code", "prose", "math")
+DOMAINS = bench.DOMAINS
 THRESHOLDS = (0.8, DEFAULT_WARN, 0.9)
-
-
-def build_of(model_dir: Path, work: Path, domain: str, budget: str) -> Path:
-    profile = work / "profile.safetensors"
-    if not profile.exists():
-        sources = [f"{d}=builtin:{d}:calib" for d in DOMAINS]
-        profile_to_file(model_dir, sources, profile, list(DOMAINS), ProfileSettings(seq_len=256, max_tokens=100_000))
-    build = work / f"{domain}-{budget}"
-    if not build.exists():
-        extract(model_dir, make_plan(model_dir, SelectOptions(keep=budget, domains=(domain,)), profile_path=profile), build)
-    return build
 
 
 def main() -> int:
@@ -62,7 +49,7 @@ def main() -> int:
         pairs = tune.calib_pairs(AutoTokenizer.from_pretrained(model_dir), args.limit)
         for budget in ("0.25", "0.125"):
             for domain in DOMAINS:
-                build = build_of(model_dir, args.work / label, domain, budget)
+                build = bench.domain_build(model_dir, args.work / label, domain, budget)
                 meter = CoverageMeter.of_build(load_pretrained(build, torch.float32), build)
                 cells = []
                 for prompts in DOMAINS:

@@ -53,7 +53,7 @@ from emo_prune.eval.tasks import builtin_tasks_dir
 from emo_prune.extract import extract
 from emo_prune.models.weights import load_pretrained
 from emo_prune.pools import ExpertStore, PoolSettings, load_pool_runtime
-from emo_prune.pools.coverage import CoverageMeter, load_dropped_router
+from emo_prune.pools.coverage import CoverageMeter
 from emo_prune.profile.runner import ProfileSettings, profile_to_file
 from emo_prune.select import SelectOptions, make_plan
 
@@ -104,6 +104,29 @@ def tokenize_pair(tokenizer, domain: str, doc: dict) -> dict:
     }
 
 
+def domain_build(model_dir: Path, work: Path, domain: str, budget: str) -> Path:
+    """The static subset of `budget` for `domain` (mass selection on a profile of every domain's `calib`
+    split), extracted into `work` once and reused."""
+    profile = work / "profile.safetensors"
+    if not profile.exists():
+        sources = [f"{d}=builtin:{d}:calib" for d in DOMAINS]
+        profile_to_file(model_dir, sources, profile, list(DOMAINS), ProfileSettings(seq_len=256, max_tokens=100_000))
+    build = work / f"{domain}-{budget}"
+    if not build.exists():
+        extract(model_dir, make_plan(model_dir, SelectOptions(keep=budget, domains=(domain,)), profile_path=profile), build)
+    return build
+
+
+def retained_by_domain(full_nll: list[float], nll: list[float], pairs: list[dict]) -> dict[str, float]:
+    """Quality retained per domain: the full model's bits per byte / the row's, over that domain's pairs."""
+    out = {}
+    for domain in DOMAINS:
+        idx = [i for i, p in enumerate(pairs) if p["domain"] == domain]
+        sub = [pairs[i] for i in idx]
+        out[domain] = bpb([full_nll[i] for i in idx], sub) / bpb([nll[i] for i in idx], sub)
+    return out
+
+
 @torch.no_grad()
 def whole_nll(model, pair: dict) -> float:
     ids = pair["context"] + pair["answer"]
@@ -141,23 +164,17 @@ def quality(label: str, model_dir: Path, work: Path, pairs: list[dict]) -> dict:
     full = load_pretrained(model_dir, torch.float32)
     nll["full"] = [whole_nll(full, p) for p in pairs]
     del full
-    profile = work / label / "profile.safetensors"
-    if not profile.exists():
-        sources = [f"{d}=builtin:{d}:calib" for d in DOMAINS]
-        profile_to_file(model_dir, sources, profile, list(DOMAINS), ProfileSettings(seq_len=256, max_tokens=100_000))
     coverage = {}
     for budget in BUDGETS:
         static = [0.0] * len(pairs)
         for domain in DOMAINS:
-            build = work / label / f"{domain}-{budget}"
-            if not build.exists():
-                extract(model_dir, make_plan(model_dir, SelectOptions(keep=budget, domains=(domain,)), profile_path=profile), build)
+            build = domain_build(model_dir, work / label, domain, budget)
             model = load_pretrained(build, torch.float32)
             for i, p in enumerate(pairs):
                 if p["domain"] == domain:
                     static[i] = whole_nll(model, p)
             if domain == "code" and budget == "0.25":  # the coverage guard, on every document
-                meter = CoverageMeter(model, load_dropped_router(build, list(model.model.layouts), model.config.hidden_size))
+                meter = CoverageMeter.of_build(model, build)
                 build_nll = [whole_nll(model, p) for p in pairs]
                 coverage = {
                     "coverage": [meter.of_tokens(p["context"]).value for p in pairs],

@@ -62,12 +62,8 @@ def main() -> int:
         for budget in bench.BUDGETS:
             runtime = load_pool_runtime(model_dir, PoolSettings(pool=budget, pool_power=power))
             nll = [oracle_score(runtime, p["context"], p["answer"]) for p in pairs]
-            cells = []
-            for domain in bench.DOMAINS:
-                idx = [i for i, p in enumerate(pairs) if p["domain"] == domain]
-                sub = [pairs[i] for i in idx]
-                cells.append(f"{bench.bpb([full_nll[i] for i in idx], sub) / bench.bpb([nll[i] for i in idx], sub):.2f}")
-            print(f"| {power:g} | {float(budget):.1%} | " + " | ".join(cells) + " |", flush=True)
+            retained = bench.retained_by_domain(full_nll, nll, pairs)
+            print(f"| {power:g} | {float(budget):.1%} | " + " | ".join(f"{retained[d]:.2f}" for d in bench.DOMAINS) + " |", flush=True)
     return 0
 
 

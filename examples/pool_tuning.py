@@ -76,12 +76,8 @@ def main() -> int:
         for name in args.candidates:
             runtime = load_pool_runtime(model_dir, PoolSettings(pool=budget, **CANDIDATES[name]))
             nll = [-float(runtime.score(p["context"], p["answer"])[0].sum()) for p in pairs]
-            cells = []
-            for domain in domains:
-                idx = [i for i, p in enumerate(pairs) if p["domain"] == domain]
-                sub = [pairs[i] for i in idx]
-                cells.append(f"{bench.bpb([full_nll[i] for i in idx], sub) / bench.bpb([nll[i] for i in idx], sub):.2f}")
-            print(f"| {float(budget):.1%} | {name} | " + " | ".join(cells) + " |", flush=True)
+            retained = bench.retained_by_domain(full_nll, nll, pairs)
+            print(f"| {float(budget):.1%} | {name} | " + " | ".join(f"{retained[d]:.2f}" for d in domains) + " |", flush=True)
     print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0
 

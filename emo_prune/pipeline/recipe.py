@@ -100,7 +100,7 @@ class Calibration(_Section):
         """Greedy selection reads the calibration settings, as the profile step does."""
         from emo_prune.io import Checkpoint
         from emo_prune.models.loading import resolve_device, resolve_seq_len
-        from emo_prune.select import GreedySettings, SelectOptions
+        from emo_prune.select import GreedySettings
 
         return GreedySettings(
             seq_len=resolve_seq_len(self.seq_len, Checkpoint.open(model_dir).config),
