@@ -16,6 +16,9 @@ families) and budget (25%, 12.5% of each layer's experts, the shared one include
   pool+d32x2    two drafts in a row, the second decoded within the pools the first chose
   pool+d32x2+re8  and re-chosen every 8 answer tokens (from context, drafts and tokens fed)
   ... p2    the same, pools chosen by the sum of squared router probabilities (`--pool-power 2`)
+  pool+index  pools from a pool index of the three corpora's `calib` split (`emo-prune pool-index`,
+            defaults): the answers' router mass of the 8 calibration requests whose contexts route
+            most like this one's (emo_prune.pools.index)
 retained = full bits per byte / the row's. Pools never see a scored token.
 
 Memory and speed (a synthetic EMO-shaped checkpoint, hidden 512, 32 experts of width 512, 4 layers,
@@ -54,12 +57,14 @@ from emo_prune.extract import extract
 from emo_prune.models.weights import load_pretrained
 from emo_prune.pools import ExpertStore, PoolSettings, load_pool_runtime
 from emo_prune.pools.coverage import CoverageMeter
+from emo_prune.pools.index import build_index, tokenize_pair as tokenize_ids
 from emo_prune.profile.runner import ProfileSettings, profile_to_file
 from emo_prune.select import SelectOptions, make_plan
 
 MODELS = {"EMO": "builtin:emo-small", "standard": "builtin:stdmoe-small"}
 DOMAINS = ("code", "prose", "math")
 BUDGETS = ("0.25", "0.125")
+INDEXED = "<the model's pool index>"
 MODES = {
     "pool": dict(),
     "pool+re8": dict(reselect_every=8),
@@ -68,6 +73,7 @@ MODES = {
     "pool+d32x2+re8": dict(draft=32, draft_rounds=2, reselect_every=8),
     "pool p2": dict(pool_power=2.0),
     "pool+d32x2 p2": dict(draft=32, draft_rounds=2, pool_power=2.0),
+    "pool+index": dict(pool_index=INDEXED),  # the model's pool index of the calib split (model_index), 8 neighbours
 }
 FAMILIES = (("add/sub", "What is"), ("multiply", "Compute"), ("order of ops", "Simplify"), ("fractions", "Add "), ("linear", "Solve"))
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -88,18 +94,13 @@ def load_pairs(tokenizer, limit: int | None) -> list[dict]:
 
 
 def tokenize_pair(tokenizer, domain: str, doc: dict) -> dict:
-    """A {"context", "answer"} document tokenized as lm-eval's loglikelihood does (trailing spaces move to the answer)."""
-    context, answer = doc["context"], doc["answer"]
-    spaces = len(context) - len(context.rstrip())
-    if spaces:
-        context, answer = context[:-spaces], context[-spaces:] + answer
-    whole = tokenizer(context + answer)["input_ids"]
-    ctx = tokenizer(context)["input_ids"]
+    """A {"context", "answer"} document tokenized as lm-eval's loglikelihood does (`emo_prune.pools.index.tokenize_pair`)."""
+    context, answer = tokenize_ids(tokenizer, doc["context"], doc["answer"])
     return {
         "domain": domain,
-        "family": family(context) if domain == "math" else None,
-        "context": ctx,
-        "answer": whole[len(ctx) :],
+        "family": family(doc["context"]) if domain == "math" else None,
+        "context": context,
+        "answer": answer,
         "bytes": len(doc["answer"].encode("utf-8")),
     }
 
@@ -115,6 +116,22 @@ def domain_build(model_dir: Path, work: Path, domain: str, budget: str) -> Path:
     if not build.exists():
         extract(model_dir, make_plan(model_dir, SelectOptions(keep=budget, domains=(domain,)), profile_path=profile), build)
     return build
+
+
+def model_index(model_dir: Path, work: Path) -> Path:
+    """The model's pool index as `emo-prune pool-index MODEL` builds it (calib split of every corpus), once."""
+    path = work / "pool-index.safetensors"
+    if not path.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        build_index(model_dir, [f"{d}=builtin:{d}:calib" for d in DOMAINS]).save(path)
+    return path
+
+
+def mode_settings(mode: str, budget: str, model_dir: Path, work: Path) -> PoolSettings:
+    options = dict(MODES[mode])
+    if options.get("pool_index") == INDEXED:
+        options["pool_index"] = str(model_index(model_dir, work))
+    return PoolSettings(pool=budget, **options)
 
 
 def retained_by_domain(full_nll: list[float], nll: list[float], pairs: list[dict]) -> dict[str, float]:
@@ -182,8 +199,8 @@ def quality(label: str, model_dir: Path, work: Path, pairs: list[dict]) -> dict:
                 }
             del model
         nll[f"static {budget}"] = static
-        for mode, options in MODES.items():
-            runtime = load_pool_runtime(model_dir, PoolSettings(pool=budget, **options))
+        for mode in MODES:
+            runtime = load_pool_runtime(model_dir, mode_settings(mode, budget, model_dir, work / label))
             scores, resident = [], []
             for p in pairs:
                 logprobs, _, report = runtime.score(p["context"], p["answer"])
@@ -195,11 +212,11 @@ def quality(label: str, model_dir: Path, work: Path, pairs: list[dict]) -> dict:
     return {"nll": nll, "coverage": coverage}
 
 
-def cache_trace(model_dir: Path, pairs: list[dict], budget: str, seed: int = 0) -> dict:
+def cache_trace(settings: PoolSettings, model_dir: Path, pairs: list[dict], seed: int = 0) -> dict:
     """Hit rates of LRU, LFU (the real ExpertStore) and Belady (simulated) over a mixed request stream."""
     order = list(range(len(pairs)))
     random.Random(seed).shuffle(order)
-    runtime = load_pool_runtime(model_dir, PoolSettings(pool=budget))
+    runtime = load_pool_runtime(model_dir, settings)
     trace = []
     for i in order:
         runtime.prefill(pairs[i]["context"])
@@ -312,7 +329,7 @@ def markdown(result: dict) -> str:
                 f"| {pool} | {row['peak_rss'] / 1e6:.0f} MB | {(whole['peak_rss'] - row['peak_rss']) / 1e6:.0f} MB | {dropped / 1e6:.0f} MB | "
                 f"{row['prefill_tps']:.0f} ({row['prefill_tps'] / whole['prefill_tps']:.2f}) | {row['decode_tps']:.0f} ({row['decode_tps'] / whole['decode_tps']:.2f}) |"
             )
-    lines += ["", "| model | pool | cache (experts) | LRU hit rate | LFU hit rate | Belady (bound) |", "|---|---|---|---|---|---|"]
+    lines += ["", "| model | pool, mode | cache (experts) | LRU hit rate | LFU hit rate | Belady (bound) |", "|---|---|---|---|---|---|"]
     for label, per in result["cache"].items():
         for budget, c in per.items():
             lines.append(f"| {label} | {budget} | {c['capacity_experts']} of {c['of_experts']} | {c['lru']:.2f} | {c['lfu']:.2f} | {c['belady']:.2f} |")
@@ -349,7 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         q = quality(label, model_dir, args.work, pairs)
         result["quality"][label] = q
         result["spearman"][label] = spearman(q["coverage"]["coverage"], q["coverage"]["loss"])
-        result["cache"][label] = {b: cache_trace(model_dir, pairs, b) for b in BUDGETS}
+        result["cache"][label] = {
+            f"{b} {mode}": cache_trace(mode_settings(mode, b, model_dir, args.work / label), model_dir, pairs)
+            for b in BUDGETS
+            for mode in ("pool", "pool+index")
+        }
         store = ExpertStore.open(model_dir, torch.float32)
         result["all_expert_bytes"][label] = sum(store.expert_nbytes(l.index) * l.num_experts for l in store.arch.moe_layers)
     if not args.quick:

@@ -65,6 +65,8 @@ def render(result: dict[str, Any]) -> None:
     pool = result["pool"]
     if pool is not None:
         table = Table(title=f"pools chosen from the prompt ({result['prompt_tokens']} tokens)")
+        if pool.get("neighbours"):
+            out.print(neighbours_line(pool["neighbours"]))
         for col in ("layer", "experts", "context mass on pool"):
             table.add_column(col)
         for layer, ids in pool["pools"].items():
@@ -83,4 +85,16 @@ def render(result: dict[str, Any]) -> None:
         f"prefill {result['prompt_tokens']} tokens ({rate(result['prompt_tokens'], result['prefill_seconds'])}), "
         f"decode {result['new_tokens']} ({rate(result['new_tokens'], result['decode_seconds'])}); "
         f"process RSS {result['rss_bytes'] / 1e6:.0f} MB"
+    )
+
+
+def neighbours_line(neighbours: list[dict[str, Any]]) -> str:
+    """`--pool-index`: which calibration requests the pools came from."""
+    from collections import Counter
+
+    domains = ", ".join(f"{name} {n}" for name, n in Counter(n["domain"] for n in neighbours).most_common())
+    similarity = [n["similarity"] for n in neighbours]
+    return (
+        f"pools from the answers of {len(neighbours)} calibration requests of the index ({domains}; "
+        f"similarity of their contexts {min(similarity):.3f}-{max(similarity):.3f})"
     )

@@ -38,6 +38,15 @@ PoolPowerOption = Annotated[
         "tokens that commit to an expert weigh more, better on math with --draft).",
     ),
 ]
+PoolIndexOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pool-index",
+        help="A pool index (`emo-prune pool-index`): each request's pools are the experts the answers of its nearest "
+        "calibration requests routed to, looked up by how its context routes.",
+    ),
+]
+PoolNeighboursOption = Annotated[int, typer.Option("--pool-neighbours", min=1, help="With --pool-index: calibration requests averaged.")]
 CoverageWarnOption = Annotated[
     float | None,
     typer.Option(
@@ -58,6 +67,8 @@ class PoolFlags:
     draft: DraftOption = 0
     draft_rounds: DraftRoundsOption = 1
     pool_power: PoolPowerOption = 1.0
+    pool_index: PoolIndexOption = None
+    pool_neighbours: PoolNeighboursOption = 8
     cache_budget: CacheBudgetOption = None
     cache_policy: CachePolicyOption = "lru"
     coverage_warn: CoverageWarnOption = None

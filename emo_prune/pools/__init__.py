@@ -4,6 +4,7 @@ MoE layer, with the experts read from the checkpoint on demand into a byte-budge
   selection.py  the pool of a layer from the context's summed router mass (and `--pool` sizes)
   store.py      ExpertStore: experts read from the safetensors files on demand, LRU / LFU cache
   runtime.py    pool mode of the native EMO model: prefill chooses the pools layer by layer
+  index.py      pool index: pools from where the answers of the nearest calibration requests routed
   coverage.py   coverage guard of static builds: share of the full router's mass on kept experts
   generate.py   `emo-prune generate`: streamed greedy generation, in pools or whole
   lm.py         lm-eval model type evaluating every request within its own pools
@@ -18,6 +19,8 @@ _EXPORTS = {
     "ExpertStore": "store",
     "ExpertWeights": "store",
     "StoreStats": "store",
+    "PoolIndex": "index",
+    "build_index": "index",
     "PoolRuntime": "runtime",
     "PoolSettings": "runtime",
     "RequestReport": "runtime",

@@ -24,7 +24,8 @@ CONTEXT_TASKS = "emo_answer_code, emo_answer_math, emo_answer_prose (tag emo_ans
 
 class PoolLM(HFLM):
     """`pretrained`: a local EMO model folder. model_args: pool, reselect_every, draft, draft_rounds,
-    pool_power, cache_budget, cache_policy, dtype (float32 default), device; or, from Python, `settings` in their place."""
+    pool_power, pool_index, pool_neighbours, cache_budget, cache_policy, dtype (float32 default), device;
+    or, from Python, `settings` in their place."""
 
     def __init__(
         self,
@@ -34,6 +35,8 @@ class PoolLM(HFLM):
         draft: int = 0,
         draft_rounds: int = 1,
         pool_power: float = 1.0,
+        pool_index: str | None = None,
+        pool_neighbours: int = 8,
         cache_budget: str | None = None,
         cache_policy: str = "lru",
         dtype: str = "float32",
@@ -53,6 +56,8 @@ class PoolLM(HFLM):
             draft=int(draft or 0),
             draft_rounds=int(draft_rounds or 1),
             pool_power=float(pool_power),
+            pool_index=pool_index or None,
+            pool_neighbours=int(pool_neighbours),
             cache_budget=cache_budget,
             cache_policy=cache_policy,
         )

@@ -21,6 +21,11 @@ context alone), the pools are re-chosen from the mass of the context and the dra
 discarded and the context is prefilled again within the new pools; `draft_rounds` R repeats this,
 each draft decoded within the pools the previous one chose (its mass adds up: context + drafts). The draft depends only on the
 context: the pools still never see a token that is scored or generated for the answer.
+
+Index (`pool_index`, `emo_prune.pools.index`): at the first MoE layer of the prefill the context's mean
+router probabilities are the key, the K nearest calibration contexts of the index are looked up, and
+every layer's pool is the top-P of the mean router mass of THEIR answers (in place of the context's own
+mass), still chosen layer by layer inside the one prefill. The key depends only on the context.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from emo_prune.arch import LayerLayout
 from emo_prune.errors import PlanError
 from emo_prune.io import Checkpoint
 from emo_prune.models.emo.modeling_emo import EmoTopKRouter
+from emo_prune.pools.index import DEFAULT_NEIGHBOURS, Neighbour, PoolIndex, request_key
 from emo_prune.pools.selection import choose_pool, context_mass, pool_sizes
 from emo_prune.pools.store import ExpertStore, ExpertWeights, StoreStats
 from emo_prune.routing import route
@@ -53,6 +59,8 @@ class PoolSettings:
     draft: int = 0  # D > 0: re-choose the pools from the context plus a D-token greedy draft
     draft_rounds: int = 1  # drafts in a row, each decoded within the pools the previous one chose
     pool_power: float = 1.0  # pools by sum of p^a over the tokens; 1: EMO's rule (selection.py)
+    pool_index: str | None = None  # a pool index file: pools from the answers of the K nearest calibration contexts
+    pool_neighbours: int = DEFAULT_NEIGHBOURS  # K
 
     @classmethod
     def of(cls, options: Any) -> PoolSettings | None:
@@ -71,6 +79,13 @@ class PoolSettings:
             raise PlanError(f"--reselect-every must be >= 1 (got {self.reselect_every})")
         if not self.pool_power > 0:
             raise PlanError(f"--pool-power must be > 0 (got {self.pool_power})")
+        if self.pool_neighbours < 1:
+            raise PlanError(f"--pool-neighbours must be >= 1 (got {self.pool_neighbours})")
+        if self.pool_index is not None and (self.draft or self.reselect_every is not None):
+            raise PlanError(
+                "--pool-index chooses the pools from its calibration neighbours, --draft and --reselect-every from the "
+                "request's own tokens; use one or the other"
+            )
 
 
 @dataclass
@@ -92,6 +107,8 @@ class RequestPools:
     calls: Counter = field(default_factory=Counter)  # (layer, expert) -> tokens it computed
     tokens_fed: int = 0
     stats_before: StoreStats = field(default_factory=StoreStats)
+    prior: dict[int, torch.Tensor] | None = None  # layer -> [E]: the index neighbours' answer mass (pool_index)
+    neighbours: list[Neighbour] = field(default_factory=list)
 
     @property
     def pools(self) -> dict[int, tuple[int, ...]]:
@@ -128,7 +145,10 @@ class PoolMoeBlock(nn.Module):
         request.mass[index] = request.mass.get(index, 0) + mass
         if request.selecting:
             request.context_mass[index] = request.context_mass.get(index, 0) + plain
-            runtime.set_pool(request, self.layout, choose_pool(request.mass[index], self.layout, runtime.sizes[index]))
+            if runtime.index is not None and index == runtime.index.key_layer:
+                runtime.look_up(request, request_key(request.context_mass[index], self.layout))
+            chosen_by = request.mass[index] if request.prior is None else request.prior[index]
+            runtime.set_pool(request, self.layout, choose_pool(chosen_by, self.layout, runtime.sizes[index]))
         pool = request.layers[index]
         weights, ids = route(logits.masked_fill(~pool.member, float("-inf")), self.spec)  # [T, k] each
         return self._experts(flat, ids, weights.to(flat.dtype), pool, request).reshape(batch, seq, hidden)
@@ -150,11 +170,12 @@ class PoolMoeBlock(nn.Module):
 class PoolRuntime:
     """A native EMO model in pool mode: attention, routers, norms and embeddings resident; experts on demand."""
 
-    def __init__(self, model: nn.Module, checkpoint: Checkpoint, store: ExpertStore, settings: PoolSettings):
+    def __init__(self, model: nn.Module, checkpoint: Checkpoint, store: ExpertStore, settings: PoolSettings, index: PoolIndex | None = None):
         self.model = model
         self.checkpoint = checkpoint
         self.store = store
         self.settings = settings
+        self.index = index
         self.layouts = list(checkpoint.architecture.layouts)
         self.sizes = pool_sizes(settings.pool, self.layouts)
         self.request: RequestPools | None = None
@@ -170,6 +191,11 @@ class PoolRuntime:
         member[list(ids)] = True
         experts = {e: self.store.get(layout.index, e) for e in ids}
         request.layers[layout.index] = LayerPool(ids=ids, member=member, experts=experts)
+
+    def look_up(self, request: RequestPools, key: torch.Tensor) -> None:
+        """The request's prior from the index: the mean answer mass of the K entries nearest to `key` [R]."""
+        request.neighbours = self.index.nearest(key, self.settings.pool_neighbours)
+        request.prior = self.index.prior(request.neighbours)
 
     def end_prefill(self) -> None:
         request = self.request
@@ -279,6 +305,7 @@ class PoolRuntime:
             resident_expert_bytes=request.resident_bytes(),
             context_coverage=coverage,
             calls=dict(request.calls),
+            neighbours=list(request.neighbours),
         )
 
 
@@ -292,8 +319,10 @@ class RequestReport:
     resident_expert_bytes: int  # expert weights the request holds at its end
     context_coverage: dict[int, float]  # layer -> share of the context's router mass on the pool
     calls: dict[tuple[int, int], int]  # (layer, expert) -> tokens computed
+    neighbours: list[Neighbour] = field(default_factory=list)  # the index entries the pools came from (pool_index)
 
     def to_dict(self) -> dict[str, Any]:
+        neighbours = {"neighbours": [{"entry": n.entry, "domain": n.domain, "similarity": round(n.similarity, 4)} for n in self.neighbours]}
         return {
             "pools": {str(k): list(v) for k, v in self.pools.items()},
             "reselections": len(self.reselections),
@@ -302,6 +331,7 @@ class RequestReport:
             "cache": self.store.to_dict(),
             "resident_expert_bytes": self.resident_expert_bytes,
             "context_coverage": {str(k): round(v, 4) for k, v in self.context_coverage.items()},
+            **(neighbours if self.neighbours else {}),
         }
 
 
@@ -316,7 +346,8 @@ def load_pool_runtime(model_dir: str | Path, settings: PoolSettings, dtype: torc
     torch_device = torch.device(device)
     store = ExpertStore(checkpoint, dtype=dtype, device=torch_device, budget_bytes=_budget(settings.cache_budget), policy=settings.cache_policy)
     model = meta_model(checkpoint.path, dtype, torch_device)
-    runtime = PoolRuntime(model, checkpoint, store, settings)
+    index = PoolIndex.load(settings.pool_index, checkpoint) if settings.pool_index is not None else None
+    runtime = PoolRuntime(model, checkpoint, store, settings, index)
     for layout in arch.layouts:
         layer = decoder_of(model).layers[layout.index]
         if not layout.is_dense:

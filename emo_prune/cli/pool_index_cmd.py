@@ -1,0 +1,69 @@
+"""`emo-prune pool-index MODEL [--calib SOURCE ...] --out FILE`: the pool index `--pool-index` looks up."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from emo_prune.cli.format import human_count
+from emo_prune.cli.options import JsonFlag, ModelDir, model_label, model_path
+from emo_prune.console import out
+
+
+def register(app: typer.Typer) -> None:
+    from emo_prune.cli.app import command
+
+    @app.command("pool-index")
+    @command
+    def pool_index_command(
+        model_dir: ModelDir,
+        calib: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--calib",
+                help="Calibration source, repeatable, as `profile --calib` (DOMAIN=SOURCE names its domain). "
+                "Default: the built-in calibration split of code, prose and math.",
+            ),
+        ] = None,
+        out_path: Annotated[
+            Path | None,
+            typer.Option("--out", help="Index file to write (default: MODEL.pool-index.safetensors here).", show_default=False),
+        ] = None,
+        max_pairs: Annotated[int | None, typer.Option("--max-pairs", min=1, help="Context -> answer pairs per domain at most.")] = None,
+        power: Annotated[float, typer.Option("--power", help="Answers' router mass as the mean of p^a (2: tokens that commit weigh more).")] = 2.0,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in corpora's sampling order.")] = 0,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out (a pool index only).")] = False,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Index calibration requests by how their contexts route, with where their answers route; then
+        `generate` / `eval --pool P --pool-index FILE` runs each request in the experts its nearest
+        calibration requests' answers used (better than the context's own mass when a question routes
+        unlike its answer, as math does).
+
+        Example: emo-prune pool-index builtin:emo-small --out emo-small.pool-index.safetensors
+        """
+        from emo_prune.pools.index import build_index, check_index_output
+
+        sources = calib or [f"{d}=builtin:{d}:calib" for d in ("code", "prose", "math")]
+        target = out_path or Path(f"{model_label(model_dir)}.pool-index.safetensors")
+        check_index_output(target, overwrite)
+        started = time.perf_counter()
+        with out.progress() as bars:
+            task = bars.add_task("pool index", total=None)
+
+            def progress(advance: int, total: int) -> None:
+                bars.update(task, total=total, advance=advance)
+
+            index = build_index(model_path(model_dir), sources, power=power, max_pairs=max_pairs, seed=seed, progress=progress)
+        index.save(target)
+        result = {"index": str(target), "sources": sources, "seconds": round(time.perf_counter() - started, 2), **index.summary()}
+        out.result(result, lambda: render(result))
+
+
+def render(result: dict[str, Any]) -> None:
+    domains = ", ".join(f"{name} {human_count(n)}" for name, n in result["domains"].items())
+    out.print(f"[bold]pool index[/] {result['index']}: {result['entries']} context -> answer pairs ({domains}) in {result['seconds']:.1f} s")
+    out.print("use it with: emo-prune generate MODEL --pool 0.125 --pool-index " + result["index"] + " --prompt ...")

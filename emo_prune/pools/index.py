@@ -1,0 +1,315 @@
+"""A pool index: what the answers of calibration requests routed to, looked up by how their contexts routed.
+
+Shapes: N entries (calibration context -> answer pairs), L MoE layers, E experts of a layer, R routed
+experts of the KEY layer (the first MoE layer).
+
+Why: a context often routes unlike its answer (a math question is words, its worked answer digits), so
+the context's own router mass picks the wrong pool; drafts (`--draft`) guess the answer but are decoded
+inside the pool they are meant to fix. An index answers from calibration text instead: the requests whose
+contexts routed most like this one, and where their ANSWERS routed. Each entry holds
+  key    [R]  the mean router probability of the pair's context tokens at the key layer, unit-normalized
+              (the first MoE layer: its input depends on no expert, so a request's key is the same
+              whatever pools it runs in, and the same as the whole model's);
+  value  [L, E] the mean of p^power over the pair's answer tokens (fed after its context), per layer.
+A request's pools are then the top-P experts of the mean value of its K nearest entries by cosine of the
+keys (`PoolIndex.prior`). The key comes from the request's context only; nothing it scores or generates.
+
+Measured on the bundled EMO (examples/pool_tuning.py: index from one half of the calibration pairs,
+scored on the other half): math at 12.5% 0.92 of the full model (drafts 0.87; an oracle that sees the
+answer 0.92-0.95), code and prose 0.98, in one prefill instead of three. `examples/pool_benchmark.py`
+reports it on held-out documents.
+
+Pairs come from calibration documents by one rule for every source: Python functions with a docstring
+(signature + docstring -> body), else a "...\\nAnswer:" problem (question -> answer), else paragraphs
+(the ones so far -> the next); the same cuts as the offline eval tasks (`emo_prune.eval.taskdata`).
+
+The file is safetensors (`keys`, `values.{layer}`) with JSON metadata; a loaded index is untrusted: its
+shapes, values and router fingerprint are checked against the model it is used with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emo_prune.errors import CheckpointError, OutputError, PlanError
+from emo_prune.io import Checkpoint
+
+META_KEY = "emo_prune.pool_index"
+FORMAT = 1
+DEFAULT_POWER = 2.0
+DEFAULT_NEIGHBOURS = 8
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    entry: int
+    similarity: float
+    domain: str
+
+
+@dataclass(frozen=True)
+class PoolIndex:
+    key_layer: int  # the first MoE layer
+    keys: torch.Tensor  # [N, R] float32, unit rows
+    values: dict[int, torch.Tensor]  # MoE layer -> [N, E] float32, mean p^power over an entry's answer
+    domains: tuple[str, ...]  # [N] the domain of each entry's document
+    power: float
+    fingerprint: str  # sha256 of the model's router weights (`router_fingerprint`)
+
+    # ---- lookup ---------------------------------------------------------------------------------
+    def nearest(self, key: torch.Tensor, k: int) -> list[Neighbour]:
+        """The k entries whose keys have the highest cosine with `key` [R] (ties: lower entry first)."""
+        key = key.float().cpu()
+        norm = key.norm()
+        if not norm > 0:
+            raise PlanError("pool index: the request's key is all zeros (an empty context?)")
+        similarity = self.keys @ (key / norm)  # [N]
+        order = torch.sort(similarity, descending=True, stable=True).indices[: min(k, len(self.domains))]
+        return [Neighbour(int(i), float(similarity[i]), self.domains[i]) for i in order]
+
+    def prior(self, neighbours: list[Neighbour]) -> dict[int, torch.Tensor]:
+        """Per MoE layer, the mean value of `neighbours`: [E] float64, what the pools are chosen by."""
+        rows = torch.tensor([n.entry for n in neighbours], dtype=torch.long)
+        return {layer: v[rows].double().mean(dim=0) for layer, v in self.values.items()}
+
+    # ---- file -----------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save
+
+        from emo_prune.io.atomic import atomic_write
+
+        tensors = {"keys": self.keys.contiguous(), **{f"values.{layer}": v.contiguous() for layer, v in self.values.items()}}
+        meta = {
+            "format": FORMAT,
+            "key_layer": self.key_layer,
+            "power": self.power,
+            "fingerprint": self.fingerprint,
+            "domains": list(self.domains),
+        }
+        data = save(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+        return atomic_write(path, lambda f: f.write(data))
+
+    @classmethod
+    def load(cls, path: str | Path, checkpoint: Checkpoint) -> PoolIndex:
+        """The index at `path`, checked against `checkpoint`'s layouts and routers (an untrusted file)."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise PlanError(f"pool index not found: {path}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                raw = (f.metadata() or {}).get(META_KEY)
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as exc:  # safetensors raises its own error types for corrupt files
+            raise PlanError(f"{path} is not a readable pool index: {exc}") from None
+        if raw is None:
+            raise PlanError(f"{path} is a safetensors file but not an emo-prune pool index (no {META_KEY} metadata)")
+        try:
+            meta = json.loads(raw)
+            index = cls._from_parts(meta, tensors)
+        except (ValueError, TypeError, KeyError, RecursionError, AttributeError) as exc:
+            raise PlanError(f"{path} is not a consistent pool index ({exc}); build it again with `emo-prune pool-index`") from None
+        index.check_model(checkpoint, path)
+        return index
+
+    @classmethod
+    def _from_parts(cls, meta: Any, tensors: dict[str, torch.Tensor]) -> PoolIndex:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(f"format {meta.get('format') if isinstance(meta, dict) else None}, this emo-prune reads {FORMAT}")
+        key_layer, power, fingerprint, domains = meta["key_layer"], meta["power"], meta["fingerprint"], meta["domains"]
+        if not isinstance(key_layer, int) or isinstance(key_layer, bool) or key_layer < 0:
+            raise ValueError("key_layer")
+        if not isinstance(power, (int, float)) or isinstance(power, bool) or not power > 0:
+            raise ValueError("power")
+        if not isinstance(fingerprint, str) or not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+            raise ValueError("fingerprint or domains")
+        keys = tensors.pop("keys")
+        values = {}
+        for name, tensor in tensors.items():
+            prefix, _, layer = name.partition(".")
+            if prefix != "values" or not layer.isdigit():
+                raise ValueError(f"unexpected tensor {name!r}")
+            values[int(layer)] = tensor.float()
+        n = len(domains)
+        if keys.dim() != 2 or keys.shape[0] != n or n == 0:
+            raise ValueError(f"keys of shape {tuple(keys.shape)} for {n} entries")
+        for layer, v in values.items():
+            if v.dim() != 2 or v.shape[0] != n:
+                raise ValueError(f"values.{layer} of shape {tuple(v.shape)} for {n} entries")
+        keys = keys.float()
+        if not all(bool(torch.isfinite(t).all() and (t >= 0).all()) for t in (keys, *values.values())):
+            raise ValueError("negative or non-finite values")
+        return cls(key_layer, keys, dict(sorted(values.items())), tuple(domains), float(power), fingerprint)
+
+    def check_model(self, checkpoint: Checkpoint, where: Path | str = "pool index") -> None:
+        """Refuse an index built for another model: other MoE layers, expert counts or router weights."""
+        layouts = [layout for layout in checkpoint.architecture.layouts if not layout.is_dense]
+        expected = {layout.index: layout.num_experts for layout in layouts}
+        found = {layer: v.shape[1] for layer, v in self.values.items()}
+        if found != expected or self.key_layer != layouts[0].index or self.keys.shape[1] != len(layouts[0].routed_ids):
+            raise PlanError(f"{where} does not fit {checkpoint.path}: its layers hold {found} experts, the model's {expected}")
+        if self.fingerprint != router_fingerprint(checkpoint):
+            raise PlanError(
+                f"{where} was built for another model (its router weights differ from {checkpoint.path}'s); "
+                "build the index for this model with `emo-prune pool-index`"
+            )
+
+    def summary(self) -> dict[str, Any]:
+        return {"entries": len(self.domains), "domains": dict(Counter(self.domains)), "power": self.power, "key_layer": self.key_layer}
+
+
+def router_fingerprint(checkpoint: Checkpoint) -> str:
+    """sha256 over the stored bytes of every MoE layer's router weight: an index is only valid for them."""
+    from emo_prune.io.reader import TensorReader
+
+    arch = checkpoint.architecture
+    digest = hashlib.sha256()
+    with TensorReader(checkpoint) as reader:
+        for layout in arch.layouts:
+            if layout.is_dense:
+                continue
+            weight = reader.get(arch.router_weight_key(layout.index, checkpoint.names)).contiguous()
+            digest.update(f"{layout.index}:{weight.dtype}:{tuple(weight.shape)}".encode())
+            digest.update(weight.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def context_answer_pairs(text: str) -> list[dict[str, str]]:
+    """A document's context -> answer pairs: Python functions, else a problem and its answer, else paragraphs."""
+    from emo_prune.eval.taskdata import code_answers, math_answers, prose_answers
+
+    return code_answers(text) or math_answers(text) or prose_answers(text)
+
+
+def is_pool_index_file(path: Path) -> bool:
+    from emo_prune.io.safetensors_header import read_header
+
+    try:
+        return META_KEY in read_header(path).metadata
+    except CheckpointError:
+        return False
+
+
+def check_index_output(out: Path, overwrite: bool) -> None:
+    """Refuse an unusable --out before any work: a folder, an existing file without --overwrite, or an
+    existing file that is not a pool index (never replaced)."""
+    from emo_prune.io.atomic import check_writable
+
+    out = Path(out)
+    if out.is_dir():
+        raise OutputError(f"--out {out} is a folder; give a file path such as {out / 'pools.index.safetensors'}")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} exists; pass --overwrite to replace it")
+    if out.exists() and not is_pool_index_file(out):
+        raise OutputError(f"{out} exists and is not an emo-prune pool index; refusing to replace it even with --overwrite")
+    check_writable(out)
+
+
+def build_index(
+    model_dir: str | Path,
+    sources: list[str],
+    *,
+    power: float = DEFAULT_POWER,
+    max_pairs: int | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    progress: Callable[[int, int], None] | None = None,
+) -> PoolIndex:
+    """An index of the context -> answer pairs of `sources` (calibration specs, as `profile --calib`),
+    at most `max_pairs` per domain, routed through the whole model of `model_dir`."""
+    from transformers import AutoTokenizer
+
+    from emo_prune.calib import load_documents
+
+    if not power > 0:
+        raise PlanError(f"--power must be > 0 (got {power})")
+    tokenizer = AutoTokenizer.from_pretrained(Checkpoint.open(model_dir).path)
+    pairs: list[IndexPair] = []
+    per_domain: Counter = Counter()
+    for doc in load_documents(sources, seed=seed):
+        for pair in context_answer_pairs(doc.text):
+            if max_pairs is not None and per_domain[doc.domain] >= max_pairs:
+                break
+            context, answer = tokenize_pair(tokenizer, pair["context"], pair["answer"])
+            if context and answer:
+                pairs.append(IndexPair(doc.domain, context, answer))
+                per_domain[doc.domain] += 1
+    if not pairs:
+        raise PlanError(
+            f"no context -> answer pair in {', '.join(sources)}: an index needs documents with a documented "
+            "function, a '...\\nAnswer:' problem or at least two paragraphs"
+        )
+    return index_pairs(model_dir, pairs, power=power, dtype=dtype, progress=progress)
+
+
+@dataclass(frozen=True)
+class IndexPair:
+    domain: str
+    context: list[int]  # token ids
+    answer: list[int]
+
+
+@torch.no_grad()
+def index_pairs(
+    model_dir: str | Path,
+    pairs: list[IndexPair],
+    *,
+    power: float = DEFAULT_POWER,
+    dtype: torch.dtype = torch.float32,
+    progress: Callable[[int, int], None] | None = None,
+) -> PoolIndex:
+    """The index of tokenized `pairs`: each context, then its answer, fed through the whole model (pool
+    mode with every expert in the pool, so the routing is the model's own)."""
+    from emo_prune.pools.runtime import PoolSettings, load_pool_runtime
+
+    runtime = load_pool_runtime(model_dir, PoolSettings(pool="1.0", pool_power=power), dtype=dtype)
+    moe = [layout for layout in runtime.layouts if not layout.is_dense]
+    keys, values = [], {layout.index: [] for layout in moe}
+    for pair in pairs:
+        request = runtime.begin()
+        cache = runtime.new_cache()
+        runtime.forward(pair.context, cache)
+        runtime.end_prefill()
+        keys.append(request_key(request.context_mass[moe[0].index], moe[0]))
+        before = {layer: request.mass[layer].clone() for layer in values}
+        runtime.forward(pair.answer, cache)
+        for layer, rows in values.items():
+            rows.append(((request.mass[layer] - before[layer]) / len(pair.answer)).float())
+        if progress is not None:
+            progress(1, len(pairs))
+    return PoolIndex(
+        key_layer=moe[0].index,
+        keys=torch.stack(keys).float(),
+        values={layer: torch.stack(rows) for layer, rows in values.items()},
+        domains=tuple(pair.domain for pair in pairs),
+        power=float(power),
+        fingerprint=router_fingerprint(runtime.checkpoint),
+    )
+
+
+def request_key(context_mass: torch.Tensor, layout: Any) -> torch.Tensor:
+    """The key of a context [R]: its summed router probabilities `context_mass` [E] at the key layer over
+    the routed experts, unit-normalized (so the mean per token, up to scale: contexts of any length compare)."""
+    key = context_mass[list(layout.routed_ids)].float()
+    norm = key.norm()
+    return key / norm if norm > 0 else key
+
+
+def tokenize_pair(tokenizer: Any, context: str, answer: str) -> tuple[list[int], list[int]]:
+    """Token ids of a context and its answer as lm-eval's loglikelihood cuts them: the context's trailing
+    spaces move to the answer, and the answer is the whole text's tokens after the context's."""
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, answer = context[:-spaces], context[-spaces:] + answer
+    ctx = tokenizer(context)["input_ids"]
+    whole = tokenizer(context + answer)["input_ids"]
+    return ctx, whole[len(ctx) :]
