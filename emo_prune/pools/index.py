@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ META_KEY = "emo_prune.pool_index"
 FORMAT = 1
 DEFAULT_POWER = 2.0
 DEFAULT_NEIGHBOURS = 8
+_DOMAIN = re.compile(r"[^\s/\[\]]{1,64}")  # a calibration domain name, as printed: no markup from an untrusted file
 
 
 @dataclass(frozen=True)
@@ -130,8 +132,8 @@ class PoolIndex:
             raise ValueError("key_layer")
         if not isinstance(power, (int, float)) or isinstance(power, bool) or not power > 0:
             raise ValueError("power")
-        if not isinstance(fingerprint, str) or not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
-            raise ValueError("fingerprint or domains")
+        if not isinstance(fingerprint, str) or not isinstance(domains, list) or not all(isinstance(d, str) and _DOMAIN.fullmatch(d) for d in domains):
+            raise ValueError("fingerprint or domains (names of 1-64 characters without spaces, '/' or markup)")
         keys = tensors.pop("keys")
         values = {}
         for name, tensor in tensors.items():

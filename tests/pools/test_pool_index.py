@@ -195,3 +195,9 @@ def test_cli_never_replaces_a_file_that_is_not_an_index(pool_models: dict[str, P
     result = invoke("pool-index", pool_models["shared"], "--calib", "builtin:math:calib", "--max-pairs", 1, "--out", precious, "--overwrite")
     assert result.exit_code == 1 and "not an emo-prune pool index" in result.output
     assert precious.read_bytes() == b"keep me"
+
+
+def test_domain_names_of_an_index_cannot_carry_markup(pool_models: dict[str, Path], index_file: Path, tmp_path: Path) -> None:
+    bad = _corrupt(index_file, tmp_path / "bad.safetensors", _set_meta("domains", ["math", "[red]x[/red]", "prose", "math"]))
+    with pytest.raises(PlanError, match="without spaces"):
+        PoolIndex.load(bad, Checkpoint.open(pool_models["shared"]))
