@@ -67,6 +67,8 @@ class PoolSettings:
         """The settings that `options` (CLI flags, EvalSettings: any object with these attribute names)
         name; None when its `pool` is None (no pool mode)."""
         if options.pool is None:
+            if getattr(options, "pool_index", None) is not None:
+                raise PlanError("--pool-index says how to choose the pools; give their size too: --pool 0.125 (or 0.25, or a count)")
             return None
         return cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
 

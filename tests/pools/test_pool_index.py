@@ -178,6 +178,8 @@ def test_cli_builds_an_index_and_uses_it(pool_models: dict[str, Path], tmp_path:
     assert data["entries"] == 6 and data["domains"] == {"math": 3, "code": 3} and target.exists()
     again = invoke("pool-index", model, "--calib", "builtin:math:calib", "--max-pairs", 2, "--out", target)
     assert again.exit_code == 1 and "pass --overwrite" in again.output
+    no_size = invoke("generate", model, "--pool-index", target, "--prompt", "hello")
+    assert no_size.exit_code == 1 and "give their size too: --pool" in no_size.output
     generated = invoke("generate", model, "--pool", "0.5", "--pool-index", target, "--prompt", "Question: What is 3 + 4?\nAnswer:", "--max-new-tokens", 2)
     assert generated.exit_code == 0, generated.output
     assert "pools from the answers of 6 calibration requests of the index" in generated.output
