@@ -12,21 +12,25 @@ For each model (emo-small: EMO objective; stdmoe-small: its standard-MoE twin, s
      loglikelihood_rolling on the `heldout` split, bits per byte).
 "retained" is the full model's bits-per-byte divided by the subset's on the domain it was cut for
 (1.0 = no loss; lower-is-better metrics are inverted this way everywhere in emo-prune). Builds and
-results are cached under --work, so a second run only prints the table.
+results are cached under --work (per model content), so a second run only prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-import emo_prune  # noqa: F401
-from emo_prune.assets import resolve_model
-from emo_prune.eval.harness import EvalSettings, evaluate_model
-from emo_prune.extract import extract
-from emo_prune.profile.runner import ProfileSettings, profile_to_file
-from emo_prune.select import SelectOptions, make_plan
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pool_benchmark as bench  # noqa: E402
+
+import emo_prune  # noqa: F401,E402
+from emo_prune.assets import resolve_model  # noqa: E402
+from emo_prune.eval.harness import EvalSettings, evaluate_model  # noqa: E402
+from emo_prune.extract import extract  # noqa: E402
+from emo_prune.profile.runner import ProfileSettings, profile_to_file  # noqa: E402
+from emo_prune.select import SelectOptions, make_plan  # noqa: E402
 
 MODELS = {"EMO": "builtin:emo-small", "standard": "builtin:stdmoe-small"}
 DOMAINS = ("code", "prose", "math")
@@ -55,7 +59,7 @@ def run(work: Path, domains: list[str], budgets: list[float], methods: list[str]
     rows = []
     for label, model_ref in MODELS.items():
         model_dir = resolve_model(model_ref)
-        root = work / label
+        root = bench.model_work(work / label, model_dir)  # per model content: a retrained model starts afresh
         profile = root / "profile.safetensors"
         if not profile.exists():
             sources = [f"builtin:{d}:calib" for d in DOMAINS]

@@ -54,6 +54,8 @@ import emo_prune  # noqa: F401
 from emo_prune.assets import resolve_model
 from emo_prune.eval.tasks import builtin_tasks_dir
 from emo_prune.extract import extract
+from emo_prune.io import Checkpoint
+from emo_prune.io.identity import model_identity
 from emo_prune.models.weights import load_pretrained
 from emo_prune.pools import ExpertStore, PoolSettings, load_pool_runtime
 from emo_prune.pools.coverage import CoverageMeter
@@ -105,9 +107,16 @@ def tokenize_pair(tokenizer, domain: str, doc: dict) -> dict:
     }
 
 
+def model_work(work: Path, model_dir: Path) -> Path:
+    """Where the cached artifacts of `model_dir` live under `work`: a folder per model CONTENT (the sha256
+    of its shards), so a retrained model never reuses another's profile, builds or index."""
+    return work / model_identity(Checkpoint.open(model_dir))["digest"][:16]
+
+
 def domain_build(model_dir: Path, work: Path, domain: str, budget: str) -> Path:
     """The static subset of `budget` for `domain` (mass selection on a profile of every domain's `calib`
-    split), extracted into `work` once and reused."""
+    split), extracted under `work` (per model content: `model_work`) once and reused."""
+    work = model_work(work, model_dir)
     profile = work / "profile.safetensors"
     if not profile.exists():
         sources = [f"{d}=builtin:{d}:calib" for d in DOMAINS]
@@ -120,6 +129,7 @@ def domain_build(model_dir: Path, work: Path, domain: str, budget: str) -> Path:
 
 def model_index(model_dir: Path, work: Path) -> Path:
     """The model's pool index as `emo-prune pool-index MODEL` builds it (calib split of every corpus), once."""
+    work = model_work(work, model_dir)
     path = work / "pool-index.safetensors"
     if not path.exists():
         work.mkdir(parents=True, exist_ok=True)
