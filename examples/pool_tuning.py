@@ -47,6 +47,11 @@ CANDIDATES = {
     "index K4": dict(pool_neighbours=4),
     "index K8": dict(pool_neighbours=8),
     "index K16": dict(pool_neighbours=16),
+    "index K8 + d32 w1": dict(pool_neighbours=8, draft=32, index_weight=1.0),
+    "index K8 + d32 w3": dict(pool_neighbours=8, draft=32, index_weight=3.0),
+    "index K8 + d32 w10": dict(pool_neighbours=8, draft=32, index_weight=10.0),
+    "index K8 + d32 w30": dict(pool_neighbours=8, draft=32, index_weight=30.0),
+    "index K8 + d32x2 w3": dict(pool_neighbours=8, draft=32, draft_rounds=2, index_weight=3.0),
 }
 
 

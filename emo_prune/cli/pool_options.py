@@ -21,7 +21,11 @@ ReselectOption = Annotated[
 ]
 DraftOption = Annotated[
     int,
-    typer.Option("--draft", help="Re-choose the pools from the context plus a greedy draft of N tokens (0: off)."),
+    typer.Option(
+        "--draft",
+        help="Re-choose the pools from the context plus a greedy draft of N tokens (0: off); with --pool-index, from "
+        "the neighbours' answers plus the draft.",
+    ),
 ]
 CacheBudgetOption = Annotated[
     str | None, typer.Option("--cache-budget", help="Byte budget of the shared expert cache, e.g. 64MB (default: unbounded).")
@@ -47,6 +51,10 @@ PoolIndexOption = Annotated[
     ),
 ]
 PoolNeighboursOption = Annotated[int, typer.Option("--pool-neighbours", min=1, help="With --pool-index: calibration requests averaged.")]
+IndexWeightOption = Annotated[
+    float,
+    typer.Option("--index-weight", help="With --pool-index and --draft: the neighbours' answer mass weighs this many times the draft's."),
+]
 CoverageWarnOption = Annotated[
     float | None,
     typer.Option(
@@ -69,6 +77,7 @@ class PoolFlags:
     pool_power: PoolPowerOption = 1.0
     pool_index: PoolIndexOption = None
     pool_neighbours: PoolNeighboursOption = 8
+    index_weight: IndexWeightOption = 10.0
     cache_budget: CacheBudgetOption = None
     cache_policy: CachePolicyOption = "lru"
     coverage_warn: CoverageWarnOption = None

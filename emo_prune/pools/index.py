@@ -14,10 +14,11 @@ contexts routed most like this one, and where their ANSWERS routed. Each entry h
 A request's pools are then the top-P experts of the mean value of its K nearest entries by cosine of the
 keys (`PoolIndex.prior`). The key comes from the request's context only; nothing it scores or generates.
 
-Measured on the bundled EMO (examples/pool_tuning.py: index from one half of the calibration pairs,
-scored on the other half): math at 12.5% 0.92 of the full model (drafts 0.87; an oracle that sees the
-answer 0.92-0.95), code and prose 0.98, in one prefill instead of three. `examples/pool_benchmark.py`
-reports it on held-out documents.
+Measured on the bundled EMO (examples/pool_tuning.py: index from the odd calibration documents,
+scored on pairs of the even ones): math at 12.5% keeps 0.90 of the full model in one prefill (two
+drafts: 0.84), 0.94 with a 32-token draft decoded in the index's pools and weighed 1:10 against the
+neighbours' mass (`runtime.PoolSettings.index_weight`); code and prose 0.98-0.99.
+`examples/pool_benchmark.py` reports both on held-out documents.
 
 Pairs come from calibration documents by one rule for every source: Python functions with a docstring
 (signature + docstring -> body), else a "...\\nAnswer:" problem (question -> answer), else paragraphs

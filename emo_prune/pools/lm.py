@@ -24,7 +24,7 @@ CONTEXT_TASKS = "emo_answer_code, emo_answer_math, emo_answer_prose (tag emo_ans
 
 class PoolLM(HFLM):
     """`pretrained`: a local EMO model folder. model_args: pool, reselect_every, draft, draft_rounds,
-    pool_power, pool_index, pool_neighbours, cache_budget, cache_policy, dtype (float32 default), device;
+    pool_power, pool_index, pool_neighbours, index_weight, cache_budget, cache_policy, dtype (float32 default), device;
     or, from Python, `settings` in their place."""
 
     def __init__(
@@ -37,6 +37,7 @@ class PoolLM(HFLM):
         pool_power: float = 1.0,
         pool_index: str | None = None,
         pool_neighbours: int = 8,
+        index_weight: float = 10.0,
         cache_budget: str | None = None,
         cache_policy: str = "lru",
         dtype: str = "float32",
@@ -58,6 +59,7 @@ class PoolLM(HFLM):
             pool_power=float(pool_power),
             pool_index=pool_index or None,
             pool_neighbours=int(pool_neighbours),
+            index_weight=float(index_weight),
             cache_budget=cache_budget,
             cache_policy=cache_policy,
         )

@@ -25,7 +25,10 @@ context: the pools still never see a token that is scored or generated for the a
 Index (`pool_index`, `emo_prune.pools.index`): at the first MoE layer of the prefill the context's mean
 router probabilities are the key, the K nearest calibration contexts of the index are looked up, and
 every layer's pool is the top-P of the mean router mass of THEIR answers (in place of the context's own
-mass), still chosen layer by layer inside the one prefill. The key depends only on the context.
+mass), still chosen layer by layer inside the one prefill. The key depends only on the context. With a
+draft as well, the draft is decoded within the index's pools and the pools are re-chosen from
+`index_weight` x the neighbours' mean answer mass + the draft's mean mass per token: the index says
+which kind of answer this is, the draft what this answer looks like.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class PoolSettings:
     pool_power: float = 1.0  # pools by sum of p^a over the tokens; 1: EMO's rule (selection.py)
     pool_index: str | None = None  # a pool index file: pools from the answers of the K nearest calibration contexts
     pool_neighbours: int = DEFAULT_NEIGHBOURS  # K
+    index_weight: float = 10.0  # with pool_index and draft: the neighbours' answer mass weighs this x the draft's (pool_tuning.py)
 
     @classmethod
     def of(cls, options: Any) -> PoolSettings | None:
@@ -83,11 +87,13 @@ class PoolSettings:
             raise PlanError(f"--pool-power must be > 0 (got {self.pool_power})")
         if self.pool_neighbours < 1:
             raise PlanError(f"--pool-neighbours must be >= 1 (got {self.pool_neighbours})")
-        if self.pool_index is not None and (self.draft or self.reselect_every is not None):
+        if self.pool_index is not None and self.reselect_every is not None:
             raise PlanError(
-                "--pool-index chooses the pools from its calibration neighbours, --draft and --reselect-every from the "
-                "request's own tokens; use one or the other"
+                "--pool-index fixes the pools from its calibration neighbours (and --draft); --reselect-every re-chooses "
+                "them from the tokens fed; use one or the other"
             )
+        if not self.index_weight > 0:
+            raise PlanError(f"--index-weight must be > 0 (got {self.index_weight})")
 
 
 @dataclass
@@ -209,7 +215,8 @@ class PoolRuntime:
         request = self.request
         for layout in self.layouts:
             if not layout.is_dense:
-                self.set_pool(request, layout, choose_pool(request.mass[layout.index], layout, self.sizes[layout.index]))
+                chosen_by = request.mass[layout.index] if request.prior is None else request.prior[layout.index]
+                self.set_pool(request, layout, choose_pool(chosen_by, layout, self.sizes[layout.index]))
         request.history.append(request.pools)
 
     @torch.no_grad()
@@ -233,14 +240,20 @@ class PoolRuntime:
         logits = self.forward(context, cache)[-1]
         self.end_prefill()
         eos = _eos_ids(self.model.config)
+        neighbours_mass = request.prior  # layer -> [E] with an index, else None
         for _ in range(self.settings.draft_rounds if self.settings.draft else 0):
+            before, drafted = dict(request.mass), 0
             for _ in range(self.settings.draft):
                 token = int(logits.argmax())
                 if token in eos:
                     break
                 logits = self.forward([token], cache)[-1]
+                drafted += 1
+            if neighbours_mass is not None and drafted:  # the index's answer mass, refined by the draft's
+                weight = self.settings.index_weight
+                request.prior = {l: weight * m + (request.mass[l] - before[l]) / drafted for l, m in neighbours_mass.items()}
             mass = dict(request.mass)  # context + draft: later re-selections start from it (measured: better)
-            self.reselect()  # from the context and the draft
+            self.reselect()  # from the context and the draft (with an index: from request.prior)
             request.history = request.history[-1:]  # the pools the request runs in
             cache = self.new_cache()
             logits = self.forward(context, cache)[-1]  # the context again, within the new pools

@@ -152,11 +152,40 @@ def test_a_missing_or_unreadable_index_is_refused(pool_models: dict[str, Path], 
         PoolIndex.load(tmp_path / "junk.safetensors", checkpoint)
 
 
-def test_index_and_drafts_are_exclusive() -> None:
+def test_index_and_reselection_are_exclusive() -> None:
     with pytest.raises(PlanError, match="use one or the other"):
-        PoolSettings(pool="0.5", pool_index="x", draft=8)
+        PoolSettings(pool="0.5", pool_index="x", reselect_every=8)
     with pytest.raises(PlanError, match="pool-neighbours"):
         PoolSettings(pool="0.5", pool_neighbours=0)
+    with pytest.raises(PlanError, match="index-weight"):
+        PoolSettings(pool="0.5", index_weight=0)
+
+
+def test_a_draft_refines_the_index_pools(pool_models: dict[str, Path], index_file: Path) -> None:
+    """Index + draft: the pools are the top of weight x the neighbours' answer mass + the draft's mean mass,
+    and still equal masked routing and never depend on the continuation."""
+    model = pool_models["shared"]
+    settings = PoolSettings(pool="0.5", pool_index=str(index_file), pool_neighbours=2, draft=3, index_weight=0.5)
+    runtime = load_pool_runtime(model, settings)
+    logprobs, _, report = runtime.score(CONTEXT, CONTINUATION)
+    # the reference: the index's pools, a greedy 3-token draft within them, its mean router mass per layer
+    first = load_pool_runtime(model, PoolSettings(pool="0.5", pool_index=str(index_file), pool_neighbours=2))
+    cache, logits = first.prefill(CONTEXT)
+    request = first.request
+    neighbours_mass, before, draft = request.prior, dict(request.mass), []
+    for _ in range(3):
+        draft.append(int(logits.argmax()))
+        logits = first.forward([draft[-1]], cache)[-1]
+    # layer 0's draft mass is the whole model's (no expert precedes its router): an independent reference
+    layout0 = runtime.layouts[0]
+    whole = router_probabilities(router_logits(model, CONTEXT + draft)[0], layout0.routing_spec())[len(CONTEXT) :].double()
+    torch.testing.assert_close((request.mass[0] - before[0]) / 3, whole.mean(dim=0), atol=1e-6, rtol=1e-5)
+    for layer, ids in report.pools.items():
+        mass = 0.5 * neighbours_mass[layer] + (request.mass[layer] - before[layer]) / 3
+        assert ids == choose_pool(mass, runtime.layouts[layer], runtime.sizes[layer])
+    reference = masked_reference(model, report.pools, CONTEXT + CONTINUATION[:-1])[len(CONTEXT) - 1 :]
+    torch.testing.assert_close(logprobs, reference.gather(1, torch.tensor(CONTINUATION)[:, None])[:, 0], atol=1e-5, rtol=1e-5)
+    assert runtime.score(CONTEXT, [300, 301, 302])[2].pools == report.pools
 
 
 def test_pairs_follow_one_rule_for_every_source() -> None:
