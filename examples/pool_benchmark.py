@@ -61,7 +61,7 @@ from emo_prune.io.identity import model_identity
 from emo_prune.models.weights import load_pretrained
 from emo_prune.pools import ExpertStore, PoolSettings, load_pool_runtime
 from emo_prune.pools.coverage import CoverageMeter
-from emo_prune.pools.index import build_index, tokenize_pair as tokenize_ids
+from emo_prune.pools.index import DEFAULT_SOURCES, build_index, tokenize_pair as tokenize_ids
 from emo_prune.profile.runner import ProfileSettings, profile_to_file
 from emo_prune.select import SelectOptions, make_plan
 
@@ -136,7 +136,7 @@ def model_index(model_dir: Path, work: Path) -> Path:
     path = work / "pool-index.safetensors"
     if not path.exists():
         work.mkdir(parents=True, exist_ok=True)
-        build_index(model_dir, [f"{d}=builtin:{d}:calib" for d in DOMAINS]).save(path)
+        build_index(model_dir, list(DEFAULT_SOURCES)).save(path)
     return path
 
 

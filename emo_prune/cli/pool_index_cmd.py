@@ -45,9 +45,9 @@ def register(app: typer.Typer) -> None:
 
         Example: emo-prune pool-index builtin:emo-small --out emo-small.pool-index.safetensors
         """
-        from emo_prune.pools.index import build_index, check_index_output
+        from emo_prune.pools.index import DEFAULT_SOURCES, build_index, check_index_output
 
-        sources = calib or [f"{d}=builtin:{d}:calib" for d in ("code", "prose", "math")]
+        sources = calib or list(DEFAULT_SOURCES)
         target = out_path or Path(f"{model_label(model_dir)}.pool-index.safetensors")
         check_index_output(target, overwrite)
         started = time.perf_counter()

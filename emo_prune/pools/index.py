@@ -48,6 +48,7 @@ META_KEY = "emo_prune.pool_index"
 FORMAT = 1
 DEFAULT_POWER = 2.0
 DEFAULT_NEIGHBOURS = 8
+DEFAULT_SOURCES = tuple(f"{d}=builtin:{d}:calib" for d in ("code", "prose", "math"))  # `pool-index` without --calib
 _DOMAIN = re.compile(r"[^\s/\[\]]{1,64}")  # a calibration domain name, as printed: no markup from an untrusted file
 
 
