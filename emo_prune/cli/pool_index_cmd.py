@@ -24,8 +24,9 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--calib",
-                help="Calibration source, repeatable, as `profile --calib` (DOMAIN=SOURCE names its domain). "
-                "Default: the built-in calibration split of code, prose and math.",
+                help="Calibration source, repeatable, as `profile --calib` (DOMAIN=SOURCE names its domain), or a JSONL "
+                'file of {"context", "answer"} records (the requests you serve). Default: the built-in calibration split '
+                "of code, prose and math.",
             ),
         ] = None,
         out_path: Annotated[

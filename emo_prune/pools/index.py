@@ -20,7 +20,8 @@ drafts: 0.84), 0.94 with a 32-token draft decoded in the index's pools and weigh
 neighbours' mass (`runtime.PoolSettings.index_weight`); code and prose 0.98-0.99.
 `examples/pool_benchmark.py` reports both on held-out documents.
 
-Pairs come from calibration documents by one rule for every source: Python functions with a docstring
+Pairs: a JSONL file of {"context", "answer"} records is taken as it is (the requests a user serves);
+any other calibration source's documents are cut by one rule: Python functions with a docstring
 (signature + docstring -> body), else a "...\\nAnswer:" problem (question -> answer), else paragraphs
 (the ones so far -> the next); the same cuts as the offline eval tasks (`emo_prune.eval.taskdata`).
 
@@ -41,7 +42,7 @@ from typing import Any
 
 import torch
 
-from emo_prune.errors import CheckpointError, OutputError, PlanError
+from emo_prune.errors import CalibrationError, CheckpointError, OutputError, PlanError
 from emo_prune.io import Checkpoint
 
 META_KEY = "emo_prune.pool_index"
@@ -187,6 +188,62 @@ def router_fingerprint(checkpoint: Checkpoint) -> str:
     return digest.hexdigest()
 
 
+def text_pairs(sources: list[str], seed: int = 0) -> list[tuple[str, dict[str, str]]]:
+    """(domain, {"context", "answer"}) of every source, in order: a JSONL file of {"context", "answer"
+    [, "domain"]} records as it is (the requests a user serves, verbatim), any other source's documents
+    cut by `context_answer_pairs`."""
+    from emo_prune.calib import load_documents
+    from emo_prune.calib.sources import parse_source
+
+    found: list[tuple[str, dict[str, str]]] = []
+    for spec in sources:
+        source = parse_source(spec)
+        path = Path(source.target)
+        if source.kind == "path" and path.suffix.lower() == ".jsonl" and _holds_pairs(path):
+            found += read_pair_records(path, source.domain)
+        else:
+            found += [(doc.domain, pair) for doc in load_documents([spec], seed=seed) for pair in context_answer_pairs(doc.text)]
+    for domain, _ in found:
+        if not _DOMAIN.fullmatch(domain):
+            raise CalibrationError(f"domain name {domain!r}: an index names domains of 1-64 characters without spaces, '/' or '[ ]'")
+    return found
+
+
+def _holds_pairs(path: Path) -> bool:
+    """Whether a JSONL file's first record has a "context" field (pairs), not "text" (documents)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), "")
+        record = json.loads(first) if first else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False  # the documents reader reports what is wrong with it
+    return isinstance(record, dict) and "context" in record
+
+
+def read_pair_records(path: Path, domain: str | None) -> list[tuple[str, dict[str, str]]]:
+    """{"context", "answer"[, "domain"]} records of a JSONL file; the domain: the spec's DOMAIN=, else the
+    record's, else the file's stem."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CalibrationError(f"cannot read {path} as UTF-8 text: {exc}") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise CalibrationError(f"{path}:{number} is not JSON ({exc})") from None
+        if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("context", "answer")):
+            raise CalibrationError(f'{path}:{number}: expected {{"context": "...", "answer": "..."}} (strings)')
+        name = domain or record.get("domain") or path.stem
+        if not isinstance(name, str):
+            raise CalibrationError(f"{path}:{number}: field 'domain' must be a string")
+        records.append((name, {"context": record["context"], "answer": record["answer"]}))
+    return records
+
+
 def context_answer_pairs(text: str) -> list[dict[str, str]]:
     """A document's context -> answer pairs: Python functions, else a problem and its answer, else paragraphs."""
     from emo_prune.eval.taskdata import code_answers, math_answers, prose_answers
@@ -232,25 +289,22 @@ def build_index(
     at most `max_pairs` per domain, routed through the whole model of `model_dir`."""
     from transformers import AutoTokenizer
 
-    from emo_prune.calib import load_documents
-
     if not power > 0:
         raise PlanError(f"--power must be > 0 (got {power})")
     tokenizer = AutoTokenizer.from_pretrained(Checkpoint.open(model_dir).path)
     pairs: list[IndexPair] = []
     per_domain: Counter = Counter()
-    for doc in load_documents(sources, seed=seed):
-        for pair in context_answer_pairs(doc.text):
-            if max_pairs is not None and per_domain[doc.domain] >= max_pairs:
-                break
-            context, answer = tokenize_pair(tokenizer, pair["context"], pair["answer"])
-            if context and answer:
-                pairs.append(IndexPair(doc.domain, context, answer))
-                per_domain[doc.domain] += 1
+    for domain, pair in text_pairs(sources, seed):
+        if max_pairs is not None and per_domain[domain] >= max_pairs:
+            continue
+        context, answer = tokenize_pair(tokenizer, pair["context"], pair["answer"])
+        if context and answer:
+            pairs.append(IndexPair(domain, context, answer))
+            per_domain[domain] += 1
     if not pairs:
         raise PlanError(
             f"no context -> answer pair in {', '.join(sources)}: an index needs documents with a documented "
-            "function, a '...\\nAnswer:' problem or at least two paragraphs"
+            "function, a '...\\nAnswer:' problem or at least two paragraphs, or JSONL records with 'context' and 'answer'"
         )
     return index_pairs(model_dir, pairs, power=power, dtype=dtype, progress=progress)
 

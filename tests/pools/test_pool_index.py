@@ -232,3 +232,25 @@ def test_domain_names_of_an_index_cannot_carry_markup(pool_models: dict[str, Pat
     bad = _corrupt(index_file, tmp_path / "bad.safetensors", _set_meta("domains", ["math", "[red]x[/red]", "prose", "math"]))
     with pytest.raises(PlanError, match="without spaces"):
         PoolIndex.load(bad, Checkpoint.open(pool_models["shared"]))
+
+
+def test_a_jsonl_of_context_answer_records_is_indexed_as_it_is(pool_models: dict[str, Path], tmp_path: Path) -> None:
+    records = tmp_path / "requests.jsonl"
+    lines = [
+        {"context": "Question: What is 3 + 4?\nAnswer:", "answer": " 3 + 4 = 7."},
+        {"context": "Translate to French: cat", "answer": " chat", "domain": "translate"},
+        {"context": "def f(x):", "answer": "    return x"},
+    ]
+    records.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    target = tmp_path / "r.index.safetensors"
+    built = invoke("--json", "pool-index", pool_models["shared"], "--calib", records, "--out", target)
+    assert built.exit_code == 0, built.output
+    assert json.loads(built.output)["domains"] == {"requests": 2, "translate": 1}
+    named = invoke("--json", "pool-index", pool_models["shared"], "--calib", f"chat={records}", "--out", target, "--overwrite")
+    assert json.loads(named.output)["domains"] == {"chat": 3}
+    records.write_text(json.dumps(lines[0]) + '\n{"context": "no answer"}\n')
+    broken = invoke("pool-index", pool_models["shared"], "--calib", records, "--out", tmp_path / "b.safetensors")
+    assert broken.exit_code == 1 and "requests.jsonl:2" in broken.output and not (tmp_path / "b.safetensors").exists()
+    records.write_text(json.dumps({**lines[0], "domain": "[bold]x"}) + "\n")
+    marked = invoke("pool-index", pool_models["shared"], "--calib", records, "--out", tmp_path / "m.safetensors")
+    assert marked.exit_code == 1 and "domain name" in marked.output
