@@ -16,8 +16,8 @@ families) and budget (25%, 12.5% of each layer's experts, the shared one include
   pool+d32x2    two drafts in a row, the second decoded within the pools the first chose
   pool+d32x2+re8  and re-chosen every 8 answer tokens (from context, drafts and tokens fed)
   ... p2    the same, pools chosen by the sum of squared router probabilities (`--pool-power 2`)
-  pool+index  pools from a pool index of the three corpora's `calib` split (`emo-prune pool-index`,
-            defaults): the answers' router mass of the 8 calibration requests whose contexts route
+  pool+index  pools from the model's pool index (`emo-prune pool-index`, defaults: the three corpora's
+            `train` split): the answers' router mass of the 8 indexed requests whose contexts route
             most like this one's (emo_prune.pools.index)
   pool+index+d32  and a 32-token draft decoded within those pools; the pools re-chosen from 10 x the
             neighbours' answer mass + the draft's (`--pool-index F --draft 32`)
@@ -40,6 +40,7 @@ quality loss on the answer (bits per byte of build minus full); Spearman correla
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -61,7 +62,7 @@ from emo_prune.io.identity import model_identity
 from emo_prune.models.weights import load_pretrained
 from emo_prune.pools import ExpertStore, PoolSettings, load_pool_runtime
 from emo_prune.pools.coverage import CoverageMeter
-from emo_prune.pools.index import DEFAULT_SOURCES, build_index, tokenize_pair as tokenize_ids
+from emo_prune.pools.index import DEFAULT_POWER, DEFAULT_SOURCES, build_index, tokenize_pair as tokenize_ids
 from emo_prune.profile.runner import ProfileSettings, profile_to_file
 from emo_prune.select import SelectOptions, make_plan
 
@@ -131,11 +132,12 @@ def domain_build(model_dir: Path, work: Path, domain: str, budget: str) -> Path:
 
 
 def model_index(model_dir: Path, work: Path) -> Path:
-    """The model's pool index as `emo-prune pool-index MODEL` builds it (calib split of every corpus), once."""
-    work = model_work(work, model_dir)
-    path = work / "pool-index.safetensors"
+    """The model's pool index as `emo-prune pool-index MODEL` builds it (defaults), once per model content
+    and per index definition (sources and answer power: a changed default never reuses an old file)."""
+    definition = hashlib.sha256(json.dumps([DEFAULT_SOURCES, DEFAULT_POWER]).encode()).hexdigest()[:12]
+    path = model_work(work, model_dir) / f"pool-index-{definition}.safetensors"
     if not path.exists():
-        work.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         build_index(model_dir, list(DEFAULT_SOURCES)).save(path)
     return path
 
@@ -147,13 +149,14 @@ def mode_settings(mode: str, budget: str, model_dir: Path, work: Path) -> PoolSe
     return PoolSettings(pool=budget, **options)
 
 
-def retained_by_domain(full_nll: list[float], nll: list[float], pairs: list[dict]) -> dict[str, float]:
-    """Quality retained per domain: the full model's bits per byte / the row's, over that domain's pairs."""
+def retained(full_nll: list[float], nll: list[float], pairs: list[dict]) -> dict[str, float]:
+    """Quality retained per group of `groups` that holds a pair (domains, then math's families): the
+    full model's bits per byte / the row's, over the group's pairs."""
     out = {}
-    for domain in DOMAINS:
-        idx = [i for i, p in enumerate(pairs) if p["domain"] == domain]
-        sub = [pairs[i] for i in idx]
-        out[domain] = bpb([full_nll[i] for i in idx], sub) / bpb([nll[i] for i in idx], sub)
+    for name, idx in groups(pairs).items():
+        if idx:
+            sub = [pairs[i] for i in idx]
+            out[name] = bpb([full_nll[i] for i in idx], sub) / bpb([nll[i] for i in idx], sub)
     return out
 
 

@@ -7,7 +7,7 @@ choice of pools by router mass can keep. For each held-out context -> answer doc
 examples/pool_benchmark.py), the prefill feeds the context and then the true answer, the pools are
 chosen from that mass (sum of p^a over context and answer, a = --pool-power), and the answer is scored
 after the context within those pools. Prints quality retained (full model bits per byte / the
-oracle's) per domain and budget. Not a method: a ceiling for the methods of the benchmark.
+oracle's) per domain, math's problem families and budget. Not a method: a ceiling for the methods of the benchmark.
 """
 
 from __future__ import annotations
@@ -56,14 +56,15 @@ def main() -> int:
     full = load_pretrained(model_dir, torch.float32)
     full_nll = [bench.whole_nll(full, p) for p in pairs]
     del full
-    print("| pool power | budget | " + " | ".join(bench.DOMAINS) + " |")
-    print("|---|---|" + "---|" * len(bench.DOMAINS))
+    names = [name for name, idx in bench.groups(pairs).items() if idx]  # domains, then math's families
+    print("| pool power | budget | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
     for power in args.powers:
         for budget in bench.BUDGETS:
             runtime = load_pool_runtime(model_dir, PoolSettings(pool=budget, pool_power=power))
             nll = [oracle_score(runtime, p["context"], p["answer"]) for p in pairs]
-            retained = bench.retained_by_domain(full_nll, nll, pairs)
-            print(f"| {power:g} | {float(budget):.1%} | " + " | ".join(f"{retained[d]:.2f}" for d in bench.DOMAINS) + " |", flush=True)
+            retained = bench.retained(full_nll, nll, pairs)
+            print(f"| {power:g} | {float(budget):.1%} | " + " | ".join(f"{retained[n]:.2f}" for n in names) + " |", flush=True)
     return 0
 
 

@@ -5,15 +5,15 @@
 
 Context -> answer pairs are cut from the `calib` split of each built-in corpus exactly as the
 held-out tasks of recipes/tasks are cut from `heldout` (emo_prune.eval.taskdata: code = signature and
-docstring -> body, math = problem -> worked answer, prose = paragraphs so far -> the next one), from
-the even-numbered documents; then every candidate setting of `--draft / --draft-rounds /
---reselect-every / --pool-power / --pool-index --pool-neighbours` is scored like
-examples/pool_benchmark.py scores the held-out pairs: quality retained = the full model's bits per
-byte of the answers / the setting's, per domain. The pool index of the `index` candidates is built
-from the odd-numbered documents (`emo_prune.pools.index`, every pair they hold), so no scored pair
-is its own neighbour. The setting the README recommends is the best
-here; examples/pool_benchmark.py then reports it on held-out documents it never saw. The last run's
-table: examples/results/pool_tuning.md.
+docstring -> body, math = problem -> worked answer, prose = paragraphs so far -> the next one); then
+every candidate setting of `--draft / --draft-rounds / --pool-power / --pool-index --pool-neighbours
+--index-weight` is scored like examples/pool_benchmark.py scores the held-out pairs: quality retained =
+the full model's bits per byte of the answers / the setting's, per domain and per math problem family.
+The pool index of the `index` candidates is the default of `emo-prune pool-index` (the `train` split
+of every corpus, `emo_prune.pools.index.DEFAULT_SOURCES`), built once per answer power (`--power`),
+so no scored pair is in it. The setting the README recommends is the best here;
+examples/pool_benchmark.py then reports it on held-out documents it never saw. The last run's table:
+examples/results/pool_tuning.md.
 """
 
 from __future__ import annotations
@@ -34,56 +34,42 @@ from emo_prune.calib.sources import load_documents  # noqa: E402
 from emo_prune.eval.taskdata import code_answers, math_answers, prose_answers  # noqa: E402
 from emo_prune.models.weights import load_pretrained  # noqa: E402
 from emo_prune.pools import PoolSettings, load_pool_runtime  # noqa: E402
-from emo_prune.pools.index import IndexPair, context_answer_pairs, index_pairs, tokenize_pair  # noqa: E402
+from emo_prune.pools.index import DEFAULT_SOURCES, build_index  # noqa: E402
 
 SPLITTERS = {"code": code_answers, "prose": prose_answers, "math": math_answers}
 CANDIDATES = {
     "pool": dict(),
     "d32x2": dict(draft=32, draft_rounds=2),
     "d32x2 p2": dict(draft=32, draft_rounds=2, pool_power=2.0),
-    "d32x2 p3": dict(draft=32, draft_rounds=2, pool_power=3.0),
-    "d32x3 p2": dict(draft=32, draft_rounds=3, pool_power=2.0),
-    "d32x2+re8 p2": dict(draft=32, draft_rounds=2, reselect_every=8, pool_power=2.0),
-    "index K4": dict(pool_neighbours=4),
-    "index K8": dict(pool_neighbours=8),
-    "index K16": dict(pool_neighbours=16),
-    "index K8 + d32 w1": dict(pool_neighbours=8, draft=32, index_weight=1.0),
-    "index K8 + d32 w3": dict(pool_neighbours=8, draft=32, index_weight=3.0),
-    "index K8 + d32 w10": dict(pool_neighbours=8, draft=32, index_weight=10.0),
-    "index K8 + d32 w30": dict(pool_neighbours=8, draft=32, index_weight=30.0),
-    "index K8 + d32x2 w3": dict(pool_neighbours=8, draft=32, draft_rounds=2, index_weight=3.0),
+    "index p2 K8": dict(index_power=2.0, pool_neighbours=8),
+    "index p1.5 K8": dict(index_power=1.5, pool_neighbours=8),
+    "index K4": dict(index_power=1.0, pool_neighbours=4),
+    "index K8": dict(index_power=1.0, pool_neighbours=8),
+    "index K16": dict(index_power=1.0, pool_neighbours=16),
+    "index K8 + d32 w1": dict(index_power=1.0, pool_neighbours=8, draft=32, index_weight=1.0),
+    "index K8 + d32 w3": dict(index_power=1.0, pool_neighbours=8, draft=32, index_weight=3.0),
+    "index K8 + d32 w10": dict(index_power=1.0, pool_neighbours=8, draft=32, index_weight=10.0),
+    "index K8 + d32 w30": dict(index_power=1.0, pool_neighbours=8, draft=32, index_weight=30.0),
+    "index p2 K8 + d32 w10": dict(index_power=2.0, pool_neighbours=8, draft=32, index_weight=10.0),
 }
 
 # the table of examples/results/pool_tuning.md; the other candidates were measured before (README)
-DEFAULT = ("pool", "d32x2", "d32x2 p2", "index K4", "index K8", "index K16", "index K8 + d32 w1", "index K8 + d32 w3",
-           "index K8 + d32 w10", "index K8 + d32 w30")  # fmt: skip
+DEFAULT = ("pool", "d32x2 p2", "index p2 K8", "index p1.5 K8", "index K4", "index K8", "index K16", "index K8 + d32 w1",
+           "index K8 + d32 w3", "index K8 + d32 w10", "index K8 + d32 w30", "index p2 K8 + d32 w10")  # fmt: skip
 
 
-def calib_documents(domain: str, parity: int | None = None) -> list[str]:
-    """The calibration split's documents of `domain`: all, or those whose position is even (parity 0) or odd (1)."""
-    texts = [doc.text for doc in load_documents([f"builtin:{domain}:calib"], seed=0)]
-    return texts if parity is None else texts[parity::2]
-
-
-def calib_pairs(tokenizer, limit: int, parity: int | None = None) -> list[dict]:
-    """Up to `limit` context -> answer pairs per domain from the calibration documents (`calib_documents`),
-    tokenized as the benchmark's."""
+def calib_pairs(tokenizer, limit: int) -> list[dict]:
+    """Up to `limit` context -> answer pairs per domain from the calibration split, tokenized as the benchmark's."""
     pairs = []
     for domain, split in SPLITTERS.items():
-        records = [r for text in calib_documents(domain, parity) for r in split(text)][:limit]
+        records = [r for doc in load_documents([f"builtin:{domain}:calib"], seed=0) for r in split(doc.text)][:limit]
         pairs += [bench.tokenize_pair(tokenizer, domain, r) for r in records]
     return pairs
 
 
-def odd_index(model_dir: Path, tokenizer, path: Path) -> Path:
-    """A pool index of every context -> answer pair of the odd calibration documents, written to `path`."""
-    pairs = [
-        IndexPair(domain, *tokenize_pair(tokenizer, r["context"], r["answer"]))
-        for domain in SPLITTERS
-        for text in calib_documents(domain, 1)
-        for r in context_answer_pairs(text)
-    ]
-    index_pairs(model_dir, pairs).save(path)
+def default_index(model_dir: Path, path: Path, power: float) -> Path:
+    """The pool index `emo-prune pool-index MODEL --power P` builds (`DEFAULT_SOURCES`), written to `path`."""
+    build_index(model_dir, list(DEFAULT_SOURCES), power=power).save(path)
     return path
 
 
@@ -91,7 +77,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="builtin:emo-small")
     parser.add_argument("--budgets", nargs="+", default=["0.125", "0.25"])
-    parser.add_argument("--limit", type=int, default=64, help="pairs per domain")
+    parser.add_argument("--limit", type=int, default=400, help="pairs per domain (400: all of the calib split's)")
     parser.add_argument("--candidates", nargs="+", default=list(DEFAULT), choices=list(CANDIDATES))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -100,24 +86,27 @@ def main() -> int:
     started = time.perf_counter()
     model_dir = resolve_model(args.model)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    pairs = calib_pairs(tokenizer, args.limit, parity=0)
+    pairs = calib_pairs(tokenizer, args.limit)
     work = Path(tempfile.mkdtemp(prefix="pool-tuning-"))
-    index = odd_index(model_dir, tokenizer, work / "odd.index.safetensors") if any(c.startswith("index") for c in args.candidates) else None
+    powers = sorted({CANDIDATES[name]["index_power"] for name in args.candidates if "index_power" in CANDIDATES[name]})
+    indexes = {power: default_index(model_dir, work / f"p{power}.index.safetensors", power) for power in powers}
     full = load_pretrained(model_dir, torch.float32)
     full_nll = [bench.whole_nll(full, p) for p in pairs]
     del full
-    domains = list(SPLITTERS)
-    counts = ", ".join(f"{d} {sum(p['domain'] == d for p in pairs)}" for d in domains)
+    names = [name for name, idx in bench.groups(pairs).items() if idx]  # domains, then math's families
+    counts = ", ".join(f"{name} {len(idx)}" for name, idx in bench.groups(pairs).items() if idx)
     print(f"calibration pairs: {counts}\n")
-    print("| budget | setting | " + " | ".join(domains) + " |")
-    print("|---|---|" + "---|" * len(domains))
+    print("| budget | setting | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
     for budget in args.budgets:
         for name in args.candidates:
-            uses_index = dict(pool_index=str(index)) if name.startswith("index") else {}
-            runtime = load_pool_runtime(model_dir, PoolSettings(pool=budget, **CANDIDATES[name], **uses_index))
+            options = dict(CANDIDATES[name])
+            if "index_power" in options:
+                options["pool_index"] = str(indexes[options.pop("index_power")])
+            runtime = load_pool_runtime(model_dir, PoolSettings(pool=budget, **options))
             nll = [-float(runtime.score(p["context"], p["answer"])[0].sum()) for p in pairs]
-            retained = bench.retained_by_domain(full_nll, nll, pairs)
-            print(f"| {float(budget):.1%} | {name} | " + " | ".join(f"{retained[d]:.2f}" for d in domains) + " |", flush=True)
+            retained = bench.retained(full_nll, nll, pairs)
+            print(f"| {float(budget):.1%} | {name} | " + " | ".join(f"{retained[n]:.2f}" for n in names) + " |", flush=True)
     print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0
 

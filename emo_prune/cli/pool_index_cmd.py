@@ -25,8 +25,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--calib",
                 help="Calibration source, repeatable, as `profile --calib` (DOMAIN=SOURCE names its domain), or a JSONL "
-                'file of {"context", "answer"} records (the requests you serve). Default: the built-in calibration split '
-                "of code, prose and math.",
+                'file of {"context", "answer"} records (the requests you serve). Default: the built-in code, prose and math '
+                "corpora's training split (the text the bundled models learned from).",
             ),
         ] = None,
         out_path: Annotated[
@@ -34,7 +34,9 @@ def register(app: typer.Typer) -> None:
             typer.Option("--out", help="Index file to write (default: MODEL.pool-index.safetensors here).", show_default=False),
         ] = None,
         max_pairs: Annotated[int | None, typer.Option("--max-pairs", min=1, help="Context -> answer pairs per domain at most.")] = None,
-        power: Annotated[float, typer.Option("--power", help="Answers' router mass as the mean of p^a (2: tokens that commit weigh more).")] = 2.0,
+        power: Annotated[
+            float, typer.Option("--power", help="Answers' router mass as the mean of p^a (1: EMO's rule; 2: tokens that commit weigh more).")
+        ] = 1.0,  # pools.index.DEFAULT_POWER (not imported here: --help stays free of torch)
         seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in corpora's sampling order.")] = 0,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out (a pool index only).")] = False,
         json_output: JsonFlag = False,

@@ -10,15 +10,18 @@ contexts routed most like this one, and where their ANSWERS routed. Each entry h
   key    [R]  the mean router probability of the pair's context tokens at the key layer, unit-normalized
               (the first MoE layer: its input depends on no expert, so a request's key is the same
               whatever pools it runs in, and the same as the whole model's);
-  value  [L, E] the mean of p^power over the pair's answer tokens (fed after its context), per layer.
+  value  [L, E] the mean of p^power (power 1 by default) over the pair's answer tokens (fed after its
+              context), per layer.
 A request's pools are then the top-P experts of the mean value of its K nearest entries by cosine of the
 keys (`PoolIndex.prior`). The key comes from the request's context only; nothing it scores or generates.
 
-Measured on the bundled EMO (examples/pool_tuning.py: index from the odd calibration documents,
-scored on pairs of the even ones): math at 12.5% keeps 0.90 of the full model in one prefill (two
-drafts: 0.84), 0.94 with a 32-token draft decoded in the index's pools and weighed 1:10 against the
-neighbours' mass (`runtime.PoolSettings.index_weight`); code and prose 0.98-0.99.
-`examples/pool_benchmark.py` reports both on held-out documents.
+Measured on the bundled EMO (examples/pool_tuning.py: the default index, built from the `train`
+split, scored on every pair of the `calib` split): math at 12.5% keeps 0.94 of the full model in one
+prefill, its six problem families 0.86-0.97; code and prose 0.98; at 25% 0.99-1.00 (families
+0.94-1.04). Answer mass as mean p (power 1, EMO's rule) beats mean p^2 on the hard families (12.5%:
+order of operations 0.89 against 0.83, word problems 0.86 against 0.79); 8 neighbours beat 4 and tie
+16; a draft on top (`--draft 32`) moves no family by more than 0.03. `examples/pool_benchmark.py`
+reports the held-out numbers.
 
 Pairs: a JSONL file of {"context", "answer"} records is taken as it is (the requests a user serves);
 any other calibration source's documents are cut by one rule: Python functions with a docstring
@@ -47,9 +50,11 @@ from emo_prune.io import Checkpoint
 
 META_KEY = "emo_prune.pool_index"
 FORMAT = 1
-DEFAULT_POWER = 2.0
+DEFAULT_POWER = 1.0  # answers' mass as the mean p (EMO's rule); measured against 1.5 and 2 in examples/pool_tuning.py
 DEFAULT_NEIGHBOURS = 8
-DEFAULT_SOURCES = tuple(f"{d}=builtin:{d}:calib" for d in ("code", "prose", "math"))  # `pool-index` without --calib
+# `pool-index` without --calib: the text the bundled models were trained on (every built-in corpus's
+# `train` split: 5,415 pairs); the `calib` split stays for tuning, `heldout` for the benchmarks
+DEFAULT_SOURCES = tuple(f"{d}=builtin:{d}:train" for d in ("code", "prose", "math"))
 _DOMAIN = re.compile(r"[^\s/\[\]]{1,64}")  # a calibration domain name, as printed: no markup from an untrusted file
 
 
@@ -325,23 +330,31 @@ def index_pairs(
     dtype: torch.dtype = torch.float32,
     progress: Callable[[int, int], None] | None = None,
 ) -> PoolIndex:
-    """The index of tokenized `pairs`: each context, then its answer, fed through the whole model (pool
-    mode with every expert in the pool, so the routing is the model's own)."""
-    from emo_prune.pools.runtime import PoolSettings, load_pool_runtime
+    """The index of tokenized `pairs`: each pair's context + answer fed through the WHOLE model in one
+    forward (causal: the context's routing is what it would be alone), every MoE layer's router logits
+    read by a forward hook. The whole model's fused experts make this ~6x faster than pool mode with
+    every expert in the pool (tests/pools/test_pool_index.py checks the two agree)."""
+    from emo_prune.models.weights import decoder_of, load_pretrained
+    from emo_prune.routing import router_probabilities
 
-    runtime = load_pool_runtime(model_dir, PoolSettings(pool="1.0", pool_power=power), dtype=dtype)
-    moe = [layout for layout in runtime.layouts if not layout.is_dense]
+    checkpoint = Checkpoint.open(model_dir)
+    if checkpoint.architecture.model_type != "emo":
+        raise PlanError(f"a pool index is for pool mode, which runs the native EMO model; {checkpoint.path} is a {checkpoint.architecture.model_type} model")
+    model = load_pretrained(checkpoint.path, dtype)
+    moe = [layout for layout in checkpoint.architecture.layouts if not layout.is_dense]
+    logits: dict[int, torch.Tensor] = {}  # MoE layer -> [S, E] of the pair being fed
+    for layout in moe:
+        router = decoder_of(model).layers[layout.index].mlp.gate  # returns (logits [T, E], weights, ids)
+        router.register_forward_hook(lambda module, args, output, layer=layout.index: logits.__setitem__(layer, output[0].reshape(-1, output[0].shape[-1])))
     keys, values = [], {layout.index: [] for layout in moe}
     for pair in pairs:
-        request = runtime.begin()
-        cache = runtime.new_cache()
-        runtime.forward(pair.context, cache)
-        runtime.end_prefill()
-        keys.append(request_key(request.context_mass[moe[0].index], moe[0]))
-        before = {layer: request.mass[layer].clone() for layer in values}
-        runtime.forward(pair.answer, cache)
-        for layer, rows in values.items():
-            rows.append(((request.mass[layer] - before[layer]) / len(pair.answer)).float())
+        model(input_ids=torch.tensor([pair.context + pair.answer]))
+        n = len(pair.context)
+        for layout in moe:
+            p = router_probabilities(logits[layout.index], layout.routing_spec()).double()  # [S, E]
+            if layout is moe[0]:
+                keys.append(request_key(p[:n].sum(dim=0), layout))
+            values[layout.index].append(p[n:].pow(power).mean(dim=0).float())
         if progress is not None:
             progress(1, len(pairs))
     return PoolIndex(
@@ -350,7 +363,7 @@ def index_pairs(
         values={layer: torch.stack(rows) for layer, rows in values.items()},
         domains=tuple(pair.domain for pair in pairs),
         power=float(power),
-        fingerprint=router_fingerprint(runtime.checkpoint),
+        fingerprint=router_fingerprint(checkpoint),
     )
 
 

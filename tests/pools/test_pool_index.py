@@ -16,7 +16,7 @@ from emo_prune.errors import PlanError
 from emo_prune.io import Checkpoint
 from emo_prune.models.weights import load_pretrained
 from emo_prune.pools import PoolSettings, load_pool_runtime
-from emo_prune.pools.index import IndexPair, PoolIndex, context_answer_pairs, index_pairs
+from emo_prune.pools.index import IndexPair, PoolIndex, context_answer_pairs, index_pairs, request_key
 from emo_prune.pools.selection import choose_pool
 from emo_prune.routing import router_probabilities
 from emo_prune.testing import write_tiny_model
@@ -50,15 +50,36 @@ def test_entries_equal_a_reference(pool_models: dict[str, Path], index_file: Pat
     checkpoint = Checkpoint.open(model)
     index = PoolIndex.load(index_file, checkpoint)
     layouts = checkpoint.architecture.layouts
-    assert index.domains == ("math", "code", "prose", "math") and index.key_layer == 0 and index.power == 2.0
+    assert index.domains == ("math", "code", "prose", "math") and index.key_layer == 0 and index.power == 1.0
     for n, pair in enumerate(PAIRS):
         logits = router_logits(model, pair.context + pair.answer)
         probabilities = [router_probabilities(lg, layouts[i].routing_spec()).double() for i, lg in enumerate(logits)]
         key = probabilities[0][: len(pair.context), list(layouts[0].routed_ids)].sum(dim=0)
         torch.testing.assert_close(index.keys[n].double(), key / key.norm(), atol=1e-5, rtol=1e-5)
         for layer, p in enumerate(probabilities):
-            answer_mass = p[len(pair.context) :].pow(2).mean(dim=0)
+            answer_mass = p[len(pair.context) :].mean(dim=0)
             torch.testing.assert_close(index.values[layer][n].double(), answer_mass, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_entries_equal_pool_mode_with_every_expert(pool_models: dict[str, Path], tmp_path: Path, power: float) -> None:
+    """The index is built by the whole model in one forward per pair; pool mode with every expert in the
+    pool, fed the context and then the answer on its KV cache, must give the same entries."""
+    model = pool_models["shared"]
+    index = index_pairs(model, PAIRS, power=power)
+    assert index.power == power
+    runtime = load_pool_runtime(model, PoolSettings(pool="1.0", pool_power=power))
+    first = runtime.layouts[0]
+    for n, pair in enumerate(PAIRS):
+        request, cache = runtime.begin(), runtime.new_cache()
+        runtime.forward(pair.context, cache)
+        runtime.end_prefill()
+        torch.testing.assert_close(index.keys[n], request_key(request.context_mass[first.index], first), atol=1e-5, rtol=1e-5)
+        before = {layer: mass.clone() for layer, mass in request.mass.items()}
+        runtime.forward(pair.answer, cache)
+        for layer, values in index.values.items():
+            answer_mass = ((request.mass[layer] - before[layer]) / len(pair.answer)).float()
+            torch.testing.assert_close(values[n], answer_mass, atol=1e-5, rtol=1e-5)
 
 
 def test_pools_are_the_top_of_the_nearest_answers_mass(pool_models: dict[str, Path], index_file: Path) -> None:
