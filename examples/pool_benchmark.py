@@ -17,8 +17,8 @@ families) and budget (25%, 12.5% of each layer's experts, the shared one include
   pool+d32x2+re8  and re-chosen every 8 answer tokens (from context, drafts and tokens fed)
   ... p2    the same, pools chosen by the sum of squared router probabilities (`--pool-power 2`)
   pool+index  pools from the model's pool index (`emo-prune pool-index`, defaults: the three corpora's
-            `train` split): the answers' router mass of the 8 indexed requests whose contexts route
-            most like this one's (emo_prune.pools.index)
+            `train` split): the router mass of the documents (context + answer) of the 8 indexed
+            requests whose contexts route most like this one's (emo_prune.pools.index)
   pool+index+d32  and a 32-token draft decoded within those pools; the pools re-chosen from 10 x the
             neighbours' answer mass + the draft's (`--pool-index F --draft 32`)
 retained = full bits per byte / the row's. Pools never see a scored token.
@@ -62,7 +62,7 @@ from emo_prune.io.identity import model_identity
 from emo_prune.models.weights import load_pretrained
 from emo_prune.pools import ExpertStore, PoolSettings, load_pool_runtime
 from emo_prune.pools.coverage import CoverageMeter
-from emo_prune.pools.index import DEFAULT_POWER, DEFAULT_SOURCES, build_index, tokenize_pair as tokenize_ids
+from emo_prune.pools.index import DEFAULT_POWER, DEFAULT_SOURCES, FORMAT, MASS_OF, build_index, tokenize_pair as tokenize_ids
 from emo_prune.profile.runner import ProfileSettings, profile_to_file
 from emo_prune.select import SelectOptions, make_plan
 
@@ -133,8 +133,9 @@ def domain_build(model_dir: Path, work: Path, domain: str, budget: str) -> Path:
 
 def model_index(model_dir: Path, work: Path) -> Path:
     """The model's pool index as `emo-prune pool-index MODEL` builds it (defaults), once per model content
-    and per index definition (sources and answer power: a changed default never reuses an old file)."""
-    definition = hashlib.sha256(json.dumps([DEFAULT_SOURCES, DEFAULT_POWER]).encode()).hexdigest()[:12]
+    and per index definition (file format, sources, power, tokens averaged: a changed default never
+    reuses an old file)."""
+    definition = hashlib.sha256(json.dumps([FORMAT, DEFAULT_SOURCES, DEFAULT_POWER, MASS_OF[0]]).encode()).hexdigest()[:12]
     path = model_work(work, model_dir) / f"pool-index-{definition}.safetensors"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ every candidate setting of `--draft / --draft-rounds / --pool-power / --pool-ind
 --index-weight` is scored like examples/pool_benchmark.py scores the held-out pairs: quality retained =
 the full model's bits per byte of the answers / the setting's, per domain and per math problem family.
 The pool index of the `index` candidates is the default of `emo-prune pool-index` (the `train` split
-of every corpus, `emo_prune.pools.index.DEFAULT_SOURCES`), built once per answer power (`--power`),
-so no scored pair is in it. The setting the README recommends is the best here;
+of every corpus, `emo_prune.pools.index.DEFAULT_SOURCES`; mass of each whole document), or the mass
+of the answers alone (`--mass-of answer`, at `--power` 1 or 2), so no scored pair is in it. The setting the README recommends is the best here;
 examples/pool_benchmark.py then reports it on held-out documents it never saw. The last run's table:
 examples/results/pool_tuning.md.
 """
@@ -41,21 +41,20 @@ CANDIDATES = {
     "pool": dict(),
     "d32x2": dict(draft=32, draft_rounds=2),
     "d32x2 p2": dict(draft=32, draft_rounds=2, pool_power=2.0),
-    "index p2 K8": dict(index_power=2.0, pool_neighbours=8),
-    "index p1.5 K8": dict(index_power=1.5, pool_neighbours=8),
-    "index K4": dict(index_power=1.0, pool_neighbours=4),
-    "index K8": dict(index_power=1.0, pool_neighbours=8),
-    "index K16": dict(index_power=1.0, pool_neighbours=16),
-    "index K8 + d32 w1": dict(index_power=1.0, pool_neighbours=8, draft=32, index_weight=1.0),
-    "index K8 + d32 w3": dict(index_power=1.0, pool_neighbours=8, draft=32, index_weight=3.0),
-    "index K8 + d32 w10": dict(index_power=1.0, pool_neighbours=8, draft=32, index_weight=10.0),
-    "index K8 + d32 w30": dict(index_power=1.0, pool_neighbours=8, draft=32, index_weight=30.0),
-    "index p2 K8 + d32 w10": dict(index_power=2.0, pool_neighbours=8, draft=32, index_weight=10.0),
+    "index answer p2 K8": dict(index=("answer", 2.0), pool_neighbours=8),
+    "index answer K8": dict(index=("answer", 1.0), pool_neighbours=8),
+    "index K4": dict(index=("document", 1.0), pool_neighbours=4),
+    "index K8": dict(index=("document", 1.0), pool_neighbours=8),
+    "index K16": dict(index=("document", 1.0), pool_neighbours=16),
+    "index K8 + d32 w1": dict(index=("document", 1.0), pool_neighbours=8, draft=32, index_weight=1.0),
+    "index K8 + d32 w3": dict(index=("document", 1.0), pool_neighbours=8, draft=32, index_weight=3.0),
+    "index K8 + d32 w10": dict(index=("document", 1.0), pool_neighbours=8, draft=32, index_weight=10.0),
+    "index K8 + d32 w30": dict(index=("document", 1.0), pool_neighbours=8, draft=32, index_weight=30.0),
 }
 
 # the table of examples/results/pool_tuning.md; the other candidates were measured before (README)
-DEFAULT = ("pool", "d32x2 p2", "index p2 K8", "index p1.5 K8", "index K4", "index K8", "index K16", "index K8 + d32 w1",
-           "index K8 + d32 w3", "index K8 + d32 w10", "index K8 + d32 w30", "index p2 K8 + d32 w10")  # fmt: skip
+DEFAULT = ("pool", "d32x2 p2", "index answer p2 K8", "index answer K8", "index K4", "index K8", "index K16",
+           "index K8 + d32 w3", "index K8 + d32 w10")  # fmt: skip
 
 
 def calib_pairs(tokenizer, limit: int) -> list[dict]:
@@ -67,9 +66,9 @@ def calib_pairs(tokenizer, limit: int) -> list[dict]:
     return pairs
 
 
-def default_index(model_dir: Path, path: Path, power: float) -> Path:
-    """The pool index `emo-prune pool-index MODEL --power P` builds (`DEFAULT_SOURCES`), written to `path`."""
-    build_index(model_dir, list(DEFAULT_SOURCES), power=power).save(path)
+def default_index(model_dir: Path, path: Path, mass_of: str, power: float) -> Path:
+    """The pool index `emo-prune pool-index MODEL --mass-of M --power P` builds (`DEFAULT_SOURCES`), written to `path`."""
+    build_index(model_dir, list(DEFAULT_SOURCES), power=power, mass_of=mass_of).save(path)
     return path
 
 
@@ -88,8 +87,8 @@ def main() -> int:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     pairs = calib_pairs(tokenizer, args.limit)
     work = Path(tempfile.mkdtemp(prefix="pool-tuning-"))
-    powers = sorted({CANDIDATES[name]["index_power"] for name in args.candidates if "index_power" in CANDIDATES[name]})
-    indexes = {power: default_index(model_dir, work / f"p{power}.index.safetensors", power) for power in powers}
+    kinds = sorted({CANDIDATES[name]["index"] for name in args.candidates if "index" in CANDIDATES[name]})  # (mass_of, power)
+    indexes = {kind: default_index(model_dir, work / f"{kind[0]}-p{kind[1]}.index.safetensors", *kind) for kind in kinds}
     full = load_pretrained(model_dir, torch.float32)
     full_nll = [bench.whole_nll(full, p) for p in pairs]
     del full
@@ -101,8 +100,8 @@ def main() -> int:
     for budget in args.budgets:
         for name in args.candidates:
             options = dict(CANDIDATES[name])
-            if "index_power" in options:
-                options["pool_index"] = str(indexes[options.pop("index_power")])
+            if "index" in options:
+                options["pool_index"] = str(indexes[options.pop("index")])
             runtime = load_pool_runtime(model_dir, PoolSettings(pool=budget, **options))
             nll = [-float(runtime.score(p["context"], p["answer"])[0].sum()) for p in pairs]
             retained = bench.retained(full_nll, nll, pairs)

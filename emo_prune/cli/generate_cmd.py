@@ -89,12 +89,12 @@ def render(result: dict[str, Any]) -> None:
 
 
 def neighbours_line(neighbours: list[dict[str, Any]]) -> str:
-    """`--pool-index`: which calibration requests the pools came from."""
+    """`--pool-index`: which indexed requests the pools came from."""
     from collections import Counter
 
     domains = ", ".join(f"{name} {n}" for name, n in Counter(n["domain"] for n in neighbours).most_common())
     similarity = [n["similarity"] for n in neighbours]
     return (
-        f"pools from the answers of {len(neighbours)} calibration requests of the index ({domains}; "
-        f"similarity of their contexts {min(similarity):.3f}-{max(similarity):.3f})"
+        f"pools from the router mass of {len(neighbours)} requests of the index ({domains}; "
+        f"similarity of their contexts to the prompt {min(similarity):.3f}-{max(similarity):.3f})"
     )

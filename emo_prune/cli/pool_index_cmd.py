@@ -37,6 +37,14 @@ def register(app: typer.Typer) -> None:
         power: Annotated[
             float, typer.Option("--power", help="Answers' router mass as the mean of p^a (1: EMO's rule; 2: tokens that commit weigh more).")
         ] = 1.0,  # pools.index.DEFAULT_POWER (not imported here: --help stays free of torch)
+        mass_of: Annotated[
+            str,
+            typer.Option(
+                "--mass-of",
+                help="Tokens an entry's router mass averages over: document (its whole text, context + answer: EMO's pool "
+                "rule) or answer (its answer alone).",
+            ),
+        ] = "document",  # pools.index.MASS_OF[0]
         seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in corpora's sampling order.")] = 0,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out (a pool index only).")] = False,
         json_output: JsonFlag = False,
@@ -60,7 +68,7 @@ def register(app: typer.Typer) -> None:
             def progress(advance: int, total: int) -> None:
                 bars.update(task, total=total, advance=advance)
 
-            index = build_index(model_path(model_dir), sources, power=power, max_pairs=max_pairs, seed=seed, progress=progress)
+            index = build_index(model_path(model_dir), sources, power=power, mass_of=mass_of, max_pairs=max_pairs, seed=seed, progress=progress)
         index.save(target)
         result = {"index": str(target), "sources": sources, "seconds": round(time.perf_counter() - started, 2), **index.summary()}
         out.result(result, lambda: render(result))

@@ -53,7 +53,7 @@ PoolIndexOption = Annotated[
 PoolNeighboursOption = Annotated[int, typer.Option("--pool-neighbours", min=1, help="With --pool-index: calibration requests averaged.")]
 IndexWeightOption = Annotated[
     float,
-    typer.Option("--index-weight", help="With --pool-index and --draft: the neighbours' answer mass weighs this many times the draft's."),
+    typer.Option("--index-weight", help="With --pool-index and --draft: the neighbours' mass weighs this many times the draft's."),
 ]
 CoverageWarnOption = Annotated[
     float | None,

@@ -10,18 +10,21 @@ contexts routed most like this one, and where their ANSWERS routed. Each entry h
   key    [R]  the mean router probability of the pair's context tokens at the key layer, unit-normalized
               (the first MoE layer: its input depends on no expert, so a request's key is the same
               whatever pools it runs in, and the same as the whole model's);
-  value  [L, E] the mean of p^power (power 1 by default) over the pair's answer tokens (fed after its
-              context), per layer.
+  value  [L, E] per layer, the mean of p^power (power 1 by default) over the pair's DOCUMENT, its
+              context and answer tokens (EMO's pool rule: a training document runs in the pool its
+              own summed router probabilities choose, and a request's context runs in its pools
+              too), or over its answer tokens alone (`mass_of="answer"`).
 A request's pools are then the top-P experts of the mean value of its K nearest entries by cosine of the
 keys (`PoolIndex.prior`). The key comes from the request's context only; nothing it scores or generates.
 
 Measured on the bundled EMO (examples/pool_tuning.py: the default index, built from the `train`
-split, scored on every pair of the `calib` split): math at 12.5% keeps 0.94 of the full model in one
-prefill, its six problem families 0.86-0.97; code and prose 0.98; at 25% 0.99-1.00 (families
-0.94-1.04). Answer mass as mean p (power 1, EMO's rule) beats mean p^2 on the hard families (12.5%:
-order of operations 0.89 against 0.83, word problems 0.86 against 0.79); 8 neighbours beat 4 and tie
-16; a draft on top (`--draft 32`) moves no family by more than 0.03. `examples/pool_benchmark.py`
-reports the held-out numbers.
+split, scored on every pair of the `calib` split): math at 12.5% keeps 0.93 of the full model in one
+prefill (0.95 with a 32-token draft weighed 1:3, every problem family >= 0.90), code and prose
+0.98-0.99; at 25% 0.99-1.00. Mass over the answers alone ties on the calibration split (0.94; mean
+p^2: 0.93, with order of operations and word problems at 0.83 and 0.79), but on the 404 held-out math
+problems the document's mass keeps word problems at 0.89 where the answers' keep 0.80
+(examples/pool_index_scaling.py, examples/pool_oracle.py: the oracle that sees the answer reaches
+0.90): the document is what EMO trained pools on, and the request's context runs in the pools too.
 
 Pairs: a JSONL file of {"context", "answer"} records is taken as it is (the requests a user serves);
 any other calibration source's documents are cut by one rule: Python functions with a docstring
@@ -49,9 +52,10 @@ from emo_prune.errors import CalibrationError, CheckpointError, OutputError, Pla
 from emo_prune.io import Checkpoint
 
 META_KEY = "emo_prune.pool_index"
-FORMAT = 1
-DEFAULT_POWER = 1.0  # answers' mass as the mean p (EMO's rule); measured against 1.5 and 2 in examples/pool_tuning.py
+FORMAT = 2
+DEFAULT_POWER = 1.0  # mass as the mean p (EMO's rule); measured against p^2 in examples/pool_tuning.py
 DEFAULT_NEIGHBOURS = 8
+MASS_OF = ("document", "answer")  # the tokens an entry's value averages over; the first is the default
 # `pool-index` without --calib: the text the bundled models were trained on (every built-in corpus's
 # `train` split: 5,415 pairs); the `calib` split stays for tuning, `heldout` for the benchmarks
 DEFAULT_SOURCES = tuple(f"{d}=builtin:{d}:train" for d in ("code", "prose", "math"))
@@ -69,9 +73,10 @@ class Neighbour:
 class PoolIndex:
     key_layer: int  # the first MoE layer
     keys: torch.Tensor  # [N, R] float32, unit rows
-    values: dict[int, torch.Tensor]  # MoE layer -> [N, E] float32, mean p^power over an entry's answer
+    values: dict[int, torch.Tensor]  # MoE layer -> [N, E] float32, mean p^power over an entry's `mass_of` tokens
     domains: tuple[str, ...]  # [N] the domain of each entry's document
     power: float
+    mass_of: str  # "document" (context + answer) or "answer"
     fingerprint: str  # sha256 of the model's router weights (`router_fingerprint`)
 
     # ---- lookup ---------------------------------------------------------------------------------
@@ -101,6 +106,7 @@ class PoolIndex:
             "format": FORMAT,
             "key_layer": self.key_layer,
             "power": self.power,
+            "mass_of": self.mass_of,
             "fingerprint": self.fingerprint,
             "domains": list(self.domains),
         }
@@ -135,11 +141,13 @@ class PoolIndex:
     def _from_parts(cls, meta: Any, tensors: dict[str, torch.Tensor]) -> PoolIndex:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"format {meta.get('format') if isinstance(meta, dict) else None}, this emo-prune reads {FORMAT}")
-        key_layer, power, fingerprint, domains = meta["key_layer"], meta["power"], meta["fingerprint"], meta["domains"]
+        key_layer, power, fingerprint, domains, mass_of = (meta[k] for k in ("key_layer", "power", "fingerprint", "domains", "mass_of"))
         if not isinstance(key_layer, int) or isinstance(key_layer, bool) or key_layer < 0:
             raise ValueError("key_layer")
         if not isinstance(power, (int, float)) or isinstance(power, bool) or not power > 0:
             raise ValueError("power")
+        if mass_of not in MASS_OF:
+            raise ValueError("mass_of")
         if not isinstance(fingerprint, str) or not isinstance(domains, list) or not all(isinstance(d, str) and _DOMAIN.fullmatch(d) for d in domains):
             raise ValueError("fingerprint or domains (names of 1-64 characters without spaces, '/' or markup)")
         keys = tensors.pop("keys")
@@ -158,7 +166,7 @@ class PoolIndex:
         keys = keys.float()
         if not all(bool(torch.isfinite(t).all() and (t >= 0).all()) for t in (keys, *values.values())):
             raise ValueError("negative or non-finite values")
-        return cls(key_layer, keys, dict(sorted(values.items())), tuple(domains), float(power), fingerprint)
+        return cls(key_layer, keys, dict(sorted(values.items())), tuple(domains), float(power), mass_of, fingerprint)
 
     def check_model(self, checkpoint: Checkpoint, where: Path | str = "pool index") -> None:
         """Refuse an index built for another model: other MoE layers, expert counts or router weights."""
@@ -174,7 +182,7 @@ class PoolIndex:
             )
 
     def summary(self) -> dict[str, Any]:
-        return {"entries": len(self.domains), "domains": dict(Counter(self.domains)), "power": self.power, "key_layer": self.key_layer}
+        return {"entries": len(self.domains), "domains": dict(Counter(self.domains)), "power": self.power, "mass_of": self.mass_of, "key_layer": self.key_layer}
 
 
 def router_fingerprint(checkpoint: Checkpoint) -> str:
@@ -285,6 +293,7 @@ def build_index(
     sources: list[str],
     *,
     power: float = DEFAULT_POWER,
+    mass_of: str = MASS_OF[0],
     max_pairs: int | None = None,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
@@ -296,6 +305,8 @@ def build_index(
 
     if not power > 0:
         raise PlanError(f"--power must be > 0 (got {power})")
+    if mass_of not in MASS_OF:
+        raise PlanError(f"--mass-of must be one of {', '.join(MASS_OF)} (got {mass_of!r})")
     tokenizer = AutoTokenizer.from_pretrained(Checkpoint.open(model_dir).path)
     pairs: list[IndexPair] = []
     per_domain: Counter = Counter()
@@ -311,7 +322,7 @@ def build_index(
             f"no context -> answer pair in {', '.join(sources)}: an index needs documents with a documented "
             "function, a '...\\nAnswer:' problem or at least two paragraphs, or JSONL records with 'context' and 'answer'"
         )
-    return index_pairs(model_dir, pairs, power=power, dtype=dtype, progress=progress)
+    return index_pairs(model_dir, pairs, power=power, mass_of=mass_of, dtype=dtype, progress=progress)
 
 
 @dataclass(frozen=True)
@@ -327,6 +338,7 @@ def index_pairs(
     pairs: list[IndexPair],
     *,
     power: float = DEFAULT_POWER,
+    mass_of: str = MASS_OF[0],
     dtype: torch.dtype = torch.float32,
     progress: Callable[[int, int], None] | None = None,
 ) -> PoolIndex:
@@ -354,7 +366,7 @@ def index_pairs(
             p = router_probabilities(logits[layout.index], layout.routing_spec()).double()  # [S, E]
             if layout is moe[0]:
                 keys.append(request_key(p[:n].sum(dim=0), layout))
-            values[layout.index].append(p[n:].pow(power).mean(dim=0).float())
+            values[layout.index].append(p[n if mass_of == "answer" else 0 :].pow(power).mean(dim=0).float())
         if progress is not None:
             progress(1, len(pairs))
     return PoolIndex(
@@ -363,6 +375,7 @@ def index_pairs(
         values={layer: torch.stack(rows) for layer, rows in values.items()},
         domains=tuple(pair.domain for pair in pairs),
         power=float(power),
+        mass_of=mass_of,
         fingerprint=router_fingerprint(checkpoint),
     )
 

@@ -24,10 +24,11 @@ context: the pools still never see a token that is scored or generated for the a
 
 Index (`pool_index`, `emo_prune.pools.index`): at the first MoE layer of the prefill the context's mean
 router probabilities are the key, the K nearest calibration contexts of the index are looked up, and
-every layer's pool is the top-P of the mean router mass of THEIR answers (in place of the context's own
-mass), still chosen layer by layer inside the one prefill. The key depends only on the context. With a
+every layer's pool is the top-P of the mean router mass of THEIR documents (context and answer, or the
+answers alone: `PoolIndex.mass_of`) in place of the context's own mass, still chosen layer by layer
+inside the one prefill. The key depends only on the context. With a
 draft as well, the draft is decoded within the index's pools and the pools are re-chosen from
-`index_weight` x the neighbours' mean answer mass + the draft's mean mass per token: the index says
+`index_weight` x the neighbours' mean mass + the draft's mean mass per token: the index says
 which kind of answer this is, the draft what this answer looks like.
 """
 
@@ -64,7 +65,7 @@ class PoolSettings:
     pool_power: float = 1.0  # pools by sum of p^a over the tokens; 1: EMO's rule (selection.py)
     pool_index: str | None = None  # a pool index file: pools from the answers of the K nearest calibration contexts
     pool_neighbours: int = DEFAULT_NEIGHBOURS  # K
-    index_weight: float = 10.0  # with pool_index and draft: the neighbours' answer mass weighs this x the draft's (pool_tuning.py)
+    index_weight: float = 10.0  # with pool_index and draft: the neighbours' mass weighs this x the draft's (pool_tuning.py)
 
     @classmethod
     def of(cls, options: Any) -> PoolSettings | None:
@@ -115,7 +116,7 @@ class RequestPools:
     calls: Counter = field(default_factory=Counter)  # (layer, expert) -> tokens it computed
     tokens_fed: int = 0
     stats_before: StoreStats = field(default_factory=StoreStats)
-    prior: dict[int, torch.Tensor] | None = None  # layer -> [E]: the index neighbours' answer mass (pool_index)
+    prior: dict[int, torch.Tensor] | None = None  # layer -> [E]: the index neighbours' mean mass (pool_index)
     neighbours: list[Neighbour] = field(default_factory=list)
 
     @property
@@ -201,7 +202,7 @@ class PoolRuntime:
         request.layers[layout.index] = LayerPool(ids=ids, member=member, experts=experts)
 
     def look_up(self, request: RequestPools, key: torch.Tensor) -> None:
-        """The request's prior from the index: the mean answer mass of the K entries nearest to `key` [R]."""
+        """The request's prior from the index: the mean mass of the K entries nearest to `key` [R]."""
         request.neighbours = self.index.nearest(key, self.settings.pool_neighbours)
         request.prior = self.index.prior(request.neighbours)
 
@@ -249,7 +250,7 @@ class PoolRuntime:
                     break
                 logits = self.forward([token], cache)[-1]
                 drafted += 1
-            if neighbours_mass is not None and drafted:  # the index's answer mass, refined by the draft's
+            if neighbours_mass is not None and drafted:  # the index's mass, refined by the draft's
                 weight = self.settings.index_weight
                 request.prior = {l: weight * m + (request.mass[l] - before[l]) / drafted for l, m in neighbours_mass.items()}
             mass = dict(request.mass)  # context + draft: later re-selections start from it (measured: better)

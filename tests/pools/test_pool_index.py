@@ -51,23 +51,24 @@ def test_entries_equal_a_reference(pool_models: dict[str, Path], index_file: Pat
     index = PoolIndex.load(index_file, checkpoint)
     layouts = checkpoint.architecture.layouts
     assert index.domains == ("math", "code", "prose", "math") and index.key_layer == 0 and index.power == 1.0
+    assert index.mass_of == "document"
     for n, pair in enumerate(PAIRS):
         logits = router_logits(model, pair.context + pair.answer)
         probabilities = [router_probabilities(lg, layouts[i].routing_spec()).double() for i, lg in enumerate(logits)]
         key = probabilities[0][: len(pair.context), list(layouts[0].routed_ids)].sum(dim=0)
         torch.testing.assert_close(index.keys[n].double(), key / key.norm(), atol=1e-5, rtol=1e-5)
         for layer, p in enumerate(probabilities):
-            answer_mass = p[len(pair.context) :].mean(dim=0)
-            torch.testing.assert_close(index.values[layer][n].double(), answer_mass, atol=1e-5, rtol=1e-5)
+            document_mass = p.mean(dim=0)  # context and answer tokens: the default, EMO's pool rule
+            torch.testing.assert_close(index.values[layer][n].double(), document_mass, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("power", [1.0, 2.0])
-def test_entries_equal_pool_mode_with_every_expert(pool_models: dict[str, Path], tmp_path: Path, power: float) -> None:
+@pytest.mark.parametrize(("power", "mass_of"), [(1.0, "document"), (2.0, "document"), (1.0, "answer"), (2.0, "answer")])
+def test_entries_equal_pool_mode_with_every_expert(pool_models: dict[str, Path], tmp_path: Path, power: float, mass_of: str) -> None:
     """The index is built by the whole model in one forward per pair; pool mode with every expert in the
     pool, fed the context and then the answer on its KV cache, must give the same entries."""
     model = pool_models["shared"]
-    index = index_pairs(model, PAIRS, power=power)
-    assert index.power == power
+    index = PoolIndex.load(index_pairs(model, PAIRS, power=power, mass_of=mass_of).save(tmp_path / "i.safetensors"), Checkpoint.open(model))
+    assert (index.power, index.mass_of) == (power, mass_of)
     runtime = load_pool_runtime(model, PoolSettings(pool="1.0", pool_power=power))
     first = runtime.layouts[0]
     for n, pair in enumerate(PAIRS):
@@ -78,8 +79,11 @@ def test_entries_equal_pool_mode_with_every_expert(pool_models: dict[str, Path],
         before = {layer: mass.clone() for layer, mass in request.mass.items()}
         runtime.forward(pair.answer, cache)
         for layer, values in index.values.items():
-            answer_mass = ((request.mass[layer] - before[layer]) / len(pair.answer)).float()
-            torch.testing.assert_close(values[n], answer_mass, atol=1e-5, rtol=1e-5)
+            if mass_of == "answer":
+                expected = (request.mass[layer] - before[layer]) / len(pair.answer)
+            else:
+                expected = request.mass[layer] / (len(pair.context) + len(pair.answer))
+            torch.testing.assert_close(values[n], expected.float(), atol=1e-5, rtol=1e-5)
 
 
 def test_pools_are_the_top_of_the_nearest_answers_mass(pool_models: dict[str, Path], index_file: Path) -> None:
@@ -154,6 +158,7 @@ def _set_meta(field: str, value: object):
         (lambda m, t: t.__setitem__("../../etc/passwd", t["keys"].clone()), "unexpected tensor"),
         (_set_meta("domains", "math"), "fingerprint or domains"),
         (_set_meta("power", -1), "power"),
+        (_set_meta("mass_of", "tokens"), "mass_of"),
         (_set_meta("format", 99), "format 99"),
         (lambda m, t: m.pop("emo_prune.pool_index"), "not an emo-prune pool index"),
     ],
@@ -232,7 +237,7 @@ def test_cli_builds_an_index_and_uses_it(pool_models: dict[str, Path], tmp_path:
     assert no_size.exit_code == 1 and "give their size too: --pool" in no_size.output
     generated = invoke("generate", model, "--pool", "0.5", "--pool-index", target, "--prompt", "Question: What is 3 + 4?\nAnswer:", "--max-new-tokens", 2)
     assert generated.exit_code == 0, generated.output
-    assert "pools from the answers of 6 calibration requests of the index" in generated.output
+    assert "pools from the router mass of 6 requests of the index" in generated.output
     out = tmp_path / "r.json"
     evaluated = invoke("eval", model, "--pool", "0.5", "--pool-index", target, "--pool-neighbours", 2, "--tasks", "emo_answer_math",
                        "--limit", 2, "--out", out)  # fmt: skip
