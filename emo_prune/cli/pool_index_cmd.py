@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         max_pairs: Annotated[int | None, typer.Option("--max-pairs", min=1, help="Context -> answer pairs per domain at most.")] = None,
         power: Annotated[
-            float, typer.Option("--power", help="Answers' router mass as the mean of p^a (1: EMO's rule; 2: tokens that commit weigh more).")
+            float, typer.Option("--power", help="Entries' router mass as the mean of p^a (1: EMO's rule; 2: tokens that commit weigh more).")
         ] = 1.0,  # pools.index.DEFAULT_POWER (not imported here: --help stays free of torch)
         mass_of: Annotated[
             str,

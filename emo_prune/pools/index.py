@@ -1,4 +1,4 @@
-"""A pool index: what the answers of calibration requests routed to, looked up by how their contexts routed.
+"""A pool index: where calibration requests (answers included) routed, looked up by how their contexts routed.
 
 Shapes: N entries (calibration context -> answer pairs), L MoE layers, E experts of a layer, R routed
 experts of the KEY layer (the first MoE layer).
@@ -6,7 +6,8 @@ experts of the KEY layer (the first MoE layer).
 Why: a context often routes unlike its answer (a math question is words, its worked answer digits), so
 the context's own router mass picks the wrong pool; drafts (`--draft`) guess the answer but are decoded
 inside the pool they are meant to fix. An index answers from calibration text instead: the requests whose
-contexts routed most like this one, and where their ANSWERS routed. Each entry holds
+contexts routed most like this one, and where those whole requests, answers included, routed. Each
+entry holds
   key    [R]  the mean router probability of the pair's context tokens at the key layer, unit-normalized
               (the first MoE layer: its input depends on no expert, so a request's key is the same
               whatever pools it runs in, and the same as the whole model's);

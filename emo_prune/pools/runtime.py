@@ -63,7 +63,7 @@ class PoolSettings:
     draft: int = 0  # D > 0: re-choose the pools from the context plus a D-token greedy draft
     draft_rounds: int = 1  # drafts in a row, each decoded within the pools the previous one chose
     pool_power: float = 1.0  # pools by sum of p^a over the tokens; 1: EMO's rule (selection.py)
-    pool_index: str | None = None  # a pool index file: pools from the answers of the K nearest calibration contexts
+    pool_index: str | None = None  # a pool index file: pools from the router mass of the K nearest indexed requests
     pool_neighbours: int = DEFAULT_NEIGHBOURS  # K
     index_weight: float = 10.0  # with pool_index and draft: the neighbours' mass weighs this x the draft's (pool_tuning.py)
 
