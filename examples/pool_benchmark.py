@@ -20,7 +20,7 @@ families) and budget (25%, 12.5% of each layer's experts, the shared one include
             `train` split): the router mass of the documents (context + answer) of the 8 indexed
             requests whose contexts route most like this one's (emo_prune.pools.index)
   pool+index+d32  and a 32-token draft decoded within those pools; the pools re-chosen from 10 x the
-            neighbours' answer mass + the draft's (`--pool-index F --draft 32`)
+            neighbours' mass + the draft's (`--pool-index F --draft 32`)
 retained = full bits per byte / the row's. Pools never see a scored token.
 
 Memory and speed (a synthetic EMO-shaped checkpoint, hidden 512, 32 experts of width 512, 4 layers,
@@ -78,7 +78,7 @@ MODES = {
     "pool+d32x2+re8": dict(draft=32, draft_rounds=2, reselect_every=8),
     "pool p2": dict(pool_power=2.0),
     "pool+d32x2 p2": dict(draft=32, draft_rounds=2, pool_power=2.0),
-    "pool+index": dict(pool_index=INDEXED),  # the model's pool index of the calib split (model_index), 8 neighbours
+    "pool+index": dict(pool_index=INDEXED),  # the model's default pool index (model_index), 8 neighbours
     "pool+index+d32": dict(pool_index=INDEXED, draft=32, index_weight=10.0),  # and a draft, weighed 1:10 (pool_tuning.py)
 }
 FAMILIES = (("add/sub", "What is"), ("multiply", "Compute"), ("order of ops", "Simplify"), ("fractions", "Add "), ("linear", "Solve"))

@@ -29,7 +29,7 @@ from emo_prune.calib import load_documents  # noqa: E402
 from emo_prune.eval.taskdata import math_answers  # noqa: E402
 from emo_prune.models.weights import load_pretrained  # noqa: E402
 from emo_prune.pools import PoolSettings, load_pool_runtime  # noqa: E402
-from emo_prune.pools.index import DEFAULT_SOURCES, IndexPair, index_pairs, text_pairs, tokenize_pair  # noqa: E402
+from emo_prune.pools.index import DEFAULT_SOURCES, index_pairs, tokenized_pairs  # noqa: E402
 
 MATH_PROBLEMS = (381, 1000, None)  # the first N math problems of the default sources; None: all (the default index)
 SETTINGS = {"index": dict(), "index+d32": dict(draft=32, index_weight=10.0)}
@@ -48,10 +48,10 @@ def main() -> int:
     full_nll = [bench.whole_nll(full, p) for p in pairs]
     del full
     work = Path(tempfile.mkdtemp(prefix="pool-index-scaling-"))
-    names = [name for name, idx in bench.groups(pairs).items() if name.startswith("math") and idx]
-    counts = {name: len(idx) for name, idx in bench.groups(pairs).items()}
+    counts = {name: len(idx) for name, idx in bench.groups(pairs).items() if name.startswith("math") and idx}
+    names = list(counts)
     lines = ["| index (math problems) | budget | setting | " + " | ".join(f"{n} ({counts[n]})" for n in names) + " |", "|---|---|---|" + "---:|" * len(names)]
-    default = [IndexPair(domain, *tokenize_pair(tokenizer, r["context"], r["answer"])) for domain, r in text_pairs(list(DEFAULT_SOURCES))]
+    default = tokenized_pairs(tokenizer, list(DEFAULT_SOURCES))
     for limit in MATH_PROBLEMS:
         math_pairs = [p for p in default if p.domain == "math"][:limit]
         index = index_pairs(model_dir, [p for p in default if p.domain != "math"] + math_pairs)

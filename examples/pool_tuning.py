@@ -11,9 +11,9 @@ every candidate setting of `--draft / --draft-rounds / --pool-power / --pool-ind
 the full model's bits per byte of the answers / the setting's, per domain and per math problem family.
 The pool index of the `index` candidates is the default of `emo-prune pool-index` (the `train` split
 of every corpus, `emo_prune.pools.index.DEFAULT_SOURCES`; mass of each whole document), or the mass
-of the answers alone (`--mass-of answer`, at `--power` 1 or 2), so no scored pair is in it. The setting the README recommends is the best here;
-examples/pool_benchmark.py then reports it on held-out documents it never saw. The last run's table:
-examples/results/pool_tuning.md.
+of the answers alone (`--mass-of answer`, at `--power` 1 or 2), so no scored pair is in it. The
+setting the README recommends is the best here; examples/pool_benchmark.py then reports it on
+held-out documents it never saw. The last run's table: examples/results/pool_tuning.md.
 """
 
 from __future__ import annotations

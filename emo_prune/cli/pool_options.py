@@ -24,7 +24,7 @@ DraftOption = Annotated[
     typer.Option(
         "--draft",
         help="Re-choose the pools from the context plus a greedy draft of N tokens (0: off); with --pool-index, from "
-        "the neighbours' answers plus the draft.",
+        "the neighbours' mass plus the draft's.",
     ),
 ]
 CacheBudgetOption = Annotated[
@@ -50,7 +50,7 @@ PoolIndexOption = Annotated[
         "calibration requests routed to, looked up by how its context routes.",
     ),
 ]
-PoolNeighboursOption = Annotated[int, typer.Option("--pool-neighbours", min=1, help="With --pool-index: calibration requests averaged.")]
+PoolNeighboursOption = Annotated[int, typer.Option("--pool-neighbours", min=1, help="With --pool-index: indexed requests averaged.")]
 IndexWeightOption = Annotated[
     float,
     typer.Option("--index-weight", help="With --pool-index and --draft: the neighbours' mass weighs this many times the draft's."),

@@ -48,9 +48,9 @@ class EvalSettings:
     draft: int = 0  # pools re-chosen from the context plus a greedy draft of this many tokens
     draft_rounds: int = 1
     pool_power: float = 1.0  # pools by sum of p^a (emo_prune.pools.selection)
-    pool_index: str | None = None  # pools from a pool index's nearest calibration answers (emo_prune.pools.index)
+    pool_index: str | None = None  # pools from the router mass of a pool index's nearest requests (emo_prune.pools.index)
     pool_neighbours: int = 8
-    index_weight: float = 10.0  # with pool_index and draft: the neighbours' answer mass x this + the draft's
+    index_weight: float = 10.0  # with pool_index and draft: the neighbours' mass x this + the draft's
     cache_budget: str | None = None  # byte budget of the pools' shared expert cache
     cache_policy: str = "lru"
     coverage_warn: float | None = None  # warn for requests a static build covers less than this x its calibration coverage (0.85)

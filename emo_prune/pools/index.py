@@ -309,15 +309,7 @@ def build_index(
     if mass_of not in MASS_OF:
         raise PlanError(f"--mass-of must be one of {', '.join(MASS_OF)} (got {mass_of!r})")
     tokenizer = AutoTokenizer.from_pretrained(Checkpoint.open(model_dir).path)
-    pairs: list[IndexPair] = []
-    per_domain: Counter = Counter()
-    for domain, pair in text_pairs(sources, seed):
-        if max_pairs is not None and per_domain[domain] >= max_pairs:
-            continue
-        context, answer = tokenize_pair(tokenizer, pair["context"], pair["answer"])
-        if context and answer:
-            pairs.append(IndexPair(domain, context, answer))
-            per_domain[domain] += 1
+    pairs = tokenized_pairs(tokenizer, sources, seed=seed, max_pairs=max_pairs)
     if not pairs:
         raise PlanError(
             f"no context -> answer pair in {', '.join(sources)}: an index needs documents with a documented "
@@ -331,6 +323,21 @@ class IndexPair:
     domain: str
     context: list[int]  # token ids
     answer: list[int]
+
+
+def tokenized_pairs(tokenizer: Any, sources: list[str], *, seed: int = 0, max_pairs: int | None = None) -> list[IndexPair]:
+    """The pairs of `text_pairs(sources)` tokenized (`tokenize_pair`), at most `max_pairs` per domain;
+    a pair whose context or answer has no token is skipped."""
+    pairs: list[IndexPair] = []
+    per_domain: Counter = Counter()
+    for domain, pair in text_pairs(sources, seed):
+        if max_pairs is not None and per_domain[domain] >= max_pairs:
+            continue
+        context, answer = tokenize_pair(tokenizer, pair["context"], pair["answer"])
+        if context and answer:
+            pairs.append(IndexPair(domain, context, answer))
+            per_domain[domain] += 1
+    return pairs
 
 
 @torch.no_grad()
@@ -348,7 +355,7 @@ def index_pairs(
     read by a forward hook. The whole model's fused experts make this ~6x faster than pool mode with
     every expert in the pool (tests/pools/test_pool_index.py checks the two agree)."""
     from emo_prune.models.weights import decoder_of, load_pretrained
-    from emo_prune.routing import router_probabilities
+    from emo_prune.pools.selection import context_mass
 
     checkpoint = Checkpoint.open(model_dir)
     if checkpoint.architecture.model_type != "emo":
@@ -363,11 +370,13 @@ def index_pairs(
     for pair in pairs:
         model(input_ids=torch.tensor([pair.context + pair.answer]))
         n = len(pair.context)
+        start = n if mass_of == "answer" else 0  # the first token an entry's value averages over
         for layout in moe:
-            p = router_probabilities(logits[layout.index], layout.routing_spec()).double()  # [S, E]
+            layer_logits = logits[layout.index]  # [S, E]
             if layout is moe[0]:
-                keys.append(request_key(p[:n].sum(dim=0), layout))
-            values[layout.index].append(p[n if mass_of == "answer" else 0 :].pow(power).mean(dim=0).float())
+                keys.append(request_key(context_mass(layer_logits[:n], layout)[0], layout))
+            mass = context_mass(layer_logits[start:], layout, power)[1]  # [E], summed p^power: as pool mode sums it
+            values[layout.index].append((mass / (len(layer_logits) - start)).float())
         if progress is not None:
             progress(1, len(pairs))
     return PoolIndex(
