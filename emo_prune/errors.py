@@ -108,3 +108,10 @@ class ExportError(EmoPruneError):
     """A build cannot be exported to the requested format exactly (llama.cpp cannot express it), or the export failed."""
 
     kind = "export error"
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for an OSError no check foresaw (a read-only disk, a name too long): what and where."""
+    where = " -> ".join(str(f) for f in (error.filename, error.filename2) if f is not None)
+    what = error.strerror or str(error)
+    return f"{where}: {what}" if where else what

@@ -141,14 +141,19 @@ def verify(
     texts: list[str] | None = None,
     memory: MemoryOptions = MemoryOptions(),
     notify: Callable[[str], None] | None = None,
+    plan_path: str | Path | None = None,
 ) -> VerifyReport:
     """Run both models on `num_prompts` prompts (or `texts`) and compare logits; see the module docstring.
 
-    `memory` picks the whole-model or the layerwise path (auto: by the memory plan); `notify` gets the
-    plan's one-line message when it switches to the layerwise path.
+    The kept experts come from `plan_path` when given, else from the build's own manifest. `memory`
+    picks the whole-model or the layerwise path (auto: by the memory plan); `notify` gets the plan's
+    one-line message when it switches to the layerwise path.
     """
     original, pruned = Checkpoint.open(original_dir), Checkpoint.open(pruned_dir)
-    plan = Plan.load(pruned.path)
+    if plan_path is not None:
+        plan = Plan.load(plan_path)
+    else:
+        plan = Plan.load(pruned.path, hint="pass --plan PLAN, the plan it was cut with")
     kept = validate_plan(plan, original.architecture, where=f"the plan in {pruned.path}")
     _check_pruned_layout(kept, pruned)
 

@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 from emo_prune import events
 from emo_prune.cli import option_groups
 from emo_prune.console import out
-from emo_prune.errors import EmoPruneError
+from emo_prune.errors import EmoPruneError, describe_os_error
 from emo_prune.version import __version__
 
 # the library's notes, warnings and progress reach the user through this console from here on
@@ -194,6 +194,11 @@ def command(fn: F) -> F:
             raise typer.Exit(130) from None
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise  # typer's own exits and usage errors render themselves
+        except OSError as error:  # the disk said no where no check foresaw it: name the file, not the class
+            if out.debug:
+                raise
+            out.error(describe_os_error(error), kind="file error")
+            raise typer.Exit(1) from None
         except Exception as error:  # a bug or an input no check caught yet: still one line, exit 1
             if out.debug:
                 raise

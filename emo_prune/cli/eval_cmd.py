@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -91,6 +92,7 @@ def register(app: typer.Typer) -> None:
         layerwise: LayerwiseOption = None,
         max_memory: MaxMemoryOption = None,
         pools: PoolFlags = PoolFlags(),
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out (and its .md) if they are emo-prune results.")] = False,
         json_output: JsonFlag = False,
     ) -> None:
         """Score a model with lm-eval (offline tasks ship in recipes/tasks); with --baseline, side by side.
@@ -137,13 +139,17 @@ def register(app: typer.Typer) -> None:
             max_memory=max_memory,
             **asdict(pools),
         )
-        check_out_path(out_path)
-        report = evaluate(model_dir, settings, baseline_dir=baseline)
         from emo_prune.distributed import current_world
+        from emo_prune.io.lock import FolderLock
 
-        if not current_world(device).is_main:  # several processes: every rank has the scores, rank 0 writes
-            return
-        json_file, md_file = write_report(report, out_path)
+        main = current_world(device).is_main  # several processes: every rank has the scores, rank 0 writes
+        lock = FolderLock(out_path) if main else None  # held from the start: a second writer fails at once
+        with lock or contextlib.nullcontext():
+            check_out_path(out_path, overwrite)
+            report = evaluate(model_dir, settings, baseline_dir=baseline)
+            if not main:
+                return
+            json_file, md_file = write_report(report, out_path, overwrite, lock=lock)
         data = {**report.to_dict(), "files": {"json": str(json_file), "markdown": str(md_file)}}
         out.result(data, lambda: render(report, json_file, md_file))
 

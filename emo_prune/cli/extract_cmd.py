@@ -64,6 +64,7 @@ def register(app: typer.Typer) -> None:
         else:
             options = selection.options()
             if selection.profile is None and options.method in PROFILE_METHODS:
+                _check_before_profiling(model_dir, model_arg, options, out_dir, overwrite)
                 plan = _select_on_a_fresh_profile(model_dir, options, selection.calib, selection.device)
             else:
                 plan = run_select(model_dir, selection.profile, options)
@@ -89,6 +90,20 @@ def register(app: typer.Typer) -> None:
                 on_tensor=advance,
             )
         out.result(result.to_dict(), lambda: render(result, str(model_arg)))
+
+
+def _check_before_profiling(model_dir: Path, model_arg: Path, options: SelectOptions, out_dir: Path | None, overwrite: bool) -> None:
+    """Everything that would refuse the build after profiling, refused before it: the budget (keep vs
+    top-k, method and budget names) and the output folder (exists without --overwrite, not ours, ...)."""
+    from emo_prune.io import Checkpoint
+    from emo_prune.io.atomic import AtomicFolder
+    from emo_prune.select.selector import check_selection
+
+    check_selection(Checkpoint.open(model_dir).architecture, options)
+    if out_dir is None and options.domains:
+        out_dir = Path(f"{model_label(model_arg)}-{'+'.join(options.domains)}-{keep_label(options.keep)}")
+    if out_dir is not None:
+        AtomicFolder(out_dir, overwrite=overwrite, protect=[model_dir])  # its checks only; nothing is created
 
 
 def _select_on_a_fresh_profile(model_dir: Path, options: SelectOptions, calib: list[str] | None, device: str) -> Plan:

@@ -60,16 +60,19 @@ def register(app: typer.Typer) -> None:
 
         sources = calib or list(DEFAULT_SOURCES)
         target = out_path or Path(f"{model_label(model_dir)}.pool-index.safetensors")
-        check_index_output(target, overwrite)
-        started = time.perf_counter()
-        with out.progress() as bars:
-            task = bars.add_task("pool index", total=None)
+        from emo_prune.io.lock import FolderLock
 
-            def progress(advance: int, total: int) -> None:
-                bars.update(task, total=total, advance=advance)
+        with FolderLock(target) as lock:  # held from the start: a second writer of the file fails at once
+            check_index_output(target, overwrite)
+            started = time.perf_counter()
+            with out.progress() as bars:
+                task = bars.add_task("pool index", total=None)
 
-            index = build_index(model_path(model_dir), sources, power=power, mass_of=mass_of, max_pairs=max_pairs, seed=seed, progress=progress)
-        index.save(target)
+                def progress(advance: int, total: int) -> None:
+                    bars.update(task, total=total, advance=advance)
+
+                index = build_index(model_path(model_dir), sources, power=power, mass_of=mass_of, max_pairs=max_pairs, seed=seed, progress=progress)
+            index.save(target, overwrite=overwrite, lock=lock)
         result = {"index": str(target), "sources": sources, "seconds": round(time.perf_counter() - started, 2), **index.summary()}
         out.result(result, lambda: render(result))
 

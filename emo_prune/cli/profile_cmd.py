@@ -191,7 +191,7 @@ def merge_profiles(paths: list[Path], out_path: Path, overwrite: bool):  # noqa:
 
     check_output(out_path, overwrite)
     profile = Profile.merge([Profile.load(p) for p in paths])
-    profile.save(out_path)
+    profile.save(out_path, overwrite=overwrite)
     return profile
 
 

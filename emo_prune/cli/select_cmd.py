@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
         layerwise: LayerwiseOption = None,
         max_memory: MaxMemoryOption = None,
         target: TargetOption = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it is a plan file.")] = False,
         json_output: JsonFlag = False,
     ) -> None:
         """Choose the experts each layer keeps and write them as a plan (for `extract --plan`).
@@ -69,11 +70,16 @@ def register(app: typer.Typer) -> None:
 
         Example: emo-prune select builtin:emo-small --profile emo-small-code.profile.safetensors --keep 0.25 --out code25.json
         """
+        from emo_prune.errors import PlanError
+        from emo_prune.io.atomic import check_output_file
+        from emo_prune.select.plan import is_plan_file
+
         model_dir = model_path(model_dir)
+        check_output_file(out_path, overwrite=overwrite, recognise=is_plan_file, what="a plan file", error=PlanError)  # before the search
         options = selection.options(MemoryOptions(memory_path(layerwise), max_memory))  # memory: greedy only
         plan = run_select(model_dir, selection.profile, options)
         check_plan_target(target, model_dir, plan)
-        plan.save(out_path)
+        plan.save(out_path, overwrite=overwrite)
         out.result({"plan": str(out_path), **plan.to_dict()}, lambda: render_plan(plan, out_path))
 
 

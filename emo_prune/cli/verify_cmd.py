@@ -30,6 +30,10 @@ def register(app: typer.Typer) -> None:
         tolerance: Annotated[
             float, typer.Option("--tolerance", help="Largest allowed |logit difference| (fp32).")
         ] = TOLERANCE,
+        plan: Annotated[
+            Path | None,
+            typer.Option("--plan", help="The plan the build was cut with (default: the build's own manifest).", show_default=False),
+        ] = None,
         layerwise: LayerwiseOption = None,
         max_memory: MaxMemoryOption = None,
         json_output: JsonFlag = False,
@@ -45,7 +49,9 @@ def register(app: typer.Typer) -> None:
 
         memory = MemoryOptions(memory_path(layerwise), max_memory)
         original_dir = model_path(original_dir)
-        report = verify(original_dir, pruned_dir, num_prompts=prompts, tolerance=tolerance, memory=memory, notify=out.note)
+        report = verify(
+            original_dir, pruned_dir, num_prompts=prompts, tolerance=tolerance, memory=memory, notify=out.note, plan_path=plan
+        )
         out.result(report.to_dict(), lambda: render(report))
         report.raise_for_failure()
 

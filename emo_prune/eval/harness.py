@@ -273,18 +273,18 @@ def evaluate(model_dir: str | Path, settings: EvalSettings, baseline_dir: str | 
     return EvalReport(model=model, baseline=baseline)
 
 
-def check_out_path(path: str | Path) -> Path:
-    """Refuse a results path before any model is loaded."""
+def check_out_path(path: str | Path, overwrite: bool = True) -> Path:
+    """Refuse a results path before any model is loaded: RESULTS.json and RESULTS.md beside it are
+    replaced only when they are emo-prune results, and only with `overwrite`."""
+    from emo_prune.io.atomic import check_output_file
+
     path = Path(path)
     if path.suffix != ".json":
         raise EvalError(f"--out {path} must end in .json (the Markdown table goes beside it as .md)")
-    if path.is_dir():
-        raise EvalError(f"--out {path} is a folder; give a file such as {path / 'results.json'}")
-    ours = _is_results_file(path)
-    if path.exists() and not ours:
-        raise EvalError(f"--out {path} exists and is not an emo-prune results file; refusing to replace it")
-    if path.with_suffix(".md").exists() and not ours:
-        raise EvalError(f"{path.with_suffix('.md')} exists and does not belong to emo-prune results; refusing to replace it")
+    what = "an emo-prune results file"
+    check_output_file(path, overwrite=overwrite, recognise=_is_results_file, what=what, error=EvalError)
+    ours = lambda _md: _is_results_file(path)  # noqa: E731 (the .md belongs to the .json beside it)
+    check_output_file(path.with_suffix(".md"), overwrite=overwrite, recognise=ours, what="the table of emo-prune results", error=EvalError)
     return path
 
 
@@ -299,14 +299,18 @@ def _is_results_file(path: Path) -> bool:
     return isinstance(data, dict) and {"format", "model", "comparison"} <= data.keys()
 
 
-def write_report(report: EvalReport, path: str | Path) -> tuple[Path, Path]:
-    """RESULTS.json and RESULTS.md beside it, each written atomically."""
+def write_report(report: EvalReport, path: str | Path, overwrite: bool = True, lock: Any = None) -> tuple[Path, Path]:
+    """RESULTS.json and RESULTS.md beside it, each written atomically, both under the .json's lock
+    (`lock`: that lock, when the caller took it before evaluating)."""
     import json
 
     from emo_prune.io.atomic import atomic_write_text
+    from emo_prune.io.lock import FolderLock
 
-    path = check_out_path(path)
+    path = Path(path)
     md = path.with_suffix(".md")
-    atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
-    atomic_write_text(md, report.markdown())
+    with lock or FolderLock(path):
+        check_out_path(path, overwrite)
+        atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n", replace=overwrite)
+        atomic_write_text(md, report.markdown(), replace=overwrite)
     return path, md

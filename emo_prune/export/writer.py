@@ -9,7 +9,6 @@ model. The file is written under a temporary name beside the target and renamed 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,7 +26,8 @@ from emo_prune.export.quantize import DIRECT, K_QUANTS, check_dtype, encode, k_q
 from emo_prune.export.tensors import gguf_tensors
 from emo_prune.export.tokenizer import read_vocab, write_vocab
 from emo_prune.io import Checkpoint, TensorReader
-from emo_prune.io.ownership import TMP_TAG
+from emo_prune.io.atomic import check_output_file, clean_stale_files, commit_file, temp_file
+from emo_prune.io.lock import FolderLock
 from emo_prune.io.paths import inside
 
 Progress = Callable[[int, int], None]  # (tensors written, total)
@@ -49,11 +49,17 @@ class ExportResult:
         return asdict(self)
 
 
-def _temp_path(out: Path, tag: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}{TMP_TAG}{tag}-", suffix=".tmp")
-    os.fchmod(fd, 0o644)
-    os.close(fd)
-    return Path(tmp)
+def is_emo_prune_gguf(path: Path) -> bool:
+    """A GGUF file that emo-prune wrote (its `emo_prune.version` key): the only kind `--overwrite` replaces."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"GGUF":
+                return False
+        from gguf import GGUFReader
+
+        return "emo_prune.version" in GGUFReader(path).fields
+    except Exception:  # noqa: BLE001 (a file gguf cannot parse is not ours)
+        return False
 
 
 def _check_out(model_dir: Path, out: Path, overwrite: bool) -> None:
@@ -61,14 +67,7 @@ def _check_out(model_dir: Path, out: Path, overwrite: bool) -> None:
         raise OutputError(f"{out}: a GGUF file name ends in .gguf")
     if inside(model_dir, out):
         raise OutputError(f"{out} lies inside the model folder {model_dir}; write the GGUF file elsewhere")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists; pass --overwrite to replace it")
-    if out.exists() and not out.is_file():
-        raise OutputError(f"{out} exists and is not a file")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {out.parent}: {exc.strerror or exc}") from exc
+    check_output_file(out, overwrite=overwrite, recognise=is_emo_prune_gguf, what="GGUF file")
 
 
 def _write_file(checkpoint: Checkpoint, layout: GgufLayout, dtype: str, path: Path, name: str, on_tensor: Progress | None) -> int:
@@ -132,20 +131,23 @@ def export_gguf(
         llama_cpp_module()  # fail before the intermediate file is written
     name = name or model_dir.resolve().name
     direct = dtype if dtype in DIRECT else _intermediate(checkpoint)
-    tmp = _temp_path(out, dtype)
-    staged: Path | None = None
-    try:
-        count = _write_file(checkpoint, layout, direct, tmp, name, on_tensor)
-        if dtype in K_QUANTS:
-            staged, tmp = tmp, _temp_path(out, dtype)
-            k_quantize(staged, tmp, dtype, threads)
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-        if staged is not None:
-            staged.unlink(missing_ok=True)
+    with FolderLock(out):  # one writer per file; the checks again, now that no emo-prune process races us
+        _check_out(model_dir, out, overwrite)
+        clean_stale_files(out)  # what a killed export of this file left (its pid is gone)
+        tmp = temp_file(out, dtype)
+        staged: Path | None = None
+        try:
+            count = _write_file(checkpoint, layout, direct, tmp, name, on_tensor)
+            if dtype in K_QUANTS:
+                staged, tmp = tmp, temp_file(out, dtype)
+                k_quantize(staged, tmp, dtype, threads)
+            commit_file(tmp, out, replace=overwrite)
+        except OSError as exc:
+            raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+            if staged is not None:
+                staged.unlink(missing_ok=True)
     return ExportResult(
         path=str(out),
         dtype=dtype,

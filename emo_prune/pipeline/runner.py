@@ -14,6 +14,8 @@
       .emo-prune-owner.json       marks OUT as a run folder emo-prune made (emo_prune.io.ownership)
 
 Every step calls the public library function of its command (profile, select, extract, verify, eval).
+Every write below OUT goes through real folders only (`emo_prune.io.confine`): a `.steps/`, `plans/`
+or `verify/` replaced by a symlink between two runs is refused before anything is read or written.
 OUT must not be the model folder or lie inside it, must be new, empty or a run folder emo-prune made,
 and is locked for the whole run: a second `run` into it fails at once. Build folders come from the
 recipe's `output.pattern`, so each is checked to stay inside OUT/builds/.
@@ -30,6 +32,7 @@ from emo_prune.errors import OutputError
 from emo_prune.eval.harness import EvalSettings, evaluate_model
 from emo_prune.eval.results import ModelEval, compare
 from emo_prune.io import Checkpoint, model_identity
+from emo_prune.io.confine import confined, real_folder
 from emo_prune.io.lock import FolderLock
 from emo_prune.io.ownership import claim_folder, write_owner_marker
 from emo_prune.io.paths import contained_path
@@ -38,8 +41,12 @@ from emo_prune.pipeline.edge import run_edge
 from emo_prune.pipeline.gates import check_gate
 from emo_prune.pipeline.recipe import Recipe, budget_label
 from emo_prune.pipeline.report import BuildReport, RunReport
-from emo_prune.pipeline.steps import StepResult, Steps, output_digest, step_key
+from emo_prune.select.selector import check_selection
+from emo_prune.pipeline.steps import STAMPS, StepResult, Steps, output_digest, step_key
 from emo_prune.version import __version__
+
+#: the folders a run writes into (the layout above); each must be a real folder of the run's own
+RUN_FOLDERS = (STAMPS, "plans", "builds", "verify", "eval")
 
 
 def default_out_dir(recipe: Recipe) -> Path:
@@ -139,10 +146,15 @@ def run_recipe(
     if resolved_root == resolved_model or resolved_model in resolved_root.parents:
         raise OutputError(f"--out {root} is the model folder {model_dir} or lies inside it; choose a folder outside it")
     checkpoint = Checkpoint.open(model_dir)  # headers only: a broken model fails before anything is written
+    for budget in recipe.budgets:  # an impossible budget fails before the profile is made
+        check_selection(checkpoint.architecture, recipe.select_options(model_dir, budget))
     with FolderLock(root):  # before hashing the model: a second run into root fails at once
         claim_folder(root, "run")
-        identity = model_identity(checkpoint)
-        run = _run_steps(recipe, root, model_dir, identity, recipe_file, overrides, target)
+        with confined(root):  # every write below root goes through real folders only (io/confine.py)
+            for folder in RUN_FOLDERS:  # a resumed run reads stamps there too: refuse a planted symlink now
+                real_folder(root / folder, root.absolute(), create=False)
+            identity = model_identity(checkpoint)
+            run = _run_steps(recipe, root, model_dir, identity, recipe_file, overrides, target)
         write_owner_marker(root, "run")  # now listing what this run folder holds
     return run
 

@@ -45,11 +45,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from emo_prune.errors import CalibrationError, CheckpointError, OutputError, PlanError
+if TYPE_CHECKING:
+    from emo_prune.io.lock import FolderLock
+
+from emo_prune.errors import CalibrationError, CheckpointError, PlanError
 from emo_prune.io import Checkpoint
 
 META_KEY = "emo_prune.pool_index"
@@ -97,10 +100,12 @@ class PoolIndex:
         return {layer: v[rows].double().mean(dim=0) for layer, v in self.values.items()}
 
     # ---- file -----------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, overwrite: bool = True, lock: FolderLock | None = None) -> Path:
+        """Write atomically under the file's lock; an existing file is replaced only when it is a pool
+        index and `overwrite` (`emo_prune.io.atomic.write_output`)."""
         from safetensors.torch import save
 
-        from emo_prune.io.atomic import atomic_write
+        from emo_prune.io.atomic import write_output
 
         tensors = {"keys": self.keys.contiguous(), **{f"values.{layer}": v.contiguous() for layer, v in self.values.items()}}
         meta = {
@@ -112,7 +117,7 @@ class PoolIndex:
             "domains": list(self.domains),
         }
         data = save(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
-        return atomic_write(path, lambda f: f.write(data))
+        return write_output(path, lambda f: f.write(data), overwrite=overwrite, recognise=is_pool_index_file, what="an emo-prune pool index", lock=lock)
 
     @classmethod
     def load(cls, path: str | Path, checkpoint: Checkpoint) -> PoolIndex:
@@ -277,16 +282,9 @@ def is_pool_index_file(path: Path) -> bool:
 def check_index_output(out: Path, overwrite: bool) -> None:
     """Refuse an unusable --out before any work: a folder, an existing file without --overwrite, or an
     existing file that is not a pool index (never replaced)."""
-    from emo_prune.io.atomic import check_writable
+    from emo_prune.io.atomic import check_output_file
 
-    out = Path(out)
-    if out.is_dir():
-        raise OutputError(f"--out {out} is a folder; give a file path such as {out / 'pools.index.safetensors'}")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists; pass --overwrite to replace it")
-    if out.exists() and not is_pool_index_file(out):
-        raise OutputError(f"{out} exists and is not an emo-prune pool index; refusing to replace it even with --overwrite")
-    check_writable(out)
+    check_output_file(out, overwrite=overwrite, recognise=is_pool_index_file, what="an emo-prune pool index")
 
 
 def build_index(

@@ -7,6 +7,7 @@ sums up to float rounding. Multi-process runs shard the documents and all_reduce
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,9 +16,10 @@ import torch
 
 from emo_prune.arch import MoEArchitecture
 from emo_prune.calib import Document, describe_sources
-from emo_prune.errors import CalibrationError, OutputError
+from emo_prune.errors import CalibrationError
 from emo_prune.io import Checkpoint, model_identity
-from emo_prune.io.atomic import check_writable
+from emo_prune.io.atomic import check_output_file
+from emo_prune.io.lock import FolderLock
 from emo_prune.memory import MemoryOptions, Workload, plan_memory
 from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
 from emo_prune.profile.collector import StatsCollector
@@ -158,14 +160,7 @@ def profile_model(
 
 def check_output(out: Path, overwrite: bool) -> None:
     """Refuse an unusable --out before any work is done."""
-    out = Path(out)
-    if out.is_dir():
-        raise OutputError(f"--out {out} is a folder; give a file path such as {out / 'profile.safetensors'}")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists; pass --overwrite to replace it")
-    if out.exists() and not is_profile_file(out):
-        raise OutputError(f"{out} exists and is not an emo-prune profile; refusing to replace it even with --overwrite")
-    check_writable(out)
+    check_output_file(out, overwrite=overwrite, recognise=is_profile_file, what="an emo-prune profile")
 
 
 def profile_to_file(
@@ -184,9 +179,12 @@ def profile_to_file(
 
     settings = settings or ProfileSettings()
     settings.validate()
-    check_output(Path(out), overwrite)
-    documents = load_documents(sources, domains, seed=settings.seed)
-    profile = profile_model(model_dir, documents, settings, progress, notify)
-    if current_world(settings.device).is_main:
-        profile.save(out)
+    main = current_world(settings.device).is_main
+    lock = FolderLock(out) if main else None  # the writing rank holds --out from the start: a second writer fails at once
+    with lock or contextlib.nullcontext():
+        check_output(Path(out), overwrite)
+        documents = load_documents(sources, domains, seed=settings.seed)
+        profile = profile_model(model_dir, documents, settings, progress, notify)
+        if main:
+            profile.save(out, overwrite=overwrite, lock=lock)
     return profile

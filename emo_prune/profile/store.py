@@ -37,7 +37,8 @@ from safetensors.numpy import save
 from emo_prune.arch import LayerLayout
 from emo_prune.errors import CheckpointError, ProfileError
 from emo_prune.io.safetensors_header import read_header
-from emo_prune.io.atomic import atomic_write
+from emo_prune.io.atomic import write_output
+from emo_prune.io.lock import FolderLock
 from emo_prune.version import __version__
 
 FORMAT = 1
@@ -178,12 +179,13 @@ class Profile:
             tensors[f"{name}/counts"] = np.array([d.num_tokens, d.num_documents], dtype=np.float64)
         return tensors
 
-    def save(self, path: str | Path) -> Path:
-        """Write atomically (`emo_prune.io.atomic.atomic_write`); a profile is small: [L, E_max] per statistic."""
+    def save(self, path: str | Path, *, overwrite: bool = True, lock: FolderLock | None = None) -> Path:
+        """Write atomically under the file's lock (`emo_prune.io.atomic.write_output`): an existing file is
+        replaced only when it is a profile and `overwrite`; a profile is small: [L, E_max] per statistic."""
         if not self.domains:
             raise ProfileError("refusing to save an empty profile (no domain received any token)")
         data = save(self._tensors(), metadata={META_KEY: json.dumps(self._metadata(), sort_keys=True)})
-        return atomic_write(path, lambda f: f.write(data))
+        return write_output(path, lambda f: f.write(data), overwrite=overwrite, recognise=is_profile_file, what="an emo-prune profile", lock=lock)
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:

@@ -21,7 +21,7 @@ from typing import Any
 
 from emo_prune.arch import LayerLayout, MoEArchitecture
 from emo_prune.errors import PlanError
-from emo_prune.io.atomic import atomic_write_text
+from emo_prune.io.atomic import write_output
 from emo_prune.version import __version__
 
 PLAN_KEY = "experts_kept_per_layer"
@@ -54,6 +54,15 @@ FIELD_CHECKS: dict[str, tuple[str, Any]] = {
 
 
 @dataclass
+
+def is_plan_file(path: Path) -> bool:
+    """A JSON object with the plan's key: a file `--overwrite` may replace with a plan."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and PLAN_KEY in data
+
 class Plan:
     experts_kept_per_layer: Kept
     keep: str | None = None  # the request as given: "0.125", "16", or None for a hand-written plan
@@ -109,19 +118,12 @@ class Plan:
     def to_json(self) -> str:
         return dumps(self.to_dict())
 
-    def save(self, path: str | Path) -> Path:
-        """Write atomically; an existing file is replaced only if it is a plan too."""
-        path = Path(path)
-        if path.is_dir():
-            raise PlanError(f"{path} is a folder; pass a file name for the plan, e.g. {path / 'plan.json'}")
-        if path.exists():
-            try:
-                previous = json.loads(path.read_text())
-            except (OSError, ValueError, UnicodeDecodeError):
-                previous = None
-            if not (isinstance(previous, dict) and PLAN_KEY in previous):
-                raise PlanError(f"{path} exists and is not a plan file; refusing to overwrite it")
-        return atomic_write_text(path, self.to_json())
+    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Write atomically under the file's lock; an existing file is replaced only if it is a plan too,
+        and only with `overwrite` (the CLI's --overwrite; the library replaces its own plans by default)."""
+        return write_output(
+            path, lambda f: f.write(self.to_json().encode()), overwrite=overwrite, recognise=is_plan_file, what="a plan file", error=PlanError
+        )
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "plan") -> Plan:
@@ -158,13 +160,14 @@ class Plan:
             raise PlanError(f"{where}: {exc}") from exc
 
     @classmethod
-    def load(cls, path: str | Path) -> Plan:
+    def load(cls, path: str | Path, *, hint: str = "pass a plan file") -> Plan:
+        """A plan file, or the manifest of a build folder; `hint` ends the message for a folder without one."""
         path = Path(path)
         if path.is_dir():
             for name in ("emo_prune.json", "pruning_metadata.json"):
                 if (path / name).exists():
                     return cls.load(path / name)
-            raise PlanError(f"{path} is a folder without emo_prune.json or pruning_metadata.json; pass a plan file")
+            raise PlanError(f"{path} is a folder without emo_prune.json or pruning_metadata.json; {hint}")
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError as exc:

@@ -49,7 +49,9 @@ def with_default_domain(options: SelectOptions, profile: Profile | None) -> Sele
     return options
 
 
-def _check_options(arch: MoEArchitecture, options: SelectOptions, profile: Profile | None) -> None:
+def check_selection(arch: MoEArchitecture, options: SelectOptions) -> None:
+    """What a selection can be refused for without a profile (names, budget vs family, the keep count
+    vs top-k): callers run it before they profile, so an impossible budget costs no profiling."""
     for value, known, flag in (
         (options.method, METHODS, "--method"),
         (options.budget, BUDGETS, "--budget"),
@@ -64,6 +66,11 @@ def _check_options(arch: MoEArchitecture, options: SelectOptions, profile: Profi
         )
     if options.budget == "global" and options.method == "greedy":
         raise PlanError("--method greedy picks layer by layer and needs --budget uniform")
+    keep_counts(Keep.parse(options.keep), arch.layouts)
+
+
+def _check_options(arch: MoEArchitecture, options: SelectOptions, profile: Profile | None) -> None:
+    check_selection(arch, options)
     if options.method in PROFILE_METHODS:
         if profile is None:
             raise PlanError(f"--method {options.method} reads a profile; pass --profile (made by `emo-prune profile`)")
@@ -234,7 +241,6 @@ def make_plan(
     profile = Profile.load(profile_path) if profile_path is not None else None
     options = with_default_domain(options, profile)
     _check_options(arch, options, profile)  # cheap refusals first: hashing and loading documents take time
-    keep_counts(Keep.parse(options.keep), arch.layouts)
     identity = model_identity(checkpoint)
     if profile is not None:
         profile.check_model(identity, where=str(model_dir))
