@@ -283,8 +283,10 @@ def check_out_path(path: str | Path, overwrite: bool = True) -> Path:
         raise EvalError(f"--out {path} must end in .json (the Markdown table goes beside it as .md)")
     what = "an emo-prune results file"
     check_output_file(path, overwrite=overwrite, recognise=_is_results_file, what=what, error=EvalError)
-    ours = lambda _md: _is_results_file(path)  # noqa: E731 (the .md belongs to the .json beside it)
-    check_output_file(path.with_suffix(".md"), overwrite=overwrite, recognise=ours, what="the table of emo-prune results", error=EvalError)
+    md = path.with_suffix(".md")
+    if md.exists() and not _is_results_file(path):  # the .md belongs to the .json beside it
+        raise EvalError(f"{md} exists and does not belong to emo-prune results; refusing to replace it")
+    check_output_file(md, overwrite=overwrite, recognise=lambda _md: True, what="a table of emo-prune results", error=EvalError)
     return path
 
 

@@ -67,7 +67,7 @@ def _check_out(model_dir: Path, out: Path, overwrite: bool) -> None:
         raise OutputError(f"{out}: a GGUF file name ends in .gguf")
     if inside(model_dir, out):
         raise OutputError(f"{out} lies inside the model folder {model_dir}; write the GGUF file elsewhere")
-    check_output_file(out, overwrite=overwrite, recognise=is_emo_prune_gguf, what="GGUF file")
+    check_output_file(out, overwrite=overwrite, recognise=is_emo_prune_gguf, what="an emo-prune GGUF file")
 
 
 def _write_file(checkpoint: Checkpoint, layout: GgufLayout, dtype: str, path: Path, name: str, on_tensor: Progress | None) -> int:

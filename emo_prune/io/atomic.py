@@ -319,7 +319,7 @@ class AtomicFolder:
         (self.tmp / PARTIAL_MARKER).unlink()
         write_owner_marker(self.tmp, self.kind)
         _fsync_dir(self.tmp)
-        if not self.target.exists():
+        if not self.overwrite or not self.target.exists():
             rename_noreplace(self.tmp, self.target)  # a target made meanwhile is never replaced
             self.tmp = None
             _fsync_dir(self.target.parent)

@@ -1,5 +1,6 @@
 """kill -9 in the middle of `run` (during an extract): nothing looks finished, and a rerun resumes to the same
-bytes; kill -9 between the two renames of an --overwrite: the previous output comes back, nothing is lost.
+bytes; kill -9 during an --overwrite: the target is whole or (without the kernel's swap) absent, never
+half-written, and no folder found on disk is ever renamed into it.
 
 (A kill during a plain `extract` is covered by tests/extract/test_extract_atomic.py.)
 """
@@ -13,7 +14,6 @@ import sys
 import pytest
 import yaml
 
-from emo_prune.errors import OutputError
 from emo_prune.io import Checkpoint
 from emo_prune.pipeline import load_recipe, run_recipe
 
@@ -72,34 +72,44 @@ def test_kill_during_run_then_resume_gives_identical_builds(source_model, tmp_pa
     assert sorted(p.name for p in builds.iterdir()) == ["k-25pct", "k-50pct"]  # the dead run's temp folder is gone
 
 
-DIE_BETWEEN_RENAMES = """
+DIE_DURING_REPLACE = """
 import os, sys
 import emo_prune.io.atomic as atomic
 from emo_prune.extract import extract
 from emo_prune.select import Plan
-real = os.replace
-def dying(src, dst):
-    real(src, dst)
-    if ".emo-prune-tmp-old-" in str(dst):
-        os._exit(9)  # the old output is aside, the new one not yet in place
-atomic.os.replace = dying
+if sys.argv[3] == "after-swap":  # renameat2(RENAME_EXCHANGE) swapped old and new; die before the old is deleted
+    atomic.remove_owned = lambda *args: os._exit(9)
+else:  # a system without the swap: die between the two renames
+    atomic.exchange = lambda a, b: False
+    real = os.replace
+    def dying(src, dst):
+        real(src, dst)
+        if ".emo-prune-tmp-old-" in str(dst):
+            os._exit(9)  # the old output is aside, the new one not yet in place
+    atomic.os.replace = dying
 extract(sys.argv[1], Plan([[0, 1, 2, 7], [0, 1, 2, 7]]), sys.argv[2], overwrite=True)
 """
 
 
-def test_kill_while_replacing_puts_the_previous_output_back(model, plan_file, tmp_path):
+@pytest.mark.parametrize("moment", ["after-swap", "between-renames"])
+def test_kill_while_replacing_never_promotes_a_folder_from_disk(model, plan_file, tmp_path, moment):
+    """With the kernel's swap the target is never missing: a kill leaves the NEW output in place. Without
+    it, a kill between the renames leaves no target, and the previous output aside is NOT renamed back by
+    the next run: a folder found on disk is never promoted (its pid and markers can be forged); the user
+    had asked to replace it. Either way the next write of the target removes every leftover."""
     from emo_prune.extract import extract
     from emo_prune.select import Plan
 
     out = tmp_path / "out"
     extract(model, Plan.load(plan_file), out)
-    previous = _files(out)
     env = {**os.environ, "EMO_PRUNE_CACHE": str(tmp_path / "cache")}
-    died = subprocess.run([sys.executable, "-c", DIE_BETWEEN_RENAMES, str(model), str(out)], env=env, timeout=300)
-    assert died.returncode == 9 and not out.exists()
-    extract(model, Plan.load(plan_file), tmp_path / "other")  # another target: this one is untouched
-    assert not out.exists()
-    with pytest.raises(OutputError, match="already exists"):  # the next write into it restores it first
+    died = subprocess.run([sys.executable, "-c", DIE_DURING_REPLACE, str(model), str(out), moment], env=env, timeout=300)
+    assert died.returncode == 9
+    if moment == "after-swap":
+        assert Plan.load(out).experts_kept_per_layer == [[0, 1, 2, 7], [0, 1, 2, 7]]  # the new output, whole
+        extract(model, Plan.load(plan_file), out, overwrite=True)
+    else:
+        assert not out.exists()
         extract(model, Plan.load(plan_file), out)
-    assert _files(out) == previous
+    assert Plan.load(out).experts_kept_per_layer == [[1, 4, 6, 7], [1, 4, 6, 7]]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []

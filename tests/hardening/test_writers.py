@@ -47,8 +47,9 @@ def test_a_run_refuses_a_symlinked_subfolder(cli, source_model, tmp_path, plante
     (user / "25pct.json").write_text("the user's own file")
     (run / planted).symlink_to(user, target_is_directory=True)
     monkeypatch.setattr("emo_prune.profile.runner.profile_to_file", _never("the profile step"))
+    recipe = recipe_file(tmp_path, source_model)
     before = snapshot(tmp_path)
-    result = cli("run", recipe_file(tmp_path, source_model), "--out", run)
+    result = cli("run", recipe, "--out", run)
     one_line_error(result, "output error:", f"{run / planted} is a symlink inside the output folder")
     assert snapshot(tmp_path) == before
 
@@ -205,12 +206,13 @@ def test_outputs_follow_the_umask(cli, model, plan_file, tmp_path, umask):
 # ---- weak cases: budgets before profiling, verify --plan, unforeseen disk errors -----------------
 def test_an_impossible_budget_is_refused_before_profiling(cli, model, tmp_path, monkeypatch):
     monkeypatch.setattr("emo_prune.profile.runner.profile_model", _never("profiling"))
+    recipe = recipe_file(tmp_path, model, budgets=[0.1])
     before = snapshot(tmp_path)
     result = cli("extract", model, "--keep", "0.1", "--domain", "code", "--out", tmp_path / "b")
     one_line_error(result, "plan error:", "fewer than top-k")
-    result = cli("run", recipe_file(tmp_path, model, budgets=[0.1]), "--out", tmp_path / "run")
+    result = cli("run", recipe, "--out", tmp_path / "run")
     one_line_error(result, "plan error:", "fewer than top-k")
-    assert snapshot(tmp_path) == {**before, "recipe.yaml": snapshot(tmp_path)["recipe.yaml"]}
+    assert snapshot(tmp_path) == before
 
 
 def test_an_existing_output_is_refused_before_profiling(cli, model, tmp_path, monkeypatch):
@@ -240,6 +242,13 @@ def test_a_name_too_long_is_named_not_an_internal_error(cli, source_model, tmp_p
     target = tmp_path / ("x" * 300 + ".gguf")
     result = cli("export", source_model, "--out", target)
     line = one_line_error(result, "too long")
+    assert "internal error" not in line
+
+
+def test_a_file_in_the_way_of_the_output_folder_is_named(cli, source_model, tmp_path):
+    (tmp_path / "notes").write_text("a file, not a folder")
+    result = cli("export", source_model, "--out", tmp_path / "notes" / "m.gguf")
+    line = one_line_error(result, str(tmp_path / "notes"))
     assert "internal error" not in line
 
 
