@@ -48,7 +48,7 @@ def default_out_dir(recipe: Recipe) -> Path:
 
 def _status(result: StepResult) -> None:
     verdict = "skipped (up to date)" if result.status == "skipped" else f"done in {result.seconds:.1f}s"
-    events.note(f"[bold]{result.step}[/]: {verdict}")
+    events.note(f"{result.step}: {verdict}")  # notes are plain text (the console makes them inert)
 
 
 # ---- the steps ------------------------------------------------------------------------------------
