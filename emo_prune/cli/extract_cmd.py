@@ -96,8 +96,10 @@ def register(app: typer.Typer) -> None:
 def _select_on_a_fresh_profile(model_dir: Path, options: SelectOptions, calib: list[str] | None, device: str) -> Plan:
     """No --profile: profile the model on --calib, else on each --domain's built-in calibration split, then select."""
     from emo_prune.calib import builtin_calibration
+    from emo_prune.models.loading import resolve_device
     from emo_prune.profile.runner import ProfileSettings, profile_to_file
 
+    resolve_device(device)  # a device that cannot be used is the one line, before the note below
     sources = list(calib) if calib else builtin_calibration(options.domains)
     out.note(
         f"no --profile given: profiling on {', '.join(sources)} first ({ONE_STEP_MAX_TOKENS:,} tokens per domain; "

@@ -106,6 +106,9 @@ def register(app: typer.Typer) -> None:
         else:
             if len(inputs) != 1:
                 raise ProfileError(f"give exactly one MODEL (got {len(inputs)}); to sum profiles use --merge")
+            from emo_prune.models.loading import resolve_device
+
+            resolve_device(device)  # a device that cannot be used is the one line, before any note
             if not calib:
                 from emo_prune.calib import builtin_calibration
 
