@@ -111,3 +111,23 @@ def test_a_recipe_that_is_not_utf8_is_named_with_the_offset(cli, source_model, t
     before = snapshot(tmp_path)
     one_line_error(cli("run", path, "--out", tmp_path / "run"), "recipe error:", str(path), "not UTF-8", "byte 0xff at offset 10")
     assert snapshot(tmp_path) == before
+
+
+def test_a_profile_is_not_written_with_a_bad_domain(source_model, tmp_path) -> None:
+    """The write side of the profile file: a domain that slipped past the sources is refused at save."""
+    from emo_prune.errors import ProfileError
+    from emo_prune.profile.runner import ProfileSettings, profile_to_file
+
+    profile = profile_to_file(source_model, ["math=builtin:math:calib"], tmp_path / "p.safetensors", None, ProfileSettings(max_tokens=64, seq_len=32))
+    profile.domains["a/b"] = profile.domains.pop("math")
+    before = snapshot(tmp_path)
+    with pytest.raises(ProfileError, match=r"profile .*q\.safetensors: domain name 'a/b' is not allowed"):
+        profile.save(tmp_path / "q.safetensors")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_bad_domain_flag_is_named(cli, source_model, tmp_path) -> None:
+    before = snapshot(tmp_path)
+    result = cli("profile", source_model, "--calib", "builtin:math:calib", "--domain", "a b", "--out", tmp_path / "p.safetensors")
+    one_line_error(result, "calibration error:", "--domain: domain name 'a b' is not allowed", DOMAIN_ALPHABET)
+    assert snapshot(tmp_path) == before
