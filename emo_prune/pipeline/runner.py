@@ -26,7 +26,7 @@ from pathlib import Path
 
 from emo_prune.assets import resolve_model
 from emo_prune import events
-from emo_prune.errors import OutputError
+from emo_prune.errors import OutputError, RuntimeSetupError
 from emo_prune.eval.harness import EvalSettings, evaluate_model
 from emo_prune.eval.results import ModelEval, compare
 from emo_prune.io import Checkpoint, model_identity
@@ -131,8 +131,14 @@ def run_recipe(
     GateFailure when a gate does not hold.
     """
     from emo_prune.export.check import check_target_name
+    from emo_prune.models.loading import resolve_device
 
     check_target_name(target)  # an unknown --target fails before anything runs
+    for field, device in (("calibration.device", recipe.calibration.device), ("eval.device", recipe.eval.device)):
+        try:
+            resolve_device(device)  # so does a device this machine lacks
+        except RuntimeSetupError as exc:
+            raise RuntimeSetupError(f"recipe {field}: {exc}") from None
     root = Path(out_dir) if out_dir is not None else default_out_dir(recipe)
     model_dir = resolve_model(recipe.model)  # a missing model fails before anything is written
     resolved_root, resolved_model = root.resolve(), Path(model_dir).resolve()

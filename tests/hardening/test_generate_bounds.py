@@ -124,6 +124,19 @@ def test_device_cuda_without_cuda_is_one_line(cli, source_model, tmp_path, comma
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("section", ["calibration", "eval"])
+def test_a_recipe_device_without_cuda_is_one_line_before_the_run_folder(cli, source_model, tmp_path, section) -> None:
+    import yaml
+
+    recipe = {"name": "r", "model": str(source_model), "calibration": {"sources": ["builtin:math:calib"]}, "budgets": [0.5]}
+    recipe.setdefault(section, {})["device"] = "cuda"
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    before = snapshot(tmp_path)
+    one_line_error(cli("run", tmp_path / "r.yaml", "--out", tmp_path / "run"), "runtime error:", f"recipe {section}.device:", "asked for CUDA")
+    assert snapshot(tmp_path) == before
+
+
 @pytest.mark.parametrize(
     ("args", "flag"),
     [
