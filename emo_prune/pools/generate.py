@@ -73,7 +73,7 @@ class Generator:
         from transformers import AutoTokenizer
 
         from emo_prune.io import Checkpoint
-        from emo_prune.models.loading import resolve_device, resolve_dtype
+        from emo_prune.models.loading import context_length, resolve_device, resolve_dtype
 
         device = resolve_device(device)  # `--device cuda` without CUDA: one line, before anything loads
         self.compute = torch.float32 if dtype == "auto" else resolve_dtype(dtype, {})
@@ -175,12 +175,6 @@ def generate(
 def _check_length(max_new_tokens: int) -> None:
     if max_new_tokens < 1:
         raise PromptError(f"--max-new-tokens must be >= 1 (got {max_new_tokens})")
-
-
-def context_length(config: dict[str, Any]) -> int | None:
-    """The positions a model attends over (config `max_position_embeddings`); None when it names none."""
-    limit = config.get("max_position_embeddings")
-    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
 
 
 def fit_context(ids: list[int], max_new_tokens: int, context: int | None, truncate: bool = False) -> list[int]:
