@@ -21,7 +21,6 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.measure import Measurement
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -36,6 +35,7 @@ from rich.progress import (
 from rich.table import Table
 
 from emo_prune.errors import EmoPruneError
+from emo_prune.text import inert
 
 
 class RateColumn(ProgressColumn):
@@ -125,7 +125,7 @@ class LineProgress:
         task["lines"] += 1
         elapsed = time.perf_counter() - task["start"]
         suffix = f", {rate}" if rate else ""
-        self.console.print(f"{task['description']}: {what} ({elapsed:.1f}s{suffix})", markup=False, highlight=False)
+        self.console.print(inert(f"{task['description']}: {what} ({elapsed:.1f}s{suffix})", markup=False), markup=False, highlight=False)
 
 
 @dataclass
@@ -145,14 +145,15 @@ class Output:
             self.console.print(*renderables, **kwargs)
 
     def note(self, message: str) -> None:
-        """A status line on stderr (kept out of stdout so pipes stay clean); silent in --json / --quiet."""
+        """A status line on stderr (kept out of stdout so pipes stay clean); silent in --json / --quiet.
+        Plain text, made inert: notes quote file names, domains and recorded paths."""
         if not (self.json_mode or self.quiet):
-            self.err_console.print(message)
+            self.err_console.print(inert(message), markup=True, highlight=False)
 
     def warn(self, message: str) -> None:
         """A warning on stderr (the work goes on); silent only in --quiet mode."""
         if not self.quiet:
-            self.err_console.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True, highlight=False)
+            self.err_console.print(f"[bold yellow]warning:[/] {inert(message)}", markup=True, highlight=False)
 
     def result(self, data: Any, human: Callable[[], None] | None = None) -> None:
         """The command's result: JSON on stdout in --json mode, else `human()` renders it (--quiet too:
@@ -168,13 +169,16 @@ class Output:
                 self._in_result = False
 
     def error(self, error: BaseException | str, kind: str = "error") -> None:
+        keep = ""
         if isinstance(error, EmoPruneError):
-            kind, message = error.kind, str(error)
+            kind, message, keep = error.kind, str(error), "\n" if error.multiline else ""
         elif isinstance(error, str):
             message = error
         else:
             kind, message = "internal error", f"{type(error).__name__}: {error} (rerun with --debug for the traceback)"
-        self.err_console.print(f"[bold red]{kind}:[/] {escape(message)}", markup=True, highlight=False)
+        # the one render point of errors: a message may quote a file's string (a domain, a tensor name, a
+        # path), so it is made inert here, whoever built it; JSON escapes control characters itself
+        self.err_console.print(f"[bold red]{kind}:[/] {inert(message, keep=keep)}", markup=True, highlight=False)
         if self.json_mode:
             sys.stdout.write(json.dumps({"error": {"kind": kind, "message": message}}) + "\n")
 

@@ -12,6 +12,8 @@ class EmoPruneError(Exception):
 
     #: short tag printed before the message by the CLI, e.g. "checkpoint error: ..."
     kind = "error"
+    #: whether the message may span lines (the CLI keeps its newlines; every other message is one line)
+    multiline = False
 
 
 class CheckpointError(EmoPruneError):
@@ -90,6 +92,13 @@ class GateFailure(EmoPruneError):
     """A quality gate of a recipe does not hold."""
 
     kind = "quality gate failed"
+    multiline = True  # one line per failed gate
+
+
+class PromptError(EmoPruneError):
+    """A prompt cannot be run: empty once tokenized, unreadable, or longer than the model's context."""
+
+    kind = "prompt error"
 
 
 class RuntimeSetupError(EmoPruneError):

@@ -8,6 +8,7 @@ still count as ONE document for EMO pool membership.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -19,6 +20,29 @@ SPLITS: tuple[str, ...] = ("train", "calib", "heldout")
 #: order or seed it comes with (trainers, profilers and evaluators agree without sharing a file).
 HELDOUT_FRACTION = 0.1
 CALIB_FRACTION = 0.1
+
+
+# A domain name: 1-64 ASCII letters, digits, '_', '.' and '-', not '.' or '..'. The one alphabet of
+# every domain, checked where one is written (calibration sources, profile and pool-index files) and
+# where one is read back (profiles, pool indexes): a domain names tensors ("{domain}/tokens"), joins
+# output names ("code+math") and is printed in tables, so it can hold no '/', space, control
+# character or markup.
+DOMAIN_ALPHABET = "1-64 ASCII letters, digits, '_', '.' or '-' (not '.' or '..')"
+_DOMAIN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def is_domain(name: object) -> bool:
+    """Whether `name` is a str in DOMAIN_ALPHABET."""
+    return isinstance(name, str) and _DOMAIN.fullmatch(name) is not None and name not in (".", "..")
+
+
+def domain_problem(name: object, where: str) -> str:
+    """The one-line message for a bad domain name: `where` (a file, a source), the name quoted, the rule."""
+    if isinstance(name, str):
+        shown = repr(name[:80]) + ("..." if len(name) > 80 else "")  # a hostile name may be megabytes
+    else:
+        shown = f"of type {type(name).__name__}"
+    return f"{where}: domain name {shown} is not allowed; a domain is {DOMAIN_ALPHABET}"
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,14 @@ from typing import Any
 
 from emo_prune.calib.document import Document
 from emo_prune.errors import CalibrationError
+from emo_prune.io.text import read_text
 
 TEXT_SUFFIXES = (".txt", ".md")
 RECORD_SUFFIXES = (".jsonl", ".json")
 
 
 def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise CalibrationError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except OSError as exc:
-        raise CalibrationError(f"cannot read calibration file {path}: {exc.strerror or exc}") from exc
+    return read_text(path, CalibrationError, "calibration file")
 
 
 def _record(obj: Any, where: str, default_domain: str, source: str) -> Document:

@@ -18,15 +18,17 @@ from pathlib import Path
 from emo_prune.calib.builtin_code import code_texts
 from emo_prune.calib.builtin_math import math_texts
 from emo_prune.calib.builtin_prose import prose_texts
-from emo_prune.calib.document import SPLITS, Document, split_of
+from emo_prune.calib.document import SPLITS, Document, domain_problem, is_domain, split_of
 from emo_prune.calib.files import read_path
 from emo_prune.calib.remote import hf_texts, task_texts
 from emo_prune import events
 from emo_prune.errors import CalibrationError
 
 BUILTINS = ("code", "prose", "math")
-_DOMAIN_PREFIX = re.compile(r"^([A-Za-z0-9_.\-]+)=(.+)$")
-_VALID_DOMAIN = re.compile(r"^[^/\s]+$")  # a domain names tensors "{domain}/stat" in the profile file
+# DOMAIN=SOURCE: anything before the first '=' that holds no '/' or ':' is meant as a domain name (then
+# checked against the domain alphabet, so a bad one is named rather than read as a missing file)
+_DOMAIN_PREFIX = re.compile(r"([^=/:]+)=(.+)", re.DOTALL)
+_RENAME = "; name the domain with DOMAIN=SOURCE"
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,11 @@ def parse_source(spec: str) -> SourceSpec:
     if not spec or not spec.strip():
         raise CalibrationError("empty calibration source; pass a file, a folder, builtin:NAME, hf:NAME or task:NAME")
     domain = None
-    match = _DOMAIN_PREFIX.match(spec)
+    match = _DOMAIN_PREFIX.fullmatch(spec)
     if match and not Path(spec).exists():
         domain, rest = match.group(1), match.group(2)
+        if not is_domain(domain):
+            raise CalibrationError(domain_problem(domain, f"calibration source {spec!r}"))
     else:
         rest = spec
     if rest.startswith("builtin:"):
@@ -130,9 +134,12 @@ def load_documents(
         if not docs:
             raise CalibrationError(f"calibration source {spec} holds no non-empty document")
         documents.extend(docs)
+    for domain in domains or ():
+        if not is_domain(domain):
+            raise CalibrationError(domain_problem(domain, "--domain"))
     for doc in documents:
-        if not _VALID_DOMAIN.match(doc.domain):
-            raise CalibrationError(f"{doc.source}: domain name {doc.domain!r} must be non-empty without '/' or spaces")
+        if not is_domain(doc.domain):
+            raise CalibrationError(domain_problem(doc.domain, f"calibration source {doc.source!r}") + _RENAME)
     if split is not None:
         documents = [d for d in documents if split_of(d.text) == split]
     found = list(dict.fromkeys(d.domain for d in documents))

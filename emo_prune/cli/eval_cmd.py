@@ -23,6 +23,7 @@ from emo_prune.cli.options import (
 )
 from emo_prune.cli.pool_options import PoolFlags
 from emo_prune.console import out
+from emo_prune.text import inert
 from emo_prune.errors import EvalError
 
 if TYPE_CHECKING:
@@ -169,10 +170,12 @@ def render(report: EvalReport, json_file: Path, md_file: Path) -> None:
             f"({c['low']} below {c['warn_below']:.1%}; the build's calibration text: {c.get('calibration_coverage', float('nan')):.1%})"
         )
     out.print(
-        f"impl {settings['impl']}, dtype {settings['dtype']}, device {settings['device']}, "
-        f"limit {settings['limit']}, few-shot {settings['num_fewshot']}"
+        inert(
+            f"impl {settings['impl']}, dtype {settings['dtype']}, device {settings['device']}, "
+            f"limit {settings['limit']}, few-shot {settings['num_fewshot']}"
+        )
     )
-    out.print(f"wrote {json_file} and {md_file}")
+    out.print(f"wrote {inert(json_file)} and {inert(md_file)}")
 
 
 def pool_summary(requests: list[dict]) -> str:
@@ -197,7 +200,7 @@ def scores_table(model: ModelEval) -> Table:
         for name, s in scores.metrics.items():
             stderr = "-" if s.stderr is None else f"{s.stderr:.4g}"
             arrow = "↑" if s.higher_is_better else "↓"
-            table.add_row(task, f"{name} {arrow}", f"{s.value:.4g}", stderr, str(scores.samples or "-"))
+            table.add_row(inert(task), f"{inert(name)} {arrow}", f"{s.value:.4g}", stderr, str(scores.samples or "-"))
     return table
 
 
@@ -207,15 +210,15 @@ def comparison_table(
     """One row per task; `verdicts` (task -> gate held) adds a gate column."""
     from emo_prune.eval.results import plus_minus
 
-    table = Table(title=title)
+    table = Table(title=inert(title))
     columns = ["task", "metric", "original", "pruned", "delta", "retained"] + (["gate"] if verdicts is not None else [])
     for col in columns:
         table.add_column(col, justify="left" if col in ("task", "metric", "gate") else "right")
     for r in rows:
         style = "red" if r.drop > 0 else "green"
         cells = [
-            r.task,
-            f"{r.metric} {'↑' if r.higher_is_better else '↓'}",
+            inert(r.task),
+            f"{inert(r.metric)} {'↑' if r.higher_is_better else '↓'}",
             plus_minus(r.baseline, r.baseline_stderr),
             plus_minus(r.value, r.stderr),
             f"[{style}]{r.delta:+.3g}[/]",

@@ -10,6 +10,7 @@ import typer
 from emo_prune.cli.format import human_bytes
 from emo_prune.cli.options import JsonFlag, ModelDir, model_path
 from emo_prune.console import out
+from emo_prune.text import inert
 
 from emo_prune.export.formats import DTYPES, FORMATS
 
@@ -62,7 +63,7 @@ def register(app: typer.Typer) -> None:
 def render(result) -> None:  # noqa: ANN001 (ExportResult, imported lazily)
     shared = f" + {result.num_shared} shared" if result.num_shared else ""
     out.print(
-        f"wrote {result.path}: {result.arch}, {result.dtype}, {human_bytes(result.bytes)}, "
+        f"wrote {inert(result.path)}: {inert(result.arch)}, {result.dtype}, {human_bytes(result.bytes)}, "
         f"{result.num_experts}{shared} experts per MoE layer, top-{result.top_k}"
     )
-    out.print(f"run it: llama-cli -m {result.path}")
+    out.print(f"run it: llama-cli -m {inert(result.path)}")

@@ -13,7 +13,7 @@ from emo_prune.cli.options import JsonFlag, ModelDir, SelectionFlags, TargetOpti
 from emo_prune.cli.select_cmd import check_plan_target, render_plan, run_select
 from emo_prune.console import out
 from emo_prune.constants import ONE_STEP_MAX_TOKENS, PROFILE_METHODS
-from emo_prune.text import plural
+from emo_prune.text import inert, plural
 from emo_prune.errors import PlanError
 
 if TYPE_CHECKING:
@@ -54,8 +54,10 @@ def register(app: typer.Typer) -> None:
         Example: emo-prune extract builtin:emo-small --keep 0.125 --domain code  (profiles the domain first)
         """
         from emo_prune.extract import extract
+        from emo_prune.io.sizes import parse_size
         from emo_prune.select.plan import Plan
 
+        parse_size(max_shard_size, "--max-shard-size")  # a bad size is refused before any profiling
         model_arg, model_dir = model_dir, model_path(model_dir)
         if plan_path is not None and (selection.keep is not None or selection.profile is not None or selection.domain):
             raise PlanError("pass either --plan, or --keep with --profile/--domain to select now, not both")
@@ -109,8 +111,10 @@ def _check_before_profiling(model_dir: Path, model_arg: Path, options: SelectOpt
 def _select_on_a_fresh_profile(model_dir: Path, options: SelectOptions, calib: list[str] | None, device: str) -> Plan:
     """No --profile: profile the model on --calib, else on each --domain's built-in calibration split, then select."""
     from emo_prune.calib import builtin_calibration
+    from emo_prune.models.loading import resolve_device
     from emo_prune.profile.runner import ProfileSettings, profile_to_file
 
+    resolve_device(device)  # a device that cannot be used is the one line, before the note below
     sources = list(calib) if calib else builtin_calibration(options.domains)
     out.note(
         f"no --profile given: profiling on {', '.join(sources)} first ({ONE_STEP_MAX_TOKENS:,} tokens per domain; "
@@ -143,8 +147,8 @@ def render(result: ExtractResult, original: str = "<original>") -> None:
     kept = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]} (per layer)"
     k = result.num_experts_per_tok
     size = f"{human_bytes(result.total_bytes)} in {plural(len(result.files), 'shard')}"
-    out.print(f"wrote {result.out_dir}: {kept} expert{'' if kept == '1' else 's'} per MoE layer, {size}")
+    out.print(f"wrote {inert(result.out_dir)}: {kept} expert{'' if kept == '1' else 's'} per MoE layer, {size}")
     out.print(f"top-k {k['new']}" + ("" if k["new"] == k["original"] else f" (clamped from {k['original']})"))
     for key, change in result.config_changes.items():
-        out.print(f"  config {key}: {change['from']} -> {change['to']}")
-    out.print(f"check it: emo-prune verify {original} {result.out_dir}")
+        out.print(inert(f"  config {key}: {change['from']} -> {change['to']}"))  # config values
+    out.print(f"check it: emo-prune verify {inert(original)} {inert(result.out_dir)}")

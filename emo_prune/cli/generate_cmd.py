@@ -1,4 +1,4 @@
-"""`emo-prune generate MODEL_DIR --prompt TEXT [--pool 0.125]`: streamed greedy generation."""
+"""`emo-prune generate MODEL_DIR --prompt TEXT | --prompt-file PATH [--pool 0.125]`: streamed greedy generation."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, model_path
 from emo_prune.cli.pool_options import PoolFlags
 from emo_prune.console import out
+from emo_prune.text import inert
 
 
 def register(app: typer.Typer) -> None:
@@ -19,8 +20,20 @@ def register(app: typer.Typer) -> None:
     @command
     def generate_command(
         model_dir: ModelDir,
-        prompt: Annotated[str, typer.Option("--prompt", help="The text to continue.")],
+        prompt: Annotated[str | None, typer.Option("--prompt", help="The text to continue.", show_default=False)] = None,
+        prompt_file: Annotated[
+            Path | None,
+            typer.Option("--prompt-file", help="Read the text to continue from this UTF-8 file (long prompts).", show_default=False),
+        ] = None,
         max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Tokens to generate at most.")] = 64,
+        truncate_prompt: Annotated[
+            bool,
+            typer.Option(
+                "--truncate-prompt",
+                help="Keep the prompt's last tokens that fit the model's context with --max-new-tokens (a warning says "
+                "how many were dropped) instead of refusing a prompt that is too long.",
+            ),
+        ] = False,
         pools: PoolFlags = PoolFlags(),
         dtype: DtypeOption = "float32",
         device: DeviceOption = "cpu",
@@ -31,18 +44,20 @@ def register(app: typer.Typer) -> None:
         With --pool, the prompt chooses each layer's experts (the rest stay on disk); prints the pools,
         the cache and the memory. Without, a build made by `extract` prints how much of the full
         router's mass the prompt puts on the experts it kept, and warns when the prompt looks outside
-        the build's domain.
+        the build's domain. A prompt must fit the model's context (max_position_embeddings) together with
+        --max-new-tokens.
 
         Example: emo-prune generate builtin:emo-small --prompt "def add(a, b):" --max-new-tokens 16
         """
         from emo_prune.pools.generate import generate
         from emo_prune.pools.runtime import PoolSettings
 
+        text = prompt_text(prompt, prompt_file)
         model_dir = model_path(model_dir)
         stream = None if out.json_mode or out.quiet else _stream
         result = generate(
-            model_dir, prompt, pool=PoolSettings.of(pools), max_new_tokens=max_new_tokens, dtype=dtype, device=device,
-            coverage_warn=pools.coverage_warn, on_text=stream,
+            model_dir, text, pool=PoolSettings.of(pools), max_new_tokens=max_new_tokens, dtype=dtype, device=device,
+            coverage_warn=pools.coverage_warn, on_text=stream, truncate_prompt=truncate_prompt,
         )  # fmt: skip
         if stream is not None:
             typer.echo("")
@@ -55,8 +70,20 @@ def register(app: typer.Typer) -> None:
         out.result(result.to_dict(), lambda: render(result.to_dict()))
 
 
+def prompt_text(prompt: str | None, prompt_file: Path | None) -> str:
+    """The prompt: --prompt's text or --prompt-file's (UTF-8 checked), exactly one of them."""
+    from emo_prune.errors import PromptError
+    from emo_prune.io.text import read_text
+
+    if (prompt is None) == (prompt_file is None):
+        raise PromptError("give the prompt with --prompt TEXT or --prompt-file PATH (one of them)")
+    return prompt if prompt_file is None else read_text(prompt_file, PromptError, "--prompt-file")
+
+
 def _stream(piece: str) -> None:
-    typer.echo(piece, nl=False)
+    # the model's text: its newlines and tabs are the answer, any other control character (a tokenizer
+    # file's vocabulary can hold ESC) is shown escaped
+    typer.echo(inert(piece, markup=False, keep="\n\t"), nl=False)
 
 
 def render(result: dict[str, Any]) -> None:
@@ -92,7 +119,7 @@ def neighbours_line(neighbours: list[dict[str, Any]]) -> str:
     """`--pool-index`: which indexed requests the pools came from."""
     from collections import Counter
 
-    domains = ", ".join(f"{name} {n}" for name, n in Counter(n["domain"] for n in neighbours).most_common())
+    domains = ", ".join(f"{inert(name)} {n}" for name, n in Counter(n["domain"] for n in neighbours).most_common())
     similarity = [n["similarity"] for n in neighbours]
     return (
         f"pools from the router mass of {len(neighbours)} requests of the index ({domains}; "

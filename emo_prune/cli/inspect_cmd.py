@@ -10,7 +10,7 @@ from rich.table import Table
 from emo_prune.cli.format import compress_ranges, human_bytes, human_count
 from emo_prune.cli.options import JsonFlag, ModelDir, model_path
 from emo_prune.console import out
-from emo_prune.text import plural
+from emo_prune.text import inert, plural
 
 if TYPE_CHECKING:
     from emo_prune.summary import ModelSummary
@@ -38,17 +38,18 @@ def render(s: ModelSummary) -> None:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    head.add_row("model", s.path)
-    head.add_row("family", f"{s.family} (model_type {s.model_type})")
+    # every value below comes from the model's config.json or headers: shown inert
+    head.add_row("model", inert(s.path))
+    head.add_row("family", f"{inert(s.family)} (model_type {inert(s.model_type)})")
     head.add_row("layers", f"{s.num_layers} ({s.moe_layers} MoE)")
     head.add_row("widths", f"hidden {s.hidden_size}, expert {s.expert_width}")
-    head.add_row("routing", f"top-{s.top_k}, norm_topk_prob={s.norm_topk_prob}")
+    head.add_row("routing", f"top-{s.top_k}, norm_topk_prob={inert(s.norm_topk_prob)}")
     head.add_row(
         "parameters",
         f"{human_count(s.total_params)} total, {human_count(s.active_params)} active per token, "
         f"{human_count(s.expert_params)} in experts",
     )
-    head.add_row("dtype", ", ".join(f"{d} ({human_count(n)})" for d, n in s.dtypes.items()))
+    head.add_row("dtype", ", ".join(f"{inert(d)} ({human_count(n)})" for d, n in s.dtypes.items()))
     head.add_row("size", f"{human_bytes(s.total_bytes)} in {plural(len(s.shards), 'shard')}")
     head.add_row("per-layer counts", "expressible" if s.per_layer_counts_supported else "not expressible (uniform only)")
     out.print(head)
@@ -60,13 +61,13 @@ def render(s: ModelSummary) -> None:
         dense = lay.kind == "dense"
         table.add_row(
             str(lay.index),
-            lay.kind,
+            inert(lay.kind),
             "-" if dense else str(lay.experts),
             "-" if dense else str(lay.routed),
             "-" if dense else str(lay.shared),
             compress_ranges(lay.always_active),
             "-" if dense else str(lay.top_k),
-            lay.storage or "-",
+            inert(lay.storage or "-"),
             "-" if dense else human_bytes(lay.expert_bytes),
             "-" if dense else human_bytes(lay.layer_expert_bytes),
         )

@@ -11,6 +11,7 @@ import typer
 from emo_prune.cli.format import human_count
 from emo_prune.cli.options import JsonFlag, ModelDir, model_label, model_path
 from emo_prune.console import out
+from emo_prune.text import inert
 
 
 def register(app: typer.Typer) -> None:
@@ -78,6 +79,6 @@ def register(app: typer.Typer) -> None:
 
 
 def render(result: dict[str, Any]) -> None:
-    domains = ", ".join(f"{name} {human_count(n)}" for name, n in result["domains"].items())
-    out.print(f"[bold]pool index[/] {result['index']}: {result['entries']} context -> answer pairs ({domains}) in {result['seconds']:.1f} s")
-    out.print("use it with: emo-prune generate MODEL --pool 0.125 --pool-index " + result["index"] + " --prompt ...")
+    domains = ", ".join(f"{inert(name)} {human_count(n)}" for name, n in result["domains"].items())
+    out.print(f"[bold]pool index[/] {inert(result['index'])}: {result['entries']} context -> answer pairs ({domains}) in {result['seconds']:.1f} s")
+    out.print(f"use it with: emo-prune generate MODEL --pool 0.125 --pool-index {inert(result['index'])} --prompt ...")

@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from emo_prune.cli.format import human_count
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, model_label, model_path
 from emo_prune.console import out
+from emo_prune.text import inert
 from emo_prune.constants import DEFAULT_MAX_TOKENS
 from emo_prune.errors import ProfileError
 
@@ -105,6 +106,9 @@ def register(app: typer.Typer) -> None:
         else:
             if len(inputs) != 1:
                 raise ProfileError(f"give exactly one MODEL (got {len(inputs)}); to sum profiles use --merge")
+            from emo_prune.models.loading import resolve_device
+
+            resolve_device(device)  # a device that cannot be used is the one line, before any note
             if not calib:
                 from emo_prune.calib import builtin_calibration
 
@@ -200,10 +204,10 @@ def _pct(value: float | None) -> str:
 
 
 def render(report: dict[str, Any], path: Path, plot: Path | None = None) -> None:
-    out.print(f"[bold]profile[/] {path}  ({report['model']}, {report['layers']} layers)")
+    out.print(f"[bold]profile[/] {inert(path)}  ({inert(report['model'])}, {report['layers']} layers)")
     for name, d in report["domains"].items():
         fractions = list(d["coverage"])
-        table = Table(title=f"{name}: {d['tokens']} tokens, {d['documents']} documents")
+        table = Table(title=f"{inert(name)}: {d['tokens']} tokens, {d['documents']} documents")
         table.add_column("layer", justify="right")
         for f in fractions:
             table.add_column(f"mass kept {float(f):.3g}", justify="right")
@@ -224,11 +228,11 @@ def render(report: dict[str, Any], path: Path, plot: Path | None = None) -> None
             table.add_column(col)
         for o in report["overlap"]:
             per_layer = " ".join("-" if j is None else f"{j:.2f}" for j in o["jaccard"])
-            table.add_row(" / ".join(o["domains"]), f"{o['min']:.2f}", f"{o['mean']:.2f}", per_layer)
+            table.add_row(" / ".join(map(inert, o["domains"])), f"{o['min']:.2f}", f"{o['mean']:.2f}", per_layer)
         out.print(table)
     out.print(
         "mass kept = the share of the routed experts' router probability a subset keeps (a routing statistic); "
         "`emo-prune eval` measures the quality a build retains"
     )
     if plot is not None:
-        out.print(f"heatmap written to {plot}")
+        out.print(f"heatmap written to {inert(plot)}")

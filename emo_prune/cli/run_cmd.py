@@ -11,7 +11,7 @@ from rich.table import Table
 from emo_prune.cli.eval_cmd import comparison_table
 from emo_prune.cli.options import JsonFlag, TargetOption
 from emo_prune.console import out
-from emo_prune.text import plural
+from emo_prune.text import inert, plural
 
 if TYPE_CHECKING:
     from emo_prune.pipeline import RunReport
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
 
 
 def render(report: RunReport) -> None:
-    table = Table(title=f"{report.recipe.name}: builds in {report.out_dir / 'builds'}")
+    table = Table(title=inert(f"{report.recipe.name}: builds in {report.out_dir / 'builds'}"))
     for col in ("build", "experts/layer", "verify max diff", "gates"):
         table.add_column(col, justify="left" if col == "build" else "right")
     for b in report.builds:
@@ -61,13 +61,14 @@ def render(report: RunReport) -> None:
         verify = "-" if b.verify is None else f"{b.verify['max_abs_diff']:.1e}"
         held = sum(g.passed for g in b.gates)
         gates = "-" if not b.gates else f"[{'green' if held == len(b.gates) else 'red'}]{held}/{len(b.gates)} hold[/]"
-        table.add_row(b.folder.name, kept, verify, gates)
+        table.add_row(inert(b.folder.name), kept, verify, gates)
     out.print(table)
     for b in report.builds:
         if b.comparison:
             verdicts: dict[str, bool] = {}
             for g in b.gates:
                 verdicts[g.task] = verdicts.get(g.task, True) and g.passed
+            # comparison_table makes its title inert
             out.print(comparison_table(b.comparison, title=f"{b.folder.name} vs original", verdicts=verdicts))
     edge = [(b, e) for b in report.builds for e in b.edge]
     if edge:
@@ -75,10 +76,10 @@ def render(report: RunReport) -> None:
         for col in ("file", "size", "scores"):
             files.add_column(col, justify="right" if col == "size" else "left")
         for b, e in edge:
-            scores = ", ".join(f"{r.task} {r.value:.4g} ({r.baseline:.4g})" for r in e.build_comparison) or "-"
-            files.add_row(e.file.name, f"{e.bytes / 1e6:.1f} MB", scores)
+            scores = ", ".join(f"{inert(r.task)} {r.value:.4g} ({r.baseline:.4g})" for r in e.build_comparison) or "-"
+            files.add_row(inert(e.file.name), f"{e.bytes / 1e6:.1f} MB", scores)
         out.print(files)
     ran = sum(s.status == "ran" for s in report.steps)
-    out.print(f"{plural(ran, 'step')} ran, {len(report.steps) - ran} skipped (up to date); report: {report.out_dir / 'report.md'}")
+    out.print(f"{plural(ran, 'step')} ran, {len(report.steps) - ran} skipped (up to date); report: {inert(report.out_dir / 'report.md')}")
     if report.passed and report.gates:
         out.print(f"[green]{'the gate holds' if len(report.gates) == 1 else f'all {len(report.gates)} gates hold'}[/]")

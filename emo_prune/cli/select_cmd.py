@@ -20,6 +20,7 @@ from emo_prune.cli.options import (
     model_path,
 )
 from emo_prune.console import out
+from emo_prune.text import inert
 from emo_prune.memory.plan import MemoryOptions
 
 if TYPE_CHECKING:
@@ -85,19 +86,19 @@ def register(app: typer.Typer) -> None:
 
 def render_plan(plan: Plan, path: Path | None = None) -> None:
     title = f"experts kept per layer ({plan.method}, keep {plan.keep}, {plan.budget} budget)"
-    table = Table(title=title)
+    table = Table(title=inert(title))  # a plan file's method / keep / budget strings
     for col in ("layer", "kept", "original ids"):
         table.add_column(col, justify="right" if col != "original ids" else "left")
     domains = sorted(plan.coverage)
     for d in domains:
-        table.add_column(f"mass kept: {d}", justify="right")
+        table.add_column(f"mass kept: {inert(d)}", justify="right")
     for i, ids in enumerate(plan.experts_kept_per_layer):
         cells = ["dense" if ids is None else str(len(ids)), "-" if ids is None else compress_ranges(sorted(ids))]
         cells += [_fraction(plan.coverage[d][i]) for d in domains]
         table.add_row(str(i), *cells)
     out.print(table)
     if path is not None:
-        out.print(f"plan written to {path}")
+        out.print(f"plan written to {inert(path)}")
 
 
 def _fraction(value: float | None) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from emo_prune.errors import EvalError
 from emo_prune.eval.compare import MetricDelta, compare_metric
+from emo_prune.text import inert
 
 FORMAT = 1
 
@@ -120,9 +121,9 @@ class EvalReport:
         }
 
     def markdown(self) -> str:
-        if self.baseline is None:
-            return scores_markdown(self.model)
-        return comparison_markdown(self.comparison)
+        """The report file's table; task and metric names come from task files: no control characters."""
+        table = scores_markdown(self.model) if self.baseline is None else comparison_markdown(self.comparison)
+        return inert(table, markup=False, keep="\n")
 
 
 def _fmt(value: float | None) -> str:

@@ -139,7 +139,7 @@ def extract(
     started = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     out_dtype = resolve_dtype(dtype)
-    shard_cap = parse_size(max_shard_size)
+    shard_cap = parse_size(max_shard_size, "--max-shard-size")
     checkpoint = Checkpoint.open(model_dir)
     arch = checkpoint.architecture
     kept = validate_plan(plan, arch)

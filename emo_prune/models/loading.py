@@ -55,13 +55,19 @@ def resolve_dtype(dtype: str, config: dict) -> torch.dtype:
     return torch_dtype(tag_for_name(name))
 
 
-def resolve_seq_len(seq_len: int | None, config: dict) -> int:
+def context_length(config: dict) -> int | None:
+    """The positions a model attends over (config `max_position_embeddings`); None when it names none."""
     limit = config.get("max_position_embeddings")
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
+
+
+def resolve_seq_len(seq_len: int | None, config: dict) -> int:
+    limit = context_length(config)
     if seq_len is None:
-        return min(DEFAULT_SEQ_LEN, limit) if isinstance(limit, int) else DEFAULT_SEQ_LEN
+        return min(DEFAULT_SEQ_LEN, limit) if limit is not None else DEFAULT_SEQ_LEN
     if seq_len <= 0:
         raise ConfigError(f"--seq-len must be positive, got {seq_len}")
-    if isinstance(limit, int) and seq_len > limit:
+    if limit is not None and seq_len > limit:
         raise ConfigError(f"--seq-len {seq_len} exceeds the model's max_position_embeddings {limit}")
     return seq_len
 

@@ -41,11 +41,21 @@ if TYPE_CHECKING:
     from emo_prune.profile.runner import ProfileSettings
     from emo_prune.select import GreedySettings, SelectOptions
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")  # a build folder: one name; '+' joins domains
+# names that become folders, matched WHOLE (fullmatch: `$` would also match before a trailing newline,
+# and "mini\n" would make a folder of that name); the first character rules out '.', '..' and '-x'
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # recipe name / output.name: the run folder, build names
+_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,254}")  # a build folder: one name; '+' joins domains
+_NAME_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit (it names folders)"
 PATTERN_FIELDS = ("name", "budget", "method", "domains")
 MAX_NODES = 100_000  # values of a recipe with every alias expanded; real recipes hold a few hundred
 T = TypeVar("T")
+
+
+def _folder_name(value: str) -> str:
+    """A recipe's `name` / `output.name` as given, or ValueError quoting it (escaped) and the rule."""
+    if not _NAME.fullmatch(value):
+        raise ValueError(f"{value[:80]!r} is not a folder name; use {_NAME_RULE}")
+    return value
 
 
 def _check_budget(value: Any) -> float | int:
@@ -132,6 +142,11 @@ class Output(_Section):
     pattern: str = "{name}-{budget}"  # build folder name; fields: name, budget, method, domains
     max_shard_size: str = "5GB"
     dtype: str | None = None  # default: as stored
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return value if value is None else _folder_name(value)
 
     @field_validator("pattern")
     @classmethod
@@ -237,9 +252,7 @@ class Recipe(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("use letters, digits, '.', '_' and '-' only (it names folders)")
-        return value
+        return _folder_name(value)
 
     @field_validator("budgets")
     @classmethod
@@ -325,7 +338,7 @@ def _cross_checks(recipe: Recipe) -> list[str]:
         except (ValueError, KeyError, IndexError, AttributeError) as exc:
             problems.append(f"output.pattern: cannot be filled in ({exc})")
             break
-        if not _FOLDER.match(folder):
+        if not _FOLDER.fullmatch(folder):
             problems.append(
                 f"output.pattern / output.name: the build folder {folder!r} is not one plain folder name "
                 f"(letters, digits, '.', '_', '+', '-'; it is created inside OUT/builds/)"
@@ -349,12 +362,28 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+# what a field holding a list or a mapping looks like, for pydantic's "Input should be a valid tuple /
+# dictionary", which says what is wrong but not what to write
+_SHAPES = {
+    "gates": "a list of gates, each a mapping like {task: emo_ppl_code, max_drop: 0.5} or {task: emo_math_mc, "
+    "min_retained: 0.9} (optional: metric, budgets, edge)",
+    "budgets": "a list of budgets: fractions of each layer's experts [0.25, 0.125] or expert counts [32]",
+    "calibration": "a mapping like {sources: [builtin:code:calib], max_tokens: 20000}",
+}
+_SHAPE_ERRORS = ("tuple_type", "list_type", "dict_type", "model_type", "model_attributes_type")
+
+
 def _message(error: dict[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown field (check the spelling; see emo_prune/pipeline/recipe.py for the schema)"
     if error["type"] == "missing":
         return "required field is missing"
-    return error["msg"].removeprefix("Value error, ")
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] in _SHAPE_ERRORS:
+        top = str(error["loc"][0]) if error["loc"] else ""
+        shape = _SHAPES.get(top, "a list, e.g. [a, b]" if error["type"] in ("tuple_type", "list_type") else "a mapping of fields")
+        return f"{message}; write {shape}"
+    return message
 
 
 def validate_recipe(data: Any, where: str = "recipe") -> Recipe:
@@ -437,12 +466,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def read_recipe_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecipeError(f"recipe not found: {path}") from None
-    except OSError as exc:
-        raise RecipeError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
+    from emo_prune.io.text import read_text
+
+    text = read_text(path, RecipeError, "recipe")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

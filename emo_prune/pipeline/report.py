@@ -15,7 +15,7 @@ from emo_prune.pipeline.edge import EdgeReport, edge_markdown
 from emo_prune.pipeline.gates import GateResult
 from emo_prune.pipeline.recipe import Recipe
 from emo_prune.pipeline.steps import StepResult
-from emo_prune.text import plural
+from emo_prune.text import inert, plural
 from emo_prune.version import __version__
 
 
@@ -124,7 +124,8 @@ class RunReport:
         if self.gates:
             lines += ["## Gates", "", "| | gate |", "|---|---|"]
             lines += [f"| {'pass' if g.passed else '**FAIL**'} | {g.reason} |" for g in self.gates]
-        return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+        # names and paths from the recipe and the run folder: no control characters in the file
+        return inert("\n".join(lines).replace("\n\n\n", "\n\n") + "\n", markup=False, keep="\n")
 
     def write(self) -> tuple[Path, Path]:
         json_file, md_file = self.out_dir / "report.json", self.out_dir / "report.md"

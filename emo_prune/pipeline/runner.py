@@ -28,7 +28,7 @@ from pathlib import Path
 
 from emo_prune.assets import resolve_model
 from emo_prune import events
-from emo_prune.errors import OutputError
+from emo_prune.errors import OutputError, RuntimeSetupError
 from emo_prune.eval.harness import EvalSettings, evaluate_model
 from emo_prune.eval.results import ModelEval, compare
 from emo_prune.io import Checkpoint, model_identity
@@ -55,7 +55,7 @@ def default_out_dir(recipe: Recipe) -> Path:
 
 def _status(result: StepResult) -> None:
     verdict = "skipped (up to date)" if result.status == "skipped" else f"done in {result.seconds:.1f}s"
-    events.note(f"[bold]{result.step}[/]: {verdict}")
+    events.note(f"{result.step}: {verdict}")  # notes are plain text (the console makes them inert)
 
 
 # ---- the steps ------------------------------------------------------------------------------------
@@ -138,8 +138,14 @@ def run_recipe(
     GateFailure when a gate does not hold.
     """
     from emo_prune.export.check import check_target_name
+    from emo_prune.models.loading import resolve_device
 
     check_target_name(target)  # an unknown --target fails before anything runs
+    for field, device in (("calibration.device", recipe.calibration.device), ("eval.device", recipe.eval.device)):
+        try:
+            resolve_device(device)  # so does a device this machine lacks
+        except RuntimeSetupError as exc:
+            raise RuntimeSetupError(f"recipe {field}: {exc}") from None
     root = Path(out_dir) if out_dir is not None else default_out_dir(recipe)
     model_dir = resolve_model(recipe.model)  # a missing model fails before anything is written
     resolved_root, resolved_model = root.resolve(), Path(model_dir).resolve()

@@ -1,5 +1,8 @@
 """`emo-prune generate`: greedy generation from a prompt, streamed, in per-request pools or whole.
 
+A prompt and its new tokens must fit the model's context (config `max_position_embeddings`): a longer
+one is refused before any forward, or with `truncate_prompt` cut to its last tokens that fit (a warning).
+
 In pools (`PoolSettings`), the report names the pool of every layer, the cache's hits / misses / bytes
 read and the resident expert bytes. Whole, a static build that carries the coverage side file
 (`coverage.SIDE_FILE`) reports the prompt's coverage and warns below `coverage_warn`.
@@ -16,7 +19,8 @@ from typing import Any
 
 import torch
 
-from emo_prune.errors import PlanError
+from emo_prune import events
+from emo_prune.errors import PromptError
 from emo_prune.pools.runtime import PoolSettings, load_pool_runtime
 
 
@@ -68,10 +72,13 @@ class Generator:
     ) -> None:
         from transformers import AutoTokenizer
 
-        from emo_prune.models.loading import resolve_dtype
+        from emo_prune.io import Checkpoint
+        from emo_prune.models.loading import context_length, resolve_device, resolve_dtype
 
+        device = resolve_device(device)  # `--device cuda` without CUDA: one line, before anything loads
         self.compute = torch.float32 if dtype == "auto" else resolve_dtype(dtype, {})
         self.device, self.pool = device, pool
+        self.context = context_length(Checkpoint.open(model_dir).config)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.eos = {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set()
         if pool is not None:
@@ -84,17 +91,18 @@ class Generator:
         self.meter = CoverageMeter.of_build(self.model, model_dir)
         self.coverage_warn = self.meter.warn_below(coverage_warn) if self.meter is not None else None
 
-    def generate(self, prompt: str, max_new_tokens: int = 64, on_text: Callable[[str], None] | None = None) -> GenerateResult:
-        """Greedy continuation of `prompt`; `on_text(piece)` streams the decoded text as it grows. What the
-        previous request freed (its KV cache, activations) goes back to the system first, whole model or
-        pools alike (emo_prune/memory/allocator.py)."""
+    def generate(
+        self, prompt: str, max_new_tokens: int = 64, on_text: Callable[[str], None] | None = None, truncate_prompt: bool = False
+    ) -> GenerateResult:
+        """Greedy continuation of `prompt`; `on_text(piece)` streams the decoded text as it grows. A prompt
+        that does not fit the context with `max_new_tokens` is refused (PromptError), or with
+        `truncate_prompt` cut to its last tokens. What the previous request freed (its KV cache,
+        activations) goes back to the system first, whole model or pools alike (emo_prune/memory/allocator.py)."""
         from emo_prune.memory.allocator import release_freed_memory
 
         release_freed_memory()
         _check_length(max_new_tokens)
-        ids = self.tokenizer(prompt)["input_ids"]
-        if not ids:
-            raise PlanError("the prompt is empty after tokenization")
+        ids = fit_context(self.tokenizer(prompt)["input_ids"], max_new_tokens, self.context, truncate_prompt)
         streamer = _Streamer(self.tokenizer, on_text)
         if self.pool is not None:
             return self._in_pools(ids, streamer, max_new_tokens)
@@ -156,16 +164,46 @@ def generate(
     device: str = "cpu",
     coverage_warn: float | None = None,
     on_text: Callable[[str], None] | None = None,
+    truncate_prompt: bool = False,
 ) -> GenerateResult:
     """Greedy continuation of one prompt (`Generator` keeps the model for many)."""
     _check_length(max_new_tokens)  # before the model loads
     generator = Generator(model_dir, pool=pool, dtype=dtype, device=device, coverage_warn=coverage_warn)
-    return generator.generate(prompt, max_new_tokens, on_text)
+    return generator.generate(prompt, max_new_tokens, on_text, truncate_prompt)
 
 
 def _check_length(max_new_tokens: int) -> None:
     if max_new_tokens < 1:
-        raise PlanError(f"--max-new-tokens must be >= 1 (got {max_new_tokens})")
+        raise PromptError(f"--max-new-tokens must be >= 1 (got {max_new_tokens})")
+
+
+def fit_context(ids: list[int], max_new_tokens: int, context: int | None, truncate: bool = False) -> list[int]:
+    """`ids` when they and `max_new_tokens` fit `context`; else PromptError naming both numbers, or with
+    `truncate` the last `context - max_new_tokens` of them (a warning says how many were dropped).
+
+    Checked on token ids, before any forward: a 130k-token prompt on a 4096-position model is refused in
+    the time tokenizing it takes, and an 8k one no longer runs past the positions the model learned."""
+    if not ids:
+        raise PromptError("the prompt is empty after tokenization")
+    if context is None or len(ids) + max_new_tokens <= context:
+        return ids
+    if max_new_tokens >= context:
+        raise PromptError(
+            f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in the model's context of {context} "
+            f"positions (max_position_embeddings); lower --max-new-tokens below {context}"
+        )
+    room = context - max_new_tokens
+    if not truncate:
+        raise PromptError(
+            f"the prompt is {len(ids)} tokens and --max-new-tokens is {max_new_tokens}: {len(ids) + max_new_tokens} "
+            f"> the model's context of {context} positions (max_position_embeddings); shorten the prompt to {room} "
+            f"tokens, lower --max-new-tokens, or pass --truncate-prompt to keep its last {room} tokens"
+        )
+    events.warn(
+        f"the prompt is {len(ids)} tokens; kept its last {room} (the model's context of {context} positions "
+        f"less --max-new-tokens {max_new_tokens}), dropped the first {len(ids) - room}"
+    )
+    return ids[-room:]
 
 
 class _Streamer:

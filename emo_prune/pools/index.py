@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ import torch
 if TYPE_CHECKING:
     from emo_prune.io.lock import FolderLock
 
+from emo_prune.calib.document import domain_problem, is_domain
 from emo_prune.errors import CalibrationError, CheckpointError, PlanError
 from emo_prune.io import Checkpoint
 
@@ -63,7 +63,6 @@ MASS_OF = ("document", "answer")  # the tokens an entry's value averages over; t
 # `pool-index` without --calib: the text the bundled models were trained on (every built-in corpus's
 # `train` split: 5,415 pairs); the `calib` split stays for tuning, `heldout` for the benchmarks
 DEFAULT_SOURCES = tuple(f"{d}=builtin:{d}:train" for d in ("code", "prose", "math"))
-_DOMAIN = re.compile(r"[^\s/\[\]]{1,64}")  # a calibration domain name, as printed: no markup from an untrusted file
 
 
 @dataclass(frozen=True)
@@ -154,8 +153,11 @@ class PoolIndex:
             raise ValueError("power")
         if mass_of not in MASS_OF:
             raise ValueError("mass_of")
-        if not isinstance(fingerprint, str) or not isinstance(domains, list) or not all(isinstance(d, str) and _DOMAIN.fullmatch(d) for d in domains):
-            raise ValueError("fingerprint or domains (names of 1-64 characters without spaces, '/' or markup)")
+        if not isinstance(fingerprint, str) or not isinstance(domains, list):
+            raise ValueError("fingerprint or domains")
+        bad = next((d for d in domains if not is_domain(d)), None)
+        if bad is not None:
+            raise ValueError(domain_problem(bad, "domains"))
         keys = tensors.pop("keys")
         values = {}
         for name, tensor in tensors.items():
@@ -223,8 +225,8 @@ def text_pairs(sources: list[str], seed: int = 0) -> list[tuple[str, dict[str, s
         else:
             found += [(doc.domain, pair) for doc in load_documents([spec], seed=seed) for pair in context_answer_pairs(doc.text)]
     for domain, _ in found:
-        if not _DOMAIN.fullmatch(domain):
-            raise CalibrationError(f"domain name {domain!r}: an index names domains of 1-64 characters without spaces, '/' or '[ ]'")
+        if not is_domain(domain):
+            raise CalibrationError(domain_problem(domain, "pool index") + "; name the domain with DOMAIN=SOURCE")
     return found
 
 

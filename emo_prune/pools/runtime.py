@@ -383,4 +383,4 @@ def _eos_ids(config: Any) -> set[int]:
 def _budget(value: str | int | None) -> int | None:
     from emo_prune.io.sizes import parse_size
 
-    return None if value is None else parse_size(value)
+    return None if value is None else parse_size(value, "--cache-budget")

@@ -88,7 +88,7 @@ class ExpertStore:
 
     @classmethod
     def open(cls, model_dir, dtype: torch.dtype, budget: str | int | None = None, policy: str = "lru") -> ExpertStore:
-        budget_bytes = parse_size(budget) if isinstance(budget, str) else budget
+        budget_bytes = parse_size(budget, "--cache-budget") if isinstance(budget, str) else budget
         return cls(Checkpoint.open(model_dir), dtype=dtype, budget_bytes=budget_bytes, policy=policy)
 
     def expert_nbytes(self, layer: int) -> int:

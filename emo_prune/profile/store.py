@@ -35,6 +35,7 @@ from safetensors import safe_open
 from safetensors.numpy import save
 
 from emo_prune.arch import LayerLayout
+from emo_prune.calib.document import domain_problem, is_domain
 from emo_prune.errors import CheckpointError, ProfileError
 from emo_prune.io.safetensors_header import read_header
 from emo_prune.io.atomic import write_output
@@ -184,6 +185,9 @@ class Profile:
         replaced only when it is a profile and `overwrite`; a profile is small: [L, E_max] per statistic."""
         if not self.domains:
             raise ProfileError("refusing to save an empty profile (no domain received any token)")
+        for name in self.domains:
+            if not is_domain(name):
+                raise ProfileError(domain_problem(name, f"profile {path}"))
         data = save(self._tensors(), metadata={META_KEY: json.dumps(self._metadata(), sort_keys=True)})
         return write_output(path, lambda f: f.write(data), overwrite=overwrite, recognise=is_profile_file, what="an emo-prune profile", lock=lock)
 
@@ -207,6 +211,9 @@ class Profile:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             found = meta.get("format") if isinstance(meta, dict) else None
             raise ProfileError(f"{path} has profile format {found}, this emo-prune reads format {FORMAT}")
+        for name in meta["domains"] if isinstance(meta.get("domains"), dict) else ():
+            if not is_domain(name):  # before any name reaches a tensor look-up or a table
+                raise ProfileError(domain_problem(name, str(path)) + "; profile the model again")
         try:
             return cls._from_parts(meta, tensors)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:

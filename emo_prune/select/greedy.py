@@ -190,8 +190,11 @@ def run_greedy(
     notify: Callable[[str], None] | None = None,
 ) -> Kept:
     """Greedy selection on the model in `model_dir`, whole or layer by layer as the memory plan decides."""
-    from emo_prune.models.loading import load_tokenizer, load_whole
+    from dataclasses import replace
 
+    from emo_prune.models.loading import load_tokenizer, load_whole, resolve_device
+
+    settings = replace(settings, device=resolve_device(settings.device))  # `--device cuda` without CUDA: one line, first
     checkpoint = Checkpoint.open(model_dir)
     tokenizer = load_tokenizer(checkpoint.path)
     _, batches = prepare(tokenizer, documents, settings)

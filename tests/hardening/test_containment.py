@@ -97,7 +97,9 @@ def test_recipe_build_names_stay_in_the_run_folder(cli, source_model, tmp_path, 
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     before = snapshot(tmp_path)
     result = cli("run", tmp_path / "recipe.yaml", "--out", work / "run")
-    one_line_error(result, "recipe error:", "output.pattern / output.name", "not one plain folder name")
+    # output.name is refused as a field (tests/hardening/test_names.py), a pattern once it is filled in
+    says = ("output.name: '../../escaped' is not a folder name",) if "name" in output else ("output.pattern / output.name", "not one plain folder name")
+    one_line_error(result, "recipe error:", *says)
     assert snapshot(tmp_path) == before
 
 

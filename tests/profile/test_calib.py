@@ -76,7 +76,7 @@ def test_digests_and_descriptions():
         ('{"text": 5}\n', "field 'text' is missing or not a string"),
         ('["text"]\n', "expected a JSON object"),
         ('{"text": "a", "domain": ""}\n', "field 'domain' must be a non-empty string"),
-        ('{"text": "a", "domain": "a/b"}\n', "without '/'"),
+        ('{"text": "a", "domain": "a/b"}\n', r"domain name 'a/b' is not allowed; a domain is 1-64 ASCII letters"),
         ("\n\n", "holds no non-empty document"),  # empty calibration set
     ],
 )
