@@ -108,3 +108,10 @@ class ExportError(EmoPruneError):
     """A build cannot be exported to the requested format exactly (llama.cpp cannot express it), or the export failed."""
 
     kind = "export error"
+
+
+class TrainingError(EmoPruneError):
+    """A fine-tuning or merge-back run cannot start or go on as asked (nothing trainable, a build not cut from
+    the model it is merged into, settings a checkpoint folder was not made with)."""
+
+    kind = "training error"
