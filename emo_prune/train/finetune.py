@@ -23,7 +23,6 @@ so a build keeps its per-layer expert counts; a LoRA adapter is merged into the 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -171,13 +170,14 @@ def finetune(
     micro, accumulation = micro_batches(settings, seq_len, processes)
     tokenizer = load_tokenizer(checkpoint.path)
     rows = training_rows(sources, tokenizer, seq_len, epochs=settings.epochs, max_tokens=settings.max_tokens, seed=settings.seed)
+    rows = _whole_batches(rows, settings.batch_size)
     digest = data_digest(rows)
     model, trainable = _load_for_training(checkpoint, settings, kept)  # refuses a mode with nothing to train
     work = work_folder(out_dir)
     resume = _prepare_work(work, _run_record(model_dir, settings, digest, sources), rank)
     if resume is not None:
         events.note(f"continuing from {resume} (a previous run with the same settings and data stopped there)")
-    steps = math.ceil(len(rows) / settings.batch_size)
+    steps = len(rows) // settings.batch_size
     tokens = sum(len(r.input_ids) for r in rows)
     from emo_prune.train.hf_trainer import run_trainer
 
@@ -218,6 +218,20 @@ def finetune(
     _barrier()
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def _whole_batches(rows: list[Any], batch_size: int) -> list[Any]:
+    """The rows of whole optimizer steps: a last, partial step would be padded differently by each number of
+    processes (accelerate repeats rows to fill every process), so it is dropped, with a note."""
+    if len(rows) < batch_size:
+        raise TrainingError(
+            f"the training data makes {len(rows)} sequences, fewer than one optimizer step (--batch-size {batch_size}); "
+            "give more data or a smaller --batch-size"
+        )
+    whole = len(rows) // batch_size * batch_size
+    if whole < len(rows):
+        events.note(f"the last {len(rows) - whole} sequences do not fill an optimizer step of {batch_size}; they are left out")
+    return rows[:whole]
 
 
 def _barrier() -> None:

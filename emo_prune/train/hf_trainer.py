@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
 
 from emo_prune import events
 from emo_prune.train.data import Example, collate
@@ -33,10 +34,28 @@ class _Rows(torch.utils.data.Dataset):
 
 
 class _InOrder(Trainer):
-    """A Trainer that reads the rows in the order given (the order is data.py's, seeded there)."""
+    """A Trainer that reads the rows in the order given (the order is data.py's, seeded there) and resumes
+    the weights through emo-prune's loader."""
 
     def _get_train_sampler(self, *args: Any, **kwargs: Any) -> torch.utils.data.Sampler:
         return torch.utils.data.SequentialSampler(self.train_dataset)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        """A checkpoint's weights back into the model. transformers 5 saves stacked experts in the on-disk
+        per-expert layout (`experts.{e}.gate_proj.weight`) and its resume path loads the state dict by name
+        without strictness, so the fused in-memory experts silently kept the killed run's initial values (a
+        resumed run diverged at its first step); `load_whole` reads either layout. Adapters (peft) resume as
+        transformers does."""
+        model = model if model is not None else self.model
+        if hasattr(model, "peft_config"):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        from emo_prune.models.loading import load_whole
+
+        saved = dict(load_whole(resume_from_checkpoint, torch.float32).named_parameters())
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                param.copy_(saved[name].to(param.dtype))
+        return None
 
 
 class _Progress(TrainerCallback):
@@ -119,20 +138,21 @@ def run_trainer(
             data_collator=lambda batch: collate(batch, pad),
             callbacks=[progress],
         )
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout; progress goes through events
+        earlier = _earlier_losses(resume)  # read now: checkpoint rotation may delete `resume` during the run
         trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
-    return _all_losses(work, resume, progress.losses)
+    return earlier + progress.losses
 
 
-def _all_losses(work: Path, resume: Path | None, new: list[dict[str, float]]) -> list[dict[str, float]]:
-    """The losses of the whole run: a resumed run's earlier steps come from the checkpoint's trainer state."""
+def _earlier_losses(resume: Path | None) -> list[dict[str, float]]:
+    """A resumed run's losses before `resume`, from the checkpoint's trainer state."""
     if resume is None:
-        return new
+        return []
     import json
 
     state = json.loads((resume / "trainer_state.json").read_text())
-    earlier = [
+    return [
         {"step": e["step"], "loss": round(float(e["loss"]), 6), **{k: float(e[k]) for k in ("learning_rate", "grad_norm") if k in e}}
         for e in state.get("log_history", [])
         if "loss" in e
     ]
-    return earlier + new

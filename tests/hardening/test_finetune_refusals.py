@@ -18,7 +18,7 @@ def setup(source_model, tiny, tmp_path):
     root = tmp_path / "in"
     root.mkdir()
     extract(source_model, Plan([[1, 4, 6, 7], [1, 4, 6, 7]]), root / "build")
-    (root / "text.jsonl").write_text(json.dumps({"text": "def f(x):\n    return x + 1\n"}) + "\n")
+    (root / "text.jsonl").write_text("".join(json.dumps({"text": f"def f(x):\n    return x + {i}\n"}) + "\n" for i in range(8)))
     (root / "empty.jsonl").write_text(json.dumps({"text": "  "}) + "\n")
     (root / "no-answer.jsonl").write_text(json.dumps({"context": "Question: 2 + 2?"}) + "\n")
     (root / "empty-answer.jsonl").write_text(json.dumps({"context": "Question: 2 + 2?", "answer": ""}) + "\n")
@@ -36,6 +36,7 @@ CASES = {
     "unknown mode": (["{build}", "--calib", "{text}", "--train", "routers", "--out", "{out}"], "--train"),
     "lora on some rows": (["{build}", "--calib", "{text}", "--train", "experts", "--lora", "4", "--out", "{out}"], "--lora"),
     "warmup out of range": (["{build}", "--calib", "{text}", "--warmup", "1.5", "--out", "{out}"], "--warmup"),
+    "less than one step": (["{build}", "--calib", "{text}", "--batch-size", "64", "--out", "{out}"], "fewer than one optimizer step"),
     "no source": (["{build}", "--calib", "builtin:nope", "--out", "{out}"], "builtin"),
 }
 
@@ -51,7 +52,7 @@ def test_finetune_refusals(cli, tiny, source_model, setup, case):
     }  # fmt: skip
     args, fragment = CASES[case]
     before, model_before = snapshot(work.parent), snapshot(source_model)
-    result = cli("finetune", *[a.format(**values) for a in args], "--batch-size", "2", "--seq-len", "16")
+    result = cli("finetune", "--batch-size", "2", "--seq-len", "16", *[a.format(**values) for a in args])  # a case's own flags win
     one_line_error(result, fragment)
     assert snapshot(work.parent) == before and snapshot(source_model) == model_before
 
