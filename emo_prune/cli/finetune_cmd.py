@@ -9,7 +9,12 @@ import typer
 
 from emo_prune.cli.options import JsonFlag, ModelDir, model_path
 from emo_prune.console import out
-from emo_prune.constants import FINETUNE_BATCH, FINETUNE_LR, FINETUNE_WARMUP, TRAIN_MODES
+from emo_prune.constants import (
+    FINETUNE_BATCH,
+    FINETUNE_LR,
+    FINETUNE_WARMUP,
+    TRAIN_MODES,
+)
 
 if TYPE_CHECKING:
     from emo_prune.train.finetune import FinetuneResult

@@ -22,6 +22,7 @@ so a build keeps its per-layer expert counts; a LoRA adapter is merged into the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -31,7 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune import events
-from emo_prune.constants import FINETUNE_AUX_COEF, FINETUNE_BATCH, FINETUNE_LR, FINETUNE_WARMUP, TRAIN_MODES
+from emo_prune.constants import (
+    FINETUNE_AUX_COEF,
+    FINETUNE_BATCH,
+    FINETUNE_LR,
+    FINETUNE_WARMUP,
+    TRAIN_MODES,
+)
 from emo_prune.errors import OutputError, TrainingError
 from emo_prune.version import __version__
 
@@ -157,13 +164,13 @@ def finetune(
     from emo_prune.io import Checkpoint
     from emo_prune.io.atomic import AtomicFolder
     from emo_prune.models.loading import load_tokenizer, resolve_seq_len
-    from emo_prune.train.data import data_digest, training_rows
+    from emo_prune.train.data import training_rows
 
     started = time.perf_counter()
     settings.check()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     checkpoint = Checkpoint.open(model_dir)
-    AtomicFolder(out_dir, overwrite=overwrite, protect=[model_dir])  # refuses an existing output now
+    folder = AtomicFolder(out_dir, overwrite=overwrite, protect=[model_dir])  # refuses an existing output now
     kept = _experts_of(settings, checkpoint)
     seq_len = resolve_seq_len(settings.seq_len, checkpoint.config)
     rank, processes = world()
@@ -171,10 +178,32 @@ def finetune(
     tokenizer = load_tokenizer(checkpoint.path)
     rows = training_rows(sources, tokenizer, seq_len, epochs=settings.epochs, max_tokens=settings.max_tokens, seed=settings.seed)
     rows = _whole_batches(rows, settings.batch_size)
-    digest = data_digest(rows)
     model, trainable = _load_for_training(checkpoint, settings, kept)  # refuses a mode with nothing to train
+    with folder.lock if rank == 0 else contextlib.nullcontext():  # one run per output (and work folder) at a time
+        result = _train_and_save(model, trainable, rows, tokenizer, checkpoint, folder, sources, settings, micro, accumulation)
+    _barrier()
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _train_and_save(
+    model: Any,
+    trainable: Any,
+    rows: list[Any],
+    tokenizer: Any,
+    checkpoint: Any,
+    folder: Any,
+    sources: list[str],
+    settings: FinetuneSettings,
+    micro: int,
+    accumulation: int,
+) -> FinetuneResult:
+    from emo_prune.train.data import data_digest
+
+    rank, processes = world()
+    out_dir, digest = Path(folder.target), data_digest(rows)
     work = work_folder(out_dir)
-    resume = _prepare_work(work, _run_record(model_dir, settings, digest, sources), rank)
+    resume = _prepare_work(work, _run_record(checkpoint.path, settings, digest, sources), rank)
     if resume is not None:
         events.note(f"continuing from {resume} (a previous run with the same settings and data stopped there)")
     steps = len(rows) // settings.batch_size
@@ -213,10 +242,8 @@ def finetune(
         }
         from emo_prune.train.save import save_finetuned
 
-        save_finetuned(model, checkpoint, out_dir, record, overwrite=overwrite, max_shard_size=settings.max_shard_size)
+        save_finetuned(model, checkpoint, folder, record, max_shard_size=settings.max_shard_size)
         shutil.rmtree(work, ignore_errors=True)
-    _barrier()
-    result.seconds = round(time.perf_counter() - started, 3)
     return result
 
 

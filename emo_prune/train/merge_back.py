@@ -36,7 +36,14 @@ from emo_prune.extract.card import MANIFEST_FILE
 from emo_prune.extract.jobs import tensor_bytes
 from emo_prune.extract.run import side_files
 from emo_prune.extract.source import copy_into
-from emo_prune.io import CONFIG_FILE, Checkpoint, LayerTensors, TensorReader, build_inventory, model_identity
+from emo_prune.io import (
+    CONFIG_FILE,
+    Checkpoint,
+    LayerTensors,
+    TensorReader,
+    build_inventory,
+    model_identity,
+)
 from emo_prune.io.atomic import AtomicFolder, write_text
 from emo_prune.io.shards import ShardedWriter, TensorSpec
 from emo_prune.io.sizes import parse_size

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,12 +38,10 @@ def plain_model(model: Any) -> Any:
     return model
 
 
-def save_finetuned(
-    model: Any, source: Checkpoint, out_dir: Path, record: dict[str, Any], *, overwrite: bool, max_shard_size: str
-) -> None:
+def save_finetuned(model: Any, source: Checkpoint, folder: AtomicFolder, record: dict[str, Any], *, max_shard_size: str) -> None:
+    """Write `model` into `folder` (made, and possibly locked, by the caller before training)."""
     model = plain_model(model)
     model.to(resolve_dtype("auto", source.config))  # float32 master weights -> the source's dtype (exact for bf16)
-    folder = AtomicFolder(out_dir, overwrite=overwrite, protect=[source.path])
     with folder as tmp:
         with torch.no_grad():
             model.save_pretrained(str(tmp), max_shard_size=max_shard_size)

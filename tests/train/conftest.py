@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-KEPT = [[0, 2, 5, 7], [1, 3, 4, 7]]  # 3 routed experts + the shared tail expert 7 per layer, of 8
+from finetune_helpers import KEPT
 
 
 @pytest.fixture(scope="session")

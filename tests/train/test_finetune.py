@@ -9,21 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import KEPT
+from finetune_helpers import KEPT, SMALL, params
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
 import emo_prune  # noqa: F401  (registers EMO with transformers)
 from emo_prune.io import Checkpoint
-from emo_prune.models.loading import load_whole
 from emo_prune.select import Plan
 from emo_prune.train.finetune import FinetuneSettings, finetune, work_folder
-
-SMALL = dict(batch_size=4, seq_len=32, lr=1e-2, warmup=0.0)
-
-
-def params(folder: Path) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in load_whole(folder, torch.float32).named_parameters()}
 
 
 def saved_names(folder: Path) -> list[str]:

@@ -12,7 +12,13 @@ from transformers import AutoTokenizer
 from emo_prune.errors import CalibrationError
 from emo_prune.models.loading import load_whole
 from emo_prune.pools.index import tokenize_pair
-from emo_prune.train.data import IGNORE, collate, data_digest, pair_example, training_rows
+from emo_prune.train.data import (
+    IGNORE,
+    collate,
+    data_digest,
+    pair_example,
+    training_rows,
+)
 
 
 def test_pairs_train_on_the_answer_only(full, data):

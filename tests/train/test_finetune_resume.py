@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from finetune_helpers import params
 
-from emo_prune.models.loading import load_whole
 from emo_prune.train.finetune import work_folder
 
 DIE_AT_STEP_5 = """
@@ -37,9 +37,6 @@ model, source, out, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads
 finetune(model, [source], out, FinetuneSettings(**settings))
 """
 
-
-def params(folder: Path) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in load_whole(folder, torch.float32).named_parameters()}
 
 
 def env() -> dict[str, str]:

@@ -9,17 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import KEPT
+from finetune_helpers import KEPT, SMALL, params
 
 from emo_prune.errors import TrainingError
 from emo_prune.extract import extract
-from emo_prune.models.loading import load_whole
 from emo_prune.select import Plan
 from emo_prune.train.finetune import FinetuneSettings, finetune
 from emo_prune.train.merge_back import MergeOptions, merge_back
 from emo_prune.verify import verify
-
-SMALL = dict(batch_size=4, seq_len=32, lr=1e-2, warmup=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +26,6 @@ def tuned(build, data, tmp_path_factory) -> Path:
     finetune(build, [str(data["text"])], out, FinetuneSettings(**SMALL, train="experts+shared+router"))
     return out
 
-
-def params(folder: Path) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in load_whole(folder, torch.float32).named_parameters()}
 
 
 def digest(folder: Path) -> str:
