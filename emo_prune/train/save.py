@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from emo_prune.extract.card import AI2_METADATA_FILE, MANIFEST_FILE
+from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, loading_lines
 from emo_prune.extract.coverage import SIDE_FILE
 from emo_prune.extract.run import side_files
 from emo_prune.io import CONFIG_FILE, Checkpoint
@@ -60,3 +60,31 @@ def save_finetuned(model: Any, source: Checkpoint, folder: AtomicFolder, record:
             write_text(tmp / MANIFEST_FILE, dumps(data))
         else:
             write_text(tmp / FINETUNE_FILE, dumps({"finetune": record}))
+        write_text(tmp / CARD_FILE, card(source, record))
+
+
+def card(source: Checkpoint, record: dict[str, Any]) -> str:
+    """A short model card: what was fine-tuned on what, and how it loads."""
+    losses = record["losses"]
+    settings = record["settings"]
+    lora = "" if settings["lora"] is None else f", LoRA rank {settings['lora']} merged"
+    lines = [
+        "---",
+        "library_name: transformers",
+        "tags:",
+        "- emo-prune",
+        "- mixture-of-experts",
+        "- fine-tuned",
+        "---",
+        f"# {source.path.name}, fine-tuned",
+        "",
+        f"`{source.path.name}` fine-tuned by emo-prune {record['tool_version']} on {', '.join(record['sources'])} "
+        f"({record['tokens']} tokens, {record['steps']} optimizer steps of {settings['batch_size']} sequences, "
+        f"--train {settings['train']}{lora}).",
+        f"Loss {losses[0]['loss']:.4f} -> {losses[-1]['loss']:.4f}; data sha256 {record['data_digest']}.",
+        "Its weights differ from the build it was trained from: `emo-prune eval` scores it; `verify` against the",
+        f"original model no longer holds (the plan and source in `{MANIFEST_FILE}` are kept, with a `finetune` record).",
+        "",
+        *loading_lines(source.architecture),
+    ]
+    return "\n".join(lines)

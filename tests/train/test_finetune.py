@@ -39,6 +39,8 @@ def test_a_finetuned_build_is_a_normal_build(build, data, tmp_path):
     before, after = params(build), params(out)
     assert any(not torch.equal(before[n], after[n]) for n in before)
     assert not work_folder(out).exists()  # checkpoints deleted after success
+    card = (out / "README.md").read_text()
+    assert "fine-tuned" in card and result.data_digest in card and "import emo_prune" in card
 
 
 def test_lora_build_reloads_with_its_pruned_counts(build, data, tmp_path):
