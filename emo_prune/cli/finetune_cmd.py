@@ -67,7 +67,7 @@ def finetune_command(
 
     Example: emo-prune finetune emo-small-math-12.5pct --calib builtin:math:train --out emo-small-math-12.5pct-ft
     """
-    from emo_prune.train.finetune import FinetuneSettings, finetune
+    from emo_prune.train.finetune import FinetuneSettings, finetune, world
 
     settings = FinetuneSettings(
         epochs=epochs,
@@ -86,7 +86,8 @@ def finetune_command(
         checkpoint_every=checkpoint_every,
     )
     result = finetune(model_path(model_dir), list(calib), out_dir, settings, overwrite=overwrite)
-    out.result(result.to_dict(), lambda: render(result))
+    if world()[0] == 0:  # under torchrun, one report (rank 0 wrote the output)
+        out.result(result.to_dict(), lambda: render(result))
 
 
 def render(result: FinetuneResult) -> None:
