@@ -299,5 +299,6 @@ def _load_for_training(checkpoint: Any, settings: FinetuneSettings, kept: Any) -
     if settings.lora is not None:
         from emo_prune.train.lora import wrap_lora
 
+        torch.manual_seed(settings.seed)  # the adapter's random init: the same run, the same adapter
         model = wrap_lora(model, trainable, settings.lora)
     return model, trainable

@@ -45,9 +45,9 @@ class _InOrder(Trainer):
         per-expert layout (`experts.{e}.gate_proj.weight`) and its resume path loads the state dict by name
         without strictness, so the fused in-memory experts silently kept the killed run's initial values (a
         resumed run diverged at its first step); `load_whole` reads either layout. Adapters (peft) resume as
-        transformers does."""
+        transformers does (tested: tests/train/test_finetune_resume.py)."""
         model = model if model is not None else self.model
-        if hasattr(model, "peft_config"):
+        if hasattr(model, "peft_config"):  # a checkpoint holds the adapter alone, which transformers reloads right
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
         from emo_prune.models.loading import load_whole
 
