@@ -52,3 +52,13 @@ def test_a_bad_finetune_field_names_it(small_emo):
         validate_recipe(fast_recipe(small_emo, finetune={**FINETUNE, "train": "routers"}))
     with pytest.raises(RecipeError, match="finetune"):
         validate_recipe(fast_recipe(small_emo, finetune={"max_tokens": 10}))  # no sources
+
+
+def test_the_edge_step_exports_the_finetuned_build(small_emo, tmp_path):
+    recipe = fast_recipe(small_emo, budgets=[0.25], eval={"tasks": []}, gates=[], edge={"dtypes": ["f16"], "eval": False}, finetune=FINETUNE)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    result = invoke("run", path, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    (edge,) = json.loads((tmp_path / "out" / "report.json").read_text())["builds"][0]["edge"]
+    assert edge["file"].endswith("builds/tiny-test-math-25pct-ft-f16.gguf")
