@@ -37,6 +37,7 @@ CASES = {
     "lora on some rows": (["{build}", "--calib", "{text}", "--train", "experts", "--lora", "4", "--out", "{out}"], "--lora"),
     "warmup out of range": (["{build}", "--calib", "{text}", "--warmup", "1.5", "--out", "{out}"], "--warmup"),
     "less than one step": (["{build}", "--calib", "{text}", "--batch-size", "64", "--out", "{out}"], "fewer than one optimizer step"),
+    "task offline": (["{build}", "--calib", "task:arc_easy", "--out", "{out}"], "cannot load lm-eval task"),
     "no source": (["{build}", "--calib", "builtin:nope", "--out", "{out}"], "builtin"),
 }
 
