@@ -158,8 +158,7 @@ class _Merger:
                 pairs = self._taken_ids(role.layer)
                 rows = lambda j: experts.row(j, role.projection)  # noqa: E731
             elif self.router:
-                pairs = list(enumerate(self.kept[role.layer]))
-                pairs = [(e, j) for j, e in pairs]
+                pairs = [(e, j) for j, e in enumerate(self.kept[role.layer])]  # every kept row, shared included
                 tuned = self.build_reader.get(self.build_layers[role.layer].router if role.kind == "router" else name)
                 rows = lambda j: tuned[j]  # noqa: E731
             else:
