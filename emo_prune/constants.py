@@ -17,3 +17,11 @@ TOLERANCE = 1e-4
 
 # benchmarks (emo_prune.bench.layer): experts implementations, `eager` first (the baseline)
 BENCH_IMPLEMENTATIONS = ("eager", "grouped_mm", "batched_mm", "emo_cpu", "emo_triton")
+
+# fine-tuning (emo_prune.train.finetune): AI2's defaults (allenai/EMO scripts/selective_hf/launch_selective_hf.sh,
+# src/hf_training/finetune.py); --train names map to AI2's freeze modes none | routed | routed_shared | routed_shared_router
+TRAIN_MODES = ("all", "experts", "experts+shared", "experts+shared+router")
+FINETUNE_LR = 5e-5
+FINETUNE_BATCH = 32  # sequences per optimizer step, all processes together
+FINETUNE_WARMUP = 0.1  # share of the optimizer steps with a linear warmup
+FINETUNE_AUX_COEF = 0.01  # load-balancing loss coefficient while fine-tuning

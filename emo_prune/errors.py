@@ -119,6 +119,13 @@ class ExportError(EmoPruneError):
     kind = "export error"
 
 
+class TrainingError(EmoPruneError):
+    """A fine-tuning or merge-back run cannot start or go on as asked (nothing trainable, a build not cut from
+    the model it is merged into, settings a checkpoint folder was not made with)."""
+
+    kind = "training error"
+
+
 def describe_os_error(error: OSError) -> str:
     """One line for an OSError no check foresaw (a read-only disk, a name too long): what and where."""
     where = " -> ".join(str(f) for f in (error.filename, error.filename2) if f is not None)

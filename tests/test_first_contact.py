@@ -174,7 +174,7 @@ def test_profile_merge_is_a_command_and_the_old_flag_still_works(cli, tmp_path, 
     assert tokens[0] == tokens[1] > 0
 
 
-COMMANDS = ["inspect", "profile", "select", "extract", "verify", "eval", "generate", "export", "run", "bench"]
+COMMANDS = ["inspect", "profile", "select", "extract", "verify", "finetune", "merge-back", "eval", "generate", "export", "run", "bench"]
 
 
 @pytest.mark.parametrize("command", [*COMMANDS, "profile merge", "profile show"])

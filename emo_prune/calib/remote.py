@@ -45,6 +45,11 @@ def _answer(task: Any, doc: dict) -> str:
 
 
 def task_texts(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[str]:
+    return [context + answer for context, answer in task_pairs(name, num_fewshot)]
+
+
+def task_pairs(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[tuple[str, str]]:
+    """(few-shot prompt, target delimiter + gold answer) of each validation doc of lm-eval task `name`."""
     try:
         from lm_eval.tasks import TaskManager, get_task_dict
 
@@ -54,7 +59,7 @@ def task_texts(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[str]:
             f"cannot load lm-eval task {name!r}: {exc}. The task's dataset must be reachable or in the local "
             f"Hugging Face cache"
         ) from exc
-    texts = []
+    texts: list[tuple[str, str]] = []
     for task_name, task in _leaf_tasks(tasks):
         if not task.has_validation_docs():
             raise CalibrationError(f"lm-eval task {task_name!r} has no validation/dev split to calibrate on")
@@ -66,7 +71,7 @@ def task_texts(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[str]:
             if isinstance(context, list):
                 context = "\n".join(str(c) for c in context)
             delimiter = getattr(getattr(task, "config", None), "target_delimiter", " ")
-            texts.append(f"{context}{delimiter}{_answer(task, doc)}")
+            texts.append((context, f"{delimiter}{_answer(task, doc)}"))
     return texts
 
 

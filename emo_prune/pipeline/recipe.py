@@ -13,6 +13,7 @@
       - {task: emo_math_mc, min_retained: 0.9, budgets: [0.25]}
       - {task: emo_ppl_code, max_drop: 0.6, edge: q4_k_m}   # the GGUF file, scored in llama.cpp
     edge: {formats: [gguf], dtypes: [q8_0, q4_k_m]}     # builds/<build>-<dtype>.gguf, scored in llama.cpp
+    finetune: {sources: [builtin:code:train], max_tokens: 100000}  # builds/<build>-ft/, after verify, before eval
 
 Unknown fields are errors (a typo must not be silently ignored). Relative paths (model, calibration
 files, include paths) are relative to the working directory, as on the command line. `--set a.b=v`
@@ -34,12 +35,14 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
 
+from emo_prune.constants import FINETUNE_BATCH, FINETUNE_LR, FINETUNE_WARMUP
 from emo_prune.errors import EmoPruneError, RecipeError
 
 if TYPE_CHECKING:
     from emo_prune.eval import EvalSettings
     from emo_prune.profile.runner import ProfileSettings
     from emo_prune.select import GreedySettings, SelectOptions
+    from emo_prune.train.finetune import FinetuneSettings
 
 # names that become folders, matched WHOLE (fullmatch: `$` would also match before a trailing newline,
 # and "mini\n" would make a folder of that name); the first character rules out '.', '..' and '-x'
@@ -196,6 +199,38 @@ class Eval(_Section):
         return self.carried(EvalSettings)
 
 
+class Finetune(_Section):
+    """Recovery fine-tuning of every build after extract (and verify), before eval: builds/<build>-ft/. The
+    fields are `emo-prune finetune`'s (AI2's defaults); the report shows each build before and after."""
+
+    sources: tuple[str, ...] = Field(min_length=1)
+    epochs: int = Field(default=1, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0)  # a token budget instead of epochs
+    lr: float = Field(default=FINETUNE_LR, gt=0)
+    batch_size: int = Field(default=FINETUNE_BATCH, gt=0)
+    seq_len: int | None = Field(default=None, gt=0)
+    warmup: float = Field(default=FINETUNE_WARMUP, ge=0, lt=1)
+    seed: int = 0
+    train: str = "all"
+    lora: int | None = Field(default=None, gt=0)
+    dtype: str = "float32"
+    device: str = "cpu"
+    checkpoint_every: int = Field(default=100, gt=0)
+
+    @model_validator(mode="after")
+    def _as_finetune_reads_it(self) -> Finetune:
+        try:
+            self.settings().check()
+        except EmoPruneError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def settings(self, max_shard_size: str = "5GB") -> FinetuneSettings:
+        from emo_prune.train.finetune import FinetuneSettings
+
+        return self.carried(FinetuneSettings, max_shard_size=max_shard_size)
+
+
 class Edge(_Section):
     """Files for edge runtimes next to each build (builds/<build>-<dtype>.gguf), each scored IN llama.cpp
     on eval.tasks (llama-cpp-python; the `edge` extra)."""
@@ -228,6 +263,7 @@ class Gate(_Section):
     min_retained: float | None = Field(default=None, gt=0)
     budgets: tuple[Budget, ...] | None = None  # default: every budget
     edge: str | None = None  # a dtype of the recipe's edge.dtypes
+    finetuned: bool = True  # with a finetune section: judge the fine-tuned build (false: the build before it)
 
     @model_validator(mode="after")
     def _some_bound(self) -> Gate:
@@ -248,6 +284,7 @@ class Recipe(_Section):
     eval: Eval = Eval()
     gates: tuple[Gate, ...] = ()
     edge: Edge | None = None
+    finetune: Finetune | None = None
 
     @field_validator("name")
     @classmethod

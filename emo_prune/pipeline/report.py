@@ -31,6 +31,9 @@ class BuildReport:
     comparison: list[MetricDelta] = field(default_factory=list)
     gates: list[GateResult] = field(default_factory=list)
     edge: list[EdgeReport] = field(default_factory=list)
+    finetuned: Path | None = None  # the build after the recipe's finetune step
+    finetuned_eval: ModelEval | None = None
+    finetuned_comparison: list[MetricDelta] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +47,9 @@ class BuildReport:
             "comparison": [row.to_dict() for row in self.comparison],
             "gates": [g.to_dict() for g in self.gates],
             "edge": [e.to_dict() for e in self.edge],
+            "finetuned": None if self.finetuned is None else str(self.finetuned),
+            "finetuned_eval": self.finetuned_eval.to_dict() if self.finetuned_eval else None,
+            "finetuned_comparison": [row.to_dict() for row in self.finetuned_comparison],
         }
 
 
@@ -116,6 +122,8 @@ class RunReport:
         for b in self.builds:
             if b.comparison:
                 lines += [f"## {b.folder.name}", "", comparison_markdown(b.comparison)]
+            if b.finetuned is not None and b.finetuned_comparison:
+                lines += [f"## {b.finetuned.name} (fine-tuned)", "", comparison_markdown(b.finetuned_comparison)]
         if any(b.edge for b in self.builds):
             lines += ["## Edge files (scored in llama.cpp)", "", "| build | file | dtype | size (vs build) | in llama.cpp (safetensors build) |", "|---|---|---|---:|---|"]
             for b in self.builds:

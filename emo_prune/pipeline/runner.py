@@ -1,10 +1,11 @@
-"""`emo-prune run`: recipe -> profile -> select -> extract -> verify -> eval -> gates, resumable.
+"""`emo-prune run`: recipe -> profile -> select -> extract -> verify -> [finetune] -> eval -> gates, resumable.
 
     OUT/ (default runs/<recipe name>/)
       recipe.resolved.yaml        the validated recipe with --set overrides applied, and the tool version
       profile.safetensors         one profile, shared by every budget
       plans/<budget>.json         e.g. plans/25pct.json
       builds/<name>-<budget>/     the pruned checkpoints
+      builds/<build>-ft/          with a `finetune` section: each build fine-tuned (evaluated and gated too)
       verify/<build>.json         logits of the build vs the masked original
       eval/baseline.json          the unpruned model's scores (evaluated once)
       eval/<build>.json
@@ -109,6 +110,14 @@ def _verify(recipe: Recipe, model_dir: Path, build: Path, path: Path) -> None:
         report = verify(model_dir, build, num_prompts=recipe.verify.prompts)
     report.raise_for_failure()
     atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
+
+
+def _finetune(recipe: Recipe, build: Path, tuned: Path) -> None:
+    from emo_prune.train.finetune import finetune
+
+    assert recipe.finetune is not None
+    settings = recipe.finetune.settings(recipe.output.max_shard_size)
+    finetune(build, list(recipe.finetune.sources), tuned, settings, overwrite=tuned.exists())
 
 
 def _eval(settings: EvalSettings, model_dir: Path, path: Path, label: str) -> None:
@@ -223,15 +232,33 @@ def _run_steps(
             key = step_key("verify", build=build_digest, model=identity["digest"], verify=recipe.section_digest("verify"))
             steps.run(f"verify/{name}", key, path, lambda: _verify(recipe, model_dir, build, path))
             report.verify = json.loads(path.read_text())
+        final, final_digest = build, build_digest  # what the edge step exports and finetuned gates judge
+        if recipe.finetune is not None:
+            tuned = contained_path(root, f"builds/{name}-ft", "fine-tuned build folder")
+            key = step_key("finetune", build=build_digest, finetune=recipe.section_digest("finetune"), output=output)
+            steps.run(f"finetune/{name}", key, tuned, lambda: _finetune(recipe, build, tuned))
+            final, final_digest = tuned, output_digest(tuned)
+            report.finetuned = tuned
         if settings is not None and baseline is not None:
             path = root / "eval" / f"{name}.json"
             key = step_key("eval", model=build_digest, eval=recipe.section_digest("eval"))
             steps.run(f"eval/{name}", key, path, lambda: _eval(settings, build, path, name))
             report.eval = _load_eval(path)
             report.comparison = compare(report.eval, baseline)
-            report.gates = [check_gate(name, g, report.eval, baseline) for g in recipe.gates_for(budget) if g.edge is None]
+            if report.finetuned is not None:
+                path = root / "eval" / f"{final.name}.json"
+                key = step_key("eval", model=final_digest, eval=recipe.section_digest("eval"))
+                steps.run(f"eval/{final.name}", key, path, lambda: _eval(settings, final, path, final.name))
+                report.finetuned_eval = _load_eval(path)
+                report.finetuned_comparison = compare(report.finetuned_eval, baseline)
+            for g in recipe.gates_for(budget):
+                if g.edge is None and report.finetuned_eval is not None and g.finetuned:
+                    report.gates.append(check_gate(final.name, g, report.finetuned_eval, baseline))
+                elif g.edge is None:
+                    report.gates.append(check_gate(name, g, report.eval, baseline))
         if recipe.edge is not None:
-            report.edge = run_edge(recipe, steps, root, build, build_digest, settings, baseline, report.eval)
+            final_eval = report.finetuned_eval if report.finetuned is not None else report.eval
+            report.edge = run_edge(recipe, steps, root, final, final_digest, settings, baseline, final_eval)
             files = {e.dtype: e for e in report.edge}
             for g in recipe.gates_for(budget):
                 if g.edge is not None and baseline is not None and files[g.edge].eval is not None:

@@ -220,7 +220,7 @@ def text_pairs(sources: list[str], seed: int = 0) -> list[tuple[str, dict[str, s
     for spec in sources:
         source = parse_source(spec)
         path = Path(source.target)
-        if source.kind == "path" and path.suffix.lower() == ".jsonl" and _holds_pairs(path):
+        if source.kind == "path" and path.suffix.lower() == ".jsonl" and holds_pairs(path):
             found += read_pair_records(path, source.domain)
         else:
             found += [(doc.domain, pair) for doc in load_documents([spec], seed=seed) for pair in context_answer_pairs(doc.text)]
@@ -230,7 +230,7 @@ def text_pairs(sources: list[str], seed: int = 0) -> list[tuple[str, dict[str, s
     return found
 
 
-def _holds_pairs(path: Path) -> bool:
+def holds_pairs(path: Path) -> bool:
     """Whether a JSONL file's first record has a "context" field (pairs), not "text" (documents)."""
     try:
         with path.open(encoding="utf-8") as f:
