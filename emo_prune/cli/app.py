@@ -36,7 +36,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # `--json` is also every command's own option, so it needs no hoisting
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
 # the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
-HELP_ORDER = ("inspect", "profile", "select", "extract", "verify", "eval", "generate", "pool-index", "export", "run", "bench")
+HELP_ORDER = ("inspect", "profile", "select", "extract", "verify", "eval", "generate", "pool-index", "export", "plan", "run", "bench")
 
 
 def name_metavars(command: click.Command) -> None:
@@ -212,6 +212,7 @@ def _register_commands() -> None:
         extract_cmd,
         generate_cmd,
         inspect_cmd,
+        plan_cmd,
         pool_index_cmd,
         profile_cmd,
         run_cmd,
@@ -220,7 +221,7 @@ def _register_commands() -> None:
     )
 
     # registration order; `emo-prune --help` lists them in HELP_ORDER
-    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, pool_index_cmd, export_cmd, run_cmd, bench_cmd):
+    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, pool_index_cmd, export_cmd, plan_cmd, run_cmd, bench_cmd):
         module.register(app)
 
 

@@ -110,7 +110,7 @@ class Calibration(_Section):
 
 
 class Selection(_Section):
-    method: str = "mass"  # mass | frequency | reap | greedy | random
+    method: str = "mass"  # mass | frequency | reap | greedy | random | easy_ep | coverage
     domains: tuple[str, ...] | None = None  # default: the calibration domains
     budget: str = "uniform"  # uniform | global
     combine: str = "union"  # union | weighted
