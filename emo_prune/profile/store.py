@@ -170,7 +170,7 @@ class Profile:
             raise ProfileError(f"unknown statistic {stat!r} (known: {', '.join(EXPERT_STATS)})")
         stats = self.require_domain(domain)
         if stat not in stats.expert:
-            raise ProfileError(self._missing(stat, domain))
+            raise ProfileError(self._missing(f"statistic {stat!r}", domain))
         return stats.expert[stat][layer, : self.layouts[layer].num_experts]
 
     def topk_sample(self, domain: str) -> TopkSample:
