@@ -95,7 +95,7 @@ def _from_profile(
     layouts = list(profile.layouts)
     layers = sum(not lay.is_dense for lay in layouts)
     if fmt == "llama-expert-stats":
-        return json.dumps(llama_stats.write(profile, list(domains)), indent=1) + "\n", None, layers
+        return dumps(llama_stats.write(profile, list(domains))), None, layers
     if method not in PROFILE_METHODS:
         raise PlanError(f"--method {method} does not rank from a profile (profile methods: {', '.join(PROFILE_METHODS)})")
     from emo_prune.select.selector import SelectOptions, layer_rankings
