@@ -74,3 +74,16 @@ def test_statistics_equal_reference_both_runners(family, tiny_models, calib_docs
     layerwise = profile_model(model_dir, calib_docs, ProfileSettings(**settings, layerwise=True))
     assert_matches(layerwise, ref, counts, sets)
     assert full.settings["layerwise"] is False and layerwise.settings["layerwise"] is True
+
+
+def test_top_k_sample_is_the_same_tokens_on_both_runners(tiny_models, calib_docs):
+    """A sample smaller than the calibration set: both runners keep the same tokens (same priorities, same sets)."""
+    model_dir = tiny_models("qwen3_moe")
+    settings = dict(seq_len=SEQ_LEN, batch_size=BATCH, max_tokens=None, device="cpu", dtype="float32", coverage_sample=20)
+    full = profile_model(model_dir, calib_docs, ProfileSettings(**settings, layerwise=False))
+    layerwise = profile_model(model_dir, calib_docs, ProfileSettings(**settings, layerwise=True))
+    for domain in ("code", "math"):
+        a, b = full.topk_sample(domain), layerwise.topk_sample(domain)
+        assert a.ids.shape == (2, 20, 3) and (a.ids >= 0).all()  # more than 20 tokens: every row filled
+        assert (a.priority == b.priority).all() and (a.ids == b.ids).all()
+        assert (a.priority[0] == a.priority[1]).all()  # every layer samples the same tokens
