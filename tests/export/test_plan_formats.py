@@ -169,7 +169,7 @@ def refused(cli, args, message, tmp_path):
 def test_exports_refuse_what_the_consumer_cannot_express(cli, olmoe, emo, tmp_path):
     model, profile = olmoe
     plan = plan_for(model, profile, tmp_path)
-    emo_model, emo_profile = emo
+    _, emo_profile = emo
     out = tmp_path / "out.json"
     cases = [
         (("plan", "export", plan, "--model", model, "--format", "vllm-ascend", "--out", out), "needs every layer's full expert ranking"),
