@@ -38,6 +38,23 @@ from emo_prune.profile.topk_sample import SAMPLE_SIZE, TopkSample, priority_seed
 from emo_prune.routing import router_probabilities
 
 
+#: rows per float64 chunk of the EASY-EP token weight: 1024 x H 4096 x 8 bytes x 3 tensors ~ 100 MB at most
+WEIGHT_CHUNK = 1024
+
+
+def easy_ep_token_weight(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 - cos(h_t, h_t + y_t) per token: h, y [T, H] -> [T] float64.
+
+    In float64, because the tiny models' (and well-trained layers') outputs are small next to h, so the
+    weight is ~1e-6 and float32 cancellation would cost it a few digits; chunked, so the float64 copies
+    of a long batch stay bounded (WEIGHT_CHUNK)."""
+    parts = []
+    for start in range(0, h.shape[0], WEIGHT_CHUNK):
+        hc = h[start : start + WEIGHT_CHUNK].double()
+        parts.append(1.0 - torch.nn.functional.cosine_similarity(hc, hc + y[start : start + WEIGHT_CHUNK].double(), dim=-1))
+    return torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float64)
+
+
 @dataclass
 class BatchContext:
     domain: str
@@ -180,9 +197,9 @@ class StatsCollector:
         if ctx is None:
             return
         l, E = layout.index, layout.num_experts
-        h = self._block_input.pop(l).double()  # [T, H]
-        y = (output[0] if isinstance(output, tuple) else output).reshape(h.shape).double()  # [T, H]
-        weight = 1.0 - torch.nn.functional.cosine_similarity(h, h + y, dim=-1)  # [T] EASY-EP's token weight
+        h = self._block_input.pop(l)  # [T, H]
+        y = (output[0] if isinstance(output, tuple) else output).reshape(h.shape)  # [T, H]
+        weight = easy_ep_token_weight(h, y)  # [T]
         ids, contribution, token_of = self._pending.pop(l)
         self.sums[ctx.domain]["easy_ep"][l, :E] += torch.bincount(ids, weights=contribution * weight[token_of], minlength=E)
 

@@ -87,3 +87,14 @@ def test_top_k_sample_is_the_same_tokens_on_both_runners(tiny_models, calib_docs
         assert a.ids.shape == (2, 20, 3) and (a.ids >= 0).all()  # more than 20 tokens: every row filled
         assert (a.priority == b.priority).all() and (a.ids == b.ids).all()
         assert (a.priority[0] == a.priority[1]).all()  # every layer samples the same tokens
+
+
+def test_easy_ep_token_weight_is_the_same_in_chunks():
+    """Batches longer than WEIGHT_CHUNK rows are weighted chunk by chunk: same values as one float64 pass."""
+    from emo_prune.profile.collector import WEIGHT_CHUNK, easy_ep_token_weight
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(2 * WEIGHT_CHUNK + 7, 16, generator=g, dtype=torch.bfloat16)
+    y = 0.01 * torch.randn(2 * WEIGHT_CHUNK + 7, 16, generator=g, dtype=torch.bfloat16)
+    whole = 1.0 - torch.nn.functional.cosine_similarity(h.double(), h.double() + y.double(), dim=-1)
+    torch.testing.assert_close(easy_ep_token_weight(h, y), whole, rtol=1e-12, atol=0)
