@@ -22,7 +22,8 @@ Why a greedy over whole missing sets, not Shapley values nor a greedy over singl
 No approximation guarantee holds (cover() is supermodular, not submodular), and a budget that ends
 inside a step's set keeps part of it; the tests check the optimum on cases where it is known.
 Cost per step: [D, E] @ [E, U] for D distinct sampled sets and the U = CANDIDATE_SETS heaviest of
-them, so one layer costs O(E * D * U * E / k) at worst, well under a second at E 128, N 2048.
+them; at most E steps per layer. Measured: E 128, k 8, N 2048 sampled tokens drawn from a skewed
+(Dirichlet 0.3) expert popularity: 0.53 s per layer, 1 thread, on this project's 2-core machine.
 """
 
 from __future__ import annotations
