@@ -153,3 +153,19 @@ def test_cli_refuses_easy_ep_on_a_format_1_profile_in_one_line(cli, tiny, tmp_pa
 @pytest.mark.parametrize("method", ["easy_ep", "coverage"])
 def test_recipes_accept_the_new_methods(method):
     assert Selection(method=method).method == method
+
+
+def test_merge_keeps_the_bottom_n_sample_and_drops_what_a_part_lacks(tmp_path):
+    arch = olmoe_arch(layers=1, experts=6, top_k=2)
+    a = with_sample(random_profile(arch, {"code": 10}, seed=1), "code", {0: [(0, 1), (2, 3)]})
+    b = with_sample(random_profile(arch, {"code": 10}, seed=2), "code", {0: [(4, 5), (1, 2)]})
+    b.domains["code"].sample.priority[0] += 0.5  # b's tokens: 0.5, 1.5; a's: 0, 1
+    merged = Profile.merge([a, b])
+    assert merged.topk_sample("code").sets(0) == [(0, 1), (4, 5)]  # the 2 lowest priorities of the 4 tokens
+    assert "easy_ep" in merged.domains["code"].expert
+    old = Profile.load(format_1_file(b, tmp_path / "old.safetensors"))
+    mixed = Profile.merge([a, old])
+    assert "easy_ep" not in mixed.domains["code"].expert and mixed.domains["code"].sample is None
+    assert mixed.domains["code"].expert["reap"][0].tolist() == (a.domains["code"].expert["reap"][0] + b.domains["code"].expert["reap"][0]).tolist()
+    with pytest.raises(ProfileError, match="no statistic 'easy_ep'"):
+        mixed.stat("code", "easy_ep", 0)
