@@ -21,7 +21,7 @@ from emo_prune.constants import PROFILE_METHODS
 EXPORT_HELP = "vllm | vllm-ascend | llama-expert-stats | ai2"
 IMPORT_HELP = "vllm | vllm-ascend | llama-expert-stats | ai2 | llm-compressor (default: found from the content)"
 
-OverwriteFlag = Annotated[bool, typer.Option("--overwrite", help="Replace FILE if it exists.")]
+OverwriteFlag = Annotated[bool, typer.Option("--overwrite", help="Replace the --out file if it exists.")]
 
 
 def register(app: typer.Typer) -> None:
