@@ -2,8 +2,8 @@
 nothing: the CLI builds its options from these without importing torch. Each is defined only here."""
 
 # expert selection (emo_prune.select.scores)
-PROFILE_METHODS = ("mass", "frequency", "reap")
-METHODS = ("mass", "frequency", "reap", "greedy", "random")
+PROFILE_METHODS = ("mass", "frequency", "reap", "easy_ep", "coverage")
+METHODS = ("mass", "frequency", "reap", "greedy", "random", "easy_ep", "coverage")
 COMBINES = ("union", "weighted")
 
 # profiling (emo_prune.profile.runner): tokens per domain

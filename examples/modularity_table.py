@@ -6,8 +6,9 @@
 For each model (emo-small: EMO objective; stdmoe-small: its standard-MoE twin, same data and steps):
   1. profile once on the `calib` split of every built-in domain (text neither training nor
      evaluation saw);
-  2. for each domain and keep fraction, select that domain's experts (by mean router probability, the
-     AI2 default statistic, and at random as a baseline), extract the subset, and
+  2. for each domain and keep fraction, select that domain's experts by each method (mass = mean router
+     probability, AI2's default statistic; frequency; REAP; EASY-EP; coverage; greedy on request, it
+     runs the model layer by layer; random as a baseline), extract the subset, and
   3. evaluate held-out perplexity of every domain with `emo-prune eval`'s library (lm-eval,
      loglikelihood_rolling on the `heldout` split, bits per byte).
 "retained" is the full model's bits-per-byte divided by the subset's on the domain it was cut for
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,12 +32,14 @@ from emo_prune.assets import resolve_model  # noqa: E402
 from emo_prune.eval.harness import EvalSettings, evaluate_model  # noqa: E402
 from emo_prune.extract import extract  # noqa: E402
 from emo_prune.profile.runner import ProfileSettings, profile_to_file  # noqa: E402
+from emo_prune.profile.store import Profile  # noqa: E402
 from emo_prune.select import SelectOptions, make_plan  # noqa: E402
 
 MODELS = {"EMO": "builtin:emo-small", "standard": "builtin:stdmoe-small"}
 DOMAINS = ("code", "prose", "math")
 BUDGETS = (0.5, 0.25, 0.125)
-METHODS = ("mass", "random")
+ALL_METHODS = ("mass", "frequency", "reap", "easy_ep", "coverage", "greedy", "random")
+METHODS = ("mass", "frequency", "reap", "easy_ep", "coverage", "random")  # greedy: ask for it (slow)
 METRIC = "bits_per_byte"
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -54,6 +58,13 @@ def bits_per_byte(model_dir: Path, cache: Path, settings: EvalSettings) -> dict[
     return json.loads(cache.read_text())
 
 
+def has_every_statistic(profile: Path) -> bool:
+    if not profile.exists():
+        return False
+    loaded = Profile.load(profile)
+    return all("easy_ep" in d.expert and d.sample is not None for d in loaded.domains.values())
+
+
 def run(work: Path, domains: list[str], budgets: list[float], methods: list[str], seed: int) -> dict:
     settings = EvalSettings(tasks=tuple(task(d) for d in DOMAINS), batch_size=8, impl="eager", dtype="float32")
     rows = []
@@ -61,9 +72,9 @@ def run(work: Path, domains: list[str], budgets: list[float], methods: list[str]
         model_dir = resolve_model(model_ref)
         root = bench.model_work(work / label, model_dir)  # per model content: a retrained model starts afresh
         profile = root / "profile.safetensors"
-        if not profile.exists():
+        if not has_every_statistic(profile):  # absent, or cached before easy_ep and the top-k sample
             sources = [f"builtin:{d}:calib" for d in DOMAINS]
-            profile_to_file(model_dir, sources, profile, list(DOMAINS), ProfileSettings(seq_len=256, batch_size=8))
+            profile_to_file(model_dir, sources, profile, list(DOMAINS), ProfileSettings(seq_len=256, batch_size=8), overwrite=True)
         full = bits_per_byte(model_dir, root / "eval" / "full.json", settings)
         for domain in domains:
             for method in methods:
@@ -94,9 +105,10 @@ def markdown(table: dict) -> str:
     budgets = table["budgets"]
     head = "| domain | selection | model | full bpb | " + " | ".join(f"keep {b:g}: bpb (retained)" for b in budgets) + " |"
     lines = [head, "|" + "---|" * (4 + len(budgets))]
+    foot = f"\n`python examples/modularity_table.py {table.get('arguments', '')}`: {table.get('seconds', 0):.0f} s\n"
     index = {(r["model"], r["domain"], r["method"], r["keep"]): r for r in table["rows"]}
     for domain in table["domains"]:
-        for method in ("mass", "random"):
+        for method in [m for m in ALL_METHODS if any(r["method"] == m for r in table["rows"])]:
             for model in MODELS:
                 cells = [index.get((model, domain, method, b)) for b in budgets]
                 if not any(cells):
@@ -104,7 +116,7 @@ def markdown(table: dict) -> str:
                 full = next(c for c in cells if c)["bpb_full"]
                 values = " | ".join(f"{c['bpb_subset']:.3f} ({c['retained']:.2f})" if c else "-" for c in cells)
                 lines.append(f"| {domain} | {method} | {model} | {full:.3f} | {values} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + foot
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,11 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("runs/modularity"), help="builds and cached scores")
     parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=DOMAINS)
     parser.add_argument("--budgets", nargs="+", type=float, default=list(BUDGETS))
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=ALL_METHODS)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-selection baseline")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    start = time.perf_counter()
     table = run(args.work, args.domains, args.budgets, args.methods, args.seed)
+    table["seconds"] = time.perf_counter() - start  # cached builds and scores are not re-measured
+    table["arguments"] = " ".join(argv if argv is not None else sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "modularity.json").write_text(json.dumps(table, indent=2) + "\n")
     text = markdown(table)

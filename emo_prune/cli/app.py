@@ -36,7 +36,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # `--json` is also every command's own option, so it needs no hoisting
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
 # the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
-HELP_ORDER = ("inspect", "profile", "select", "extract", "verify", "finetune", "merge-back", "eval", "generate", "pool-index", "export", "run", "bench")
+HELP_ORDER = (
+    "inspect", "profile", "select", "extract", "verify", "finetune", "merge-back", "eval", "generate", "pool-index", "export", "plan", "run", "bench"
+)
 
 
 def name_metavars(command: click.Command) -> None:
@@ -219,6 +221,7 @@ def _register_commands() -> None:
         generate_cmd,
         inspect_cmd,
         merge_back_cmd,
+        plan_cmd,
         pool_index_cmd,
         profile_cmd,
         run_cmd,
@@ -227,7 +230,7 @@ def _register_commands() -> None:
     )
 
     # registration order; `emo-prune --help` lists them in HELP_ORDER
-    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, pool_index_cmd, export_cmd, run_cmd, bench_cmd):
+    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, pool_index_cmd, export_cmd, plan_cmd, run_cmd, bench_cmd):
         module.register(app)
     finetune_cmd.register(app)
     merge_back_cmd.register(app)

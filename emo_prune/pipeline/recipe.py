@@ -14,6 +14,7 @@
       - {task: emo_ppl_code, max_drop: 0.6, edge: q4_k_m}   # the GGUF file, scored in llama.cpp
     edge: {formats: [gguf], dtypes: [q8_0, q4_k_m]}     # builds/<build>-<dtype>.gguf, scored in llama.cpp
     finetune: {sources: [builtin:code:train], max_tokens: 100000}  # builds/<build>-ft/, after verify, before eval
+    plans: {formats: [vllm, vllm-ascend]}  # builds/<build>.<format>.json(l), other tools' plan files
 
 Unknown fields are errors (a typo must not be silently ignored). Relative paths (model, calibration
 files, include paths) are relative to the working directory, as on the command line. `--set a.b=v`
@@ -123,7 +124,7 @@ class Calibration(_Section):
 
 
 class Selection(_Section):
-    method: str = "mass"  # mass | frequency | reap | greedy | random
+    method: str = "mass"  # mass | frequency | reap | greedy | random | easy_ep | coverage
     domains: tuple[str, ...] | None = None  # default: the calibration domains
     budget: str = "uniform"  # uniform | global
     combine: str = "union"  # union | weighted
@@ -252,6 +253,25 @@ class Edge(_Section):
         return values
 
 
+class Plans(_Section):
+    """Other tools' plan files next to each build (builds/<build>.<format>.json, .jsonl for vllm-ascend),
+    written by `emo_prune.export.plans`: vllm and ai2 from the build's plan; vllm-ascend (ranked by
+    selection.method, refused where one expert_prune_ratio cannot express the budget) and
+    llama-expert-stats from the profile, over the selection's domains."""
+
+    formats: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("formats")
+    @classmethod
+    def _known(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        from emo_prune.export.plans.registry import EXPORT_FORMATS
+
+        bad = [v for v in values if v not in EXPORT_FORMATS]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} not one of {', '.join(EXPORT_FORMATS)}")
+        return values
+
+
 class Gate(_Section):
     """Holds when the build's score on `task` (its primary metric, or `metric`) is close enough to the
     unpruned model's: drop <= max_drop and/or retained >= min_retained (see emo_prune.eval.compare).
@@ -285,6 +305,7 @@ class Recipe(_Section):
     gates: tuple[Gate, ...] = ()
     edge: Edge | None = None
     finetune: Finetune | None = None
+    plans: Plans | None = None
 
     @field_validator("name")
     @classmethod
@@ -387,6 +408,14 @@ def _cross_checks(recipe: Recipe) -> list[str]:
             problems.append(
                 f"gates.{i}.edge: {gate.edge!r} is not an edge file this recipe scores "
                 f"(edge.dtypes: {', '.join(sorted(edge_dtypes)) or 'none'}, edge.eval must be true)"
+            )
+    if recipe.plans is not None and "vllm-ascend" in recipe.plans.formats:
+        from emo_prune.constants import PROFILE_METHODS
+
+        if recipe.selection.method not in PROFILE_METHODS:
+            problems.append(
+                f"plans.formats: vllm-ascend ranks experts from the profile, which selection.method "
+                f"{recipe.selection.method} does not (profile methods: {', '.join(PROFILE_METHODS)})"
             )
     if recipe.edge is not None and recipe.selection.budget != "uniform":
         problems.append("edge: a GGUF file needs one expert count per layer; set selection.budget: uniform")

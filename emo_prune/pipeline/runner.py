@@ -10,6 +10,7 @@
       eval/baseline.json          the unpruned model's scores (evaluated once)
       eval/<build>.json
       builds/<build>-<dtype>.gguf with the recipe's `edge` section, scored in llama.cpp: eval/<build>-<dtype>.json
+      builds/<build>.<format>.json with the recipe's `plans` section: other tools' plan files (vllm, ...)
       report.json, report.md      scores side by side and the gate verdicts
       .steps/                     stamps that make a second run skip finished steps
       .emo-prune-owner.json       marks OUT as a run folder emo-prune made (emo_prune.io.ownership)
@@ -225,6 +226,8 @@ def _run_steps(
         key = step_key("extract", plan=output_digest(plan), model=identity["digest"], output=output)
         steps.run(f"extract/{name}", key, build, lambda: _extract(recipe, model_dir, plan, build))
         build_digest = output_digest(build)
+        if recipe.plans is not None:
+            _plan_files(recipe, steps, root, model_dir, profile, plan, name, budget)
 
         report = BuildReport(budget=budget, label=label, folder=build, plan=plan, kept_counts=_kept_counts(build))
         if recipe.verify.enabled:
@@ -277,6 +280,34 @@ def _run_steps(
     )
     run.write()
     return run
+
+
+def _plan_files(
+    recipe: Recipe, steps: Steps, root: Path, model_dir: Path, profile: Path, plan: Path, name: str, budget: float | int
+) -> None:
+    """builds/<build>.<format>.json(l) for each of recipe.plans.formats, each a resumable step."""
+    from emo_prune.export.plans import FORMATS, export_plan
+
+    for fmt in recipe.plans.formats:  # type: ignore[union-attr]
+        path = contained_path(root, f"builds/{name}.{fmt}.{'jsonl' if fmt == 'vllm-ascend' else 'json'}", "plan file")
+        source = profile if FORMATS[fmt].export_from == "profile" else plan
+        selection = recipe.section_digest("selection")
+        key = step_key("plans", source=output_digest(source), selection=selection, budget=budget_label(budget), format=fmt)
+        steps.run(
+            f"plans/{name}/{fmt}",
+            key,
+            path,
+            lambda fmt=fmt, path=path, source=source: export_plan(
+                source,
+                fmt,
+                path,
+                model=model_dir,
+                method=recipe.selection.method,
+                domains=recipe.selection_domains,
+                keep=str(budget) if fmt == "vllm-ascend" else None,
+                overwrite=True,
+            ),
+        )
 
 
 def _kept_counts(build: Path) -> list[int | None]:

@@ -4,6 +4,7 @@
   profile_model(model_dir, documents, settings)        one pass over the calibration set -> Profile (runner.py)
   profile_to_file(model_dir, sources, out, ...)        load sources, profile, write atomically (rank 0)
   coverage(profile, domain, kept_ids_per_layer)        routed probability mass kept per layer (report.py)
+  TopkSample (topk_sample.py)                          a bounded, mergeable sample of tokens' top-k sets
 """
 
 from emo_prune.lazy import exports_of, lazy_exports

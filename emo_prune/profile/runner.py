@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from functools import reduce
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from emo_prune.io.lock import FolderLock
 from emo_prune.memory import MemoryOptions, Workload, plan_memory
 from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
 from emo_prune.profile.collector import StatsCollector
-from emo_prune.distributed import all_reduce_sum, current_world
+from emo_prune.distributed import all_reduce_sum, current_world, gather_lists
+from emo_prune.profile.topk_sample import SAMPLE_SIZE, TopkSample
 from emo_prune.profile.layerwise import run_layerwise
 from emo_prune.models.loading import load_tokenizer, resolve_device, resolve_dtype, resolve_seq_len
 from emo_prune.models.weights import decoder_of, load_pretrained
@@ -46,12 +48,15 @@ class ProfileSettings:
     offload_dir: Path | None = None  # implies layerwise
     seed: int = 0
     max_memory: str | int | None = None  # the memory plan's budget (default: EMO_PRUNE_MAX_MEMORY, else free RAM)
+    coverage_sample: int = SAMPLE_SIZE  # tokens' top-k sets kept per domain and layer (topk_sample.py)
 
     def validate(self) -> None:
         if self.batch_size <= 0:
             raise CalibrationError(f"--batch-size must be positive, got {self.batch_size}")
         if self.max_tokens is not None and self.max_tokens <= 0:
             raise CalibrationError(f"--max-tokens must be positive, got {self.max_tokens}")
+        if self.coverage_sample <= 0:
+            raise CalibrationError(f"coverage_sample must be positive, got {self.coverage_sample}")
         if self.offload_dir is not None and self.layerwise is False:
             raise CalibrationError("--offload-dir only applies with --layerwise")
 
@@ -120,7 +125,7 @@ def profile_model(
     mine = shard_documents(tokenized, world.rank, world.size) if world.size > 1 else tokenized
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     batches = list(make_batches(mine, seq_len, settings.batch_size, pad_id))
-    collector = StatsCollector(list(arch.layouts), domains, device)
+    collector = StatsCollector(list(arch.layouts), domains, device, settings.coverage_sample, world.rank)
 
     work = Workload(
         rows=settings.batch_size,
@@ -155,6 +160,9 @@ def profile_model(
     }
     profile = Profile(layouts=list(arch.layouts), model=model_identity(checkpoint), settings=recorded, calibration=calibration)
     profile.domains = collector.finish()
+    if world.size > 1:  # every rank's bottom-N sample -> the bottom-N of all of them (topk_sample.py)
+        for stats in profile.domains.values():
+            stats.sample = reduce(TopkSample.merge, gather_lists([stats.sample], world))
     return profile
 
 

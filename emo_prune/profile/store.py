@@ -10,11 +10,19 @@ Tensors, float64 (exact integer counts up to 2^53):
                                       (EMO shared path: routed and shared blocks softmaxed separately)
   "{domain}/gate_weight"  [L, E_max]  sum of the routing weight over the tokens routed to the expert
   "{domain}/reap"         [L, E_max]  sum over routed tokens of routing weight x ||expert output||_2
+  "{domain}/easy_ep"      [L, E_max]  EASY-EP (arXiv 2504.06792): sum over routed tokens of routing weight
+                                      x ||expert output||_2 x (1 - cos(h, h + moe(h))), h the MoE block's
+                                      input and moe(h) its output (format 2)
+  "{domain}/ean"          [L, E_max]  sum over routed tokens of ||expert output||_2 (REAP's EAN; format 2)
   "{domain}/pool_25"      [L, E_max]  documents whose EMO pool at the 25% budget holds the expert
   "{domain}/pool_12"      [L, E_max]  same at the 12.5% budget (pool = top-P routed experts by the
                                       document's summed routed probability; fixed experts always count)
   "{domain}/entropy"      [L]         sum over tokens of the router entropy (nats)
   "{domain}/counts"       [2]         (non-padding tokens, documents)
+  "{domain}/topk_ids"     [L, N, k_max] int32 and "{domain}/topk_priority" [L, N]: a bounded sample of
+                                      tokens' top-k sets (topk_sample.py; format 2)
+Format 1 files (before easy_ep and the sample) still load: those statistics are then absent, and only
+the methods that need them refuse (`Profile.stat`, `Profile.topk_sample`).
 Metadata (safetensors `__metadata__["emo_prune.profile"]`, JSON): format, tool version, model
 identity, per-layer layouts, settings, calibration sources with digests, pool sizes per layer.
 
@@ -40,11 +48,14 @@ from emo_prune.errors import CheckpointError, ProfileError
 from emo_prune.io.safetensors_header import read_header
 from emo_prune.io.atomic import write_output
 from emo_prune.io.lock import FolderLock
+from emo_prune.profile.topk_sample import TopkSample
 from emo_prune.version import __version__
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 META_KEY = "emo_prune.profile"
-EXPERT_STATS = ("tokens", "prob_mass", "gate_weight", "reap", "pool_25", "pool_12")
+EXPERT_STATS = ("tokens", "prob_mass", "gate_weight", "reap", "pool_25", "pool_12", "easy_ep", "ean")
+ADDED_STATS = {"easy_ep": 2, "ean": 2}  # statistic -> the format that introduced it (absent from older files)
 POOL_BUDGETS = {"pool_25": 0.25, "pool_12": 0.125}
 
 
@@ -94,6 +105,7 @@ class DomainStats:
     entropy: np.ndarray  # [L] float64
     num_tokens: int = 0
     num_documents: int = 0
+    sample: TopkSample | None = None  # tokens' top-k sets (None: a format 1 file)
 
     @classmethod
     def zeros(cls, name: str, num_layers: int, max_experts: int) -> DomainStats:
@@ -105,7 +117,16 @@ class DomainStats:
 
     def add(self, other: DomainStats) -> None:
         for s in EXPERT_STATS:
-            self.expert[s] += other.expert[s]
+            if s in self.expert and s in other.expert:
+                self.expert[s] += other.expert[s]
+            else:  # a sum over a part that lacks it is unknown
+                self.expert.pop(s, None)
+        if self.num_tokens == 0 and self.sample is None:  # fresh (Profile.domain): take the other's sample
+            self.sample = other.sample
+        elif self.sample is not None and other.sample is not None:
+            self.sample = self.sample.merge(other.sample)
+        else:
+            self.sample = None
         self.entropy += other.entropy
         self.num_tokens += other.num_tokens
         self.num_documents += other.num_documents
@@ -149,7 +170,23 @@ class Profile:
         """One statistic of one layer: [E_l] float64."""
         if stat not in EXPERT_STATS:
             raise ProfileError(f"unknown statistic {stat!r} (known: {', '.join(EXPERT_STATS)})")
-        return self.require_domain(domain).expert[stat][layer, : self.layouts[layer].num_experts]
+        stats = self.require_domain(domain)
+        if stat not in stats.expert:
+            raise ProfileError(self._missing(f"statistic {stat!r}", domain))
+        return stats.expert[stat][layer, : self.layouts[layer].num_experts]
+
+    def topk_sample(self, domain: str) -> TopkSample:
+        """The domain's sample of tokens' top-k sets (topk_sample.py)."""
+        sample = self.require_domain(domain).sample
+        if sample is None:
+            raise ProfileError(self._missing("top-k sample", domain))
+        return sample
+
+    def _missing(self, what: str, domain: str) -> str:
+        return (
+            f"this profile has no {what} for domain {domain!r} (written by emo-prune {self.tool_version}, "
+            f"before profile format {FORMAT}); run `emo-prune profile` again to use this method"
+        )
 
     def mean_probability(self, domain: str, layer: int) -> np.ndarray:
         """Mean router probability per expert over the domain's tokens (AI2's selection statistic): [E_l]."""
@@ -175,7 +212,11 @@ class Profile:
         tensors = {}
         for name, d in sorted(self.domains.items()):
             for s in EXPERT_STATS:
-                tensors[f"{name}/{s}"] = np.ascontiguousarray(d.expert[s], dtype=np.float64)
+                if s in d.expert:
+                    tensors[f"{name}/{s}"] = np.ascontiguousarray(d.expert[s], dtype=np.float64)
+            if d.sample is not None:
+                tensors[f"{name}/topk_ids"] = np.ascontiguousarray(d.sample.ids, dtype=np.int32)
+                tensors[f"{name}/topk_priority"] = np.ascontiguousarray(d.sample.priority, dtype=np.float64)
             tensors[f"{name}/entropy"] = np.ascontiguousarray(d.entropy, dtype=np.float64)
             tensors[f"{name}/counts"] = np.array([d.num_tokens, d.num_documents], dtype=np.float64)
         return tensors
@@ -208,9 +249,9 @@ class Profile:
             meta = json.loads(raw)
         except (ValueError, RecursionError) as exc:
             raise ProfileError(f"{path}: its {META_KEY} metadata is not valid JSON ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
             found = meta.get("format") if isinstance(meta, dict) else None
-            raise ProfileError(f"{path} has profile format {found}, this emo-prune reads format {FORMAT}")
+            raise ProfileError(f"{path} has profile format {found}, this emo-prune reads formats {READABLE_FORMATS}")
         for name in meta["domains"] if isinstance(meta.get("domains"), dict) else ():
             if not is_domain(name):  # before any name reaches a tensor look-up or a table
                 raise ProfileError(domain_problem(name, str(path)) + "; profile the model again")
@@ -239,10 +280,11 @@ class Profile:
             counts = tensors[f"{name}/counts"]
             stats = DomainStats(
                 name=name,
-                expert={s: tensors[f"{name}/{s}"] for s in EXPERT_STATS},
+                expert={s: tensors[f"{name}/{s}"] for s in EXPERT_STATS if s not in ADDED_STATS or f"{name}/{s}" in tensors},
                 entropy=tensors[f"{name}/entropy"],
                 num_tokens=int(counts[0]),
                 num_documents=int(counts[1]),
+                sample=_sample_from(tensors, name, profile),
             )
             if any(tuple(t.shape) != shape or t.dtype != np.float64 for t in stats.expert.values()):
                 raise ValueError(f"shape of {name}/* (expected float64 {list(shape)})")
@@ -287,3 +329,18 @@ class Profile:
                 merged.domain(name).add(stats)
         merged.settings["merged_from"] = len(profiles)
         return merged
+
+
+def _sample_from(tensors: dict[str, np.ndarray], name: str, profile: Profile) -> TopkSample | None:
+    """The domain's top-k sample, checked against the layouts (absent in format 1 files)."""
+    if f"{name}/topk_ids" not in tensors:
+        return None
+    ids, priority = tensors[f"{name}/topk_ids"], tensors[f"{name}/topk_priority"]
+    width = max((lay.top_k for lay in profile.layouts), default=0)
+    if ids.ndim != 3 or ids.shape[0] != profile.num_layers or ids.shape[2] != width or ids.dtype != np.int32:
+        raise ValueError(f"shape of {name}/topk_ids (expected int32 [{profile.num_layers}, N, {width}])")
+    if priority.shape != ids.shape[:2] or priority.dtype != np.float64:
+        raise ValueError(f"shape of {name}/topk_priority (expected float64 {list(ids.shape[:2])})")
+    if ids.size and (ids.min() < -1 or ids.max() >= max(profile.max_experts, 1)):
+        raise ValueError(f"expert ids in {name}/topk_ids")
+    return TopkSample(ids, priority)

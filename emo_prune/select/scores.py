@@ -6,6 +6,10 @@ different sizes are comparable:
              shared blocks softmaxed separately, as the profile records it)
   frequency  share of the domain's tokens routed to the expert (top-k picks)
   reap       mean REAP saliency over the tokens routed to the expert (0 for an expert never routed)
+  easy_ep    EASY-EP (arXiv 2504.06792, AI2's easy_ep_prune.py): routing weight x ||expert output|| x
+             (1 - cos(h, h + moe(h))) summed over the domain's tokens, divided by its token count
+             (a per-domain constant: the ranking is the paper's sum; domains become comparable)
+  coverage   not a score: a greedy ranking on tokens' top-k sets (emo_prune.select.token_cover)
   random     uniform noise from (seed, layer): the same for every domain
   greedy     mean router probability measured on the partly pruned model (emo_prune.select.greedy)
 
@@ -42,6 +46,8 @@ def profile_scores(profile: Profile, domain: str, method: str, layer: int) -> np
     if method == "reap":
         routed = profile.stat(domain, "tokens", layer)
         return profile.stat(domain, "reap", layer) / np.maximum(routed, 1)
+    if method == "easy_ep":
+        return profile.stat(domain, "easy_ep", layer) / tokens
     raise PlanError(f"method {method!r} does not read a profile (profile methods: {', '.join(PROFILE_METHODS)})")
 
 

@@ -5,7 +5,8 @@ the method's scores combined over the domains (`scores.rank_routed`), decide how
 the layer keeps (`budget.routed_counts`), keep the fixed experts plus that prefix of the ranking.
 Because every layer keeps a prefix of one ranking that does not depend on the budget, subsets made
 from one profile are nested (12.5% inside 25%) for mass, frequency, reap and random, under both
-budgets. Greedy is the exception (see `emo_prune.select.greedy`).
+budgets (easy_ep too; coverage ranks by its own greedy order, `emo_prune.select.token_cover`). Greedy is
+the exception (see `emo_prune.select.greedy`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from emo_prune.errors import CalibrationError, PlanError, ProfileError
 from emo_prune.io import Checkpoint, model_identity
 from emo_prune.profile.store import Profile
 from emo_prune.select.budget import BUDGETS, routed_counts
+from emo_prune.select.token_cover import coverage_ranking, token_sets
 from emo_prune.profile.report import coverage
 from emo_prune.select.greedy_settings import DocumentLike, GreedySettings
 from emo_prune.select.keep import Keep, keep_counts
@@ -128,7 +130,7 @@ def select_experts(
         keep=keep.text,
         method=options.method,
         budget=options.budget,
-        combine=options.combine if len(options.domains) > 1 else None,
+        combine=options.combine if len(options.domains) > 1 and options.method != "coverage" else None,
         domains=list(options.domains),
         seed=options.seed if options.method == "random" else None,
         within=plan_digest(options.within) if options.within is not None else None,
@@ -141,19 +143,26 @@ def select_experts(
     return plan
 
 
-def _from_scores(
-    arch: MoEArchitecture,
+def layer_rankings(
+    layouts: Sequence[LayerLayout],
     options: SelectOptions,
     profile: Profile | None,
-    counts: list[int | None],
     candidates: list[list[int] | None],
-) -> Kept:
+) -> tuple[list[list[int] | None], list[list[float] | None]]:
+    """Per layer: the candidates best first and their values (None for dense layers), for every
+    method but greedy. A kept prefix of each is the plan; `plan export --format vllm-ascend` writes them."""
     rankings: list[list[int] | None] = []
     values: list[list[float] | None] = []
-    for lay, ids in zip(arch.layouts, candidates):
+    for lay, ids in zip(layouts, candidates):
         if ids is None:
             rankings.append(None)
             values.append(None)
+            continue
+        if options.method == "coverage":  # one greedy order over every domain's sampled tokens
+            assert profile is not None
+            ranking, vals = coverage_ranking(lay, ids, *token_sets(profile, list(options.domains), lay.index))
+            rankings.append(ranking)
+            values.append(vals)
             continue
         if options.method == "random":
             scores = {"random": random_scores(lay.num_experts, options.seed, lay.index)}
@@ -165,6 +174,17 @@ def _from_scores(
         ranking, vals = rank_routed(ids, scores, weights, options.combine)
         rankings.append(ranking)
         values.append(vals)
+    return rankings, values
+
+
+def _from_scores(
+    arch: MoEArchitecture,
+    options: SelectOptions,
+    profile: Profile | None,
+    counts: list[int | None],
+    candidates: list[list[int] | None],
+) -> Kept:
+    rankings, values = layer_rankings(arch.layouts, options, profile, candidates)
     routed = routed_counts(list(arch.layouts), counts, rankings, values, options.budget)
     return [
         None if ranking is None or n is None else _keep_prefix(lay, ranking, n)
