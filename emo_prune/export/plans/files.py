@@ -3,8 +3,8 @@
 An imported file is untrusted: it is read up to MAX_IMPORT_BYTES (a bigger file is refused before it
 is parsed), parsed as strict JSON (NaN / Infinity refused), and every id and number is checked
 against the model's layouts before a plan is made from it. Every refusal is a PlanError naming the
-file and the field. Exports are written by `emo_prune.io.atomic.atomic_write` under the output's
-lock (`emo_prune.io.lock.FolderLock`), never over an existing file without `overwrite`.
+file and the field. Exports are written by `emo_prune.io.atomic.write_output` (locked, atomic), never
+over an existing file without `overwrite`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune.arch import LayerLayout
-from emo_prune.errors import OutputError, PlanError
-from emo_prune.io.atomic import atomic_write_text, check_writable
-from emo_prune.io.lock import FolderLock
+from emo_prune.errors import PlanError
+from emo_prune.io.atomic import check_output_file, write_output
 
 # the largest import read: a full ranking of 512 experts x 128 layers is ~0.3 MB, statistics ~10x that
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
@@ -98,17 +97,16 @@ def numbers(values: Any, layout: LayerLayout, where: str) -> list[float]:
 
 
 def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse an unusable --out before any work."""
-    out = Path(out)
-    if out.is_dir():
-        raise OutputError(f"--out {out} is a folder; give a file name")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists; pass --overwrite to replace it")
-    check_writable(out)
+    """Refuse an unusable --out before any work (`emo_prune.io.atomic.check_output_file`). Other tools'
+    formats carry no mark of ours, so with --overwrite any regular file may be replaced."""
+    check_output_file(out, overwrite=overwrite, recognise=_any_file, what="a plan file")
 
 
-def write_output(out: Path, text: str, overwrite: bool) -> Path:
-    """Write `text` to `out` atomically, holding the output's lock; refuses an existing file without `overwrite`."""
-    with FolderLock(out):
-        check_output(out, overwrite)
-        return atomic_write_text(out, text)
+def write_export(out: Path, text: str, overwrite: bool) -> Path:
+    """Write `text` to `out` by the one rule for files (`emo_prune.io.atomic.write_output`): locked,
+    atomic, never over an existing file without `overwrite`."""
+    return write_output(out, lambda f: f.write(text.encode("utf-8")), overwrite=overwrite, recognise=_any_file, what="a plan file")
+
+
+def _any_file(_path: Path) -> bool:
+    return True

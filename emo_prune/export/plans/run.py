@@ -19,10 +19,9 @@ from pathlib import Path
 from emo_prune.arch import LayerLayout
 from emo_prune.errors import PlanError
 from emo_prune.export.plans import ai2, llama_stats, llmcompressor, vllm, vllm_ascend
-from emo_prune.export.plans.files import check_output, parse_json, read_capped, write_output
+from emo_prune.export.plans.files import check_output, parse_json, read_capped, write_export
 from emo_prune.export.plans.registry import EXPORT_FORMATS, FORMATS, IMPORT_FORMATS, Imported
 from emo_prune.io import Checkpoint, model_identity
-from emo_prune.io.lock import FolderLock
 from emo_prune.profile.store import Profile, is_profile_file
 from emo_prune.select.keep import Keep, keep_counts
 from emo_prune.select.plan import Kept, Plan, canonical_order, dumps, validate_plan
@@ -71,7 +70,7 @@ def export_plan(
             raise PlanError("exporting a plan needs --model MODEL (a plan does not record each layer's expert count)")
         text, layers = _from_plan(Plan.load(source), fmt, Path(model))
         note = None
-    write_output(out, text, overwrite)
+    write_export(out, text, overwrite)
     return ExportResult(out=out, format=fmt, layers=layers, note=note)
 
 
@@ -192,9 +191,7 @@ def import_plan(
     plan = Plan(experts_kept_per_layer=kept, keep=keep, method=f"import:{fmt}", extra={"imported_from": path.name})
     plan.experts_kept_per_layer = validate_plan(plan, arch, where=str(path))
     plan.source_model = model_identity(checkpoint)
-    with FolderLock(out):
-        check_output(out, overwrite)
-        plan.save(out)
+    plan.save(out, overwrite=overwrite)  # locked, atomic; replaces only a plan file, only with --overwrite
     return plan
 
 
