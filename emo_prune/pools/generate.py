@@ -66,13 +66,11 @@ class Generator:
         device: str = "cpu",
         coverage_warn: float | None = None,
     ) -> None:
-        from transformers import AutoTokenizer
-
-        from emo_prune.models.loading import resolve_dtype
+        from emo_prune.models.loading import load_tokenizer, resolve_dtype
 
         self.compute = torch.float32 if dtype == "auto" else resolve_dtype(dtype, {})
         self.device, self.pool = device, pool
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.tokenizer = load_tokenizer(model_dir)  # first: names a missing folder as such
         self.eos = {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set()
         if pool is not None:
             self.runtime = load_pool_runtime(model_dir, pool, self.compute, device)

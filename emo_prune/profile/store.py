@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
 from safetensors.numpy import save
 
 from emo_prune.arch import LayerLayout
 from emo_prune.errors import CheckpointError, ProfileError
 from emo_prune.io.safetensors_header import read_header
+from emo_prune.io.stats_file import check_statistic, read_stats_file
 from emo_prune.io.atomic import atomic_write
 from emo_prune.version import __version__
 
@@ -44,6 +44,7 @@ FORMAT = 1
 META_KEY = "emo_prune.profile"
 EXPERT_STATS = ("tokens", "prob_mass", "gate_weight", "reap", "pool_25", "pool_12")
 POOL_BUDGETS = {"pool_25": 0.25, "pool_12": 0.125}
+REBUILD = "profile the model again (emo-prune profile)"
 
 
 def pool_size(layout: LayerLayout, fraction: float) -> int:
@@ -188,16 +189,7 @@ class Profile:
     @classmethod
     def load(cls, path: str | Path) -> Profile:
         path = Path(path)
-        if not path.exists():
-            raise ProfileError(f"profile not found: {path}")
-        try:
-            with safe_open(str(path), framework="np") as f:
-                raw = (f.metadata() or {}).get(META_KEY)
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as exc:  # safetensors raises its own error types for corrupt files
-            raise ProfileError(f"{path} is not a readable profile file: {exc}") from exc
-        if raw is None:
-            raise ProfileError(f"{path} is a safetensors file but not an emo-prune profile (no {META_KEY} metadata)")
+        raw, tensors = read_stats_file(path, META_KEY, "np", "profile", ProfileError, REBUILD)
         try:
             meta = json.loads(raw)
         except (ValueError, RecursionError) as exc:
@@ -206,12 +198,12 @@ class Profile:
             found = meta.get("format") if isinstance(meta, dict) else None
             raise ProfileError(f"{path} has profile format {found}, this emo-prune reads format {FORMAT}")
         try:
-            return cls._from_parts(meta, tensors)
+            return cls._from_parts(meta, tensors, str(path))
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
             raise ProfileError(f"{path} is not a consistent profile (bad or missing {exc}); profile the model again") from None
 
     @classmethod
-    def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> Profile:
+    def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, np.ndarray], where: str = "profile") -> Profile:
         """A profile from its metadata and tensors, checking every shape against the layouts (untrusted file)."""
         layouts = [layout_from_json(i, d) for i, d in enumerate(meta["layouts"])]
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for lay in layouts for v in (lay.num_experts, lay.top_k)):
@@ -228,6 +220,8 @@ class Profile:
         shape = (profile.num_layers, profile.max_experts)
         for name in meta["domains"]:
             counts = tensors[f"{name}/counts"]
+            for stat in (*EXPERT_STATS, "entropy", "counts"):  # before any value is used (int(NaN) would raise)
+                check_statistic(f"{name}/{stat}", tensors[f"{name}/{stat}"], where, ProfileError, REBUILD)
             stats = DomainStats(
                 name=name,
                 expert={s: tensors[f"{name}/{s}"] for s in EXPERT_STATS},
