@@ -6,13 +6,14 @@ import hashlib
 import json
 import os
 import re
+import stat
 import struct
 from pathlib import Path
 from typing import Any
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """relative path -> sha256 of a file, 'dir', or 'link -> target', for everything under `root`."""
+    """relative path -> sha256 of a file, 'dir', 'special <type>' or 'link -> target', for everything under `root`."""
     found = {}
     for dirpath, dirs, names in os.walk(root):
         for name in [*dirs, *names]:
@@ -22,6 +23,8 @@ def snapshot(root: Path) -> dict[str, str]:
                 found[rel] = f"link -> {os.readlink(path)}"
             elif path.is_dir():
                 found[rel] = "dir"
+            elif not path.is_file():  # a FIFO or device: reading it could block, its type is what matters
+                found[rel] = f"special {stat.S_IFMT(path.stat().st_mode):o}"
             else:
                 found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found

@@ -82,11 +82,11 @@ def test_tokenizer_files_symlinked_outside_are_never_read(cli, model, tmp_path, 
     sentinel = tmp_path / f"sentinel-{name}"
     shutil.move(model / name, sentinel)  # a working copy: following the link would succeed
     (model / name).symlink_to(sentinel)
+    before = snapshot(tmp_path)  # reads the sentinel itself: watched only from here on
     opened = watched(sentinel)
-    before = snapshot(tmp_path)
     result = cli(*_args(command, model, out))
     one_line_error(result, "unsafe path:", f"{name!r}", str(sentinel))
-    assert opened == []
+    assert opened == []  # before the snapshot below reads it
     assert snapshot(tmp_path) == before
 
 
@@ -98,12 +98,13 @@ def test_any_file_a_loader_may_read_is_checked(cli, model, tmp_path, watched, na
     """transformers picks tokenizer files by class; whichever it looks for, an outside link is refused first."""
     sentinel = tmp_path / f"sentinel-{name}"
     sentinel.write_text("{}" if name.endswith(".json") else "{{ messages }}")
+    (model / name).unlink(missing_ok=True)
     (model / name).symlink_to(sentinel)
+    before = snapshot(tmp_path)  # reads the sentinel itself: watched only from here on
     opened = watched(sentinel)
-    before = snapshot(tmp_path)
     result = cli(*_args("generate", model, tmp_path))
     one_line_error(result, "unsafe path:", f"{name!r}")
-    assert opened == []
+    assert opened == []  # before the snapshot below reads it
     assert snapshot(tmp_path) == before
 
 
