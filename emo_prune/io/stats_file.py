@@ -51,6 +51,6 @@ def check_statistic(name: str, values: np.ndarray, where: str, error: type[EmoPr
     if bad.any():
         at = tuple(int(i) for i in np.argwhere(bad)[0])
         raise error(
-            f"{where}: tensor {name!r} holds {float(values[at])} at index {list(at)}; statistics are finite and "
-            f"non-negative, the file is corrupt or was edited; {rebuild}"
+            f"{where}: tensor {name!r} holds {float(values[at])} at index {list(at)}, a non-finite or negative "
+            f"statistic (they are finite sums and means of non-negative numbers): the file is corrupt or was edited; {rebuild}"
         )
