@@ -119,6 +119,6 @@ def test_a_model_shard_given_as_a_pool_index_is_named_as_such(model, tmp_path):
     from emo_prune.pools.index import PoolIndex
 
     checkpoint = Checkpoint.open(model)
-    shard = checkpoint.shard_path(sorted(checkpoint.shards)[0])
+    shard = checkpoint.shard_path(min(checkpoint.shards))
     with pytest.raises(PlanError, match="is not an emo-prune pool index"):
         PoolIndex.load(shard, checkpoint)
