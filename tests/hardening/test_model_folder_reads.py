@@ -160,3 +160,17 @@ def test_hf_cache_snapshot_links_into_blobs_load_the_tokenizer(model, tmp_path):
     tokenizer = load_tokenizer(snap)
     assert tokenizer("def add(a, b):")["input_ids"] == load_tokenizer(model)("def add(a, b):")["input_ids"]
     assert tokenizer.name_or_path == str(snap)
+
+
+def test_a_fifo_as_a_builds_coverage_side_file_is_refused(cli, model, plan_file, tmp_path):
+    """The build's dropped-router side file is read by safetensors (Rust): its type is checked first."""
+    from emo_prune.extract.coverage import SIDE_FILE
+
+    build = tmp_path / "build"
+    assert cli("extract", model, "--plan", plan_file, "--out", build).exit_code == 0
+    (build / SIDE_FILE).unlink()
+    os.mkfifo(build / SIDE_FILE)
+    before = snapshot(tmp_path)
+    result = cli("generate", build, "--prompt", "def add(a, b):", "--max-new-tokens", "2")
+    one_line_error(result, "checkpoint error:", str(build / SIDE_FILE), "is a FIFO")
+    assert snapshot(tmp_path) == before
