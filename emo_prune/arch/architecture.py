@@ -37,6 +37,14 @@ def _pattern_regex(layer_prefix: str, pattern: str) -> re.Pattern[str]:
     return re.compile(text + r"$")
 
 
+def layers_held(family: FamilySpec, names: Iterable[str]) -> int:
+    """How many distinct layer indices tensor `names` use under the family's `layer_prefix` (a bound on
+    the layer count a config may claim, computed from headers only)."""
+    regex = re.compile(re.escape(family.layer_prefix).replace(re.escape("{layer}"), r"(\d+)"))
+    found = (regex.match(name) for name in names)
+    return len({m.group(1).lstrip("0") for m in found if m})
+
+
 @dataclass(frozen=True)
 class MoEArchitecture:
     family: FamilySpec

@@ -136,6 +136,13 @@ def compute_layouts(family: FamilySpec, config: Mapping[str, Any] | Any) -> list
         raise ConfigError(f"negative expert count in {counts}")
     if dense is None and any(c == 0 for c in counts):
         raise ConfigError(f"{family.name} has no dense layers, but the config gives a layer 0 experts: {counts}")
+    most = max(counts, default=0)
+    if most and top_k > most:
+        raise ConfigError(
+            f"config field {keys['top_k']!r} is {top_k}, but no layer has more than {most} experts "
+            f"({found[0]!r}{' / per-layer counts' if family.per_layer_counts else ''}); a token cannot be routed to more "
+            f"experts than its layer holds: fix one of them"
+        )
 
     shared = [0] * num_layers
     spec = family.shared_experts

@@ -108,12 +108,12 @@ def make_lm(gguf: str | Path, tokenizer_dir: str | Path, max_length: int | None 
     """An lm-eval `LM` that scores with the GGUF file in llama.cpp (built lazily: lm-eval imports slowly)."""
     from lm_eval import utils
     from lm_eval.api.model import LM
-    from transformers import AutoTokenizer
+    from emo_prune.models.loading import load_tokenizer
 
     class LlamaCppLM(LM):
         def __init__(self) -> None:
             super().__init__()
-            self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+            self.tokenizer = load_tokenizer(tokenizer_dir)
             self.max_length = max_length or _context_length(Path(tokenizer_dir))
             self.llm = open_gguf(gguf, n_ctx=self.max_length + 1, threads=threads)
             eot = self.tokenizer.eos_token_id

@@ -21,6 +21,7 @@ from typing import Any
 from gguf import GGUFWriter, TokenType
 
 from emo_prune.errors import ExportError
+from emo_prune.io.model_files import read_model_bytes
 from emo_prune.io.paths import contained_path
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -74,11 +75,11 @@ def _special_id(value: Any, vocab: dict[str, int]) -> int | None:
 
 def read_vocab(model_dir: Path, vocab_size: int, config: dict[str, Any]) -> GgufVocab:
     path = contained_path(model_dir, TOKENIZER_FILE, "tokenizer")
-    if not path.is_file():
+    if not path.exists():
         raise ExportError(f"{model_dir} has no {TOKENIZER_FILE}: a GGUF file carries its tokenizer; save one with the model")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+    try:  # a regular file inside the folder, as every loader reads it (io.model_files)
+        data = json.loads(read_model_bytes(model_dir, TOKENIZER_FILE, "tokenizer"))
+    except (ValueError, RecursionError) as exc:
         raise ExportError(f"cannot read {path}: {exc}") from exc
     pre_name = pre_tokenizer_name(data)
     if pre_name is None:
@@ -107,11 +108,12 @@ def read_vocab(model_dir: Path, vocab_size: int, config: dict[str, Any]) -> Gguf
     merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"].get("merges", [])]
     side = contained_path(model_dir, "tokenizer_config.json", "tokenizer config")
     extra: dict[str, Any] = {}
-    if side.is_file():
+    if side.exists():
         try:
-            extra = json.loads(side.read_text())
-        except (OSError, ValueError):
+            extra = json.loads(read_model_bytes(model_dir, side.name, "tokenizer config"))
+        except (ValueError, RecursionError):
             extra = {}
+    extra = extra if isinstance(extra, dict) else {}
 
     def special(name: str, config_key: str) -> int | None:
         found = _special_id(extra.get(name), vocab)

@@ -29,13 +29,12 @@ from emo_prune.extract.finite import nonfinite_tensors
 from emo_prune.extract.jobs import Job, build_jobs
 from emo_prune.extract.source import copy_into
 from emo_prune.io import CONFIG_FILE, INDEX_FILE, Checkpoint, build_inventory, model_identity
-from emo_prune.io.paths import contained_path
+from emo_prune.io.model_files import read_model_bytes, side_files
 from emo_prune.io.atomic import AtomicFolder, write_text
 from emo_prune.io.shards import ShardedWriter
 from emo_prune.io.sizes import parse_size
 from emo_prune.select.plan import Plan, dumps, validate_plan
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf")
 NOT_COPIED = {CONFIG_FILE, INDEX_FILE, CARD_FILE, MANIFEST_FILE, AI2_METADATA_FILE, "pytorch_model.bin.index.json"}
 SMALL_FILES = 1024 * 1024  # headers, config, manifest, card: what a build writes beyond shards and side files
 
@@ -75,21 +74,11 @@ def resolve_dtype(dtype: str | None) -> str | None:
     return tag
 
 
-def side_files(model_dir: Path) -> list[Path]:
-    """Tokenizer, generation config, remote-code .py files...: every top-level non-weight file we do not rewrite.
-
-    A symlink is copied as the file it points to only when that lies inside the model folder (or the
-    HF cache's blob store, see `contained_path`); one pointing elsewhere is refused.
-    """
-    found = []
-    for p in sorted(model_dir.iterdir()):
-        if p.name.startswith(".") or p.name in NOT_COPIED or p.name.endswith(WEIGHT_SUFFIXES):
-            continue
-        if p.is_file():  # a symlinked folder or a dangling link is never copied, so never checked
-            if p.is_symlink():
-                contained_path(model_dir, p.name, "side file")
-            found.append(p)
-    return found
+def copied_files(model_dir: Path) -> list[Path]:
+    """Tokenizer, generation config, remote-code .py files...: every side file (`io.model_files.side_files`:
+    regular files inside the model folder, a symlink only into it or the HF cache's blob store) that the
+    build does not write itself."""
+    return [p for p in side_files(model_dir) if p.name not in NOT_COPIED]
 
 
 def _check_identity(plan: Plan, identity: dict[str, Any], model_dir: Path) -> None:
@@ -142,9 +131,10 @@ def extract(
     shard_cap = parse_size(max_shard_size, "--max-shard-size")
     checkpoint = Checkpoint.open(model_dir)
     arch = checkpoint.architecture
-    kept = validate_plan(plan, arch)
-    # which tensor is which, per layer; refuses tensors that disagree with the config the plan was checked against
+    # which tensor is which, per layer; refuses a config that disagrees with its tensors before the plan is
+    # checked against that config (a lying expert count is the config's fault, not the plan's)
     inventory = build_inventory(checkpoint)
+    kept = validate_plan(plan, arch)
     folder = AtomicFolder(out_dir, overwrite=overwrite, protect=[model_dir])
     with folder.lock:  # a second writer into out_dir fails now, not after the hashing and the NaN scan
         identity = model_identity(checkpoint)
@@ -154,7 +144,7 @@ def extract(
         config, changes = remap_config(checkpoint.config, arch, kept, out_dtype)
         top_k_key = arch.family.config_keys["top_k"]
         jobs = build_jobs(checkpoint, inventory, kept, out_dtype)
-        sides = side_files(model_dir)
+        sides = copied_files(model_dir)
         needed = sum(job.spec.nbytes for job in jobs) + sum(p.stat().st_size for p in sides) + SMALL_FILES
         _check_space(out_dir, needed)
         nonfinite = nonfinite_tensors(jobs)
@@ -171,7 +161,10 @@ def extract(
             with folder as tmp:
                 files, total = _write_shards(tmp, jobs, shard_cap, on_tensor)
                 extraction.update(files=files, total_bytes=total)
-                copied = [shutil.copyfile(path, tmp / path.name).name for path in sides]
+                copied = []
+                for path in sides:  # read through the same check as every loader (no FIFO, nothing outside)
+                    (tmp / path.name).write_bytes(read_model_bytes(model_dir, path.name, "side file"))
+                    copied.append(path.name)
                 write_dropped_router(tmp, checkpoint, inventory, kept)  # the coverage guard's side file
                 write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
                 write_text(tmp / MANIFEST_FILE, dumps(manifest(plan, kept, extraction)))

@@ -15,7 +15,6 @@ tensor is in its shard.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune.arch import MoEArchitecture, architecture_for_config
-from emo_prune.errors import CheckpointError
+from emo_prune.arch.architecture import layers_held
+from emo_prune.arch.registry import family_for_model_type
+from emo_prune.errors import CheckpointError, ConfigError
+from emo_prune.io.model_files import model_folder, read_model_json
 from emo_prune.io.paths import contained_path
 from emo_prune.io.safetensors_header import ShardHeader, TensorInfo, read_header
 
@@ -33,12 +35,8 @@ SINGLE_FILE = "model.safetensors"
 
 
 def read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"{what} not found: {path}") from exc
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise CheckpointError(f"{what} {path} is not valid JSON: {exc}") from exc
+    """A JSON file read as every model file is (`io.model_files`: a regular file, no link out of its folder)."""
+    return read_model_json(path.parent, path.name, what)
 
 
 @dataclass
@@ -50,15 +48,11 @@ class Checkpoint:
 
     @classmethod
     def open(cls, path: str | Path) -> Checkpoint:
-        path = Path(path)
-        if not path.exists():
-            raise CheckpointError(f"model folder not found: {path}")
-        if not path.is_dir():
-            raise CheckpointError(f"{path} is not a folder; pass the folder that holds config.json")
+        path = model_folder(path)
         config_path = contained_path(path, CONFIG_FILE, "model config")
         if not config_path.exists():
             raise CheckpointError(f"{path} has no {CONFIG_FILE}; pass a Hugging Face model folder")
-        config = read_json(config_path, "model config")
+        config = read_model_json(path, CONFIG_FILE, "model config")
         if not isinstance(config, dict):
             raise CheckpointError(f"{config_path} must hold a JSON object")
         weight_map = cls._weight_map(path)
@@ -80,7 +74,7 @@ class Checkpoint:
     def _weight_map(path: Path) -> dict[str, str]:
         index_path = contained_path(path, INDEX_FILE, "safetensors index")
         if index_path.exists():
-            index = read_json(index_path, "safetensors index")
+            index = read_model_json(path, INDEX_FILE, "safetensors index")
             weight_map = index.get("weight_map") if isinstance(index, dict) else None
             if not isinstance(weight_map, dict) or not weight_map:
                 raise CheckpointError(f"{index_path} has no 'weight_map'")
@@ -98,7 +92,18 @@ class Checkpoint:
     # ---- facts --------------------------------------------------------------------------------
     @cached_property
     def architecture(self) -> MoEArchitecture:
-        return architecture_for_config(self.config, where=str(self.path / CONFIG_FILE))
+        """The family and per-layer layout of config.json, its layer count first bounded by the layers the
+        headers hold (a config claiming 10**9 layers is refused before any per-layer list is built)."""
+        where = str(self.path / CONFIG_FILE)
+        family = family_for_model_type(self.config.get("model_type"), where)
+        key = family.config_keys["num_layers"]
+        claimed, held = self.config.get(key), layers_held(family, self.weight_map)
+        if isinstance(claimed, int) and not isinstance(claimed, bool) and claimed > held:
+            raise ConfigError(
+                f"{where}: {key} is {claimed}, but the checkpoint's tensors hold {held} layers; "
+                f"fix {key} or restore the missing shards"
+            )
+        return architecture_for_config(self.config, where=where)
 
     @property
     def names(self) -> list[str]:

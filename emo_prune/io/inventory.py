@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from emo_prune.arch import ExpertStorage, LayerLayout
+from emo_prune.arch import ExpertStorage, LayerLayout, MoEArchitecture
 from emo_prune.arch.family import PROJECTIONS
-from emo_prune.errors import CheckpointError
+from emo_prune.errors import CheckpointError, ConfigError
 from emo_prune.io.checkpoint import Checkpoint
 
 
@@ -50,28 +50,30 @@ def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
         entry = LayerTensors(layout=layout)
         layers.append(entry)
         if layout.is_dense:
+            _no_experts(arch, layout.index, names)
             continue
         i, E = layout.index, layout.num_experts
+        lie = f" ({_count_keys(arch)} in config.json); fix the config or restore the tensors"
         entry.router = arch.router_weight_key(i, names)
         router_shape = checkpoint.tensor(entry.router).shape
         if len(router_shape) != 2:
             raise CheckpointError(f"{entry.router} has shape {list(router_shape)}; a router weight is [experts, hidden]")
         if router_shape[0] != E:
-            raise CheckpointError(f"{entry.router} has {router_shape[0]} rows but the config gives layer {i} {E} experts")
+            raise CheckpointError(f"{entry.router} has {router_shape[0]} rows but the config gives layer {i} {E} experts{lie}")
         if router_shape[1] != hidden:
             raise CheckpointError(f"{entry.router} has {router_shape[1]} columns but the config's hidden size is {hidden}")
         entry.router_vectors = arch.router_vector_keys(i, names)
         for name in entry.router_vectors:
             shape = checkpoint.tensor(name).shape
             if shape != (E,):
-                raise CheckpointError(f"{name} has shape {list(shape)} but the config gives layer {i} {E} experts ([E])")
+                raise CheckpointError(f"{name} has shape {list(shape)} but the config gives layer {i} {E} experts ([E]){lie}")
         entry.storage = arch.expert_storage(i, names)
         if entry.storage == "fused":
             entry.fused = {w: arch.fused_key(i, w) for w in ("gate_up", "down")}
             infos = [checkpoint.tensor(n) for n in entry.fused.values()]
             for info in infos:
                 if not info.shape or info.shape[0] != E:
-                    raise CheckpointError(f"{info.name} stacks {info.shape[0]} experts but the config gives layer {i} {E}")
+                    raise CheckpointError(f"{info.name} stacks {info.shape[0] if info.shape else 0} experts but the config gives layer {i} {E}{lie}")
             entry.expert_params = sum(t.numel for t in infos) // E
             entry.expert_bytes = sum(t.nbytes for t in infos) // E
         else:
@@ -80,12 +82,12 @@ def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
                 missing = [k for k in keys.values() if k not in names]
                 if missing:
                     raise CheckpointError(
-                        f"the config gives layer {i} {E} experts, but {missing[0]!r} is not in the checkpoint"
+                        f"the config gives layer {i} {E} experts, but {missing[0]!r} is not in the checkpoint{lie}"
                     )
                 entry.per_expert[e] = keys
             extra = sorted(e for e in expert_ids.get(i, ()) if e >= E)
             if extra:
-                raise CheckpointError(f"layer {i} holds expert {extra[0]} but the config gives it only {E} experts")
+                raise CheckpointError(f"layer {i} holds expert {extra[0]} but the config gives it only {E} experts{lie}")
             _one_kind_per_projection(checkpoint, i, entry.per_expert)
             infos = [checkpoint.tensor(n) for n in entry.per_expert[0].values()]
             entry.expert_params = sum(t.numel for t in infos)
@@ -104,3 +106,20 @@ def _one_kind_per_projection(checkpoint: Checkpoint, layer: int, per_expert: dic
                     f"layer {layer}: {name} is {info.dtype} {list(info.shape)}, but expert 0's {projection} is "
                     f"{ref.dtype} {list(ref.shape)}; all experts of a layer must agree"
                 )
+
+
+def _no_experts(arch: MoEArchitecture, layer: int, names: set[str]) -> None:
+    """A layer the config declares dense holds no router and no expert tensor (else the config lies)."""
+    prefix = arch.family.prefix(layer)
+    held = sorted(n for n in names if n.startswith(prefix) and arch.classify(n).kind != "other")
+    if held:
+        raise ConfigError(
+            f"the config declares layer {layer} dense (0 experts, {_count_keys(arch)}), but the checkpoint holds its "
+            f"MoE tensors ({held[0]!r}{f' and {len(held) - 1} more' if len(held) > 1 else ''}); fix the config"
+        )
+
+
+def _count_keys(arch: MoEArchitecture) -> str:
+    """The config keys that set a layer's expert count, as a user would look for them."""
+    keys = [k for k in (*arch.family.num_experts_keys, (arch.family.per_layer_counts or {}).get("key")) if k in arch.config]
+    return " / ".join(repr(k) for k in keys) or repr(arch.family.num_experts_keys[0])

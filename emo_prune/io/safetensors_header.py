@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from emo_prune.dtypes import TAG_BYTES
 from emo_prune.errors import CheckpointError
+from emo_prune.io.model_files import open_regular
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 
@@ -87,9 +89,10 @@ def read_header(path: Path) -> ShardHeader:
     a byte and no byte is unaccounted for; `__metadata__` is a str -> str map.
     """
     path = Path(path)
+    fd = open_regular(path, "safetensors file")  # never a FIFO or device: a read from one could block forever
     try:
-        file_size = path.stat().st_size
-        with path.open("rb") as f:
+        file_size = os.fstat(fd).st_size
+        with os.fdopen(fd, "rb") as f:
             head = f.read(8)
             if len(head) < 8:
                 raise CheckpointError(f"{path} is truncated: {file_size} bytes, not even a safetensors header length")
@@ -108,9 +111,10 @@ def read_header(path: Path) -> ShardHeader:
         raise CheckpointError(f"{path} has a corrupt safetensors header ({exc})") from exc
     if not isinstance(header, dict):
         raise CheckpointError(f"{path} has a corrupt safetensors header (not a JSON object)")
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise CheckpointError(f"{path}: the header's __metadata__ must map strings to strings")
+        shown = json.dumps(metadata)[:80]
+        raise CheckpointError(f"{path}: the header's __metadata__ must map strings to strings, got {shown}; not a valid safetensors file")
     tensors = {}
     for name, entry in header.items():
         try:

@@ -26,6 +26,7 @@ import emo_prune  # noqa: F401  (registers the native EMO model with transformer
 from emo_prune.dtypes import COMPUTE_NAMES, compute_dtype_name, torch_dtype, tag_for_name
 from emo_prune.errors import CheckpointError, ConfigError, RuntimeSetupError
 from emo_prune.io.checkpoint import Checkpoint
+from emo_prune.io.model_files import staged_files
 from emo_prune.memory import MemoryOptions
 
 DEFAULT_SEQ_LEN = 2048  # context length when neither the user nor the model says less
@@ -72,16 +73,23 @@ def resolve_seq_len(seq_len: int | None, config: dict) -> int:
     return seq_len
 
 
-def load_tokenizer(model_dir: Path) -> Any:
-    """The model's own tokenizer: every command tokenizes its text with it."""
+def load_tokenizer(model_dir: str | Path) -> Any:
+    """The model's own tokenizer: every command tokenizes its text with it.
+
+    transformers reads the checked copies of the folder's files (`io.model_files.staged_files`: regular
+    files inside the folder only), never the folder itself."""
     from transformers import AutoTokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(str(model_dir))
-    except Exception as exc:  # transformers raises OSError / ValueError / KeyError for missing or broken files
-        raise CheckpointError(
-            f"cannot load the tokenizer from {model_dir} ({exc}); copy the model's tokenizer files beside config.json"
-        ) from exc
+    with staged_files(model_dir) as staged:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(staged))
+        except Exception as exc:  # transformers raises OSError / ValueError / KeyError for missing or broken files
+            reason = str(exc).replace(str(staged), str(model_dir)).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CheckpointError(
+                f"cannot load the tokenizer from {model_dir} ({reason}); copy the model's tokenizer files beside config.json"
+            ) from exc
+    tokenizer.name_or_path = str(model_dir)  # where it came from, not the deleted private copy
+    return tokenizer
 
 
 @dataclass(frozen=True)
@@ -214,7 +222,7 @@ def _offloaded(model_dir: Path, dtype: torch.dtype, settings: LoadSettings, room
 
     device = torch.device(settings.device)
     checkpoint = Checkpoint.open(model_dir)
-    model = meta_model(checkpoint.path, dtype, device, experts_implementation=settings.impl)
+    model = meta_model(checkpoint, dtype, device, experts_implementation=settings.impl)
     decoder_name = model.base_model_prefix
     device_map: dict[str, Any] = {f"{decoder_name}.rotary_emb": device}
     used = 0

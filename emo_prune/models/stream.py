@@ -39,7 +39,7 @@ class LayerStream:
         self.checkpoint = checkpoint
         self.arch = checkpoint.architecture
         self.dtype, self.device = dtype, torch.device(device)
-        self.model = meta_model(checkpoint.path, dtype, self.device)
+        self.model = meta_model(checkpoint, dtype, self.device)
         self.decoder = decoder_of(self.model)
         self._running: nn.Module | None = None  # the layer entered with `layer(i)`
 

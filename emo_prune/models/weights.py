@@ -24,11 +24,14 @@ import torch
 from torch import nn
 
 from emo_prune.arch import MoEArchitecture
+from emo_prune.arch.family import PROJECTIONS
 from emo_prune.errors import CheckpointError
-from emo_prune.io import Checkpoint
+from emo_prune.io import CONFIG_FILE, Checkpoint, build_inventory
+from emo_prune.io.model_files import staged_files
 from emo_prune.dtypes import torch_dtype
 
 FUSED_PARAM = {"gate_up": "gate_up_proj", "down": "down_proj"}
+GENERATION_CONFIG = "generation_config.json"
 
 
 def read_tensor(checkpoint: Checkpoint, name: str) -> torch.Tensor:
@@ -52,12 +55,19 @@ def decoder_of(model: nn.Module) -> nn.Module:
     return getattr(model, model.base_model_prefix)
 
 
-def meta_model(model_dir: Path, dtype: torch.dtype, device: torch.device, **config_kwargs) -> nn.Module:
-    """The model's module tree with no weights (meta device), rotary tables real on `device`."""
+def meta_model(checkpoint: Checkpoint, dtype: torch.dtype, device: torch.device, **config_kwargs) -> nn.Module:
+    """The model's module tree with no weights (meta device), rotary tables real on `device`.
+
+    Nothing is allocated before the checkpoint's headers agree with its config (`build_inventory`: layer
+    count, expert count and top-k of every layer, dense vs MoE layers, every expert tensor present), and
+    transformers reads a checked copy of config.json (`io.model_files`), never the folder."""
     import emo_prune  # noqa: F401  (registers the native EMO model)
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(str(model_dir))
+    build_inventory(checkpoint)
+    with staged_files(checkpoint.path, only=(CONFIG_FILE,)) as staged:
+        config = AutoConfig.from_pretrained(str(staged))
+    config._name_or_path = str(checkpoint.path)
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, **config_kwargs)
@@ -85,13 +95,17 @@ def layer_state(
         raise CheckpointError(f"{checkpoint.path} holds no tensor of layer {index} (prefix {prefix!r})")
     state: dict[str, torch.Tensor] = {}
     fused: dict[str, torch.Tensor] = {}
+    filled: set[tuple[int, str]] = set()  # (expert, projection) copied into `fused`
     E = arch.layouts[index].num_experts
     for name in sorted(names, key=lambda n: (checkpoint.weight_map[n], checkpoint.tensor(n).begin)):  # file order
         role = arch.classify(name)
         if not experts and role.kind in ("expert", "fused"):
             continue
         if role.kind == "expert":
+            if not 0 <= role.expert < E:
+                raise CheckpointError(f"{name} is expert {role.expert}, but the config gives layer {index} {E} experts")
             _copy_expert(fused, read_tensor(checkpoint, name), role.expert, role.projection, E, dtype, device)
+            filled.add((role.expert, role.projection))
             continue
         if role.kind == "router":
             key = f"{family.router.module}.weight"
@@ -102,6 +116,13 @@ def layer_state(
         else:
             key = name[len(prefix) :]
         state[key] = read_tensor(checkpoint, name).to(device, dtype)
+    missing = [(e, p) for e in range(E) for p in PROJECTIONS if (e, p) not in filled] if filled else []
+    if missing:  # the fused buffers are torch.empty: a row no tensor filled would be uninitialized memory
+        expert, projection = missing[0]
+        raise CheckpointError(
+            f"{checkpoint.path}: {arch.per_expert_key(index, expert, projection)!r} is not in the checkpoint, but the "
+            f"config gives layer {index} {E} experts; fix the config's expert count or restore the tensor"
+        )
     for which, tensor in fused.items():
         state[f"{family.experts.module}.{FUSED_PARAM[which]}"] = tensor
     return state
@@ -190,12 +211,13 @@ def load_pretrained(
     """
     device = torch.device(device)
     checkpoint = Checkpoint.open(model_dir)
-    model = meta_model(checkpoint.path, dtype, device, **config_kwargs)
+    model = meta_model(checkpoint, dtype, device, **config_kwargs)
     for index in range(checkpoint.architecture.num_layers):
         load_layer(model, checkpoint, index, dtype, device)
     load_heads(model, checkpoint, dtype, device)
-    if (checkpoint.path / "generation_config.json").exists():
+    if (checkpoint.path / GENERATION_CONFIG).exists():
         from transformers import GenerationConfig
 
-        model.generation_config = GenerationConfig.from_pretrained(str(checkpoint.path))
+        with staged_files(checkpoint.path, only=(GENERATION_CONFIG,)) as staged:
+            model.generation_config = GenerationConfig.from_pretrained(str(staged))
     return model.eval()

@@ -31,6 +31,7 @@ from emo_prune.arch import LayerLayout
 from emo_prune.errors import CheckpointError
 from emo_prune.extract.coverage import SIDE_FILE
 from emo_prune.io.paths import contained_path
+from emo_prune.io.safetensors_header import read_header
 
 # Flag a request below this fraction of the build's calibration coverage. Chosen on calibration-split
 # prompts (examples/coverage_threshold.py, bundled EMO): it flags no code prompt of the code builds and
@@ -47,6 +48,7 @@ def load_dropped_router(model_dir: str | Path, layouts: list[LayerLayout], hidde
     path = contained_path(Path(model_dir), SIDE_FILE, "coverage side file")
     if not path.exists():
         return None
+    read_header(path)  # a regular, valid safetensors file before safetensors opens it (a FIFO would block)
     rows: dict[int, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt") as f:

@@ -70,16 +70,14 @@ class Generator:
         device: str = "cpu",
         coverage_warn: float | None = None,
     ) -> None:
-        from transformers import AutoTokenizer
-
         from emo_prune.io import Checkpoint
-        from emo_prune.models.loading import context_length, resolve_device, resolve_dtype
+        from emo_prune.models.loading import context_length, load_tokenizer, resolve_device, resolve_dtype
 
         device = resolve_device(device)  # `--device cuda` without CUDA: one line, before anything loads
         self.compute = torch.float32 if dtype == "auto" else resolve_dtype(dtype, {})
         self.device, self.pool = device, pool
+        self.tokenizer = load_tokenizer(model_dir)  # first: names a missing folder as such
         self.context = context_length(Checkpoint.open(model_dir).config)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.eos = {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set()
         if pool is not None:
             self.runtime = load_pool_runtime(model_dir, pool, self.compute, device)

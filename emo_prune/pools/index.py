@@ -54,9 +54,11 @@ if TYPE_CHECKING:
 from emo_prune.calib.document import domain_problem, is_domain
 from emo_prune.errors import CalibrationError, CheckpointError, PlanError
 from emo_prune.io import Checkpoint
+from emo_prune.io.stats_file import check_statistic, read_stats_file
 
 META_KEY = "emo_prune.pool_index"
 FORMAT = 2
+REBUILD = "build it again with `emo-prune pool-index`"
 DEFAULT_POWER = 1.0  # mass as the mean p (EMO's rule); measured against p^2 in examples/pool_tuning.py
 DEFAULT_NEIGHBOURS = 8
 MASS_OF = ("document", "answer")  # the tokens an entry's value averages over; the first is the default
@@ -121,29 +123,18 @@ class PoolIndex:
     @classmethod
     def load(cls, path: str | Path, checkpoint: Checkpoint) -> PoolIndex:
         """The index at `path`, checked against `checkpoint`'s layouts and routers (an untrusted file)."""
-        from safetensors import safe_open
-
         path = Path(path)
-        if not path.is_file():
-            raise PlanError(f"pool index not found: {path}")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                raw = (f.metadata() or {}).get(META_KEY)
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as exc:  # safetensors raises its own error types for corrupt files
-            raise PlanError(f"{path} is not a readable pool index: {exc}") from None
-        if raw is None:
-            raise PlanError(f"{path} is a safetensors file but not an emo-prune pool index (no {META_KEY} metadata)")
+        raw, tensors = read_stats_file(path, META_KEY, "pt", "pool index", PlanError, REBUILD)
         try:
             meta = json.loads(raw)
-            index = cls._from_parts(meta, tensors)
+            index = cls._from_parts(meta, tensors, str(path))
         except (ValueError, TypeError, KeyError, RecursionError, AttributeError) as exc:
             raise PlanError(f"{path} is not a consistent pool index ({exc}); build it again with `emo-prune pool-index`") from None
         index.check_model(checkpoint, path)
         return index
 
     @classmethod
-    def _from_parts(cls, meta: Any, tensors: dict[str, torch.Tensor]) -> PoolIndex:
+    def _from_parts(cls, meta: Any, tensors: dict[str, torch.Tensor], where: str = "pool index") -> PoolIndex:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"format {meta.get('format') if isinstance(meta, dict) else None}, this emo-prune reads {FORMAT}")
         key_layer, power, fingerprint, domains, mass_of = (meta[k] for k in ("key_layer", "power", "fingerprint", "domains", "mass_of"))
@@ -172,8 +163,8 @@ class PoolIndex:
             if v.dim() != 2 or v.shape[0] != n:
                 raise ValueError(f"values.{layer} of shape {tuple(v.shape)} for {n} entries")
         keys = keys.float()
-        if not all(bool(torch.isfinite(t).all() and (t >= 0).all()) for t in (keys, *values.values())):
-            raise ValueError("negative or non-finite values")
+        for name, t in [("keys", keys), *((f"values.{layer}", v) for layer, v in values.items())]:
+            check_statistic(name, t.numpy(), where, PlanError, REBUILD)
         return cls(key_layer, keys, dict(sorted(values.items())), tuple(domains), float(power), mass_of, fingerprint)
 
     def check_model(self, checkpoint: Checkpoint, where: Path | str = "pool index") -> None:
@@ -302,13 +293,13 @@ def build_index(
 ) -> PoolIndex:
     """An index of the context -> answer pairs of `sources` (calibration specs, as `profile --calib`),
     at most `max_pairs` per domain, routed through the whole model of `model_dir`."""
-    from transformers import AutoTokenizer
+    from emo_prune.models.loading import load_tokenizer
 
     if not power > 0:
         raise PlanError(f"--power must be > 0 (got {power})")
     if mass_of not in MASS_OF:
         raise PlanError(f"--mass-of must be one of {', '.join(MASS_OF)} (got {mass_of!r})")
-    tokenizer = AutoTokenizer.from_pretrained(Checkpoint.open(model_dir).path)
+    tokenizer = load_tokenizer(Checkpoint.open(model_dir).path)
     pairs = tokenized_pairs(tokenizer, sources, seed=seed, max_pairs=max_pairs)
     if not pairs:
         raise PlanError(

@@ -47,9 +47,7 @@ class PoolLM(HFLM):
         settings: PoolSettings | None = None,
         **kwargs: Any,
     ) -> None:
-        from transformers import AutoTokenizer
-
-        from emo_prune.models.loading import resolve_dtype
+        from emo_prune.models.loading import load_tokenizer, resolve_dtype
 
         settings = settings or PoolSettings(  # model_args arrive as text from lm-eval's command line
             pool=str(pool),
@@ -68,7 +66,7 @@ class PoolLM(HFLM):
         self.model_dir = str(pretrained)
         self.reports: list[dict[str, Any]] = []
         self.on_request = on_request
-        tokenizer = AutoTokenizer.from_pretrained(str(pretrained))
+        tokenizer = load_tokenizer(pretrained)
         super().__init__(pretrained=self.runtime.model, tokenizer=tokenizer, batch_size=1, max_length=max_length, **kwargs)
 
     on_phase: Callable[[str, int], None] | None = None

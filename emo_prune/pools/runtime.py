@@ -361,7 +361,7 @@ def load_pool_runtime(model_dir: str | Path, settings: PoolSettings, dtype: torc
         raise PlanError(f"pool mode runs the native EMO model; {checkpoint.path} is a {arch.model_type} model")
     torch_device = torch.device(device)
     store = ExpertStore(checkpoint, dtype=dtype, device=torch_device, budget_bytes=_budget(settings.cache_budget), policy=settings.cache_policy)
-    model = meta_model(checkpoint.path, dtype, torch_device)
+    model = meta_model(checkpoint, dtype, torch_device)
     index = PoolIndex.load(settings.pool_index, checkpoint) if settings.pool_index is not None else None
     runtime = PoolRuntime(model, checkpoint, store, settings, index)
     for layout in arch.layouts:

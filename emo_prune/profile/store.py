@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
 from safetensors.numpy import save
 
 from emo_prune.arch import LayerLayout
@@ -49,6 +48,7 @@ from emo_prune.io.safetensors_header import read_header
 from emo_prune.io.atomic import write_output
 from emo_prune.io.lock import FolderLock
 from emo_prune.profile.topk_sample import TopkSample
+from emo_prune.io.stats_file import check_statistic, read_stats_file
 from emo_prune.version import __version__
 
 FORMAT = 2
@@ -57,6 +57,7 @@ META_KEY = "emo_prune.profile"
 EXPERT_STATS = ("tokens", "prob_mass", "gate_weight", "reap", "pool_25", "pool_12", "easy_ep", "ean")
 ADDED_STATS = {"easy_ep": 2, "ean": 2}  # statistic -> the format that introduced it (absent from older files)
 POOL_BUDGETS = {"pool_25": 0.25, "pool_12": 0.125}
+REBUILD = "profile the model again (emo-prune profile)"
 
 
 def pool_size(layout: LayerLayout, fraction: float) -> int:
@@ -235,16 +236,7 @@ class Profile:
     @classmethod
     def load(cls, path: str | Path) -> Profile:
         path = Path(path)
-        if not path.exists():
-            raise ProfileError(f"profile not found: {path}")
-        try:
-            with safe_open(str(path), framework="np") as f:
-                raw = (f.metadata() or {}).get(META_KEY)
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as exc:  # safetensors raises its own error types for corrupt files
-            raise ProfileError(f"{path} is not a readable profile file: {exc}") from exc
-        if raw is None:
-            raise ProfileError(f"{path} is a safetensors file but not an emo-prune profile (no {META_KEY} metadata)")
+        raw, tensors = read_stats_file(path, META_KEY, "np", "profile", ProfileError, REBUILD)
         try:
             meta = json.loads(raw)
         except (ValueError, RecursionError) as exc:
@@ -256,12 +248,12 @@ class Profile:
             if not is_domain(name):  # before any name reaches a tensor look-up or a table
                 raise ProfileError(domain_problem(name, str(path)) + "; profile the model again")
         try:
-            return cls._from_parts(meta, tensors)
+            return cls._from_parts(meta, tensors, str(path))
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
             raise ProfileError(f"{path} is not a consistent profile (bad or missing {exc}); profile the model again") from None
 
     @classmethod
-    def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> Profile:
+    def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, np.ndarray], where: str = "profile") -> Profile:
         """A profile from its metadata and tensors, checking every shape against the layouts (untrusted file)."""
         layouts = [layout_from_json(i, d) for i, d in enumerate(meta["layouts"])]
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for lay in layouts for v in (lay.num_experts, lay.top_k)):
@@ -278,6 +270,9 @@ class Profile:
         shape = (profile.num_layers, profile.max_experts)
         for name in meta["domains"]:
             counts = tensors[f"{name}/counts"]
+            present = [s for s in EXPERT_STATS if s not in ADDED_STATS or f"{name}/{s}" in tensors]  # format 1 lacks the added
+            for stat in (*present, "entropy", "counts"):  # before any value is used (int(NaN) would raise)
+                check_statistic(f"{name}/{stat}", tensors[f"{name}/{stat}"], where, ProfileError, REBUILD)
             stats = DomainStats(
                 name=name,
                 expert={s: tensors[f"{name}/{s}"] for s in EXPERT_STATS if s not in ADDED_STATS or f"{name}/{s}" in tensors},

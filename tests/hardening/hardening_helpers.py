@@ -6,13 +6,14 @@ import hashlib
 import json
 import os
 import re
+import stat
 import struct
 from pathlib import Path
 from typing import Any
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """relative path -> sha256 of a file, 'dir', or 'link -> target', for everything under `root`."""
+    """relative path -> sha256 of a file, 'dir', 'special <type>' or 'link -> target', for everything under `root`."""
     found = {}
     for dirpath, dirs, names in os.walk(root):
         for name in [*dirs, *names]:
@@ -22,6 +23,8 @@ def snapshot(root: Path) -> dict[str, str]:
                 found[rel] = f"link -> {os.readlink(path)}"
             elif path.is_dir():
                 found[rel] = "dir"
+            elif not path.is_file():  # a FIFO or device: reading it could block, its type is what matters
+                found[rel] = f"special {stat.S_IFMT(path.stat().st_mode):o}"
             else:
                 found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
@@ -55,3 +58,35 @@ def write_raw_header(path: Path, header: dict, data: bytes) -> None:
     blob = json.dumps(header).encode()
     blob += b" " * (-len(blob) % 8)
     path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
+
+
+INDEX = "model.safetensors.index.json"
+
+
+def set_config(model: Path, **fields: Any) -> None:
+    """Overwrite fields of `model`'s config.json (to make configs that lie)."""
+    config = json.loads((model / "config.json").read_text())
+    config.update(fields)
+    (model / "config.json").write_text(json.dumps(config))
+
+
+def drop_from_index(model: Path, name: str) -> None:
+    """Remove tensor `name` from `model`'s index (the shard keeps its bytes): a checkpoint missing that tensor."""
+    index = json.loads((model / INDEX).read_text())
+    del index["weight_map"][name]
+    (model / INDEX).write_text(json.dumps(index))
+
+
+def hf_snapshot(source: Path, hub: Path) -> Path:
+    """A copy of `source` in the Hugging Face cache layout under `hub`, every file a link into the blob store:
+    hub/models--org--tiny/snapshots/0123abc/<file> -> ../../blobs/blob-<file>. Returns the snapshot folder."""
+    import shutil
+
+    repo = hub / "models--org--tiny"
+    snapshot_dir = repo / "snapshots" / "0123abc"
+    (repo / "blobs").mkdir(parents=True)
+    snapshot_dir.mkdir(parents=True)
+    for f in source.iterdir():
+        shutil.copyfile(f, repo / "blobs" / f"blob-{f.name}")
+        (snapshot_dir / f.name).symlink_to(f"../../blobs/blob-{f.name}")
+    return snapshot_dir

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 import yaml
-from hardening_helpers import one_line_error, snapshot
+from hardening_helpers import hf_snapshot, one_line_error, snapshot
 
 INDEX = "model.safetensors.index.json"
 
@@ -41,13 +41,7 @@ def test_index_entry_leaving_the_model_folder_is_refused(cli, model, plan_file, 
 
 def test_hf_cache_snapshot_symlinks_into_blobs_keep_working(cli, source_model, plan_file, tmp_path):
     """HF_HOME/hub/models--org--name/snapshots/<rev>/<file> -> ../../blobs/<name>: the layout of every cached model."""
-    repo = tmp_path / "hub" / "models--org--tiny"
-    snapshot_dir = repo / "snapshots" / "0123abc"
-    (repo / "blobs").mkdir(parents=True)
-    snapshot_dir.mkdir(parents=True)
-    for f in source_model.iterdir():
-        shutil.copyfile(f, repo / "blobs" / f"blob-{f.name}")
-        (snapshot_dir / f.name).symlink_to(f"../../blobs/blob-{f.name}")
+    snapshot_dir = hf_snapshot(source_model, tmp_path / "hub")
     out = tmp_path / "out"
     result = cli("extract", snapshot_dir, "--plan", plan_file, "--out", out)
     assert result.exit_code == 0, result.output

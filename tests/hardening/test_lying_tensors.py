@@ -11,7 +11,7 @@ import math
 import struct
 
 import pytest
-from hardening_helpers import one_line_error, read_raw_header, snapshot, write_raw_header
+from hardening_helpers import drop_from_index, one_line_error, read_raw_header, set_config, snapshot, write_raw_header
 
 from emo_prune.select import Plan
 
@@ -20,12 +20,6 @@ INDEX = "model.safetensors.index.json"
 
 def shard_of(model, tensor):
     return model / json.loads((model / INDEX).read_text())["weight_map"][tensor]
-
-
-def set_config(model, **fields):
-    config = json.loads((model / "config.json").read_text())
-    config.update(fields)
-    (model / "config.json").write_text(json.dumps(config))
 
 
 def poison(model, tensor, value=math.nan, element=0):
@@ -56,9 +50,7 @@ def test_config_counts_must_equal_tensor_counts(cli, model, tmp_path, experts, p
 
 def test_missing_per_expert_key_is_refused(cli, model, plan_file, tmp_path):
     name = "model.layers.1.mlp.experts.4.up_proj.weight"
-    index = json.loads((model / INDEX).read_text())
-    del index["weight_map"][name]
-    (model / INDEX).write_text(json.dumps(index))
+    drop_from_index(model, name)
     before = snapshot(tmp_path)
     result = cli("extract", model, "--plan", plan_file, "--out", tmp_path / "out")
     one_line_error(result, "checkpoint error:", repr(name), "is not in the checkpoint")
