@@ -21,7 +21,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from emo_prune import events
+from emo_prune import events, threads
 from emo_prune.cli import option_groups
 from emo_prune.console import out
 from emo_prune.errors import EmoPruneError, describe_os_error
@@ -29,6 +29,8 @@ from emo_prune.version import __version__
 
 # the library's notes, warnings and progress reach the user through this console from here on
 events.listen(out)
+# OpenMP's wait policy is read when torch loads, and no command module imports torch before its body
+threads.prepare_environment()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,7 +38,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # `--json` is also every command's own option, so it needs no hoisting
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
 # the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
-HELP_ORDER = ("inspect", "profile", "select", "extract", "verify", "eval", "generate", "pool-index", "export", "run", "bench")
+HELP_ORDER = ("init", "status", "inspect", "profile", "select", "extract", "verify", "eval", "generate", "pool-index", "export", "run", "bench")
 
 
 def name_metavars(command: click.Command) -> None:
@@ -183,6 +185,8 @@ def command(fn: F) -> F:
         if kwargs.pop("json_output", False):
             out.json_mode = True
         try:
+            if "threads" in kwargs:  # a compute command (options.ThreadsOption): torch's threads, set once here
+                kwargs["threads"] = threads.apply_threads(kwargs["threads"])
             return fn(*args, **kwargs)
         except EmoPruneError as error:
             if out.debug:
@@ -222,10 +226,11 @@ def _register_commands() -> None:
         run_cmd,
         select_cmd,
         verify_cmd,
+        workspace_cmd,
     )
 
     # registration order; `emo-prune --help` lists them in HELP_ORDER
-    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, pool_index_cmd, export_cmd, run_cmd, bench_cmd):
+    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, pool_index_cmd, export_cmd, run_cmd, bench_cmd, workspace_cmd):
         module.register(app)
 
 

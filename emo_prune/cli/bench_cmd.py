@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, model_path
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.console import out
 from emo_prune.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS
 from emo_prune.errors import RuntimeSetupError
@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
         impl: ImplOption = ",".join(IMPLEMENTATIONS),
         device: DeviceOption = "auto",
         dtype: DtypeOption = "auto",
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Milliseconds, tokens/s, GB/s and TFLOP/s of the model and of one MoE layer per experts implementation.

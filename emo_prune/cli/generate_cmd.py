@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, model_path
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.cli.pool_options import PoolFlags
 from emo_prune.console import out
 
@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         pools: PoolFlags = PoolFlags(),
         dtype: DtypeOption = "float32",
         device: DeviceOption = "cpu",
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Continue a prompt greedily, streaming the text.

@@ -143,3 +143,13 @@ TargetOption = Annotated[
     str | None,
     typer.Option("--target", help="Refuse plans the target cannot carry: gguf (one expert count per layer, ...)."),
 ]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="CPU threads for torch (default: EMO_PRUNE_THREADS, else the cores this process may use; OpenMP waits passively).",
+        rich_help_panel="Runtime",
+        show_default=False,
+    ),
+]

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from emo_prune.cli.format import human_count
-from emo_prune.cli.options import JsonFlag, ModelDir, model_label, model_path
+from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_label, model_path
 from emo_prune.console import out
 
 
@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         ] = "document",  # pools.index.MASS_OF[0]
         seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in corpora's sampling order.")] = 0,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out (a pool index only).")] = False,
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Index calibration requests by how their contexts route, with where their answers route; then

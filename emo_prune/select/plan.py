@@ -53,8 +53,6 @@ FIELD_CHECKS: dict[str, tuple[str, Any]] = {
 }
 
 
-@dataclass
-
 def is_plan_file(path: Path) -> bool:
     """A JSON object with the plan's key: a file `--overwrite` may replace with a plan."""
     try:
@@ -63,6 +61,8 @@ def is_plan_file(path: Path) -> bool:
         return False
     return isinstance(data, dict) and PLAN_KEY in data
 
+
+@dataclass
 class Plan:
     experts_kept_per_layer: Kept
     keep: str | None = None  # the request as given: "0.125", "16", or None for a hand-written plan

@@ -1,0 +1,85 @@
+"""How many CPU threads torch uses, decided once per process, in this module only.
+
+The rule (issue 25, measured on a 2-core machine that other jobs also used):
+  - threads = `--threads N`, else `EMO_PRUNE_THREADS`, else the cores this process may run on
+    (`os.sched_getaffinity`: a CI runner's cgroup or `taskset` counts, the machine's total does not);
+  - OpenMP waits passively (`OMP_WAIT_POLICY=PASSIVE`) unless the user set a policy: a worker that has
+    no work sleeps instead of spinning. Spinning threads compete with the other processes for the cores
+    they need: `eval --limit 16` took 69 s with two busy processes on the 2 cores, 14 s passive, 15 s
+    with one thread (quiet: 8 s either way). See examples/benchmarks/threads_benchmark.py.
+  - intra-op threads (`torch.set_num_threads`) = threads; inter-op threads (`set_interop_threads`,
+    which torch accepts once per process, before any inter-op work) = the same count.
+
+`prepare_environment` must run before torch is first imported: libgomp reads OMP_* when it loads.
+The CLI calls it when `emo_prune.cli.app` is imported (which imports no torch) and `apply_threads`
+before each command body. This module imports no torch at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from emo_prune.errors import RuntimeSetupError
+
+THREADS_ENV = "EMO_PRUNE_THREADS"
+_applied: int | None = None  # what apply_threads set in this process
+WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on now (affinity mask, cgroup cpusets through it); >= 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows: no affinity API
+        return max(1, os.cpu_count() or 1)
+
+
+def prepare_environment() -> None:
+    """Before torch loads: OpenMP threads sleep when idle (unless the user chose a policy)."""
+    if "torch" in sys.modules:
+        return  # too late for libgomp to read it; an in-process caller keeps its own setting
+    os.environ.setdefault(WAIT_POLICY_ENV, "PASSIVE")
+
+
+def parse_threads(text: str, where: str) -> int:
+    """A thread count as a user writes it ("2"); RuntimeSetupError naming `where` otherwise."""
+    try:
+        count = int(str(text).strip())
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise RuntimeSetupError(f"{where} {text!r} is not a thread count; give a whole number >= 1 (e.g. {where} {usable_cores()})")
+    return count
+
+
+def resolve_threads(flag: int | None) -> tuple[int, str]:
+    """The thread count and where it came from: the flag, then EMO_PRUNE_THREADS, then the usable cores."""
+    if flag is not None:
+        return parse_threads(str(flag), "--threads"), "--threads"
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env:
+        return parse_threads(env, THREADS_ENV), THREADS_ENV
+    return usable_cores(), "the cores this process may use"
+
+
+def current_threads() -> int:
+    """The count this process runs with: what apply_threads set, else the rule's default. llama.cpp
+    (quantizer, GGUF evaluation) takes it too, so `--threads` bounds every thread pool we start."""
+    return _applied if _applied is not None else resolve_threads(None)[0]
+
+
+def apply_threads(flag: int | None) -> int:
+    """Set torch's intra-op and inter-op thread counts for this process; returns the count used."""
+    global _applied
+    count, _ = resolve_threads(flag)
+    _applied = count
+    import torch
+
+    torch.set_num_threads(count)
+    try:
+        if torch.get_num_interop_threads() != count:
+            torch.set_interop_threads(count)
+    except RuntimeError:
+        pass  # inter-op work already ran in this process (an in-process caller): torch keeps its pool
+    return count
