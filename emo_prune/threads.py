@@ -7,7 +7,7 @@ The rule (issue 25, measured on a 2-core machine that other jobs also used):
     no work sleeps instead of spinning. Spinning threads compete with the other processes for the cores
     they need: `eval --limit 16` took 69 s with two busy processes on the 2 cores, 14 s passive, 15 s
     with one thread (quiet: 8 s either way). See examples/benchmarks/threads_benchmark.py.
-  - intra-op threads (`torch.set_num_threads`) = threads; inter-op threads (`set_interop_threads`,
+  - intra-op threads (`torch.set_num_threads`) = threads; inter-op threads (`set_num_interop_threads`,
     which torch accepts once per process, before any inter-op work) = the same count.
 
 `prepare_environment` must run before torch is first imported: libgomp reads OMP_* when it loads.
@@ -79,7 +79,7 @@ def apply_threads(flag: int | None) -> int:
     torch.set_num_threads(count)
     try:
         if torch.get_num_interop_threads() != count:
-            torch.set_interop_threads(count)
+            torch.set_num_interop_threads(count)
     except RuntimeError:
         pass  # inter-op work already ran in this process (an in-process caller): torch keeps its pool
     return count

@@ -121,11 +121,12 @@ class SelectionFlags:
 
 def model_path(spec: Path | str) -> Path:
     """A MODEL argument -> its local folder: builtin:NAME and Hub ids resolve (emo_prune.assets); a path
-    is passed on as given, so the library's own errors name it."""
+    is passed on as given, so the library's own errors name it; a path to nothing is refused now, before
+    any work, with "did you mean builtin:NAME?" when it is close to a built-in's name."""
     from emo_prune.assets import BUILTIN_PREFIX, is_hub_id, resolve_model
 
     text = str(spec)
-    if text.startswith(BUILTIN_PREFIX) or is_hub_id(text):
+    if text.startswith(BUILTIN_PREFIX) or is_hub_id(text) or not Path(text).expanduser().exists():
         return resolve_model(text)
     return Path(spec)
 
