@@ -21,7 +21,7 @@ def _typed(cli, folder: Path) -> dict[str, str]:
     profile = cli("profile", "--domain", "code")
     assert profile.exit_code == 0, profile.output
     assert "model: builtin:emo-small (this workspace's" in profile.stderr
-    assert "profiled code 30.0k tokens in" in profile.stderr  # the one default budget, and its time
+    assert "profiled code 30k tokens in" in profile.stderr  # the one default budget, and its time
     assert (folder / "emo-small-code.profile.safetensors").is_file()
     extract = cli("extract", "--keep", "0.125")
     assert extract.exit_code == 0, extract.output
