@@ -97,6 +97,8 @@ class LineProgress:
 
     def update(self, task_id: int, *, total: float | None = None, completed: float | None = None, advance: float | None = None, **fields: Any) -> None:
         task = self.tasks[task_id]
+        if fields.get("description"):  # the phase running now: the "finished" line names the last one
+            task["description"] = fields["description"]
         if total is not None:
             task["total"] = total
         if completed is not None:

@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
             if inputs and len(inputs) != 1:
                 raise ProfileError(f"give exactly one MODEL (got {len(inputs)}); to sum profiles use --merge")
             model, workspace = model_or_workspace(inputs[0] if inputs else None, "emo-prune profile builtin:emo-small --domain code")
-            inputs = [model]
+            inputs, model_dir = [model], model_path(model)  # a model that is not there fails first
             if not calib:
                 from emo_prune.calib import builtin_calibration
 
@@ -147,7 +147,7 @@ def register(app: typer.Typer) -> None:
                     bars.update(task, total=total, advance=advance, rate=f"{human_count(rate)} tok/s")
 
                 profile = profile_to_file(
-                    model_path(inputs[0]), calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress, notify=out.note
+                    model_dir, calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress, notify=out.note
                 )
             if not current_world(device).is_main:
                 return  # under `accelerate launch`, rank 0 writes and reports
