@@ -51,6 +51,7 @@ def real_folder(path: Path, root: Path, *, create: bool = True) -> Path:
     """Make sure each folder from `root` (excluded) down to `path` is a real directory, creating the
     missing ones one level at a time (`create=False`: stop at the first missing one); OutputError
     naming the first that is a symlink or not a folder."""
+    path, root = Path(path).absolute(), Path(root).absolute()
     current = root
     for part in path.relative_to(root).parts:
         current = current / part

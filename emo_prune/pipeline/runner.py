@@ -154,7 +154,7 @@ def run_recipe(
         claim_folder(root, "run")
         with confined(root):  # every write below root goes through real folders only (io/confine.py)
             for folder in RUN_FOLDERS:  # a resumed run reads stamps there too: refuse a planted symlink now
-                real_folder(root / folder, root.absolute(), create=False)
+                real_folder(root / folder, root, create=False)
             identity = model_identity(checkpoint)
             run = _run_steps(recipe, root, model_dir, identity, recipe_file, overrides, target)
         write_owner_marker(root, "run")  # now listing what this run folder holds
