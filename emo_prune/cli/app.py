@@ -22,7 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from emo_prune import events, threads
-from emo_prune.cli import option_groups
+from emo_prune.cli import help_panels, option_groups
 from emo_prune.console import out
 from emo_prune.errors import EmoPruneError, describe_os_error
 from emo_prune.version import __version__
@@ -49,6 +49,7 @@ def name_metavars(command: click.Command) -> None:
     if getattr(command, "_metavars_named", False):
         return
     command._metavars_named = True  # type: ignore[attr-defined]
+    help_panels.place_options(command)
     for param in command.params:
         if param.param_type_name == "option" and param.metavar is None:
             flag = getattr(param, "is_flag", False) or getattr(param, "is_bool_flag", False)
@@ -88,9 +89,12 @@ class GlobalFlagsAnywhere(TyperGroup):
                 raise
             ctx = getattr(error, "ctx", None)
             if type(error).__name__ == "NoArgsIsHelpError" and ctx is not None:
-                out.console.print(ctx.get_help(), markup=False, highlight=False)
+                # typer's rich help printed itself when the error was made (its message is then empty)
+                if error.format_message().strip():
+                    out.console.print(error.format_message(), markup=False, highlight=False)
                 sys.exit(0)
-            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            # the command as the user typed it (`profile`, not the `profile run` it was routed to)
+            where = f" (see `{ctx.meta.get('typed_command', ctx.command_path)} --help`)" if ctx is not None else ""
             out.error(f"{error.format_message().rstrip('.')}{where}", kind="usage error")
             sys.exit(error.exit_code)
         sys.exit(code if isinstance(code, int) else 0)

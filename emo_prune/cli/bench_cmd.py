@@ -80,6 +80,6 @@ def render(report: BenchReport) -> None:
     for r in report.rows:
         table.add_row(
             r.scope, r.impl, str(r.tokens), fmt(r.ms, 2), fmt(r.ms_best, 2), fmt(r.tokens_per_s, 0), fmt(r.gb_s, 1),
-            fmt(r.pct_bandwidth, 0), fmt(r.tflop_s, 3), fmt(r.speedup_vs_eager, 2), r.skipped or "",
+            fmt(r.pct_bandwidth, 0), fmt(r.tflop_s, 3), fmt(r.speedup_vs_eager, 2), r.skipped or r.note or "",
         )
     out.print(table, drop=("best ms", "TFLOP/s", "% BW", "GB/s"))

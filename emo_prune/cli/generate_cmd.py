@@ -65,7 +65,8 @@ def render(result: dict[str, Any]) -> None:
 
     pool = result["pool"]
     if pool is not None:
-        table = Table(title=f"pools chosen from the prompt ({result['prompt_tokens']} tokens)")
+        where = f"the {len(pool['neighbours'])} indexed requests nearest the prompt" if pool.get("neighbours") else "the prompt"
+        table = Table(title=f"pools chosen from {where} ({result['prompt_tokens']} prompt tokens)")
         if pool.get("neighbours"):
             out.print(neighbours_line(pool["neighbours"]))
         for col in ("layer", "experts", "context mass on pool"):

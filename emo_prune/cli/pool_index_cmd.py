@@ -50,10 +50,10 @@ def register(app: typer.Typer) -> None:
         threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
-        """Index calibration requests by how their contexts route, with where their answers route; then
-        `generate` / `eval --pool P --pool-index FILE` runs each request in the experts its nearest
-        calibration requests' answers used (better than the context's own mass when a question routes
-        unlike its answer, as math does).
+        """Index calibration documents by how their contexts route, each with the router mass of its whole
+        text (context + answer; --mass-of answer: the answer alone); then `generate` / `eval --pool P
+        --pool-index FILE` runs each request in the experts its nearest indexed documents used (better
+        than the context's own mass when a question routes unlike its answer, as math does).
 
         Example: emo-prune pool-index builtin:emo-small --out emo-small.pool-index.safetensors
         """

@@ -33,6 +33,7 @@ class _RunByDefault(TyperGroup):
     def parse_args(self, ctx, args: list[str]) -> list[str]:  # noqa: ANN001 (click's signature)
         if args and args[0] not in self.commands:
             args = ["run", *args]
+            ctx.meta["typed_command"] = ctx.command_path  # messages name `emo-prune profile`, as typed
         return super().parse_args(ctx, args)
 
 

@@ -164,10 +164,10 @@ def render_status(data: dict) -> None:
             out.print(f"no {kind} yet")
             continue
         table = Table(title=f"{kind} (newest last)")
-        table.add_column("path", overflow="fold")
+        table.add_column("path")
         table.add_column("domains")
         if kind == "builds":
-            table.add_column("source", overflow="fold")
+            table.add_column("source")
         table.add_column("present")
         for e in entries:
             cells = [e["path"], ", ".join(e["domains"]) or "-"] + ([e["source"]] if kind == "builds" else [])
