@@ -1,7 +1,7 @@
 """How many CPU threads torch uses, decided once per process, in this module only.
 
 The rule (issue 25, measured on a 2-core machine that other jobs also used):
-  - threads = `--threads N`, else `EMO_PRUNE_THREADS`, else the cores this process may run on
+  - threads = `--threads N`, else `EMO_PRUNE_THREADS`, else `OMP_NUM_THREADS`, else the cores this process may run on
     (`os.sched_getaffinity`: a CI runner's cgroup or `taskset` counts, the machine's total does not);
   - OpenMP waits passively (`OMP_WAIT_POLICY=PASSIVE`) unless the user set a policy: a worker that has
     no work sleeps instead of spinning. Spinning threads compete with the other processes for the cores
@@ -54,12 +54,14 @@ def parse_threads(text: str, where: str) -> int:
 
 
 def resolve_threads(flag: int | None) -> tuple[int, str]:
-    """The thread count and where it came from: the flag, then EMO_PRUNE_THREADS, then the usable cores."""
+    """The thread count and where it came from: the flag, then EMO_PRUNE_THREADS, then OMP_NUM_THREADS
+    (a user's own OpenMP setting), then the usable cores."""
     if flag is not None:
         return parse_threads(str(flag), "--threads"), "--threads"
-    env = os.environ.get(THREADS_ENV, "").strip()
-    if env:
-        return parse_threads(env, THREADS_ENV), THREADS_ENV
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        env = os.environ.get(name, "").strip()
+        if env:
+            return parse_threads(env, name), name
     return usable_cores(), "the cores this process may use"
 
 
@@ -70,10 +72,17 @@ def current_threads() -> int:
 
 
 def apply_threads(flag: int | None) -> int:
-    """Set torch's intra-op and inter-op thread counts for this process; returns the count used."""
+    """Set torch's intra-op and inter-op thread counts for this process; returns the count used.
+
+    Before torch is loaded (the CLI: commands import it in their bodies, and `select` / `extract --plan`
+    never do), this imports nothing: OMP_NUM_THREADS and MKL_NUM_THREADS are set, which torch reads for
+    its intra-op pool when it loads (its inter-op pool, used by no emo-prune code, keeps torch's size)."""
     global _applied
     count, _ = resolve_threads(flag)
     _applied = count
+    if "torch" not in sys.modules:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(count)
+        return count
     import torch
 
     torch.set_num_threads(count)

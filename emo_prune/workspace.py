@@ -154,13 +154,15 @@ def read_state(folder: str | Path) -> State | None:
 def recipe_model(folder: Path) -> tuple[str, str] | None:
     """(model, recipe file name) of the one recipe in `folder`; None when there is none; refused when
     several recipes name different models (then `emo-prune init MODEL` says which one)."""
-    from emo_prune.errors import RecipeError
-    from emo_prune.pipeline.recipe import load_recipe
-
     found: dict[str, str] = {}
     for candidate in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
         if candidate.is_symlink() or not candidate.is_file() or candidate.stat().st_size > MAX_BYTES:
             continue
+        if not _looks_like_a_recipe(candidate):
+            continue  # a CI workflow, a task config: never validated (that would load the pipeline, torch included)
+        from emo_prune.errors import RecipeError
+        from emo_prune.pipeline.recipe import load_recipe
+
         try:
             recipe, _ = load_recipe(candidate)
         except RecipeError:
@@ -170,6 +172,17 @@ def recipe_model(folder: Path) -> tuple[str, str] | None:
         listed = ", ".join(f"{name} ({model})" for model, name in found.items())
         raise WorkspaceError(f"the recipes here name different models ({listed}); choose one: emo-prune init MODEL")
     return next(((model, name) for model, name in found.items()), None)
+
+
+def _looks_like_a_recipe(path: Path) -> bool:
+    """A YAML mapping with a recipe's two required top-level keys, `model` and `budgets`."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return False
+    return isinstance(data, dict) and "model" in data and "budgets" in data
 
 
 def find_workspace(folder: str | Path = ".") -> Workspace | None:

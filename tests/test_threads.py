@@ -28,6 +28,7 @@ def seen_threads(monkeypatch):
 
     monkeypatch.setattr(runner, "profile_to_file", sentinel)
     monkeypatch.delenv("EMO_PRUNE_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     yield seen
     torch.set_num_threads(before)
 
@@ -51,9 +52,11 @@ def test_environment_variable_is_honoured_and_the_flag_wins(cli, tmp_path, seen_
     assert seen_threads == [3, 1]
 
 
-def test_default_is_the_cores_this_process_may_use(cli, tmp_path, seen_threads):
+def test_default_is_the_cores_this_process_may_use(cli, tmp_path, seen_threads, monkeypatch):
     _profile(cli, tmp_path)
-    assert seen_threads == [len(os.sched_getaffinity(0))] == [usable_cores()]
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # a user's own OpenMP setting comes before the cores
+    _profile(cli, tmp_path)
+    assert seen_threads == [len(os.sched_getaffinity(0)), 3] and seen_threads[0] == usable_cores()
 
 
 def test_a_bad_environment_value_is_one_line(cli, tmp_path, seen_threads, monkeypatch):
@@ -67,6 +70,17 @@ def test_threads_on_every_compute_command(cli):
     for command in (["profile", "run"], ["select"], ["extract"], ["verify"], ["eval"], ["generate"], ["pool-index"], ["export"], ["run"], ["bench"]):
         result = cli(*command, "--help")
         assert "--threads" in result.stdout, command
+
+
+def test_commands_that_need_no_torch_still_load_none(tmp_path):
+    """`--threads` on select / extract --plan sets OpenMP's count for later, without importing torch."""
+    code = (
+        "import sys, os; from emo_prune.threads import apply_threads; "
+        "n = apply_threads(2); print(n, 'torch' in sys.modules, os.environ['OMP_NUM_THREADS'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "EMO_PRUNE_THREADS")}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["2", "False", "2"]
 
 
 def _wait_policy(env: dict[str, str]) -> str:
