@@ -10,7 +10,9 @@ COMBINES = ("union", "weighted")
 # recipes (issue 25: they were 1M / 50k / 30k). 30k is the quickstart's budget: its code builds keep
 # 96-98% of the original's held-out score; profiling emo-small on it takes DEFAULT_PROFILE_TIME.
 DEFAULT_MAX_TOKENS = 30_000
-DEFAULT_PROFILE_TIME = "about 10 s per domain for builtin:emo-small on 2 CPU cores"
+# README's tour measured 8.2 s for two domains on a quiet 2-core CPU; 39 s for one domain under load 7.5
+# (`emo-prune profile builtin:emo-small --domain code`, 2026-12-07, a machine shared by 5 sessions)
+DEFAULT_PROFILE_TIME = "about 4 s per domain for builtin:emo-small on a quiet 2-core CPU"
 
 # verification (emo_prune.verify): largest allowed |logit difference| in fp32
 TOLERANCE = 1e-4
