@@ -6,7 +6,10 @@ The rule (issue 25, measured on a 2-core machine that other jobs also used):
   - OpenMP waits passively (`OMP_WAIT_POLICY=PASSIVE`) unless the user set a policy: a worker that has
     no work sleeps instead of spinning. Spinning threads compete with the other processes for the cores
     they need: `eval --limit 16` took 69 s with two busy processes on the 2 cores, 14 s passive, 15 s
-    with one thread (quiet: 8 s either way). See examples/benchmarks/threads_benchmark.py.
+    with one thread (quiet: 8 s either way). Measured again with this rule on a 2-core machine under
+    load 5-6.7 from other jobs: passive default 29.5 / 26.5 / 27.3 s, libgomp's own wait
+    (GOMP_SPINCOUNT=300000, what emo-prune had before) 52.4 / 40.4 s, `--threads 1` 27.6 s.
+    See examples/benchmarks/threads_benchmark.py.
   - intra-op threads (`torch.set_num_threads`) = threads; inter-op threads (`set_num_interop_threads`,
     which torch accepts once per process, before any inter-op work) = the same count.
 
