@@ -142,3 +142,22 @@ def test_init_refuses_a_model_that_is_not_there_and_writes_nothing(cli, tmp_path
     one_line_error(cli("init", "builtin:tiny-emo"), "already names builtin:emo-small", "--overwrite")
     assert cli("init", "builtin:tiny-emo", "--overwrite").exit_code == 0
     assert json.loads((tmp_path / STATE_FILE).read_text())["model"] == "builtin:tiny-emo"
+
+
+def test_the_first_command_given_a_model_starts_the_workspace(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = cli("profile", "builtin:tiny-emo", "--domain", "code", "--max-tokens", "300")
+    assert first.exit_code == 0, first.output
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    assert state["model"] == "builtin:tiny-emo" and state["profiles"][0]["domains"] == ["code"]
+    build = cli("extract", "--keep", "0.25")  # no MODEL, no --domain, no --profile: all from the workspace
+    assert build.exit_code == 0, build.output
+    assert "profile: tiny-emo-code.profile.safetensors" in build.stderr
+    listed = cli("ls", "--json")  # `ls` is `status`
+    assert [b["path"] for b in json.loads(listed.stdout)["builds"]] == ["tiny-emo-code-25pct"]
+    # an output elsewhere is not recorded, and a folder with no MODEL recorded gets no file
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli("profile", "builtin:tiny-emo", "--domain", "code", "--max-tokens", "300", "--out", tmp_path / "x.profile.safetensors").exit_code == 0
+    assert not (elsewhere / STATE_FILE).exists()
