@@ -102,10 +102,8 @@ def register(app: typer.Typer) -> None:
 
         Example: emo-prune profile builtin:emo-small --domain code  (the built-in code corpus's calibration split)
         """
-        from emo_prune.distributed import current_world
         from emo_prune.profile.report import build_report
-        from emo_prune.profile.runner import ProfileSettings, check_output, profile_to_file
-        from emo_prune.profile.store import Profile
+        from emo_prune.profile.store import check_output
 
         if merge:
             if not inputs:
@@ -120,13 +118,17 @@ def register(app: typer.Typer) -> None:
                 raise ProfileError(f"give exactly one MODEL (got {len(inputs)}); to sum profiles use --merge")
             model, workspace = model_or_workspace(inputs[0] if inputs else None, "emo-prune profile builtin:emo-small --domain code")
             inputs, model_dir = [model], model_path(model)  # a model that is not there fails first
+            if out_path is None:
+                out_path = Path(f"{model_label(inputs[0])}-{'+'.join(domain) if domain else 'all'}.profile.safetensors")
+            check_output(out_path, overwrite)  # an existing --out: refused before torch loads
             if not calib:
                 from emo_prune.calib import builtin_calibration
 
                 calib = builtin_calibration(domain or [])
                 out.note(f"calibration text: {', '.join(calib)} (the built-in calibration split of each --domain)")
-            if out_path is None:
-                out_path = Path(f"{model_label(inputs[0])}-{'+'.join(domain) if domain else 'all'}.profile.safetensors")
+            from emo_prune.distributed import current_world  # torch from here on
+            from emo_prune.profile.runner import ProfileSettings, profile_to_file
+
             settings = ProfileSettings(
                 seq_len=seq_len,
                 batch_size=batch_size,
@@ -204,8 +206,7 @@ def register(app: typer.Typer) -> None:
 
 
 def merge_profiles(paths: list[Path], out_path: Path, overwrite: bool):  # noqa: ANN201 (Profile, imported lazily)
-    from emo_prune.profile.runner import check_output
-    from emo_prune.profile.store import Profile
+    from emo_prune.profile.store import Profile, check_output
 
     check_output(out_path, overwrite)
     profile = Profile.merge([Profile.load(p) for p in paths])

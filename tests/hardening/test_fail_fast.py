@@ -81,3 +81,9 @@ def test_a_model_that_is_not_there_is_refused_first_with_did_you_mean(cli, tmp_p
     monkeypatch.chdir(tmp_path)
     one_line_error(cli(*command), "model folder not found: emo-small", "did you mean builtin:emo-small?")
     assert heavy == [] and snapshot(tmp_path) == {}
+
+
+def test_an_existing_profile_output_is_refused_before_torch_loads(cli, tmp_path, monkeypatch, heavy):
+    (tmp_path / "p.safetensors").write_bytes(b"not ours")
+    one_line_error(cli("profile", "builtin:tiny-emo", "--domain", "code", "--out", tmp_path / "p.safetensors"), "is not an emo-prune profile")
+    assert heavy == [] and (tmp_path / "p.safetensors").read_bytes() == b"not ours"
