@@ -11,11 +11,14 @@ The rule (issue 25, measured on a 2-core machine that other jobs also used):
     (GOMP_SPINCOUNT=300000, what emo-prune had before) 52.4 / 40.4 s, `--threads 1` 27.6 s.
     See examples/benchmarks/threads_benchmark.py.
   - intra-op threads (`torch.set_num_threads`) = threads; inter-op threads (`set_num_interop_threads`,
-    which torch accepts once per process, before any inter-op work) = the same count.
+    which torch accepts once per process, before any inter-op work) = the same count. When torch is
+    not loaded yet, OMP_NUM_THREADS / MKL_NUM_THREADS carry the count to it instead (see apply_threads).
 
 `prepare_environment` must run before torch is first imported: libgomp reads OMP_* when it loads.
 The CLI calls it when `emo_prune.cli.app` is imported (which imports no torch) and `apply_threads`
-before each command body. This module imports no torch at import time.
+before each command body (`cli.app.command`, for every command that declares `--threads`). This is a
+top-level module, not part of `runtime/`, because importing `emo_prune.runtime` loads torch (it
+registers the experts implementations), which would be too late for the wait policy.
 """
 
 from __future__ import annotations

@@ -114,9 +114,7 @@ def register(app: typer.Typer) -> None:
 
         source = None
         if model_dir is None:  # in a workspace: its newest build, against the model it was cut from
-            from emo_prune.workspace import find_workspace
-
-            build = workspace_build(find_workspace(Path.cwd()))
+            build = workspace_build()
             model_dir, source = Path(build.path), build.source
             out.note(f"model: {build.path} (this workspace's newest build, cut from {build.source}; pass MODEL to choose another)")
         model_arg, model_dir = model_dir, model_path(model_dir)

@@ -95,8 +95,11 @@ def workspace_selection(model: Path | str, workspace: Workspace | None, selectio
     return dataclasses.replace(selection, profile=workspace.resolve(entry.path), domain=list(domains))
 
 
-def workspace_build(workspace: Workspace | None) -> BuildEntry:
+def workspace_build() -> BuildEntry:
     """`eval` with no MODEL: the newest build made in this workspace."""
+    from emo_prune.workspace import find_workspace
+
+    workspace = find_workspace(here())
     if workspace is None:
         raise WorkspaceError(
             "no MODEL given and this folder is no workspace: pass the build to score (emo-prune eval BUILD), "
