@@ -83,6 +83,16 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
 }
 
 
+def did_you_mean(spec: str) -> str:
+    """"; did you mean builtin:emo-small?" when `spec` (a path's last part, or a built-in name typed with
+    a mistake) is close to a built-in model's name; "" otherwise."""
+    import difflib
+
+    name = str(spec).rstrip("/").removeprefix(BUILTIN_PREFIX).rsplit("/", 1)[-1]
+    close = difflib.get_close_matches(name, list(BUILTIN_MODELS), n=1, cutoff=0.75)
+    return f"; did you mean {BUILTIN_PREFIX}{close[0]}?" if close else ""
+
+
 def is_hub_id(spec: str) -> bool:
     return bool(_HUB_ID.match(spec)) and not Path(spec).exists()
 
@@ -94,7 +104,7 @@ def resolve_model(spec: str | Path) -> Path:
         name = text[len(BUILTIN_PREFIX) :]
         if name not in BUILTIN_MODELS:
             known = ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_MODELS)
-            raise CheckpointError(f"unknown built-in model {text!r}; built-in: {known}")
+            raise CheckpointError(f"unknown built-in model {text!r}; built-in: {known}{did_you_mean(text)}")
         return BUILTIN_MODELS[name].materialize()
     path = Path(text).expanduser()
     if path.exists():
@@ -103,7 +113,7 @@ def resolve_model(spec: str | Path) -> Path:
         return path
     if is_hub_id(text):
         return _from_hub(text)
-    raise CheckpointError(f"model folder not found: {path} (a model is a folder, builtin:NAME or a Hub id org/name)")
+    raise CheckpointError(f"model folder not found: {path} (a model is a folder, builtin:NAME or a Hub id org/name){did_you_mean(text)}")
 
 
 def _from_hub(repo_id: str) -> Path:

@@ -63,8 +63,32 @@ def fit_table(table: Table, console: Console, drop: tuple[str, ...] = ()) -> Tab
             break
         table.columns[:] = [c for c in table.columns if c.header != header]
     for column in table.columns:
-        column.no_wrap, column.overflow = False, "fold"
+        if str(column.header).lower() in NAME_HEADERS:
+            _keep_names_whole(column, console.width)
+        else:
+            column.no_wrap, column.overflow = False, "fold"
     return table
+
+
+# columns of file, folder and build names: a name split over lines cannot be copied or read
+NAME_HEADERS = {"file", "path", "build", "folder"}
+
+
+def middle_ellipsis(text: str, width: int) -> str:
+    """`text` cut in the middle to `width` characters: both ends of a file name stay readable."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
+
+
+def _keep_names_whole(column: Any, console_width: int) -> None:
+    """One line per name: names up to half the console keep every character, longer ones lose their middle."""
+    budget = max(20, console_width // 2)
+    cells = column._cells  # rich keeps a column's cells here; plain strings are what emo-prune puts there
+    column._cells = [middle_ellipsis(c, budget) if isinstance(c, str) else c for c in cells]
+    longest = max((len(c) for c in column._cells if isinstance(c, str)), default=0)
+    column.no_wrap, column.overflow, column.min_width = True, "ellipsis", min(longest, budget)
 
 
 class LineProgress:
@@ -97,6 +121,8 @@ class LineProgress:
 
     def update(self, task_id: int, *, total: float | None = None, completed: float | None = None, advance: float | None = None, **fields: Any) -> None:
         task = self.tasks[task_id]
+        if fields.get("description"):  # the phase running now: the "finished" line names the last one
+            task["description"] = fields["description"]
         if total is not None:
             task["total"] = total
         if completed is not None:

@@ -6,11 +6,13 @@ PROFILE_METHODS = ("mass", "frequency", "reap", "easy_ep", "coverage")
 METHODS = ("mass", "frequency", "reap", "greedy", "random", "easy_ep", "coverage")
 COMBINES = ("union", "weighted")
 
-# profiling (emo_prune.profile.runner): tokens per domain
-DEFAULT_MAX_TOKENS = 1_000_000
-# tokens per domain when `extract` profiles on its own (no --profile): a quick profile, as the
-# quickstart recipe's 30k (its builds keep 96-98% on code); `emo-prune profile` takes more
-ONE_STEP_MAX_TOKENS = 50_000
+# profiling: tokens per domain, ONE default for `emo-prune profile`, extract's one-step profile and
+# recipes (issue 25: they were 1M / 50k / 30k). 30k is the quickstart's budget: its code builds keep
+# 96-98% of the original's held-out score; profiling emo-small on it takes DEFAULT_PROFILE_TIME.
+DEFAULT_MAX_TOKENS = 30_000
+# README's tour measured 8.2 s for two domains on a quiet 2-core CPU; 39 s for one domain under load 7.5
+# (`emo-prune profile builtin:emo-small --domain code`, 2026-12-07, a machine shared by 5 sessions)
+DEFAULT_PROFILE_TIME = "about 4 s per domain for builtin:emo-small on a quiet 2-core CPU"
 
 # verification (emo_prune.verify): largest allowed |logit difference| in fp32
 TOLERANCE = 1e-4

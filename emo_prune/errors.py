@@ -82,6 +82,12 @@ class RecipeError(EmoPruneError):
     kind = "recipe error"
 
 
+class WorkspaceError(EmoPruneError):
+    """A folder's workspace file (emo-prune.json) is unreadable or hostile, or names nothing usable."""
+
+    kind = "workspace error"
+
+
 class EvalError(EmoPruneError):
     """An lm-eval task cannot be found or run offline."""
 

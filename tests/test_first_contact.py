@@ -56,7 +56,7 @@ def test_keep_1_fails_before_any_work_and_experts_1_is_a_count(cli, tmp_path):
 def test_extract_in_one_step_profiles_the_domain_first(cli, tmp_path, monkeypatch):
     import emo_prune.cli.extract_cmd as extract_cmd
 
-    monkeypatch.setattr(extract_cmd, "ONE_STEP_MAX_TOKENS", 2000)  # the test's own budget; the default is larger
+    monkeypatch.setattr(extract_cmd, "DEFAULT_MAX_TOKENS", 2000)  # the test's own budget; the default is larger
     monkeypatch.chdir(tmp_path)
     result = cli("extract", "builtin:emo-small", "--keep", "0.125", "--domain", "code")
     assert result.exit_code == 0, result.output

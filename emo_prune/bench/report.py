@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# a baseline whose median call took more than this many times its fastest call was measured while
+# something else held the cores (issue 25: "47.68x eager" with 0.0 GB/s under load); no ratio is
+# reported against it
+MAX_BASELINE_SPREAD = 1.5
+
 
 @dataclass
 class BenchRow:
@@ -20,6 +25,8 @@ class BenchRow:
     speedup_vs_eager: float | None = None  # eager ms / this ms, same scope and tokens
     distinct_experts: int | None = None  # summed over layers for scope "model"
     skipped: str | None = None  # why no number: unavailable here, too much memory, error text
+    spread: float | None = None  # median / fastest call: 1.0 on a quiet machine
+    note: str | None = None  # e.g. why the ratio to eager is missing
 
     def set_time(
         self, timing: tuple[float, float], bytes_read: float, flops: float, bandwidth_gb_s: float | None
@@ -27,6 +34,7 @@ class BenchRow:
         """timing: (median, best) seconds; rates are computed from the median."""
         seconds, best = timing
         self.ms, self.ms_best = seconds * 1e3, best * 1e3
+        self.spread = seconds / best if best > 0 else None
         self.tokens_per_s = self.tokens / seconds
         self.gb_s = bytes_read / seconds / 1e9
         self.tflop_s = flops / seconds / 1e12
@@ -42,11 +50,17 @@ class BenchReport:
     rows: list[BenchRow] = field(default_factory=list)
 
     def fill_speedups(self) -> None:
-        eager = {(r.scope, r.tokens): r.ms for r in self.rows if r.impl == "eager" and r.ms}
+        """x eager per row, except against an eager measurement that is unstable (its spread above
+        MAX_BASELINE_SPREAD): then no ratio, and the note says why and what the spread was."""
+        eager = {(r.scope, r.tokens): r for r in self.rows if r.impl == "eager" and r.ms}
         for r in self.rows:
             base = eager.get((r.scope, r.tokens))
-            if base and r.ms:
-                r.speedup_vs_eager = base / r.ms
+            if base is None or not r.ms:
+                continue
+            if base.spread is not None and base.spread > MAX_BASELINE_SPREAD:
+                r.note = f"no x eager: eager's median call took {base.spread:.1f}x its fastest (a busy machine); rerun on a quiet one"
+                continue
+            r.speedup_vs_eager = base.ms / r.ms
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

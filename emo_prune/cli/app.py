@@ -21,14 +21,16 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from emo_prune import events
-from emo_prune.cli import option_groups
+from emo_prune import events, threads
+from emo_prune.cli import help_panels, option_groups
 from emo_prune.console import out
 from emo_prune.errors import EmoPruneError, describe_os_error
 from emo_prune.version import __version__
 
 # the library's notes, warnings and progress reach the user through this console from here on
 events.listen(out)
+# OpenMP's wait policy is read when torch loads, and no command module imports torch before its body
+threads.prepare_environment()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,8 +39,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
 # the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
 HELP_ORDER = (
-    "inspect", "profile", "select", "extract", "verify", "finetune", "merge-back", "eval", "generate", "pool-index", "export", "plan", "run", "bench"
-)
+    "init", "status", "inspect", "profile", "select", "extract", "verify", "finetune", "merge-back", "eval", "generate", "pool-index",
+    "export", "plan", "run", "bench",
+)  # fmt: skip
 
 
 def name_metavars(command: click.Command) -> None:
@@ -49,6 +52,7 @@ def name_metavars(command: click.Command) -> None:
     if getattr(command, "_metavars_named", False):
         return
     command._metavars_named = True  # type: ignore[attr-defined]
+    help_panels.place_options(command)
     for param in command.params:
         if param.param_type_name == "option" and param.metavar is None:
             flag = getattr(param, "is_flag", False) or getattr(param, "is_bool_flag", False)
@@ -88,9 +92,12 @@ class GlobalFlagsAnywhere(TyperGroup):
                 raise
             ctx = getattr(error, "ctx", None)
             if type(error).__name__ == "NoArgsIsHelpError" and ctx is not None:
-                out.console.print(ctx.get_help(), markup=False, highlight=False)
+                # typer's rich help printed itself when the error was made (its message is then empty)
+                if error.format_message().strip():
+                    out.console.print(error.format_message(), markup=False, highlight=False)
                 sys.exit(0)
-            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            # the command as the user typed it (`profile`, not the `profile run` it was routed to)
+            where = f" (see `{ctx.meta.get('typed_command', ctx.command_path)} --help`)" if ctx is not None else ""
             out.error(f"{error.format_message().rstrip('.')}{where}", kind="usage error")
             sys.exit(error.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
@@ -185,6 +192,8 @@ def command(fn: F) -> F:
         if kwargs.pop("json_output", False):
             out.json_mode = True
         try:
+            if "threads" in kwargs:  # a compute command (options.ThreadsOption): torch's threads, set once here
+                kwargs["threads"] = threads.apply_threads(kwargs["threads"])
             return fn(*args, **kwargs)
         except EmoPruneError as error:
             if out.debug:
@@ -227,10 +236,11 @@ def _register_commands() -> None:
         run_cmd,
         select_cmd,
         verify_cmd,
+        workspace_cmd,
     )
 
     # registration order; `emo-prune --help` lists them in HELP_ORDER
-    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, pool_index_cmd, export_cmd, plan_cmd, run_cmd, bench_cmd):
+    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, pool_index_cmd, export_cmd, plan_cmd, run_cmd, bench_cmd, workspace_cmd):
         module.register(app)
     finetune_cmd.register(app)
     merge_back_cmd.register(app)

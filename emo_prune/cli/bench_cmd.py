@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, model_path
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.console import out
 from emo_prune.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS
 from emo_prune.errors import RuntimeSetupError
@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
         impl: ImplOption = ",".join(IMPLEMENTATIONS),
         device: DeviceOption = "auto",
         dtype: DtypeOption = "auto",
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Milliseconds, tokens/s, GB/s and TFLOP/s of the model and of one MoE layer per experts implementation.
@@ -79,6 +80,6 @@ def render(report: BenchReport) -> None:
     for r in report.rows:
         table.add_row(
             r.scope, r.impl, str(r.tokens), fmt(r.ms, 2), fmt(r.ms_best, 2), fmt(r.tokens_per_s, 0), fmt(r.gb_s, 1),
-            fmt(r.pct_bandwidth, 0), fmt(r.tflop_s, 3), fmt(r.speedup_vs_eager, 2), r.skipped or "",
+            fmt(r.pct_bandwidth, 0), fmt(r.tflop_s, 3), fmt(r.speedup_vs_eager, 2), r.skipped or r.note or "",
         )
     out.print(table, drop=("best ms", "TFLOP/s", "% BW", "GB/s"))

@@ -16,12 +16,13 @@ from emo_prune.cli.options import (
     JsonFlag,
     LayerwiseOption,
     MaxMemoryOption,
-    ModelDir,
+    ThreadsOption,
     memory_path,
     model_label,
     model_path,
 )
 from emo_prune.cli.pool_options import PoolFlags
+from emo_prune.cli.workspace_cmd import WorkspaceModel, workspace_build
 from emo_prune.console import out
 from emo_prune.text import inert
 from emo_prune.errors import EvalError
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     @command
     def eval_command(
-        model_dir: ModelDir,
+        model_dir: WorkspaceModel = None,
         tasks: Annotated[
             list[str] | None,
             typer.Option(
@@ -94,6 +95,7 @@ def register(app: typer.Typer) -> None:
         max_memory: MaxMemoryOption = None,
         pools: PoolFlags = PoolFlags(),
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out (and its .md) if they are emo-prune results.")] = False,
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Score a model with lm-eval (offline tasks ship in recipes/tasks); with --baseline, side by side.
@@ -111,6 +113,11 @@ def register(app: typer.Typer) -> None:
 
         from emo_prune.eval.build_defaults import default_baseline, default_tasks, read_manifest
 
+        source = None
+        if model_dir is None:  # in a workspace: its newest build, against the model it was cut from
+            build = workspace_build()
+            model_dir, source = Path(build.path), build.source
+            out.note(f"model: {build.path} (this workspace's newest build, cut from {build.source}; pass MODEL to choose another)")
         model_arg, model_dir = model_dir, model_path(model_dir)
         manifest = read_manifest(model_dir)
         if not tasks:
@@ -121,6 +128,9 @@ def register(app: typer.Typer) -> None:
             if found is not None:
                 baseline = Path(found)
                 out.note(f"baseline: {found} (the build's source, by its shards' sha256; --baseline to choose)")
+            elif source is not None:
+                baseline = Path(source)
+                out.note(f"baseline: {source} (the source this workspace recorded for the build; --baseline to choose)")
             elif recorded is not None:
                 out.note(f"the build was cut from {recorded}; pass --baseline {recorded} to compare with it")
         baseline = None if baseline is None else model_path(baseline)

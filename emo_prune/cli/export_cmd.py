@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from emo_prune.cli.format import human_bytes
-from emo_prune.cli.options import JsonFlag, ModelDir, model_path
+from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.console import out
 from emo_prune.text import inert
 
@@ -30,8 +30,8 @@ def register(app: typer.Typer) -> None:
                 "--dtype", help=f"Weights: {' | '.join(DTYPES)} (k-quants need llama-cpp-python: pip install 'emo-prune[edge]')."
             ),
         ] = "f16",
-        threads: Annotated[int | None, typer.Option("--threads", help="k-quants: quantizer threads (default: all).")] = None,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace FILE if it exists.")] = False,
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Export a build (or any supported MoE model) to GGUF, exactly, streamed tensor by tensor.

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from emo_prune.cli.format import human_bytes
-from emo_prune.cli.options import JsonFlag, ModelDir, SelectionFlags, TargetOption, model_label, model_path
+from emo_prune.cli.options import JsonFlag, SelectionFlags, TargetOption, ThreadsOption, model_label, model_path
 from emo_prune.cli.select_cmd import check_plan_target, render_plan, run_select
+from emo_prune.cli.workspace_cmd import WorkspaceModel, model_or_workspace, record_build, workspace_selection
 from emo_prune.console import out
-from emo_prune.constants import ONE_STEP_MAX_TOKENS, PROFILE_METHODS
+from emo_prune.constants import DEFAULT_MAX_TOKENS, PROFILE_METHODS
 from emo_prune.text import inert, plural
 from emo_prune.errors import PlanError
 
@@ -27,7 +28,7 @@ def register(app: typer.Typer) -> None:
     @app.command("extract")
     @command
     def extract_command(
-        model_dir: ModelDir,
+        model_dir: WorkspaceModel = None,
         out_dir: Annotated[
             Path | None,
             typer.Option("--out", help="Folder to create for the pruned model (default: MODEL-DOMAINS-KEEP here).", show_default=False),
@@ -45,6 +46,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--strict", help="Refuse a source whose kept experts or router rows hold NaN/Inf.")
         ] = False,
         target: TargetOption = None,
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Write a smaller checkpoint with only the kept experts: streamed, atomic, loadable by transformers.
@@ -58,9 +60,12 @@ def register(app: typer.Typer) -> None:
         from emo_prune.select.plan import Plan
 
         parse_size(max_shard_size, "--max-shard-size")  # a bad size is refused before any profiling
-        model_arg, model_dir = model_dir, model_path(model_dir)
+        model_arg, workspace = model_or_workspace(model_dir, "emo-prune extract builtin:emo-small --keep 0.125 --domain code")
+        model_dir = model_path(model_arg)
         if plan_path is not None and (selection.keep is not None or selection.profile is not None or selection.domain):
             raise PlanError("pass either --plan, or --keep with --profile/--domain to select now, not both")
+        if plan_path is None:
+            selection = workspace_selection(model_arg, workspace, selection)
         if plan_path is not None:
             plan = Plan.load(plan_path)
         else:
@@ -91,6 +96,7 @@ def register(app: typer.Typer) -> None:
                 strict=strict,
                 on_tensor=advance,
             )
+        record_build(model_arg, workspace, out_dir, tuple(plan.domains))
         out.result(result.to_dict(), lambda: render(result, str(model_arg)))
 
 
@@ -117,8 +123,8 @@ def _select_on_a_fresh_profile(model_dir: Path, options: SelectOptions, calib: l
     resolve_device(device)  # a device that cannot be used is the one line, before the note below
     sources = list(calib) if calib else builtin_calibration(options.domains)
     out.note(
-        f"no --profile given: profiling on {', '.join(sources)} first ({ONE_STEP_MAX_TOKENS:,} tokens per domain; "
-        f"`emo-prune profile` makes a fuller profile to pass as --profile)"
+        f"no --profile given: profiling on {', '.join(sources)} first ({DEFAULT_MAX_TOKENS:,} tokens per domain, "
+        f"as `emo-prune profile`; save one with `emo-prune profile` and pass it as --profile to reuse it)"
     )
     with tempfile.TemporaryDirectory(prefix="emo-prune-profile-") as tmp:
         path = Path(tmp) / "profile.safetensors"
@@ -129,7 +135,7 @@ def _select_on_a_fresh_profile(model_dir: Path, options: SelectOptions, calib: l
                 sources,
                 path,
                 list(options.domains) or None,
-                ProfileSettings(max_tokens=ONE_STEP_MAX_TOKENS, device=device),
+                ProfileSettings(max_tokens=DEFAULT_MAX_TOKENS, device=device),
                 progress=lambda advance, total: bars.update(task, advance=advance, total=total),
                 notify=out.note,
             )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, model_path
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.cli.pool_options import PoolFlags
 from emo_prune.console import out
 from emo_prune.text import inert
@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         pools: PoolFlags = PoolFlags(),
         dtype: DtypeOption = "float32",
         device: DeviceOption = "cpu",
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Continue a prompt greedily, streaming the text.
@@ -91,7 +92,8 @@ def render(result: dict[str, Any]) -> None:
 
     pool = result["pool"]
     if pool is not None:
-        table = Table(title=f"pools chosen from the prompt ({result['prompt_tokens']} tokens)")
+        where = f"the {len(pool['neighbours'])} indexed requests nearest the prompt" if pool.get("neighbours") else "the prompt"
+        table = Table(title=f"pools chosen from {where} ({result['prompt_tokens']} prompt tokens)")
         if pool.get("neighbours"):
             out.print(neighbours_line(pool["neighbours"]))
         for col in ("layer", "experts", "context mass on pool"):

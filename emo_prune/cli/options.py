@@ -121,11 +121,12 @@ class SelectionFlags:
 
 def model_path(spec: Path | str) -> Path:
     """A MODEL argument -> its local folder: builtin:NAME and Hub ids resolve (emo_prune.assets); a path
-    is passed on as given, so the library's own errors name it."""
+    is passed on as given, so the library's own errors name it; a path to nothing is refused now, before
+    any work, with "did you mean builtin:NAME?" when it is close to a built-in's name."""
     from emo_prune.assets import BUILTIN_PREFIX, is_hub_id, resolve_model
 
     text = str(spec)
-    if text.startswith(BUILTIN_PREFIX) or is_hub_id(text):
+    if text.startswith(BUILTIN_PREFIX) or is_hub_id(text) or not Path(text).expanduser().exists():
         return resolve_model(text)
     return Path(spec)
 
@@ -142,4 +143,14 @@ def memory_path(layerwise: bool | None) -> str:
 TargetOption = Annotated[
     str | None,
     typer.Option("--target", help="Refuse plans the target cannot carry: gguf (one expert count per layer, ...)."),
+]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="CPU threads for torch (default: EMO_PRUNE_THREADS, else the cores this process may use; OpenMP waits passively).",
+        rich_help_panel="Runtime",
+        show_default=False,
+    ),
 ]

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from emo_prune.cli.format import human_count
-from emo_prune.cli.options import JsonFlag, ModelDir, model_label, model_path
+from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_label, model_path
 from emo_prune.console import out
 from emo_prune.text import inert
 
@@ -48,12 +48,13 @@ def register(app: typer.Typer) -> None:
         ] = "document",  # pools.index.MASS_OF[0]
         seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in corpora's sampling order.")] = 0,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out (a pool index only).")] = False,
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
-        """Index calibration requests by how their contexts route, with where their answers route; then
-        `generate` / `eval --pool P --pool-index FILE` runs each request in the experts its nearest
-        calibration requests' answers used (better than the context's own mass when a question routes
-        unlike its answer, as math does).
+        """Index calibration documents by how their contexts route, each with the router mass of its whole
+        text (context + answer; --mass-of answer: the answer alone); then `generate` / `eval --pool P
+        --pool-index FILE` runs each request in the experts its nearest indexed documents used (better
+        than the context's own mass when a question routes unlike its answer, as math does).
 
         Example: emo-prune pool-index builtin:emo-small --out emo-small.pool-index.safetensors
         """

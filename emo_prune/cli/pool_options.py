@@ -46,8 +46,9 @@ PoolIndexOption = Annotated[
     str | None,
     typer.Option(
         "--pool-index",
-        help="A pool index (`emo-prune pool-index`): each request's pools are the experts the answers of its nearest "
-        "calibration requests routed to, looked up by how its context routes.",
+        help="A pool index (`emo-prune pool-index`): each request's pools are the experts its nearest indexed "
+        "documents routed to (their whole text by default; their answers with `pool-index --mass-of answer`), "
+        "looked up by how its context routes.",
     ),
 ]
 PoolNeighboursOption = Annotated[int, typer.Option("--pool-neighbours", min=1, help="With --pool-index: indexed requests averaged.")]

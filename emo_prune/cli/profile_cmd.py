@@ -19,10 +19,11 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from emo_prune.cli.format import human_count
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, model_label, model_path
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, ThreadsOption, model_label, model_path
+from emo_prune.cli.workspace_cmd import model_or_workspace, record_profile
 from emo_prune.console import out
 from emo_prune.text import inert
-from emo_prune.constants import DEFAULT_MAX_TOKENS
+from emo_prune.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
 from emo_prune.errors import ProfileError
 
 
@@ -33,6 +34,7 @@ class _RunByDefault(TyperGroup):
     def parse_args(self, ctx, args: list[str]) -> list[str]:  # noqa: ANN001 (click's signature)
         if args and args[0] not in self.commands:
             args = ["run", *args]
+            ctx.meta["typed_command"] = ctx.command_path  # messages name `emo-prune profile`, as typed
         return super().parse_args(ctx, args)
 
 
@@ -49,9 +51,13 @@ def register(app: typer.Typer) -> None:
     @command
     def run_command(
         inputs: Annotated[
-            list[Path],
-            typer.Argument(metavar="MODEL", help="builtin:NAME, a model folder or a Hub id (with --merge: the profiles to sum).", show_default=False),
-        ],
+            list[Path] | None,
+            typer.Argument(
+                metavar="MODEL",
+                help="builtin:NAME, a model folder or a Hub id (default: this workspace's, see `emo-prune init`; with --merge: the profiles to sum).",
+                show_default=False,
+            ),
+        ] = None,
         out_path: Annotated[
             Path | None,
             typer.Option("--out", help="Profile file to write (default: MODEL-DOMAINS.profile.safetensors here).", show_default=False),
@@ -70,7 +76,11 @@ def register(app: typer.Typer) -> None:
             typer.Option("--domain", help="Domain to profile, repeatable (default: every domain of --calib); without --calib, a built-in corpus: code, prose, math."),
         ] = None,
         max_tokens: Annotated[
-            int, typer.Option("--max-tokens", help="Tokens per domain (documents in source order); 0 = no limit.")
+            int,
+            typer.Option(
+                "--max-tokens",
+                help=f"Tokens per domain (documents in source order); 0 = no limit. The default is shared with extract and recipes: {DEFAULT_PROFILE_TIME}.",
+            ),
         ] = DEFAULT_MAX_TOKENS,
         seq_len: Annotated[int | None, typer.Option("--seq-len", help="Window length; longer documents span several rows.")] = None,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per forward.")] = 8,
@@ -85,6 +95,7 @@ def register(app: typer.Typer) -> None:
         merge: Annotated[bool, typer.Option("--merge", help="Sum the profiles given as arguments into --out.")] = False,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
         top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Profile MODEL on calibration text in one pass. Also: `profile merge A B --out C` sums profiles,
@@ -92,20 +103,25 @@ def register(app: typer.Typer) -> None:
 
         Example: emo-prune profile builtin:emo-small --domain code  (the built-in code corpus's calibration split)
         """
-        from emo_prune.distributed import current_world
         from emo_prune.profile.report import build_report
-        from emo_prune.profile.runner import ProfileSettings, check_output, profile_to_file
-        from emo_prune.profile.store import Profile
+        from emo_prune.profile.store import check_output
 
         if merge:
+            if not inputs:
+                raise ProfileError("--merge needs the profiles to sum: emo-prune profile merge A B --out C")
             if calib or domain:
                 raise ProfileError("--merge sums existing profiles; it takes no --calib / --domain")
             if out_path is None:
                 raise ProfileError("--merge needs --out, the profile to write")
             profile = merge_profiles(inputs, out_path, overwrite)
         else:
-            if len(inputs) != 1:
+            if inputs and len(inputs) != 1:
                 raise ProfileError(f"give exactly one MODEL (got {len(inputs)}); to sum profiles use --merge")
+            model, workspace = model_or_workspace(inputs[0] if inputs else None, "emo-prune profile builtin:emo-small --domain code")
+            inputs, model_dir = [model], model_path(model)  # a model that is not there fails first
+            if out_path is None:
+                out_path = Path(f"{model_label(inputs[0])}-{'+'.join(domain) if domain else 'all'}.profile.safetensors")
+            check_output(out_path, overwrite)  # an existing --out: refused before torch loads
             from emo_prune.models.loading import resolve_device
 
             resolve_device(device)  # a device that cannot be used is the one line, before any note
@@ -114,8 +130,9 @@ def register(app: typer.Typer) -> None:
 
                 calib = builtin_calibration(domain or [])
                 out.note(f"calibration text: {', '.join(calib)} (the built-in calibration split of each --domain)")
-            if out_path is None:
-                out_path = Path(f"{model_label(inputs[0])}-{'+'.join(domain) if domain else 'all'}.profile.safetensors")
+            from emo_prune.distributed import current_world  # torch from here on
+            from emo_prune.profile.runner import ProfileSettings, profile_to_file
+
             settings = ProfileSettings(
                 seq_len=seq_len,
                 batch_size=batch_size,
@@ -137,10 +154,13 @@ def register(app: typer.Typer) -> None:
                     bars.update(task, total=total, advance=advance, rate=f"{human_count(rate)} tok/s")
 
                 profile = profile_to_file(
-                    model_path(inputs[0]), calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress, notify=out.note
+                    model_dir, calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress, notify=out.note
                 )
             if not current_world(device).is_main:
                 return  # under `accelerate launch`, rank 0 writes and reports
+            tokens = ", ".join(f"{name} {human_count(d.num_tokens)}" for name, d in sorted(profile.domains.items()))
+            out.note(f"profiled {tokens} tokens in {time.perf_counter() - start:.1f} s (--max-tokens {max_tokens or 'no limit'} per domain)")
+            record_profile(model, workspace, out_path, tuple(sorted(profile.domains)))
         report = build_report(profile, top=top)
         out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
 
@@ -190,8 +210,7 @@ def register(app: typer.Typer) -> None:
 
 
 def merge_profiles(paths: list[Path], out_path: Path, overwrite: bool):  # noqa: ANN201 (Profile, imported lazily)
-    from emo_prune.profile.runner import check_output
-    from emo_prune.profile.store import Profile
+    from emo_prune.profile.store import Profile, check_output
 
     check_output(out_path, overwrite)
     profile = Profile.merge([Profile.load(p) for p in paths])

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from emo_prune.cli.eval_cmd import comparison_table
-from emo_prune.cli.options import JsonFlag, TargetOption
+from emo_prune.cli.options import JsonFlag, TargetOption, ThreadsOption
 from emo_prune.console import out
 from emo_prune.text import inert, plural
 
@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--set", help="Override a recipe field before validation: key.path=value (YAML value)."),
         ] = None,
         target: TargetOption = None,
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Profile -> select -> extract -> verify -> eval for every budget of a recipe, then check its gates.

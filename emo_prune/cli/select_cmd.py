@@ -16,6 +16,7 @@ from emo_prune.cli.options import (
     ModelDir,
     SelectionFlags,
     TargetOption,
+    ThreadsOption,
     memory_path,
     model_path,
 )
@@ -63,6 +64,7 @@ def register(app: typer.Typer) -> None:
         max_memory: MaxMemoryOption = None,
         target: TargetOption = None,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it is a plan file.")] = False,
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Choose the experts each layer keeps and write them as a plan (for `extract --plan`).

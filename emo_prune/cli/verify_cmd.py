@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emo_prune.cli.options import MODEL_HELP, JsonFlag, LayerwiseOption, MaxMemoryOption, memory_path, model_path
+from emo_prune.cli.options import MODEL_HELP, JsonFlag, LayerwiseOption, MaxMemoryOption, ThreadsOption, memory_path, model_path
 from emo_prune.console import out
 from emo_prune.constants import TOLERANCE
 from emo_prune.memory.plan import MemoryOptions
@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         layerwise: LayerwiseOption = None,
         max_memory: MaxMemoryOption = None,
+        threads: ThreadsOption = None,
         json_output: JsonFlag = False,
     ) -> None:
         """Compare the pruned model's logits with the original's, dropped experts' router logits at -inf.

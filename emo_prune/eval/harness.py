@@ -208,7 +208,9 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
             from emo_prune.pools.lm import with_coverage
 
             lm = with_coverage(lm, model_dir)  # a build with the coverage side file measures each request
-        lm.on_phase = lambda phase, n: progress.update(bar, description=f"eval {label}: {phase} ({n} requests)")
+        loaded = f"loaded in {time.perf_counter() - start:.1f}s"
+        progress.update(bar, description=f"eval {label}: {loaded}, scoring")
+        lm.on_phase = lambda phase, n: progress.update(bar, description=f"eval {label}: {loaded}, {phase} ({n} requests)")
         try:
             raw = _run(lm, manager, settings)
             requests = getattr(lm, "reports", None)

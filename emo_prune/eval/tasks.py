@@ -80,4 +80,7 @@ def task_manager(tasks: list[str], include_paths: list[str | Path] = ()):  # noq
             f"unknown lm-eval task(s): {', '.join(unknown)}; the offline tasks are {', '.join(ours)} "
             f"(`lm-eval ls tasks` lists lm-eval's own; add folders of task YAMLs with --include-path)"
         )
+    from emo_prune.eval.taskdata_check import check_task_data
+
+    check_task_data(manager, tasks)  # data that cannot load offline: refused now, not after retries
     return manager

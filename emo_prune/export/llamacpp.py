@@ -20,6 +20,7 @@ import numpy as np
 
 from emo_prune.errors import EvalError
 from emo_prune.export.quantize import llama_cpp_module
+from emo_prune.threads import current_threads
 
 GGML_TYPE_F32 = 0  # ggml_type of an F32 KV cache (llama.h)
 
@@ -80,8 +81,8 @@ def open_gguf(path: str | Path, *, n_ctx: int = 512, threads: int | None = None,
         n_ctx=n_ctx,
         n_batch=n_ctx,
         n_ubatch=n_ctx,
-        n_threads=threads or os.cpu_count(),
-        n_threads_batch=threads or os.cpu_count(),
+        n_threads=threads or current_threads(),
+        n_threads_batch=threads or current_threads(),
         logits_all=True,
         verbose=False,
     )

@@ -10,7 +10,6 @@ intermediate F32 (or BF16 for a 16-bit source) file: k-quant importance and mixi
 from __future__ import annotations
 
 import ctypes
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from gguf import GGMLQuantizationType, LlamaFileType
 from gguf import quants
 
 from emo_prune.errors import ExportError
+from emo_prune.threads import current_threads
 
 Q = GGMLQuantizationType
 #: dtype -> (ggml type of the big weights, GGUF file type)
@@ -86,7 +86,7 @@ def k_quantize(source: Path, target: Path, dtype: str, threads: int | None = Non
     llama_cpp = llama_cpp_module()
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = int(K_QUANTS[dtype])
-    params.nthread = threads or os.cpu_count() or 1
+    params.nthread = threads or current_threads()
     from emo_prune.export.llamacpp import quiet_stderr
 
     with quiet_stderr():  # llama.cpp logs every tensor from C; fallbacks (rows not a multiple of 256) are expected on small widths

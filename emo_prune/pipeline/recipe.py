@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
 
-from emo_prune.constants import FINETUNE_BATCH, FINETUNE_LR, FINETUNE_WARMUP
+from emo_prune.constants import DEFAULT_MAX_TOKENS, FINETUNE_BATCH, FINETUNE_LR, FINETUNE_WARMUP
 from emo_prune.errors import EmoPruneError, RecipeError
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class Calibration(_Section):
 
     sources: tuple[str, ...] = Field(min_length=1)
     domains: tuple[str, ...] | None = None  # default: every domain the sources hold
-    max_tokens: int | None = Field(default=1_000_000, gt=0)  # per domain; null = every document
+    max_tokens: int | None = Field(default=DEFAULT_MAX_TOKENS, gt=0)  # per domain (constants.py); null = every document
     seq_len: int | None = Field(default=None, gt=0)  # null = min(2048, the model's context)
     batch_size: int = Field(default=8, gt=0)
     seed: int = 0

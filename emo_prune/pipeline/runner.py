@@ -149,6 +149,7 @@ def run_recipe(
     """
     from emo_prune.export.check import check_target_name
     from emo_prune.models.loading import resolve_device
+    from emo_prune.pipeline.precheck import check_recipe_needs
 
     check_target_name(target)  # an unknown --target fails before anything runs
     for field, device in (("calibration.device", recipe.calibration.device), ("eval.device", recipe.eval.device)):
@@ -164,6 +165,7 @@ def run_recipe(
     checkpoint = Checkpoint.open(model_dir)  # headers only: a broken model fails before anything is written
     for budget in recipe.budgets:  # an impossible budget fails before the profile is made
         check_selection(checkpoint.architecture, recipe.select_options(model_dir, budget))
+    check_recipe_needs(recipe)  # the edge extra, the tasks' data: refused before the profile is made
     with FolderLock(root):  # before hashing the model: a second run into root fails at once
         claim_folder(root, "run")
         with confined(root):  # every write below root goes through real folders only (io/confine.py)

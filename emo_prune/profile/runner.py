@@ -19,7 +19,6 @@ from emo_prune.arch import MoEArchitecture
 from emo_prune.calib import Document, describe_sources
 from emo_prune.errors import CalibrationError
 from emo_prune.io import Checkpoint, model_identity
-from emo_prune.io.atomic import check_output_file
 from emo_prune.io.lock import FolderLock
 from emo_prune.memory import MemoryOptions, Workload, plan_memory
 from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
@@ -29,7 +28,7 @@ from emo_prune.profile.topk_sample import SAMPLE_SIZE, TopkSample
 from emo_prune.profile.layerwise import run_layerwise
 from emo_prune.models.loading import load_tokenizer, resolve_device, resolve_dtype, resolve_seq_len
 from emo_prune.models.weights import decoder_of, load_pretrained
-from emo_prune.profile.store import Profile, is_profile_file
+from emo_prune.profile.store import Profile, check_output
 
 from emo_prune.constants import DEFAULT_MAX_TOKENS  # noqa: E402
 
@@ -164,11 +163,6 @@ def profile_model(
         for stats in profile.domains.values():
             stats.sample = reduce(TopkSample.merge, gather_lists([stats.sample], world))
     return profile
-
-
-def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse an unusable --out before any work is done."""
-    check_output_file(out, overwrite=overwrite, recognise=is_profile_file, what="an emo-prune profile")
 
 
 def profile_to_file(

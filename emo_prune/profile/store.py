@@ -45,7 +45,7 @@ from emo_prune.arch import LayerLayout
 from emo_prune.calib.document import domain_problem, is_domain
 from emo_prune.errors import CheckpointError, ProfileError
 from emo_prune.io.safetensors_header import read_header
-from emo_prune.io.atomic import write_output
+from emo_prune.io.atomic import check_output_file, write_output
 from emo_prune.io.lock import FolderLock
 from emo_prune.profile.topk_sample import TopkSample
 from emo_prune.io.stats_file import check_statistic, read_stats_file
@@ -74,6 +74,11 @@ def is_profile_file(path: Path) -> bool:
         return META_KEY in read_header(path).metadata
     except CheckpointError:
         return False
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """Refuse an unusable --out before any work is done (torch-free: the CLI calls it before it loads torch)."""
+    check_output_file(out, overwrite=overwrite, recognise=is_profile_file, what="an emo-prune profile")
 
 
 def layout_to_json(layout: LayerLayout) -> dict[str, Any]:

@@ -81,8 +81,9 @@ def test_baseline_comparison_and_provenance(emo_model, task_dir):
 def test_unknown_task_names_it_and_lists_the_offline_ones(emo_model, task_dir):
     with pytest.raises(EvalError, match=r"unknown lm-eval task\(s\): no_such_task;.*emo_ppl_code"):
         evaluate_model(emo_model, _settings(task_dir, tasks=("t_mc", "no_such_task")))
-    # a real lm-eval task is found; offline, without its dataset in the cache, it is a clear error
-    with pytest.raises(EvalError, match="cannot load its data offline"):
+    # a real lm-eval task is found; offline, without its dataset in the cache, it is a clear error,
+    # before the model loads (eval/taskdata_check.py)
+    with pytest.raises(EvalError, match=r"task data not in the Hugging Face cache .* arc_easy \(allenai/ai2_arc\)"):
         evaluate_model(emo_model, _settings(task_dir, tasks=("arc_easy",)))
 
 

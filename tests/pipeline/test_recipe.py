@@ -107,10 +107,10 @@ def test_budget_labels_and_build_names():
 
 def test_ci_example_runs_a_recipe_and_uploads_builds_and_report():
     workflow = yaml.safe_load((RECIPES.parent / "examples" / "ci" / "prune-edge.yml").read_text())
-    steps = workflow["jobs"]["quickstart"]["steps"]
+    steps = workflow["jobs"]["prune"]["steps"]
     commands = " ".join(s.get("run", "") for s in steps)
     uploads = [s["with"]["path"] for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
-    assert "emo-prune run" in commands and workflow["jobs"]["quickstart"]["env"]["HF_HUB_OFFLINE"] == "1"
+    assert "emo-prune run" in commands and workflow["env"]["HF_HUB_OFFLINE"] == "1"
     assert any("report.json" in p for p in uploads) and any("builds" in p for p in uploads)
 
 
