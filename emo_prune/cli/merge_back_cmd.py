@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from emo_prune.cli.format import human_bytes
-from emo_prune.cli.options import MODEL_HELP, JsonFlag, model_path
+from emo_prune.cli.options import MODEL_HELP, JsonFlag, ThreadsOption, model_path
 from emo_prune.console import out
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ def merge_back_command(
     everything: Annotated[bool, typer.Option("--all", help="Take router rows, shared experts and every non-expert tensor too.")] = False,
     max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest output shard, e.g. 5GB, 500MB.")] = "5GB",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if emo-prune wrote it before.")] = False,
+    threads: ThreadsOption = None,  # applied once by cli.app.command, before any work
     json_output: JsonFlag = False,
 ) -> None:
     """Write FULL with BUILD's (fine-tuned) experts at their original ids, streamed shard by shard.

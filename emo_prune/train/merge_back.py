@@ -34,7 +34,7 @@ import torch
 from emo_prune.errors import TrainingError
 from emo_prune.extract.card import MANIFEST_FILE
 from emo_prune.extract.jobs import tensor_bytes
-from emo_prune.extract.run import side_files
+from emo_prune.extract.run import copied_files
 from emo_prune.extract.source import copy_into
 from emo_prune.io import (
     CONFIG_FILE,
@@ -223,7 +223,7 @@ def merge_back(
             finally:
                 writer.abort()
             shutil.copyfile(full.path / CONFIG_FILE, tmp / CONFIG_FILE)
-            for path in side_files(full.path):
+            for path in copied_files(full.path):  # tokenizer, generation config...: not its index, card or manifest
                 shutil.copyfile(path, tmp / path.name)
             record = {
                 "tool_version": __version__,

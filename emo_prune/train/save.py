@@ -23,7 +23,7 @@ import torch
 
 from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, loading_lines
 from emo_prune.extract.coverage import SIDE_FILE
-from emo_prune.extract.run import side_files
+from emo_prune.extract.run import copied_files
 from emo_prune.io import CONFIG_FILE, Checkpoint
 from emo_prune.io.atomic import AtomicFolder, write_text
 from emo_prune.models.loading import resolve_dtype
@@ -47,7 +47,7 @@ def save_finetuned(model: Any, source: Checkpoint, folder: AtomicFolder, record:
             model.save_pretrained(str(tmp), max_shard_size=max_shard_size)
         (tmp / CONFIG_FILE).unlink()
         shutil.copyfile(source.path / CONFIG_FILE, tmp / CONFIG_FILE)
-        for path in side_files(source.path):  # the source's generation config wins over save_pretrained's
+        for path in copied_files(source.path):  # the source's generation config wins over save_pretrained's
             (tmp / path.name).unlink(missing_ok=True)
             shutil.copyfile(path, tmp / path.name)
         for name in (SIDE_FILE, AI2_METADATA_FILE):
