@@ -75,6 +75,11 @@ def loading_lines(arch: MoEArchitecture) -> list[str]:
     ]
 
 
+def front_matter(tag: str) -> list[str]:
+    """The Hub's YAML header of every card emo-prune writes; `tag` says what was done ("pruned", "fine-tuned")."""
+    return ["---", "library_name: transformers", "tags:", "- emo-prune", "- mixture-of-experts", f"- {tag}", "---"]
+
+
 def model_card(plan: Plan, kept: Kept, arch: MoEArchitecture, name: str, extraction: dict[str, Any]) -> str:
     counts = [len(ids) for ids in kept if ids is not None]
     totals = [lay.num_experts for lay in arch.layouts if not lay.is_dense]
@@ -84,13 +89,7 @@ def model_card(plan: Plan, kept: Kept, arch: MoEArchitecture, name: str, extract
         kept_line = f"{sum(counts)} of {sum(totals)} experts over {len(counts)} MoE layers (per layer: {counts})"
     identity = plan.source_model or {}
     lines = [
-        "---",
-        "library_name: transformers",
-        "tags:",
-        "- emo-prune",
-        "- mixture-of-experts",
-        "- pruned",
-        "---",
+        *front_matter("pruned"),
         f"# {name}: {kept_line}",
         "",
         f"Expert subset of `{source_name(identity)}` ({arch.family.name}, model_type `{arch.model_type}`), "

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, loading_lines
+from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, front_matter, loading_lines
 from emo_prune.extract.coverage import SIDE_FILE
 from emo_prune.extract.run import copied_files
 from emo_prune.io import CONFIG_FILE, Checkpoint
@@ -69,13 +69,7 @@ def card(source: Checkpoint, record: dict[str, Any]) -> str:
     settings = record["settings"]
     lora = "" if settings["lora"] is None else f", LoRA rank {settings['lora']} merged"
     lines = [
-        "---",
-        "library_name: transformers",
-        "tags:",
-        "- emo-prune",
-        "- mixture-of-experts",
-        "- fine-tuned",
-        "---",
+        *front_matter("fine-tuned"),
         f"# {source.path.name}, fine-tuned",
         "",
         f"`{source.path.name}` fine-tuned by emo-prune {record['tool_version']} on {', '.join(record['sources'])} "
