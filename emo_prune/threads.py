@@ -9,7 +9,8 @@ The rule (issue 25, measured on a 2-core machine that other jobs also used):
     with one thread (quiet: 8 s either way). Measured again with this rule on a 2-core machine under
     load 5-6.7 from other jobs: passive default 29.5 / 26.5 / 27.3 s, libgomp's own wait
     (GOMP_SPINCOUNT=300000, what emo-prune had before) 52.4 / 40.4 s, `--threads 1` 27.6 s.
-    See examples/benchmarks/threads_benchmark.py.
+    See examples/benchmarks/threads_benchmark.py. Quiet, passive waiting costs 1.6-2.2x on the bundled
+    model's small operations (examples/benchmarks/threads_results.md): not settled yet.
   - intra-op threads (`torch.set_num_threads`) = threads; inter-op threads (`set_num_interop_threads`,
     which torch accepts once per process, before any inter-op work) = the same count. When torch is
     not loaded yet, OMP_NUM_THREADS / MKL_NUM_THREADS carry the count to it instead (see apply_threads).
