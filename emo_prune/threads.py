@@ -3,14 +3,15 @@
 The rule (issue 25, measured on a 2-core machine that other jobs also used):
   - threads = `--threads N`, else `EMO_PRUNE_THREADS`, else `OMP_NUM_THREADS`, else the cores this process may run on
     (`os.sched_getaffinity`: a CI runner's cgroup or `taskset` counts, the machine's total does not);
-  - OpenMP waits passively (`OMP_WAIT_POLICY=PASSIVE`) unless the user set a policy: a worker that has
-    no work sleeps instead of spinning. Spinning threads compete with the other processes for the cores
-    they need: `eval --limit 16` took 69 s with two busy processes on the 2 cores, 14 s passive, 15 s
-    with one thread (quiet: 8 s either way). Measured again with this rule on a 2-core machine under
-    load 5-6.7 from other jobs: passive default 29.5 / 26.5 / 27.3 s, libgomp's own wait
-    (GOMP_SPINCOUNT=300000, what emo-prune had before) 52.4 / 40.4 s, `--threads 1` 27.6 s.
-    See examples/benchmarks/threads_benchmark.py. Quiet, passive waiting costs 1.6-2.2x on the bundled
-    model's small operations (examples/benchmarks/threads_results.md): not settled yet.
+  - OpenMP's wait follows the load the machine has when the command starts (unless the user set
+    OMP_WAIT_POLICY or GOMP_SPINCOUNT). Idle OpenMP workers either spin for a few ms (libgomp's own
+    default) or sleep at once (`OMP_WAIT_POLICY=PASSIVE`); neither fits every machine
+    (examples/benchmarks/threads_results.md, 2 cores): with one busy process per core, spinning made
+    `run quickstart` 3.4x and `pool-index` 2.2x slower than sleeping; on a quiet machine, sleeping made
+    them 1.6x and 2.2x slower than spinning. So the CLI samples the usable cores from its first import
+    to the command body (>= LOAD_WINDOW_S, usually the CLI's own start-up): when other processes keep
+    BUSY_CORES or more of them busy, workers sleep; otherwise they spin as libgomp does by default.
+    Load that starts after that look is not seen (stated in README's "Threads").
   - intra-op threads (`torch.set_num_threads`) = threads; inter-op threads (`set_num_interop_threads`,
     which torch accepts once per process, before any inter-op work) = the same count. When torch is
     not loaded yet, OMP_NUM_THREADS / MKL_NUM_THREADS carry the count to it instead (see apply_threads).
@@ -26,12 +27,31 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from dataclasses import dataclass
 
+from emo_prune import events
 from emo_prune.errors import RuntimeSetupError
 
 THREADS_ENV = "EMO_PRUNE_THREADS"
 _applied: int | None = None  # what apply_threads set in this process
 WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
+USER_WAIT_SETTINGS = (WAIT_POLICY_ENV, "GOMP_SPINCOUNT")  # a user who set either keeps it
+LOAD_WINDOW_S = 0.1  # the shortest look at the cores' load before deciding the wait
+BUSY_CORES = 0.5  # cores kept busy by other processes from which idle OpenMP workers sleep
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Where the usable cores and this process stood at one moment (from /proc/stat and os.times)."""
+
+    wall_s: float
+    cores_busy_s: float  # non-idle seconds summed over the usable cores since boot
+    own_cpu_s: float  # this process's CPU seconds (every thread)
+
+
+_load_start: CpuSample | None = None  # set by prepare_environment while the wait is still ours to choose
+wait_decision: str = "not decided"  # what decide_wait_policy chose and why (for --debug and tests)
 
 
 def usable_cores() -> int:
@@ -42,11 +62,64 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def sample_cpu() -> CpuSample | None:
+    """The usable cores' busy time and this process's CPU time now; None without /proc/stat (macOS, Windows)."""
+    try:
+        cores = os.sched_getaffinity(0)
+        with open("/proc/stat", encoding="ascii") as stat:
+            lines = stat.read().splitlines()
+    except (AttributeError, OSError):
+        return None
+    busy_ticks = 0
+    for line in lines:  # "cpuN user nice system idle iowait irq softirq steal ..." in clock ticks
+        fields = line.split()
+        if fields and fields[0].startswith("cpu") and fields[0][3:].isdigit() and int(fields[0][3:]) in cores:
+            ticks = [int(v) for v in fields[1:9]]
+            busy_ticks += sum(ticks) - ticks[3] - ticks[4]  # less idle and iowait
+    own = os.times()
+    return CpuSample(time.monotonic(), busy_ticks / os.sysconf("SC_CLK_TCK"), own.user + own.system)
+
+
+def others_load(start: CpuSample, end: CpuSample) -> float:
+    """Cores that other processes kept busy between two samples (this process's own work taken out)."""
+    elapsed = end.wall_s - start.wall_s
+    if elapsed <= 0:
+        return 0.0
+    return max(0.0, (end.cores_busy_s - start.cores_busy_s) - (end.own_cpu_s - start.own_cpu_s)) / elapsed
+
+
 def prepare_environment() -> None:
-    """Before torch loads: OpenMP threads sleep when idle (unless the user chose a policy)."""
+    """Before torch loads: idle OpenMP workers sleep (the safe choice under load) until
+    `decide_wait_policy` has seen the machine; the user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT win."""
+    global _load_start, wait_decision
+    if wait_decision != "not decided":
+        return  # already prepared in this process
     if "torch" in sys.modules:
         return  # too late for libgomp to read it; an in-process caller keeps its own setting
-    os.environ.setdefault(WAIT_POLICY_ENV, "PASSIVE")
+    if any(name in os.environ for name in USER_WAIT_SETTINGS):
+        wait_decision = "the user's OMP_WAIT_POLICY / GOMP_SPINCOUNT"
+        return
+    os.environ[WAIT_POLICY_ENV] = "PASSIVE"
+    _load_start = sample_cpu()
+    wait_decision = "passive (the load not measured yet)"
+
+
+def decide_wait_policy() -> None:
+    """Once, before torch loads: OpenMP's own spin on a quiet machine, the passive wait on a busy one."""
+    global _load_start, wait_decision
+    if _load_start is None or "torch" in sys.modules:
+        return
+    start, _load_start = _load_start, None
+    time.sleep(max(0.0, start.wall_s + LOAD_WINDOW_S - time.monotonic()))
+    end = sample_cpu()
+    if end is None:
+        return
+    load = others_load(start, end)
+    if load < BUSY_CORES:
+        os.environ.pop(WAIT_POLICY_ENV, None)
+        wait_decision = f"spin (OpenMP's default): other processes kept {load:.2f} cores busy"
+    else:
+        wait_decision = f"passive: other processes kept {load:.2f} cores busy"
 
 
 def parse_threads(text: str, where: str) -> int:
@@ -87,6 +160,9 @@ def apply_threads(flag: int | None) -> int:
     global _applied
     count, _ = resolve_threads(flag)
     _applied = count
+    decide_wait_policy()
+    if events.debugging():
+        events.note(f"threads: {count} ({resolve_threads(flag)[1]}); OpenMP wait: {wait_decision}")
     if "torch" not in sys.modules:
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(count)
         return count

@@ -93,3 +93,45 @@ def test_openmp_waits_passively_unless_the_user_chose():
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     assert _wait_policy(env) == "PASSIVE"
     assert _wait_policy(env | {"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+
+
+def test_others_load_takes_this_process_out():
+    from emo_prune.threads import CpuSample, others_load
+
+    start = CpuSample(wall_s=10.0, cores_busy_s=100.0, own_cpu_s=1.0)
+    # 0.5 s: the cores were busy 1.0 s in all, 0.5 s of it this process's own work -> others kept 1 core busy
+    assert others_load(start, CpuSample(10.5, 101.0, 1.5)) == pytest.approx(1.0)
+    assert others_load(start, CpuSample(10.5, 100.5, 1.5)) == 0.0  # never negative (tick rounding)
+    assert others_load(start, start) == 0.0
+
+
+# The CLI's start-up in a fresh process (torch not loaded), with the load sample replaced: what OpenMP
+# would read when torch loads after the command's --threads are applied.
+_DECIDE = """
+import os, sys
+from emo_prune import threads
+busy = float(sys.argv[1])
+samples = iter([threads.CpuSample(0.0, 0.0, 0.0), threads.CpuSample(1.0, busy + 0.8, 0.8)])
+threads.sample_cpu = lambda: next(samples)
+threads.time.monotonic = lambda: 1.0
+import emo_prune.cli
+threads.apply_threads(None)
+print(os.environ.get("OMP_WAIT_POLICY"), "|", threads.wait_decision, "|", "torch" in sys.modules)
+"""
+
+
+def _decided(others_busy: float, env: dict[str, str]) -> list[str]:
+    result = subprocess.run([sys.executable, "-c", _DECIDE, str(others_busy)], env=env, capture_output=True, text=True, check=True)
+    return [part.strip() for part in result.stdout.split("|")]
+
+
+def test_the_wait_follows_the_load_the_command_starts_with():
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    policy, decision, torch_loaded = _decided(0.1, env)  # quiet: OpenMP's own spin wait
+    assert (policy, torch_loaded) == ("None", "False") and decision.startswith("spin") and "0.10 cores" in decision
+    policy, decision, _ = _decided(1.0, env)  # one core busy with other work: workers sleep
+    assert policy == "PASSIVE" and decision.startswith("passive") and "1.00 cores" in decision
+    policy, decision, _ = _decided(0.1, env | {"OMP_WAIT_POLICY": "ACTIVE"})  # the user's choice wins
+    assert policy == "ACTIVE" and "user" in decision
+    policy, _, _ = _decided(1.0, env | {"GOMP_SPINCOUNT": "1000"})
+    assert policy == "None"

@@ -30,6 +30,7 @@ from emo_prune.version import __version__
 # the library's notes, warnings and progress reach the user through this console from here on
 events.listen(out)
 # OpenMP's wait policy is read when torch loads, and no command module imports torch before its body
+# (emo_prune/cli/__init__.py calls this first; a second call changes nothing)
 threads.prepare_environment()
 
 F = TypeVar("F", bound=Callable[..., Any])
