@@ -96,6 +96,30 @@ def numbers(values: Any, layout: LayerLayout, where: str) -> list[float]:
     return [float(v) for v in values]
 
 
+class LayerRankings:
+    """Rankings of experts per MoE layer, filled one layer entry at a time from a saliency-style file.
+
+    Both saliency formats (llama_stats `expert_stats.json`, llm-compressor's report) say the same thing:
+    one entry per MoE layer with one score per expert, higher = keep first. Ties go to the lower id."""
+
+    def __init__(self, layouts: list[LayerLayout], where: str) -> None:
+        self.layouts, self.where = layouts, where
+        self.rankings: list[list[int] | None] = [None] * len(layouts)
+
+    def rank(self, layout: LayerLayout, scores: list[float], at: str) -> None:
+        """Record `layout`'s experts by descending score; PlanError if the layer came before."""
+        if self.rankings[layout.index] is not None:
+            raise PlanError(f"{at}: layer {layout.index} is listed twice")
+        self.rankings[layout.index] = sorted(range(layout.num_experts), key=lambda e: (-scores[e], e))
+
+    def complete(self) -> list[list[int] | None]:
+        """Every MoE layer's ranking (None for dense layers); PlanError naming the first missing layer."""
+        missing = [lay.index for lay, r in zip(self.layouts, self.rankings) if r is None and not lay.is_dense]
+        if missing:
+            raise PlanError(f"{self.where} has no entry for MoE layer {missing[0]}")
+        return self.rankings
+
+
 def check_output(out: Path, overwrite: bool) -> None:
     """Refuse an unusable --out before any work (`emo_prune.io.atomic.check_output_file`). Other tools'
     formats carry no mark of ours, so with --overwrite any regular file may be replaced."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from emo_prune.arch import LayerLayout
 from emo_prune.errors import PlanError
-from emo_prune.export.plans.files import as_int, layer_of, numbers
+from emo_prune.export.plans.files import LayerRankings, as_int, layer_of, numbers
 from emo_prune.export.plans.registry import Imported
 from emo_prune.profile.store import Profile
 
@@ -57,7 +57,7 @@ def write(profile: Profile, domains: list[str]) -> dict[str, Any]:
 def read(data: Any, layouts: list[LayerLayout], where: str) -> Imported:
     if not isinstance(data, dict) or not data:
         raise PlanError(f"{where} is not an expert_stats.json (an object with one entry per MoE layer)")
-    rankings: list[list[int] | None] = [None] * len(layouts)
+    rankings = LayerRankings(layouts, where)
     for key, entry in data.items():
         at = f"{where}: layer {key!r}"
         lay = layer_of(key, layouts, at)
@@ -70,10 +70,5 @@ def read(data: Any, layouts: list[LayerLayout], where: str) -> Imported:
         for field in PER_EXPERT:
             if field in entry and field != "reap":
                 numbers(entry[field], lay, f"{at} {field}")
-        if rankings[lay.index] is not None:
-            raise PlanError(f"{at}: layer {lay.index} is listed twice")
-        rankings[lay.index] = sorted(range(lay.num_experts), key=lambda e: (-reap[e], e))
-    missing = [lay.index for lay, r in zip(layouts, rankings) if r is None and not lay.is_dense]
-    if missing:
-        raise PlanError(f"{where} has no entry for MoE layer {missing[0]}")
-    return Imported(rankings=rankings)
+        rankings.rank(lay, reap, at)
+    return Imported(rankings=rankings.complete())

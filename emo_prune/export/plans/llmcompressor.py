@@ -17,7 +17,7 @@ from typing import Any
 
 from emo_prune.arch import LayerLayout
 from emo_prune.errors import PlanError
-from emo_prune.export.plans.files import layer_of, numbers
+from emo_prune.export.plans.files import LayerRankings, layer_of, numbers
 from emo_prune.export.plans.registry import Imported
 
 LAYER_IN_NAME = re.compile(r"(?:^|\.)layers\.(\d{1,6})(?:\.|$)")
@@ -35,7 +35,7 @@ def read(data: Any, layouts: list[LayerLayout], where: str) -> Imported:
         data = {str(i): entry for i, entry in enumerate(data) if entry is not None}
     if not isinstance(data, dict) or not data:
         raise PlanError(f"{where} is not a saliency report (one entry per MoE layer with 'saliency')")
-    rankings: list[list[int] | None] = [None] * len(layouts)
+    rankings = LayerRankings(layouts, where)
     for key, entry in data.items():
         at = f"{where}: layer {key!r}"
         lay = layer_of(_layer_key(key), layouts, at)
@@ -44,10 +44,5 @@ def read(data: Any, layouts: list[LayerLayout], where: str) -> Imported:
         saliency = numbers(entry["saliency"], lay, f"{at} saliency")
         if "count" in entry:
             numbers(entry["count"], lay, f"{at} count")
-        if rankings[lay.index] is not None:
-            raise PlanError(f"{at}: layer {lay.index} is listed twice")
-        rankings[lay.index] = sorted(range(lay.num_experts), key=lambda e: (-saliency[e], e))
-    missing = [lay.index for lay, r in zip(layouts, rankings) if r is None and not lay.is_dense]
-    if missing:
-        raise PlanError(f"{where} has no entry for MoE layer {missing[0]}")
-    return Imported(rankings=rankings)
+        rankings.rank(lay, saliency, at)
+    return Imported(rankings=rankings.complete())
