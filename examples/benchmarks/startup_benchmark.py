@@ -1,7 +1,7 @@
 """How fast the CLI starts, against `python -c "import torch"` measured in the same run.
 
-    python examples/startup_benchmark.py              # best of 5 of each
-    python examples/startup_benchmark.py --rounds 3
+    python examples/benchmarks/startup_benchmark.py              # best of 5 of each
+    python examples/benchmarks/startup_benchmark.py --rounds 3
 
 Times, each in a fresh interpreter (best of --rounds, alternating so load on a shared machine hits
 all alike):

@@ -1,7 +1,7 @@
 """Per-request expert pools against the full model and static domain subsets, on the bundled models.
 
-    python examples/pool_benchmark.py                     # writes examples/results/pools.{md,json}
-    python examples/pool_benchmark.py --quick             # fewer documents, no synthetic RSS model
+    python examples/experiments/pool_benchmark.py                     # writes examples/experiments/results/pools.{md,json}
+    python examples/experiments/pool_benchmark.py --quick             # fewer documents, no synthetic RSS model
 
 Quality (context -> answer tasks of recipes/tasks, held-out documents; bits per byte of the ANSWER,
 scored after its context, exactly as `emo-prune eval --tasks emo_answer_*` scores them), for each

@@ -1,8 +1,8 @@
 """CPU table for one MoE experts layer: ms, GB/s, % of the measured read bandwidth, speed-up over eager.
 
-    python examples/bench/cpu_moe_layer.py                       # EMO widths, 16 experts, top-8
-    python examples/bench/cpu_moe_layer.py --dtype bfloat16 --tokens 1,8,64 --json
-    ONEDNN_MAX_CPU_ISA=AVX2 python examples/bench/cpu_moe_layer.py   # a CPU without native bf16
+    python examples/benchmarks/cpu_moe_layer.py                       # EMO widths, 16 experts, top-8
+    python examples/benchmarks/cpu_moe_layer.py --dtype bfloat16 --tokens 1,8,64 --json
+    ONEDNN_MAX_CPU_ISA=AVX2 python examples/benchmarks/cpu_moe_layer.py   # a CPU without native bf16
 
 GB/s counts the weights of the distinct experts the routing touches, read once. Timings on a shared
 machine are only meaningful when nothing else runs: --wait-idle waits for a quiet 1-minute load.

@@ -1,6 +1,6 @@
 """F32 GGUF files at realistic widths, in llama.cpp, against transformers (the tests use tiny widths).
 
-    python examples/gguf_exactness_large.py
+    python examples/experiments/gguf_exactness_large.py
 
 Builds random EMO (hidden 2048, 16 heads / 8 KV heads of 128, 16 experts of width 1024, 1 shared,
 top-4) and Qwen3-MoE (hidden 2048, 16 / 4 heads, 16 experts of width 768, top-4) models of 2 layers,
@@ -11,6 +11,7 @@ largest |logit difference| of the F32 file in llama.cpp (F32 KV cache) against t
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -52,4 +53,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

@@ -1,6 +1,6 @@
 """Is `builtin:math` one domain or six? Subsets cut per math problem family vs one for all of math.
 
-    python examples/math_families.py                 # both bundled models, keep 25%, ~1 minute
+    python examples/experiments/math_families.py                 # both bundled models, keep 25%, ~1 minute
 
 The math generator has six problem families (emo_prune/calib/builtin_math.py: add/subtract,
 multiply, order of operations, fractions, linear equations, word problems). For each model this

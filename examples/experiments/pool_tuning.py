@@ -1,19 +1,19 @@
 """Choose pool settings on the CALIBRATION split, so the held-out benchmark stays held out.
 
-    python examples/pool_tuning.py                        # builtin:emo-small, 12.5% and 25%
-    python examples/pool_tuning.py --budgets 0.125 --limit 48
+    python examples/experiments/pool_tuning.py                        # builtin:emo-small, 12.5% and 25%
+    python examples/experiments/pool_tuning.py --budgets 0.125 --limit 48
 
 Context -> answer pairs are cut from the `calib` split of each built-in corpus exactly as the
 held-out tasks of recipes/tasks are cut from `heldout` (emo_prune.eval.taskdata: code = signature and
 docstring -> body, math = problem -> worked answer, prose = paragraphs so far -> the next one); then
 every candidate setting of `--draft / --draft-rounds / --pool-power / --pool-index --pool-neighbours
---index-weight` is scored like examples/pool_benchmark.py scores the held-out pairs: quality retained =
+--index-weight` is scored like examples/experiments/pool_benchmark.py scores the held-out pairs: quality retained =
 the full model's bits per byte of the answers / the setting's, per domain and per math problem family.
 The pool index of the `index` candidates is the default of `emo-prune pool-index` (the `train` split
 of every corpus, `emo_prune.pools.index.DEFAULT_SOURCES`; mass of each whole document), or the mass
 of the answers alone (`--mass-of answer`, at `--power` 1 or 2), so no scored pair is in it. The
-setting the README recommends is the best here; examples/pool_benchmark.py then reports it on
-held-out documents it never saw. The last run's table: examples/results/pool_tuning.md.
+setting the README recommends is the best here; examples/experiments/pool_benchmark.py then reports it on
+held-out documents it never saw. The last run's table: examples/experiments/results/pool_tuning.md.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ CANDIDATES = {
     "index K8 + d32 w30": dict(index=("document", 1.0), pool_neighbours=8, draft=32, index_weight=30.0),
 }
 
-# the table of examples/results/pool_tuning.md; the other candidates were measured before (README)
+# the table of examples/experiments/results/pool_tuning.md; the other candidates were measured before (README)
 DEFAULT = ("pool", "d32x2 p2", "index answer p2 K8", "index answer K8", "index K4", "index K8", "index K16",
            "index K8 + d32 w3", "index K8 + d32 w10")  # fmt: skip
 

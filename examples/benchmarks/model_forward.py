@@ -1,7 +1,7 @@
 """Whole-model forward table (plus its first MoE layer) per experts implementation.
 
-    python examples/bench/model_forward.py MODEL_DIR --tokens 1,8,64
-    python examples/bench/model_forward.py --synthetic /tmp/emo16   # writes a 2-layer EMO-width model first
+    python examples/benchmarks/model_forward.py MODEL_DIR --tokens 1,8,64
+    python examples/benchmarks/model_forward.py --synthetic /tmp/emo16   # writes a 2-layer EMO-width model first
 
 The library call behind `emo-prune bench MODEL_DIR`. The synthetic model is EMO's widths (hidden 2048,
 expert 1024, 16 heads) with 16 experts (15 routed + 1 shared), top-8 and 2 layers, in bf16.

@@ -1,14 +1,14 @@
 """How the coverage guard's default threshold was chosen: relative coverage of calibration prompts.
 
-    python examples/coverage_threshold.py                 # both bundled models, 25% and 12.5% builds
+    python examples/experiments/coverage_threshold.py                 # both bundled models, 25% and 12.5% builds
 
 For each bundled model, budget and domain, a mass subset is profiled on the domain's `calib` split and
 extracted (cached under --work); then every context of the calibration-split context -> answer pairs
-(examples/pool_tuning.py: code signatures, math questions, prose paragraphs) is measured by each build's
+(examples/experiments/pool_tuning.py: code signatures, math questions, prose paragraphs) is measured by each build's
 coverage guard: its coverage divided by the build's calibration coverage (`emo_prune.pools.coverage`).
 Prints, per build and prompt domain, the share of prompts a threshold flags, for a few thresholds: the
 default (`DEFAULT_WARN`) should flag few prompts of the build's own domain and most of the others.
-Held-out documents are not used, so examples/pool_benchmark.py's coverage numbers stay held out.
+Held-out documents are not used, so examples/experiments/pool_benchmark.py's coverage numbers stay held out.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """llama.cpp vs transformers + emo_cpu on the same model, same threads, same run: speed and size.
 
-    python examples/gguf_benchmark.py                          # bundled emo-small, 2 threads
-    python examples/gguf_benchmark.py --model DIR --threads 4 --prompt 256 --decode 64
+    python examples/benchmarks/gguf_benchmark.py                          # bundled emo-small, 2 threads
+    python examples/benchmarks/gguf_benchmark.py --model DIR --threads 4 --prompt 256 --decode 64
 
 Exports the model to GGUF (f32, f16, q8_0, q4_k_m) into a temporary folder, then times in one process,
 in --repeat rounds that run every runtime in turn (best kept):
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-BUNDLED = Path(__file__).resolve().parents[1] / "emo_prune" / "assets" / "models" / "emo-small"
+BUNDLED = Path(__file__).resolve().parents[2] / "emo_prune" / "assets" / "models" / "emo-small"
 DTYPES = ("f32", "f16", "q8_0", "q4_k_m")
 
 

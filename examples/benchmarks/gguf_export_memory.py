@@ -1,7 +1,7 @@
 """Peak memory of `emo-prune export` on EMO checkpoints of several GB: it streams, so it stays flat.
 
-    python examples/gguf_export_memory.py                  # 8 and 32 layers (~1.7 and ~6.6 GB bf16)
-    python examples/gguf_export_memory.py --layers 12 48 --dtype q8_0
+    python examples/benchmarks/gguf_export_memory.py                  # 8 and 32 layers (~1.7 and ~6.6 GB bf16)
+    python examples/benchmarks/gguf_export_memory.py --layers 12 48 --dtype q8_0
 
 Writes synthetic EMO checkpoints in AI2's layout (hidden 1024, 32 experts of width 1024, 1 shared,
 random weights: nothing is judged on them) into a temporary folder, then runs `emo-prune export` in a

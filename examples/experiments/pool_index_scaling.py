@@ -1,6 +1,6 @@
 """How much calibration a pool index needs: held-out math at 12.5% / 25% pools vs the index's size.
 
-    python examples/pool_index_scaling.py              # builtin:emo-small; results/pool_index_scaling.md
+    python examples/experiments/pool_index_scaling.py              # builtin:emo-small; results/pool_index_scaling.md
 
 The pool index of `emo-prune pool-index` (emo_prune.pools.index; default: the `train` split of every
 built-in corpus, the text the model was trained on) is built with code and prose whole and the first
@@ -8,12 +8,13 @@ N math problems: 381 (as many as the `calib` split holds), 1,000, then every one
 default). Each index is scored on EVERY problem of the math `heldout` split (404, cut as the offline
 task `emo_answer_math` cuts its 96: 43-77 per problem family, where the benchmark's 96 hold 12-20),
 in none of the indexes, per problem family, with the pool settings
-chosen on calibration pairs (examples/pool_tuning.py): 8 neighbours; with a draft, 32 tokens weighed
+chosen on calibration pairs (examples/experiments/pool_tuning.py): 8 neighbours; with a draft, 32 tokens weighed
 1:10. Quality retained = full model bits per byte / the setting's.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -66,11 +67,12 @@ def main() -> int:
                 cells = [f"{retained[name]:.2f}" for name in names]
                 lines.append(f"| {label} ({index.summary()['domains']['math']}) | {float(budget):.1%} | {setting} | " + " | ".join(cells) + " |")
                 print(lines[-1], flush=True)
-    text = f"`python examples/pool_index_scaling.py` (builtin:emo-small, the {len(pairs)} problems of the math `heldout` split; {time.perf_counter() - started:.0f} s)\n\n" + "\n".join(lines) + "\n"
+    text = f"`python examples/experiments/pool_index_scaling.py` (builtin:emo-small, the {len(pairs)} problems of the math `heldout` split; {time.perf_counter() - started:.0f} s)\n\n" + "\n".join(lines) + "\n"
     (bench.RESULTS / "pool_index_scaling.md").write_text(text)
     print(text)
     return 0
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     raise SystemExit(main())

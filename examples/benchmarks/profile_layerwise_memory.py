@@ -7,7 +7,7 @@ Writes two synthetic EMO checkpoints of the same width where expert weights domi
 this parent's peak from building the models). The ordinary (whole model in memory) path is measured
 too, for scale.
 
-    python examples/profile_layerwise_memory.py [--hidden 512 --experts 32 --width 1024 --tokens 2048]
+    python examples/benchmarks/profile_layerwise_memory.py [--hidden 512 --experts 32 --width 1024 --tokens 2048]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """GPU table for one MoE experts layer (bf16): emo_triton against transformers' implementations.
 
-    python examples/bench/gpu_moe_layer.py                     # EMO widths, E = 16 and 128, top-8
-    python examples/bench/gpu_moe_layer.py --experts 128 --tokens 1,64,4096 --json
+    python examples/benchmarks/gpu_moe_layer.py                     # EMO widths, E = 16 and 128, top-8
+    python examples/benchmarks/gpu_moe_layer.py --experts 128 --tokens 1,64,4096 --json
 
 Targets (docs/kernels.md, H100): 1 token <= 45 us per layer incl. routing; 8-64 tokens >= 75%
 of the HBM roofline (the % of read BW column); 4096 tokens >= 450 TFLOP/s; never slower than the
@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not torch.cuda.is_available():
-        print("no CUDA device: run examples/bench/cpu_moe_layer.py on CPUs", file=sys.stderr)
+        print("no CUDA device: run examples/benchmarks/cpu_moe_layer.py on CPUs", file=sys.stderr)
         return 1
     reports = []
     for experts in (int(e) for e in args.experts.split(",")):

@@ -1,7 +1,7 @@
 """The paper's effect, measured with emo-prune on the two bundled small models.
 
-    python examples/modularity_table.py                  # writes examples/results/modularity.{md,json}
-    python examples/modularity_table.py --budgets 0.25 --domains math --work /tmp/mod
+    python examples/experiments/modularity_table.py                  # writes examples/experiments/results/modularity.{md,json}
+    python examples/experiments/modularity_table.py --budgets 0.25 --domains math --work /tmp/mod
 
 For each model (emo-small: EMO objective; stdmoe-small: its standard-MoE twin, same data and steps):
   1. profile once on the `calib` split of every built-in domain (text neither training nor
@@ -105,7 +105,7 @@ def markdown(table: dict) -> str:
     budgets = table["budgets"]
     head = "| domain | selection | model | full bpb | " + " | ".join(f"keep {b:g}: bpb (retained)" for b in budgets) + " |"
     lines = [head, "|" + "---|" * (4 + len(budgets))]
-    foot = f"\n`python examples/modularity_table.py {table.get('arguments', '')}`: {table.get('seconds', 0):.0f} s\n"
+    foot = f"\n`python examples/experiments/modularity_table.py {table.get('arguments', '')}`: {table.get('seconds', 0):.0f} s\n"
     index = {(r["model"], r["domain"], r["method"], r["keep"]): r for r in table["rows"]}
     for domain in table["domains"]:
         for method in [m for m in ALL_METHODS if any(r["method"] == m for r in table["rows"])]:

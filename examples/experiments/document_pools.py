@@ -1,6 +1,6 @@
 """Why a domain subset loses more on math than on code: per-document pools vs one pool per domain.
 
-    python examples/document_pools.py                      # bundled emo-small, held-out docs of every domain
+    python examples/experiments/document_pools.py                      # bundled emo-small, held-out docs of every domain
 
 EMO trains every document on its own pool of experts (the top-P by the document's summed router
 probability). A pruned model instead gives a whole domain ONE pool. This script measures, on the
@@ -9,7 +9,7 @@ held-out documents of each domain (recipes/tasks/data/ppl_*.jsonl), bits per byt
   doc-pool  EMO's own evaluation mode: each document restricted to its own top-P routed experts
             (P = the routed experts of a 25% and a 12.5% subset, the shared one not counted: 15 and 7
             of the bundled model's 63); an oracle, since the pool is chosen from the whole document
-If doc-pool stays near full while the domain subset (examples/modularity_table.py) does not, single
+If doc-pool stays near full while the domain subset (examples/experiments/modularity_table.py) does not, single
 documents need few experts but the domain's documents do not agree on which.
 """
 

@@ -1,7 +1,7 @@
 """Recovery fine-tuning measured on the two bundled models: what fine-tuning a build buys, against fair baselines.
 
-    python examples/finetune_benchmark.py                        # every row: writes examples/results/finetune.{md,json}
-    python examples/finetune_benchmark.py --models EMO --domains math --budgets 0.125 --max-tokens 100000 --work /tmp/ft
+    python examples/experiments/finetune_benchmark.py                        # every row: writes examples/experiments/results/finetune.{md,json}
+    python examples/experiments/finetune_benchmark.py --models EMO --domains math --budgets 0.125 --max-tokens 100000 --work /tmp/ft
 
 For each model (emo-small: EMO objective; stdmoe-small: its standard twin), domain and budget, with the
 SAME token budget (`--max-tokens` of the domain's `train` split, the text the bundled models learned

@@ -1,7 +1,7 @@
 """Extraction speed and memory on a synthetic EMO-shaped checkpoint of several GB.
 
-    python examples/extract_benchmark.py                 # 4 layers, hidden 2048, 64 experts of width 1024, bf16
-    python examples/extract_benchmark.py --layers 8      # bigger source, same output per layer
+    python examples/benchmarks/extract_benchmark.py                 # 4 layers, hidden 2048, 64 experts of width 1024, bf16
+    python examples/benchmarks/extract_benchmark.py --layers 8      # bigger source, same output per layer
 
 Writes the checkpoint (random bytes: nothing is computed on them) into a temporary folder, picks
 12.5% of the experts per layer, then times in the same run:

@@ -1,7 +1,7 @@
 """Peak memory of every model-loading command, as a fraction of the checkpoint, at two checkpoint sizes.
 
-    python examples/memory_benchmark.py                        # 2.5 GB and 10 GB (12 and 48 layers)
-    python examples/memory_benchmark.py --layers 4 16          # smaller: 0.85 GB and 3.4 GB
+    python examples/benchmarks/memory_benchmark.py                        # 2.5 GB and 10 GB (12 and 48 layers)
+    python examples/benchmarks/memory_benchmark.py --layers 4 16          # smaller: 0.85 GB and 3.4 GB
 
 Writes synthetic EMO-shaped bf16 checkpoints in AI2's per-expert layout (`write_large_emo` of the
 test factory: hidden 1024, 32 experts of width 1024 with 1 shared, top-8, ~210 MB per layer), growing

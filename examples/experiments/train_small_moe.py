@@ -1,7 +1,7 @@
 """Train the two small bundled MoE models: EMO objective and its standard-MoE twin.
 
-    python examples/train_small_moe.py                       # both, into emo_prune/assets/models/
-    python examples/train_small_moe.py --objective emo --steps 100 --out /tmp/try
+    python examples/experiments/train_small_moe.py                       # both, into emo_prune/assets/models/
+    python examples/experiments/train_small_moe.py --objective emo --steps 100 --out /tmp/try
 
 Same data, seed, sizes and steps for both; they differ only in the objective (emo_prune/train/
 objective.py). The tokenizer is trained first on the same mixture and shared by both models.
@@ -30,7 +30,7 @@ import emo_prune  # noqa: F401  (registers the EMO model)
 from emo_prune.train import TrainConfig, train, train_tokenizer
 from emo_prune.train.corpus import DEFAULT_SHARES, mixture
 
-ASSETS = Path(__file__).resolve().parents[1] / "emo_prune" / "assets" / "models"
+ASSETS = Path(__file__).resolve().parents[2] / "emo_prune" / "assets" / "models"
 NAMES = {"emo": "emo-small", "standard": "stdmoe-small"}
 
 # The bundled models' settings; every field can be overridden on the command line.

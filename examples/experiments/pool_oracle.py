@@ -1,10 +1,10 @@
 """An upper bound for per-request pools: pools chosen from the ANSWER's own router mass (an oracle).
 
-    python examples/pool_oracle.py                    # builtin:emo-small, --pool-power 1 and 2
+    python examples/experiments/pool_oracle.py                    # builtin:emo-small, --pool-power 1 and 2
 
 Pool mode never chooses a pool from tokens it scores; this script does, on purpose, to bound what any
 choice of pools by router mass can keep. For each held-out context -> answer document (the same as
-examples/pool_benchmark.py), the prefill feeds the context and then the true answer, the pools are
+examples/experiments/pool_benchmark.py), the prefill feeds the context and then the true answer, the pools are
 chosen from that mass (sum of p^a over context and answer, a = --pool-power), and the answer is scored
 after the context within those pools. Prints quality retained (full model bits per byte / the
 oracle's) per domain, math's problem families and budget. Not a method: a ceiling for the methods of the benchmark.

@@ -12,7 +12,7 @@ Timings on a shared machine are noisy (other processes preempt ours), so each va
 is compared (the least disturbed one; the median is printed too), and the ratio is taken against the
 faster of the two transformers variants (the honest worst case).
 
-    python examples/profile_overhead.py [--layers 4 --hidden 256 --experts 32 --width 512 --top-k 4]
+    python examples/benchmarks/profile_overhead.py [--layers 4 --hidden 256 --experts 32 --width 512 --top-k 4]
 """
 
 from __future__ import annotations
