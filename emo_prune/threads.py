@@ -6,12 +6,12 @@ The rule (issue 25, measured on a 2-core machine that other jobs also used):
   - OpenMP's wait follows the load the machine has when the command starts (unless the user set
     OMP_WAIT_POLICY or GOMP_SPINCOUNT). Idle OpenMP workers either spin for a few ms (libgomp's own
     default) or sleep at once (`OMP_WAIT_POLICY=PASSIVE`); neither fits every machine
-    (examples/benchmarks/threads_results.md, 2 cores): with one busy process per core, spinning made
+    (examples/benchmarks/results/threads_benchmark.md, 2 cores): with one busy process per core, spinning made
     `run quickstart` 3.4x and `pool-index` 2.2x slower than sleeping; on a quiet machine, sleeping made
     them 1.6x and 2.2x slower than spinning. So the CLI samples the usable cores from its first import
     to the command body (>= LOAD_WINDOW_S, usually the CLI's own start-up): when other processes keep
     BUSY_CORES or more of them busy, workers sleep; otherwise they spin as libgomp does by default.
-    Load that starts after that look is not seen (stated in README's "Threads").
+    Load that starts after that look is not seen (stated in docs/threads.md).
   - intra-op threads (`torch.set_num_threads`) = threads; inter-op threads (`set_num_interop_threads`,
     which torch accepts once per process, before any inter-op work) = the same count. When torch is
     not loaded yet, OMP_NUM_THREADS / MKL_NUM_THREADS carry the count to it instead (see apply_threads).

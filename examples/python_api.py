@@ -7,6 +7,7 @@ Everything `emo-prune run` and `emo-prune eval` do is a library call; the CLI on
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -53,4 +54,6 @@ def main(out_dir: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/python-api")))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out_dir", nargs="?", type=Path, default=Path("runs/python-api"))
+    sys.exit(main(parser.parse_args().out_dir))

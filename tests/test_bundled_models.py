@@ -1,5 +1,5 @@
 """The two bundled trained models: what they are, that pruning them is exact, and that the EMO one
-keeps its domain quality where its standard twin does not (examples/modularity_table.py in small)."""
+keeps its domain quality where its standard twin does not (examples/experiments/modularity_table.py in small)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The README's promises: its first two commands, that every other command runs as written from an
-unrelated folder, and that its Python example runs as written."""
+"""The README's promises: its first two commands, that every other command (its own and those of the
+docs/ pages moved out of it) runs as written from an unrelated folder, and that its Python example runs
+as written."""
 
 from __future__ import annotations
 
@@ -15,8 +16,25 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def bash_blocks() -> list[str]:
-    return re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+# docs/ pages whose bash blocks run after the README's (they use the tour's builds), in this order
+DOCS_WITH_COMMANDS = ("finetune.md", "pools.md", "recipes.md", "gguf.md")
+
+
+def bash_blocks(text: str = README) -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+
+
+def command_blocks() -> list[str]:
+    """The README's bash blocks, then those of the docs pages that moved out of it."""
+    blocks = bash_blocks()
+    for name in DOCS_WITH_COMMANDS:
+        blocks += bash_blocks((ROOT / "docs" / name).read_text())
+    return blocks
+
+
+def test_every_docs_command_is_run():
+    with_commands = {page.name for page in (ROOT / "docs").glob("*.md") if bash_blocks(page.read_text())}
+    assert with_commands == set(DOCS_WITH_COMMANDS)
 
 
 def test_readme_opens_with_the_two_commands():
@@ -39,9 +57,10 @@ def test_python_example_runs(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_every_readme_command_runs_from_a_temp_folder(tmp_path):
-    """All bash blocks but the installs (.ci/run runs those; tests/test_wheel.py the wheel's), in order,
-    in one empty folder, with `set -e`: the tour, then what uses its builds."""
-    blocks = [b for b in bash_blocks() if "pip install" not in b]
+    """All bash blocks of the README and of the docs pages that hold commands, but the installs (.ci/run
+    runs those; tests/test_wheel.py the wheel's), in order, in one empty folder, with `set -e`: the
+    tour, then what uses its builds."""
+    blocks = [b for b in command_blocks() if "pip install" not in b]
     assert blocks and "emo-prune inspect builtin:emo-small" in blocks[0]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for block in blocks:

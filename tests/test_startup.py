@@ -1,7 +1,7 @@
 """The CLI starts without torch or transformers, and `import emo_prune` still registers EMO on time.
 
 Each check runs in a fresh interpreter and looks at `sys.modules` when it exits (timings come from
-examples/startup_benchmark.py, not from tests).
+examples/benchmarks/startup_benchmark.py, not from tests).
 """
 
 from __future__ import annotations

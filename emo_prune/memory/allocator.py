@@ -6,7 +6,7 @@ keeps what it has: the peak grew with the number of layers. `release_freed_memor
 malloc_trim) after each layer or module leaves returns the heap's free pages.
 
 Measured (EMO-shaped checkpoints of 6 and 24 layers, 1.26 and 5.04 GB, the models of
-examples/memory_benchmark.py; peak RSS, one thread):
+examples/benchmarks/memory_benchmark.py; peak RSS, one thread):
   verify --layerwise    1.02 -> 1.32 GB as the checkpoint grew 4x; with the trim 0.95 -> 0.95 GB
   greedy --layerwise    1.15 -> 1.21 GB;                           with the trim 1.06 -> 1.07 GB
 at the same speed (within the noise of a shared machine). A fixed 1 MB mmap threshold (mallopt) was as

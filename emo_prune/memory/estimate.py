@@ -5,7 +5,7 @@ layer, V vocab, L layers, N tokens kept between two layers (the whole calibratio
 
 One estimate = weights resident at once + activations + KV cache + the runtime (Python, torch,
 transformers: 0.6 GB, the RSS of a process that only imports emo-prune, measured by
-examples/extract_benchmark.py as 580-603 MB). Weights count at the compute dtype (a bf16 checkpoint
+examples/benchmarks/extract_benchmark.py as 580-603 MB). Weights count at the compute dtype (a bf16 checkpoint
 verified in float32 takes twice its file size). The "whole" path holds every weight; the
 "layerwise" path holds the largest decoder layer (or the embeddings / output head, whichever is
 larger) of each model it reads, plus the activations of every row between two layers.
@@ -14,7 +14,7 @@ Activations of one forward, per token: the residual stream and the tensors an at
 block make from it (about 8 H-wide tensors), the experts' intermediate (k * 3I), the router logits
 (E, float32), and eager attention scores (heads * S, float32); with logits, V float32 values twice
 (the logits and lm-eval's / verify's log-softmax or copy). These are upper bounds of a forward's live
-set, not measurements of one kernel; the benchmark (examples/memory_benchmark.py) checks the result.
+set, not measurements of one kernel; the benchmark (examples/benchmarks/memory_benchmark.py) checks the result.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ environment variable, or what the machine has free: for CUDA the device's free m
 model when it fits and the layerwise path otherwise, saying so in one line; when neither fits it
 refuses with the numbers. Commands whose layerwise path is a stream that is no slower than the whole
 model (`lean=True`: profile, verify and greedy selection read each layer once and push every batch
-through it; measured on CPU at 0.86x, 0.54x and 0.34x the whole model's time, examples/memory_benchmark.py)
+through it; measured on CPU at 0.86x, 0.54x and 0.34x the whole model's time, examples/benchmarks/memory_benchmark.py)
 take the path with the smaller estimate instead, and speak only when the whole model would not fit.
 Eval's layerwise path (disk offload) is slower, so eval keeps the whole model when it fits. A forced
 path ("whole", "layerwise") runs as asked; when its estimate is over the budget, the line says that too.

@@ -34,7 +34,7 @@ from emo_prune.io.paths import contained_path
 from emo_prune.io.safetensors_header import read_header
 
 # Flag a request below this fraction of the build's calibration coverage. Chosen on calibration-split
-# prompts (examples/coverage_threshold.py, bundled EMO): it flags no code prompt of the code builds and
+# prompts (examples/experiments/coverage_threshold.py, bundled EMO): it flags no code prompt of the code builds and
 # 0-9% of prose prompts of the prose builds, but 56-75% of math prompts given to the code builds and all
 # code and prose prompts given to the math builds; 0.8 flags 22-38% of those math prompts, 0.9 already
 # 47-84% of the math builds' own (a math question routes elsewhere than its worked answer).

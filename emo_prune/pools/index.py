@@ -18,13 +18,13 @@ entry holds
 A request's pools are then the top-P experts of the mean value of its K nearest entries by cosine of the
 keys (`PoolIndex.prior`). The key comes from the request's context only; nothing it scores or generates.
 
-Measured on the bundled EMO (examples/pool_tuning.py: the default index, built from the `train`
+Measured on the bundled EMO (examples/experiments/pool_tuning.py: the default index, built from the `train`
 split, scored on every pair of the `calib` split): math at 12.5% keeps 0.93 of the full model in one
 prefill (0.95 with a 32-token draft weighed 1:3, every problem family >= 0.90), code and prose
 0.98-0.99; at 25% 0.99-1.00. Mass over the answers alone ties on the calibration split (0.94; mean
 p^2: 0.93, with order of operations and word problems at 0.83 and 0.79), but on the 404 held-out math
 problems the document's mass keeps word problems at 0.89 where the answers' keep 0.80
-(examples/pool_index_scaling.py, examples/pool_oracle.py: the oracle that sees the answer reaches
+(examples/experiments/pool_index_scaling.py, examples/experiments/pool_oracle.py: the oracle that sees the answer reaches
 0.90): the document is what EMO trained pools on, and the request's context runs in the pools too.
 
 Pairs: a JSONL file of {"context", "answer"} records is taken as it is (the requests a user serves);
@@ -59,7 +59,7 @@ from emo_prune.io.stats_file import check_statistic, read_stats_file
 META_KEY = "emo_prune.pool_index"
 FORMAT = 2
 REBUILD = "build it again with `emo-prune pool-index`"
-DEFAULT_POWER = 1.0  # mass as the mean p (EMO's rule); measured against p^2 in examples/pool_tuning.py
+DEFAULT_POWER = 1.0  # mass as the mean p (EMO's rule); measured against p^2 in examples/experiments/pool_tuning.py
 DEFAULT_NEIGHBOURS = 8
 MASS_OF = ("document", "answer")  # the tokens an entry's value averages over; the first is the default
 # `pool-index` without --calib: the text the bundled models were trained on (every built-in corpus's

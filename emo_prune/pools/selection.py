@@ -7,9 +7,9 @@ softmaxed on its own for the shared path) summed over the request's CONTEXT toke
 (docs/emo-checkpoint.md, "EMO training objective": s_d = sum of p over the document). With `power`
 a > 1 the pool is chosen by sum of p^a instead: tokens that commit to an expert count more than tokens
 spread thin over many. Measured on the bundled EMO's calibration-split context -> answer pairs (not
-the eval set; examples/pool_tuning.py): a = 2 with two drafts raises math from 0.89 to 0.99 of the
+the eval set; examples/experiments/pool_tuning.py): a = 2 with two drafts raises math from 0.89 to 0.99 of the
 full model at 25% and from 0.79 to 0.87 at 12.5%, code and prose within 0.01 (a = 3: 0.96 and 0.88);
-`examples/pool_benchmark.py` reports the held-out numbers. Fixed experts (shared tail, always-active)
+`examples/experiments/pool_benchmark.py` reports the held-out numbers. Fixed experts (shared tail, always-active)
 are in every pool. P counts the fixed experts, as `--keep` does (`emo_prune.select.keep`): `--pool
 0.125` of 64 experts = 8 = 7 routed + the shared one.
 """

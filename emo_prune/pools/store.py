@@ -12,7 +12,7 @@ what the cache holds.
 
 Eviction (`policy`): "lru" evicts the least recently used expert; "lfu" the least frequently requested
 one, counting requests over the process's whole history (so an expert that many requests share survives a
-burst of one-off experts); ties by recency. `examples/pool_benchmark.py` measures both against Belady's
+burst of one-off experts); ties by recency. `examples/experiments/pool_benchmark.py` measures both against Belady's
 optimal replacement on a mixed-domain request stream.
 """
 
@@ -190,5 +190,5 @@ def _anonymous(nbytes: int) -> torch.Tensor:
     under glibc's mmap threshold once it has risen) they would come and go through the heap, which keeps
     what it had: measured, a pool process crept up ~20 MB over 8 requests (peak 643-649 MB); with its
     experts in their own mappings it stays at 623 MB (peak 626-628 MB; synthetic 4 x 32 experts of width
-    512, fp32, 25% pools, examples/pool_benchmark.py's model)."""
+    512, fp32, 25% pools, examples/experiments/pool_benchmark.py's model)."""
     return torch.frombuffer(mmap.mmap(-1, nbytes), dtype=torch.uint8)

@@ -1,0 +1,227 @@
+"""Recovery fine-tuning measured on the two bundled models: what fine-tuning a build buys, against fair baselines.
+
+    python examples/experiments/finetune_benchmark.py                        # every row: writes examples/experiments/results/finetune.{md,json}
+    python examples/experiments/finetune_benchmark.py --models EMO --domains math --budgets 0.125 --max-tokens 100000 --work /tmp/ft
+
+For each model (emo-small: EMO objective; stdmoe-small: its standard twin), domain and budget, with the
+SAME token budget (`--max-tokens` of the domain's `train` split, the text the bundled models learned
+from; one seed) for every fine-tuned row:
+  build        the static subset (`pool_benchmark.domain_build`: mass selection on a profile of every
+               domain's `calib` split), not fine-tuned
+  build+ft     the build fine-tuned (`emo-prune finetune`: AI2's defaults, but the token budget and --batch-size 16)
+  full+ft      the full model with its whole weight set fine-tuned on the same tokens (the fair baseline,
+               and the forgetting that expert-only training avoids: scored on all three domains)
+  merged       the full model after `merge-back` of build+ft (routed experts only, AI2's default), scored
+               on all three domains
+The learning rate is chosen blind (`--lr auto`, the default): every rate of `--lr-grid` fine-tunes each
+model's 12.5% build of every domain, scored on VALIDATION documents (the domain's `calib` split, never
+the held-out split the table reports); the rate with the best mean validation retention is used for
+every row of the table. The sweep is printed and saved beside the table.
+Scores are held-out bits per byte (`emo_ppl_<domain>`, lm-eval through `emo-prune eval`'s library);
+"retained" is the unfine-tuned full model's bits per byte over the row's (1.0 = as good as the full
+model; higher is better). Each fine-tuning runs in its own process, which reports its seconds per 1M
+tokens and its peak RSS (getrusage). Work is cached under --work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pool_benchmark as bench  # noqa: E402
+from modularity_table import DOMAINS, MODELS, bits_per_byte, task  # noqa: E402
+
+import emo_prune  # noqa: F401,E402
+from emo_prune.assets import resolve_model  # noqa: E402
+from emo_prune.eval.harness import EvalSettings  # noqa: E402
+from emo_prune.train.merge_back import merge_back  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# one fine-tuning in a fresh process: its own peak RSS, its own wall time
+FINETUNE = """
+import json, resource, sys, time
+from emo_prune.train.finetune import FinetuneSettings, finetune
+model, source, out, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+started = time.perf_counter()
+result = finetune(model, [source], out, FinetuneSettings(**settings))
+print(json.dumps({"seconds": time.perf_counter() - started, "tokens": result.tokens,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "first_loss": result.losses[0]["loss"], "last_loss": result.losses[-1]["loss"]}))
+"""
+
+
+def finetuned(model_dir: Path, domain: str, out: Path, settings: dict) -> dict:
+    """Fine-tune `model_dir` on the domain's train split into `out` (once); the run's measurements."""
+    record = out.with_name(out.name + ".run.json")
+    if not record.exists():
+        command = [sys.executable, "-c", FINETUNE, str(model_dir), f"builtin:{domain}:train", str(out), json.dumps(settings)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"fine-tuning {model_dir} failed:\n{done.stderr[-2000:]}")
+        record.write_text(done.stdout.strip().splitlines()[-1])
+    run = json.loads(record.read_text())
+    run["seconds_per_1m_tokens"] = run["seconds"] / run["tokens"] * 1e6
+    return run
+
+
+def retained(full: dict[str, float], scores: dict[str, float]) -> dict[str, float]:
+    return {d: round(full[d] / scores[d], 4) for d in DOMAINS}
+
+
+VALIDATION_TASK = """tag: emo_validation
+task: emo_val_{domain}
+custom_dataset: !function utils.load_jsonl
+dataset_kwargs:
+  data_file: data/val_{domain}.jsonl
+test_split: test
+output_type: loglikelihood_rolling
+doc_to_text: ""
+doc_to_target: text
+metric_list:
+  - metric: bits_per_byte
+    aggregation: bits_per_byte
+    higher_is_better: false
+"""
+
+
+def validation_tasks(work: Path) -> Path:
+    """lm-eval tasks `emo_val_<domain>`: as many `calib`-split documents as the held-out task scores."""
+    from emo_prune.calib import load_documents
+    from emo_prune.eval.tasks import builtin_tasks_dir
+
+    folder = work / "validation-tasks"
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    (folder / "utils.py").write_text((builtin_tasks_dir() / "utils.py").read_text())
+    for domain in DOMAINS:
+        heldout = (builtin_tasks_dir() / "data" / f"ppl_{domain}.jsonl").read_text().splitlines()
+        documents = load_documents([f"builtin:{domain}:calib"])[: len([h for h in heldout if h.strip()])]
+        lines = [json.dumps({"text": d.text}) for d in documents]
+        (folder / "data" / f"val_{domain}.jsonl").write_text("\n".join(lines) + "\n")
+        (folder / f"emo_val_{domain}.yaml").write_text(VALIDATION_TASK.format(domain=domain))
+    return folder
+
+
+def choose_lr(work: Path, models: list[str], grid: list[float], settings: dict) -> tuple[float, list[dict]]:
+    """The rate of `grid` with the best mean validation retention over each model's 12.5% builds."""
+    tasks = validation_tasks(work)
+    evals = EvalSettings(tasks=tuple(f"emo_val_{d}" for d in DOMAINS), batch_size=8, impl="eager",
+                         dtype="float32", include_paths=(str(tasks),))
+    sweep = []
+    for lr in grid:
+        scores = []
+        for label in models:
+            model_dir = resolve_model(MODELS[label])
+            root = bench.model_work(work / label, model_dir)
+            full = validation_bits(model_dir, root / "validation" / "full.json", evals)
+            for domain in DOMAINS:
+                build = bench.domain_build(model_dir, work / label, domain, "0.125")
+                tuned = root / "lr-sweep" / f"{build.name}-ft-lr{lr:g}"
+                finetuned(build, domain, tuned, {**settings, "lr": lr})
+                tuned_scores = validation_bits(tuned, root / "validation" / f"{tuned.name}.json", evals)
+                scores.append(full[domain] / tuned_scores[domain])
+        sweep.append({"lr": lr, "validation_retained": round(sum(scores) / len(scores), 4)})
+        print(json.dumps(sweep[-1]), flush=True)
+    best = max(sweep, key=lambda row: row["validation_retained"])
+    return best["lr"], sweep
+
+
+def validation_bits(model_dir: Path, cache: Path, settings: EvalSettings) -> dict[str, float]:
+    """{domain: validation bits per byte} of `model_dir`, cached as JSON in `cache`."""
+    if not cache.exists():
+        from emo_prune.eval.harness import evaluate_model
+
+        result = evaluate_model(model_dir, settings)
+        scores = {d: result.tasks[f"emo_val_{d}"].metrics["bits_per_byte"].value for d in DOMAINS}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(scores))
+    return json.loads(cache.read_text())
+
+
+def run(work: Path, models: list[str], domains: list[str], budgets: list[str], settings: dict) -> dict:
+    evals = EvalSettings(tasks=tuple(task(d) for d in DOMAINS), batch_size=8, impl="eager", dtype="float32")
+    rows = []
+    for label in models:
+        model_dir = resolve_model(MODELS[label])
+        root = bench.model_work(work / label, model_dir)
+        full = bits_per_byte(model_dir, root / "eval" / "full.json", evals)
+        for domain in domains:
+            lr = f"lr{settings['lr']:g}"  # every fine-tuned folder names its rate: caches never mix rates
+            tuned_full = root / f"full-ft-{domain}-{lr}"
+            full_run = finetuned(model_dir, domain, tuned_full, settings)
+            full_scores = bits_per_byte(tuned_full, root / "eval" / f"full-ft-{domain}.json", evals)
+            rows.append({"model": label, "domain": domain, "keep": 1.0, "row": "full+ft", "retained": retained(full, full_scores), **full_run})
+            for budget in budgets:
+                build = bench.domain_build(model_dir, work / label, domain, budget)
+                scores = bits_per_byte(build, root / "eval" / f"{build.name}.json", evals)
+                rows.append({"model": label, "domain": domain, "keep": float(budget), "row": "build", "retained": retained(full, scores)})
+                tuned = root / f"{build.name}-ft-{lr}"
+                tuned_run = finetuned(build, domain, tuned, settings)
+                scores = bits_per_byte(tuned, root / "eval" / f"{tuned.name}.json", evals)
+                rows.append({"model": label, "domain": domain, "keep": float(budget), "row": "build+ft", "retained": retained(full, scores), **tuned_run})
+                merged = root / f"{build.name}-merged-{lr}"
+                if not merged.exists():
+                    merge_back(model_dir, tuned, merged)
+                scores = bits_per_byte(merged, root / "eval" / f"{merged.name}.json", evals)
+                rows.append({"model": label, "domain": domain, "keep": float(budget), "row": "merged", "retained": retained(full, scores)})
+                for row in rows[-3:]:
+                    print(json.dumps(row), flush=True)
+    return {"settings": settings, "domains": domains, "budgets": budgets, "rows": rows}
+
+
+def sweep_markdown(sweep: list[dict]) -> str:
+    lines = ["learning-rate sweep (mean validation retention of the 12.5% builds, `calib` split):", "",
+             "| lr | validation retained |", "|---:|---:|"]
+    lines += [f"| {row['lr']:g} | {row['validation_retained']:.3f} |" for row in sweep]
+    return "\n".join(lines) + "\n\n"
+
+
+def markdown(table: dict) -> str:
+    lines = [
+        f"settings: {json.dumps(table['settings'])}",
+        "",
+        "| model | domain | keep | row | retained: " + " | ".join(DOMAINS) + " | s per 1M tokens | peak RSS MB |",
+        "|---|---|---:|---|" + "---:|" * (len(DOMAINS) + 2),
+    ]
+    for r in table["rows"]:
+        cells = " | ".join(f"{r['retained'][d]:.3f}" for d in DOMAINS)
+        timing = f"{r['seconds_per_1m_tokens']:.0f} | {r['peak_rss_mb']:.0f}" if "seconds" in r else "- | -"
+        lines.append(f"| {r['model']} | {r['domain']} | {r['keep']:g} | {r['row']} | {cells} | {timing} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("runs/finetune"), help="builds, fine-tuned models, cached scores")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=DOMAINS)
+    parser.add_argument("--budgets", nargs="+", default=list(bench.BUDGETS))
+    parser.add_argument("--max-tokens", type=int, default=100_000, help="tokens of the train split per fine-tuning (every row)")
+    parser.add_argument("--lr", default="auto", help="a rate for every row, or auto: chosen on validation text from --lr-grid")
+    parser.add_argument("--lr-grid", nargs="+", type=float, default=[5e-5, 2e-4, 5e-4, 1e-3], help="AI2's default 5e-5 first")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    settings = {"max_tokens": args.max_tokens, "batch_size": args.batch_size, "seq_len": args.seq_len}
+    sweep: list[dict] = []
+    if args.lr == "auto":
+        lr, sweep = choose_lr(args.work, args.models, args.lr_grid, settings)
+    else:
+        lr = float(args.lr)
+    table = run(args.work, args.models, args.domains, args.budgets, {**settings, "lr": lr})
+    table["lr_sweep"] = sweep
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "finetune.json").write_text(json.dumps(table, indent=2) + "\n")
+    text = (sweep_markdown(sweep) if sweep else "") + markdown(table)
+    (args.out / "finetune.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
