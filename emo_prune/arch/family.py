@@ -64,6 +64,12 @@ class DenseLayersSpec(_Frozen):
     mlp_only_key: str | None = None
     step_key: str | None = None
 
+    @model_validator(mode="after")
+    def _sparse_step_names_its_keys(self) -> DenseLayersSpec:
+        if self.kind == "sparse_step" and not (self.mlp_only_key and self.step_key):
+            raise ValueError("a sparse_step dense-layer spec names mlp_only_key and step_key")
+        return self
+
 
 class FamilySpec(_Frozen):
     name: str

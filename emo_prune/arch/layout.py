@@ -123,7 +123,7 @@ def compute_layouts(family: FamilySpec, config: Mapping[str, Any] | Any) -> list
         if per_layer is not None:
             counts = [config_int(c, family.per_layer_counts["key"]) for c in per_layer]
     dense = family.dense_layers
-    if dense is not None and dense.kind == "sparse_step":
+    if dense is not None and dense.kind == "sparse_step" and dense.mlp_only_key and dense.step_key:  # the spec requires both
         mlp_only = config_get(config, dense.mlp_only_key, family.defaults.get(dense.mlp_only_key, []))
         if not isinstance(mlp_only, (list, tuple)):
             raise ConfigError(f"config field {dense.mlp_only_key!r} must be a list of layer indices, got {mlp_only!r}")

@@ -104,7 +104,7 @@ def chunks(in_fd: int, source: ByteSource) -> Iterator[np.ndarray]:
     item = TAG_BYTES[source.dtype]
     step = max(item, CHUNK - CHUNK % item)
     raw = np.empty(min(step, source.nbytes), dtype=np.uint8)
-    view = memoryview(raw)
+    view = raw.data  # a memoryview of the buffer
     for offset, length in source.ranges:
         for start in range(0, length, step):
             n = min(step, length - start)
@@ -121,5 +121,5 @@ def _copy_converted(in_fd: int, source: ByteSource, out_fd: int, out_offset: int
     written = 0
     for piece in chunks(in_fd, source):
         converted = torch.from_numpy(piece).view(src_t).to(dst_t)  # [n / item] elements
-        written += pwrite_all(out_fd, memoryview(converted.view(torch.uint8).numpy()), out_offset + written)
+        written += pwrite_all(out_fd, converted.view(torch.uint8).numpy().data, out_offset + written)
     return written

@@ -143,7 +143,7 @@ def _refuse_special(path: Path) -> None:
         raise OutputError(f"{path} exists and is not a regular file; refusing to replace it")
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, replace: bool = True) -> Path:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, replace: bool = True) -> Path:
     """Write a file atomically: `write(f)` fills a fresh temporary file beside `path`, renamed onto it.
 
     `replace=False` refuses a `path` that exists when the rename comes (see `commit_file`). A symlink,
@@ -197,7 +197,7 @@ def check_output_file(
 
 def write_output(
     path: str | Path,
-    write: Callable[[BinaryIO], None],
+    write: Callable[[BinaryIO], object],
     *,
     overwrite: bool,
     recognise: Recognise | None,

@@ -43,7 +43,7 @@ def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
     expert_ids: dict[int, set[int]] = {}
     for name in names:
         role = arch.classify(name)
-        if role.kind == "expert":
+        if role.kind == "expert" and role.layer is not None and role.expert is not None:
             expert_ids.setdefault(role.layer, set()).add(role.expert)
     layers = []
     for layout in arch.layouts:

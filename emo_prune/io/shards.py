@@ -157,7 +157,7 @@ class ShardedWriter:
                     f"tensor {name!r} is {tensor.dtype} {tuple(tensor.shape)}, the plan says {spec.dtype} {spec.shape}"
                 )
         data = tensor.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy()
-        self.write_from(name, lambda fd, offset, nbytes: pwrite_all(fd, memoryview(data), offset))
+        self.write_from(name, lambda fd, offset, nbytes: pwrite_all(fd, data.data, offset))
 
     def finish(self) -> dict[str, Any]:
         """Close, give shards their final names, write the index; returns the index dict."""

@@ -14,7 +14,7 @@ from; one seed) for every fine-tuned row:
   merged       the full model after `merge-back` of build+ft (routed experts only, AI2's default), scored
                on all three domains
 The learning rate is chosen blind (`--lr auto`, the default): every rate of `--lr-grid` fine-tunes each
-model's 12.5% build of every domain, scored on VALIDATION documents (the domain's `calib` split, never
+12.5% build of every domain of the `--lr-models` (EMO: the model the tool is for), scored on VALIDATION documents (the domain's `calib` split, never
 the held-out split the table reports); the rate with the best mean validation retention is used for
 every row of the table. The sweep is printed and saved beside the table.
 Scores are held-out bits per byte (`emo_ppl_<domain>`, lm-eval through `emo-prune eval`'s library);
@@ -45,6 +45,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # one fine-tuning in a fresh process: its own peak RSS, its own wall time
 FINETUNE = """
 import json, resource, sys, time
+from emo_prune import threads
+threads.prepare_environment(); threads.apply_threads(None)  # the CLI's thread rule, before torch loads
 from emo_prune.train.finetune import FinetuneSettings, finetune
 model, source, out, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 started = time.perf_counter()
@@ -90,7 +92,8 @@ metric_list:
 
 
 def validation_tasks(work: Path) -> Path:
-    """lm-eval tasks `emo_val_<domain>`: as many `calib`-split documents as the held-out task scores."""
+    """lm-eval tasks `emo_val_<domain>`: `calib`-split documents, in corpus order, up to as many bytes
+    and documents as the held-out task scores (code documents are whole modules of very different sizes)."""
     from emo_prune.calib import load_documents
     from emo_prune.eval.tasks import builtin_tasks_dir
 
@@ -98,16 +101,20 @@ def validation_tasks(work: Path) -> Path:
     (folder / "data").mkdir(parents=True, exist_ok=True)
     (folder / "utils.py").write_text((builtin_tasks_dir() / "utils.py").read_text())
     for domain in DOMAINS:
-        heldout = (builtin_tasks_dir() / "data" / f"ppl_{domain}.jsonl").read_text().splitlines()
-        documents = load_documents([f"builtin:{domain}:calib"])[: len([h for h in heldout if h.strip()])]
-        lines = [json.dumps({"text": d.text}) for d in documents]
+        heldout = [json.loads(line)["text"] for line in (builtin_tasks_dir() / "data" / f"ppl_{domain}.jsonl").read_text().splitlines() if line.strip()]
+        budget, lines = sum(len(t.encode()) for t in heldout), []
+        for document in load_documents([f"builtin:{domain}:calib"]):
+            size = len(document.text.encode())
+            if size <= budget and len(lines) < len(heldout):
+                lines.append(json.dumps({"text": document.text}))
+                budget -= size
         (folder / "data" / f"val_{domain}.jsonl").write_text("\n".join(lines) + "\n")
         (folder / f"emo_val_{domain}.yaml").write_text(VALIDATION_TASK.format(domain=domain))
     return folder
 
 
 def choose_lr(work: Path, models: list[str], grid: list[float], settings: dict) -> tuple[float, list[dict]]:
-    """The rate of `grid` with the best mean validation retention over each model's 12.5% builds."""
+    """The rate of `grid` with the best mean validation retention over the 12.5% builds of `models`."""
     tasks = validation_tasks(work)
     evals = EvalSettings(tasks=tuple(f"emo_val_{d}" for d in DOMAINS), batch_size=8, impl="eager",
                          dtype="float32", include_paths=(str(tasks),))
@@ -202,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budgets", nargs="+", default=list(bench.BUDGETS))
     parser.add_argument("--max-tokens", type=int, default=100_000, help="tokens of the train split per fine-tuning (every row)")
     parser.add_argument("--lr", default="auto", help="a rate for every row, or auto: chosen on validation text from --lr-grid")
+    parser.add_argument("--lr-models", nargs="+", default=["EMO"], choices=list(MODELS), help="whose builds choose the rate")
     parser.add_argument("--lr-grid", nargs="+", type=float, default=[5e-5, 2e-4, 5e-4, 1e-3], help="AI2's default 5e-5 first")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=256)
@@ -210,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"max_tokens": args.max_tokens, "batch_size": args.batch_size, "seq_len": args.seq_len}
     sweep: list[dict] = []
     if args.lr == "auto":
-        lr, sweep = choose_lr(args.work, args.models, args.lr_grid, settings)
+        lr, sweep = choose_lr(args.work, args.lr_models, args.lr_grid, settings)
     else:
         lr = float(args.lr)
     table = run(args.work, args.models, args.domains, args.budgets, {**settings, "lr": lr})
