@@ -1,7 +1,7 @@
 """The `emo-prune` command: global flags, error rendering, and the command modules.
 
 Every command validates its flags, calls ONE library function, and renders the result through
-`emo_prune.console.out`. Library errors (`EmoPruneError`) become one line on stderr and exit code 1;
+`emo_prune.cli.console.out`. Library errors (`EmoPruneError`) become one line on stderr and exit code 1;
 `--debug` shows the traceback instead.
 
 Command modules import torch, transformers and the heavy library modules inside their command
@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 
 from emo_prune import events, threads
 from emo_prune.cli import help_panels, option_groups
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.errors import EmoPruneError, describe_os_error
 from emo_prune.version import __version__
 

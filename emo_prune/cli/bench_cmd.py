@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS
 from emo_prune.errors import RuntimeSetupError
 

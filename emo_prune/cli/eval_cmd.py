@@ -23,7 +23,7 @@ from emo_prune.cli.options import (
 )
 from emo_prune.cli.pool_options import PoolFlags
 from emo_prune.cli.workspace_cmd import WorkspaceModel, workspace_build
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.text import inert
 from emo_prune.errors import EvalError
 

@@ -12,7 +12,7 @@ from emo_prune.cli.format import human_bytes
 from emo_prune.cli.options import JsonFlag, SelectionFlags, TargetOption, ThreadsOption, model_label, model_path
 from emo_prune.cli.select_cmd import check_plan_target, render_plan, run_select
 from emo_prune.cli.workspace_cmd import WorkspaceModel, model_or_workspace, record_build, workspace_selection
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.constants import DEFAULT_MAX_TOKENS, PROFILE_METHODS
 from emo_prune.text import inert, plural
 from emo_prune.errors import PlanError

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_path
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.constants import (
     FINETUNE_BATCH,
     FINETUNE_LR,

@@ -9,7 +9,7 @@ import typer
 
 from emo_prune.cli.format import human_bytes
 from emo_prune.cli.options import MODEL_HELP, JsonFlag, ThreadsOption, model_path
-from emo_prune.console import out
+from emo_prune.cli.console import out
 
 if TYPE_CHECKING:
     from emo_prune.train.merge_back import MergeResult

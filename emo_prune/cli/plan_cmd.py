@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from emo_prune.cli.options import JsonFlag, model_path
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.constants import PROFILE_METHODS
 
 EXPORT_HELP = "vllm | vllm-ascend | llama-expert-stats | ai2"

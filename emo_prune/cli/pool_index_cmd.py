@@ -10,7 +10,7 @@ import typer
 
 from emo_prune.cli.format import human_count
 from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_label, model_path
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.text import inert
 
 

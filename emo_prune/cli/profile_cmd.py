@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 from emo_prune.cli.format import human_count
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, ThreadsOption, model_label, model_path
 from emo_prune.cli.workspace_cmd import model_or_workspace, record_profile
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.text import inert
 from emo_prune.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
 from emo_prune.errors import ProfileError

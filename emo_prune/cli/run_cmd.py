@@ -10,7 +10,7 @@ from rich.table import Table
 
 from emo_prune.cli.eval_cmd import comparison_table
 from emo_prune.cli.options import JsonFlag, TargetOption, ThreadsOption
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.text import inert, plural
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from emo_prune.cli.options import (
     memory_path,
     model_path,
 )
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.text import inert
 from emo_prune.memory.plan import MemoryOptions
 

@@ -20,7 +20,7 @@ import typer
 from rich.table import Table
 
 from emo_prune.cli.options import MODEL_HELP, JsonFlag, SelectionFlags
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.constants import PROFILE_METHODS
 from emo_prune.errors import WorkspaceError
 
