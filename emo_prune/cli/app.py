@@ -205,7 +205,11 @@ COMMANDS: dict[str, Callable[..., Any] | Group] = {
     "inspect": inspect_cmd.inspect_command,
     "profile": Group(
         help="Per-domain expert usage: tokens routed, router mass, gate weight, REAP saliency, EMO pools.",
-        commands={"run": profile_cmd.profile_command, "merge": profile_cmd.profile_merge_command, "show": profile_cmd.profile_show_command},
+        commands={
+            "run": profile_cmd.profile_command,
+            "merge": profile_cmd.profile_merge_command,
+            "show": profile_cmd.profile_show_command,
+        },
         cls=profile_cmd.RunByDefault,
     ),
     "select": select_cmd.select_command,
@@ -223,7 +227,7 @@ COMMANDS: dict[str, Callable[..., Any] | Group] = {
     ),
     "run": run_cmd.run_command,
     "bench": bench_cmd.bench_command,
-}  # fmt: skip
+}
 # hidden other names: alias -> the command it runs
 ALIASES = {"ls": "status"}
 HELP_ORDER = tuple(COMMANDS)

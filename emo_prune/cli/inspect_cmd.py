@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import typer
 from rich.table import Table
 
 from emo_prune.cli.format import compress_ranges, human_bytes, human_count
