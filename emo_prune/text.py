@@ -6,7 +6,7 @@
 tensor name, a config value, a pool index's neighbours, a file name) reaches a terminal or a report:
 control characters and bidi controls are written as visible escapes and Rich markup is escaped, so a
 file cannot move the cursor, reset the terminal, reorder a line or plant a hyperlink. It lives here, a
-torch-free base module, rather than in `console.py`: library code (error messages, Markdown reports)
+torch-free base module, rather than in `cli/console.py`: library code (error messages, Markdown reports)
 uses it too, and nothing outside `cli/` imports the console.
 """
 

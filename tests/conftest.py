@@ -65,7 +65,7 @@ def cli():
     from typer.testing import CliRunner
 
     from emo_prune.cli import app
-    from emo_prune.console import out
+    from emo_prune.cli.console import out
 
     runner = CliRunner()
 

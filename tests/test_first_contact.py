@@ -103,7 +103,7 @@ def test_builtin_corpus_without_split_warns(tmp_path):
 
 def test_library_reports_reach_the_cli_console(cli):
     from emo_prune import events
-    from emo_prune.console import out
+    from emo_prune.cli.console import out
 
     assert cli("--version").exit_code == 0  # the CLI is loaded: its console listens
     with out.err_console.capture() as captured:
@@ -137,7 +137,7 @@ def test_quiet_hides_progress_never_results(cli, code_plan, tmp_path):
 
 
 def test_progress_off_a_terminal_is_lines_with_elapsed_time(cli, code_plan, tmp_path, monkeypatch):
-    from emo_prune.console import LineProgress
+    from emo_prune.cli.console import LineProgress
 
     quick = cli("extract", "builtin:emo-small", "--plan", code_plan, "--out", tmp_path / "a")
     assert quick.exit_code == 0 and quick.stderr == ""  # a step shorter than LineProgress.DELAY prints nothing

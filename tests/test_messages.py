@@ -8,7 +8,7 @@ import io
 from rich.console import Console
 from rich.table import Table
 
-from emo_prune.console import LineProgress, fit_table, middle_ellipsis
+from emo_prune.cli.console import LineProgress, fit_table, middle_ellipsis
 
 
 def test_bare_emo_prune_prints_its_help_once(cli):
@@ -57,7 +57,7 @@ def test_tables_never_split_a_file_name():
 
 def test_generate_names_where_the_pools_came_from(monkeypatch):
     import emo_prune.cli.generate_cmd as generate_cmd
-    from emo_prune.console import out
+    from emo_prune.cli.console import out
 
     printed: list[str] = []
     monkeypatch.setattr(out, "print", lambda *things, **kw: printed.extend(str(t.title) if isinstance(t, Table) else str(t) for t in things))

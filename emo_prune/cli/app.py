@@ -1,31 +1,51 @@
-"""The `emo-prune` command: global flags, error rendering, and the command modules.
+"""The `emo-prune` command: global flags, error rendering, and the table of commands (COMMANDS).
 
 Every command validates its flags, calls ONE library function, and renders the result through
-`emo_prune.console.out`. Library errors (`EmoPruneError`) become one line on stderr and exit code 1;
-`--debug` shows the traceback instead.
+`emo_prune.cli.console.out`. Library errors (`EmoPruneError`) become one line on stderr and exit code 1;
+`--debug` shows the traceback instead (cli/command.py wraps every command body on registration).
 
 Command modules import torch, transformers and the heavy library modules inside their command
-functions, so `--help`, `--version` and the header-only commands start without them.
+functions, so `--help`, `--version` and the header-only commands start without them. They import
+neither this module nor each other (tests/test_cli_commands.py); what several share lives in cli/'s
+other modules (workspace.py, plans.py, comparison.py, options.py, ...).
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import click
 import typer
 from typer.core import TyperGroup
 
 from emo_prune import events, threads
-from emo_prune.cli import help_panels, option_groups
-from emo_prune.console import out
-from emo_prune.errors import EmoPruneError, describe_os_error
+from emo_prune.cli import (
+    bench_cmd,
+    eval_cmd,
+    export_cmd,
+    extract_cmd,
+    finetune_cmd,
+    generate_cmd,
+    help_panels,
+    inspect_cmd,
+    merge_back_cmd,
+    plan_cmd,
+    pool_index_cmd,
+    profile_cmd,
+    run_cmd,
+    select_cmd,
+    verify_cmd,
+    workspace_cmd,
+)
+from emo_prune.cli.command import command
+from emo_prune.cli.console import out
 from emo_prune.version import __version__
+
+__all__ = ["COMMANDS", "app", "command", "main"]
 
 # the library's notes, warnings and progress reach the user through this console from here on
 events.listen(out)
@@ -33,16 +53,9 @@ events.listen(out)
 # (emo_prune/cli/__init__.py calls this first; a second call changes nothing)
 threads.prepare_environment()
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 # flags of the whole program that may also follow the command name (`emo-prune run --quiet`);
 # `--json` is also every command's own option, so it needs no hoisting
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
-# the order of `emo-prune --help`: the pipeline's steps, then the whole chain, then tooling
-HELP_ORDER = (
-    "init", "status", "inspect", "profile", "select", "extract", "verify", "finetune", "merge-back", "eval", "generate", "pool-index",
-    "export", "plan", "run", "bench",
-)  # fmt: skip
 
 
 def name_metavars(command: click.Command) -> None:
@@ -174,77 +187,63 @@ def _quiet_libraries(debug: bool) -> None:
         hf_logging.disable_progress_bar()
 
 
-def reflow(doc: str | None) -> str | None:
-    """A docstring's paragraphs as single lines: Typer's rich help keeps a docstring's line breaks, so at
-    80 columns every source line would wrap on its own."""
-    if doc is None:
-        return None
-    paragraphs = inspect.cleandoc(doc).split("\n\n")
-    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+@dataclass(frozen=True)
+class Group:
+    """A command with subcommands (`profile run | merge | show`, `plan export | import`)."""
+
+    help: str
+    commands: dict[str, Callable[..., Any]]  # subcommand name -> command body
+    cls: type[TyperGroup] | None = None  # routing of its own (profile_cmd.RunByDefault), else Typer's
 
 
-def command(fn: F) -> F:
-    """Decorate a command body: renders `EmoPruneError` once, as one line and exit code 1; option-group
-    parameters (cli/option_groups.py) reach Typer as their fields."""
-    fn = option_groups.expand(fn)
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.pop("json_output", False):
-            out.json_mode = True
-        try:
-            if "threads" in kwargs:  # a compute command (options.ThreadsOption): torch's threads, set once here
-                kwargs["threads"] = threads.apply_threads(kwargs["threads"])
-            return fn(*args, **kwargs)
-        except EmoPruneError as error:
-            if out.debug:
-                raise
-            out.error(error)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            out.error("interrupted")
-            raise typer.Exit(130) from None
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise  # typer's own exits and usage errors render themselves
-        except OSError as error:  # the disk said no where no check foresaw it: name the file, not the class
-            if out.debug:
-                raise
-            out.error(describe_os_error(error), kind="file error")
-            raise typer.Exit(1) from None
-        except Exception as error:  # a bug or an input no check caught yet: still one line, exit 1
-            if out.debug:
-                raise
-            out.error(error)
-            raise typer.Exit(1) from None
-
-    wrapper.__doc__ = reflow(fn.__doc__)
-    return wrapper  # type: ignore[return-value]
+# every command: name -> its body, a module-level function of one *_cmd module (importable and callable
+# from Python), or a Group of them. `emo-prune --help` lists them in this order: the pipeline's steps,
+# then the whole chain, then tooling.
+COMMANDS: dict[str, Callable[..., Any] | Group] = {
+    "init": workspace_cmd.init_command,
+    "status": workspace_cmd.status_command,
+    "inspect": inspect_cmd.inspect_command,
+    "profile": Group(
+        help="Per-domain expert usage: tokens routed, router mass, gate weight, REAP saliency, EMO pools.",
+        commands={
+            "run": profile_cmd.profile_command,
+            "merge": profile_cmd.profile_merge_command,
+            "show": profile_cmd.profile_show_command,
+        },
+        cls=profile_cmd.RunByDefault,
+    ),
+    "select": select_cmd.select_command,
+    "extract": extract_cmd.extract_command,
+    "verify": verify_cmd.verify_command,
+    "finetune": finetune_cmd.finetune_command,
+    "merge-back": merge_back_cmd.merge_back_command,
+    "eval": eval_cmd.eval_command,
+    "generate": generate_cmd.generate_command,
+    "pool-index": pool_index_cmd.pool_index_command,
+    "export": export_cmd.export_command,
+    "plan": Group(
+        help="Plans in other tools' formats: vLLM, vLLM-Ascend, llama.cpp, AI2, llm-compressor.",
+        commands={"export": plan_cmd.plan_export_command, "import": plan_cmd.plan_import_command},
+    ),
+    "run": run_cmd.run_command,
+    "bench": bench_cmd.bench_command,
+}
+# hidden other names: alias -> the command it runs
+ALIASES = {"ls": "status"}
+HELP_ORDER = tuple(COMMANDS)
 
 
 def _register_commands() -> None:
-    from emo_prune.cli import (
-        bench_cmd,
-        eval_cmd,
-        export_cmd,
-        extract_cmd,
-        finetune_cmd,
-        generate_cmd,
-        inspect_cmd,
-        merge_back_cmd,
-        plan_cmd,
-        pool_index_cmd,
-        profile_cmd,
-        run_cmd,
-        select_cmd,
-        verify_cmd,
-        workspace_cmd,
-    )
-
-    # registration order; `emo-prune --help` lists them in HELP_ORDER
-    for module in (inspect_cmd, profile_cmd, select_cmd, extract_cmd, verify_cmd, eval_cmd, generate_cmd, pool_index_cmd, export_cmd, plan_cmd, run_cmd, bench_cmd, workspace_cmd):
-        module.register(app)
-    finetune_cmd.register(app)
-    merge_back_cmd.register(app)
+    for name, body in COMMANDS.items():
+        if isinstance(body, Group):
+            group = typer.Typer(cls=body.cls, no_args_is_help=True, help=body.help)  # cls None: Typer's own group
+            for sub, sub_body in body.commands.items():
+                group.command(sub)(command(sub_body))
+            app.add_typer(group, name=name)
+        else:
+            app.command(name)(command(body))
+    for alias, name in ALIASES.items():
+        app.command(alias, help=f"Same as `emo-prune {name}`.", hidden=True)(command(COMMANDS[name]))
 
 
 _register_commands()

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS
 from emo_prune.errors import RuntimeSetupError
 
@@ -39,35 +39,30 @@ def parse_impls(text: str) -> list[str]:
     return impls
 
 
-def register(app: typer.Typer) -> None:
-    from emo_prune.cli.app import command
+def bench_command(
+    model_dir: ModelDir,
+    tokens: TokensOption = "1,8,64,512",
+    impl: ImplOption = ",".join(IMPLEMENTATIONS),
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    threads: ThreadsOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Milliseconds, tokens/s, GB/s and TFLOP/s of the model and of one MoE layer per experts implementation.
 
-    @app.command("bench")
-    @command
-    def bench_command(
-        model_dir: ModelDir,
-        tokens: TokensOption = "1,8,64,512",
-        impl: ImplOption = ",".join(IMPLEMENTATIONS),
-        device: DeviceOption = "auto",
-        dtype: DtypeOption = "auto",
-        threads: ThreadsOption = None,
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Milliseconds, tokens/s, GB/s and TFLOP/s of the model and of one MoE layer per experts implementation.
+    For eager, grouped_mm, batched_mm, emo_cpu and emo_triton (those that run here), as ratios to eager.
 
-        For eager, grouped_mm, batched_mm, emo_cpu and emo_triton (those that run here), as ratios to eager.
+    Example: emo-prune bench builtin:emo-small --tokens 1,64
+    """
+    from emo_prune.bench import bench_model
+    from emo_prune.models.loading import resolve_device
 
-        Example: emo-prune bench builtin:emo-small --tokens 1,64
-        """
-        from emo_prune.bench import bench_model
-        from emo_prune.models.loading import resolve_device
-
-        model_dir = model_path(model_dir)
-        counts, impls = parse_tokens(tokens), parse_impls(impl)
-        device = resolve_device(device)
-        out.note(f"benchmarking {model_dir} on {device} ...")
-        report = bench_model(model_dir, tokens=counts, impls=impls, device=device, dtype=dtype)
-        out.result(report.to_dict(), lambda: render(report))
+    model_dir = model_path(model_dir)
+    counts, impls = parse_tokens(tokens), parse_impls(impl)
+    device = resolve_device(device)
+    out.note(f"benchmarking {model_dir} on {device} ...")
+    report = bench_model(model_dir, tokens=counts, impls=impls, device=device, dtype=dtype)
+    out.result(report.to_dict(), lambda: render(report))
 
 
 def render(report: BenchReport) -> None:

@@ -22,13 +22,14 @@ from emo_prune.cli.options import (
     model_path,
 )
 from emo_prune.cli.pool_options import PoolFlags
-from emo_prune.cli.workspace_cmd import WorkspaceModel, workspace_build
-from emo_prune.console import out
+from emo_prune.cli.workspace import WorkspaceModel, workspace_build
+from emo_prune.cli.comparison import comparison_table
+from emo_prune.cli.console import out
 from emo_prune.text import inert
 from emo_prune.errors import EvalError
 
 if TYPE_CHECKING:
-    from emo_prune.eval import EvalReport, MetricDelta, ModelEval
+    from emo_prune.eval import EvalReport, ModelEval
 
 ImplOption = Annotated[
     str,
@@ -51,118 +52,113 @@ def parse_limit(value: str | None) -> int | float | None:
     return int(number) if number >= 1 and number.is_integer() else number
 
 
-def register(app: typer.Typer) -> None:
-    from emo_prune.cli.app import command
+def eval_command(
+    model_dir: WorkspaceModel = None,
+    tasks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tasks",
+            help="lm-eval task names, comma-separated (offline: emo_ppl_code, emo_math_mc, ..., emo_offline = all four). "
+            "Default for a build: the offline tasks of its domains.",
+            show_default=False,
+        ),
+    ] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="RESULTS.json; the Markdown table goes beside it (.md). Default: MODEL-eval.json here.", show_default=False),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="The original model, evaluated with identical settings. Default for a build of a built-in model: that model.",
+            show_default=False,
+        ),
+    ] = None,
+    include_path: Annotated[
+        list[Path] | None, typer.Option("--include-path", help="Extra folder of lm-eval task YAMLs (repeatable).")
+    ] = None,
+    num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", help="Few-shot examples per prompt.")] = None,
+    limit: Annotated[
+        str | None, typer.Option("--limit", help="Documents per task (a number < 1 is a fraction).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per forward.")] = 8,
+    max_length: Annotated[int | None, typer.Option("--max-length", help="Context length (default: the model's).")] = None,
+    device: DeviceOption = "cpu",
+    impl: ImplOption = "auto",
+    dtype: DtypeOption = "auto",
+    layerwise: LayerwiseOption = None,
+    max_memory: MaxMemoryOption = None,
+    pools: PoolFlags = PoolFlags(),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out (and its .md) if they are emo-prune results.")] = False,
+    threads: ThreadsOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Score a model with lm-eval (offline tasks ship in recipes/tasks); with --baseline, side by side.
 
-    @app.command("eval")
-    @command
-    def eval_command(
-        model_dir: WorkspaceModel = None,
-        tasks: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--tasks",
-                help="lm-eval task names, comma-separated (offline: emo_ppl_code, emo_math_mc, ..., emo_offline = all four). "
-                "Default for a build: the offline tasks of its domains.",
-                show_default=False,
-            ),
-        ] = None,
-        out_path: Annotated[
-            Path | None,
-            typer.Option("--out", help="RESULTS.json; the Markdown table goes beside it (.md). Default: MODEL-eval.json here.", show_default=False),
-        ] = None,
-        baseline: Annotated[
-            Path | None,
-            typer.Option(
-                "--baseline",
-                help="The original model, evaluated with identical settings. Default for a build of a built-in model: that model.",
-                show_default=False,
-            ),
-        ] = None,
-        include_path: Annotated[
-            list[Path] | None, typer.Option("--include-path", help="Extra folder of lm-eval task YAMLs (repeatable).")
-        ] = None,
-        num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", help="Few-shot examples per prompt.")] = None,
-        limit: Annotated[
-            str | None, typer.Option("--limit", help="Documents per task (a number < 1 is a fraction).")
-        ] = None,
-        batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per forward.")] = 8,
-        max_length: Annotated[int | None, typer.Option("--max-length", help="Context length (default: the model's).")] = None,
-        device: DeviceOption = "cpu",
-        impl: ImplOption = "auto",
-        dtype: DtypeOption = "auto",
-        layerwise: LayerwiseOption = None,
-        max_memory: MaxMemoryOption = None,
-        pools: PoolFlags = PoolFlags(),
-        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out (and its .md) if they are emo-prune results.")] = False,
-        threads: ThreadsOption = None,
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Score a model with lm-eval (offline tasks ship in recipes/tasks); with --baseline, side by side.
+    Prints per task the score, its stderr, the delta and the retained fraction (for lower-is-better
+    metrics such as bits_per_byte: retained = original / pruned). A model larger than memory runs with
+    accelerate's disk offload (much slower; --layerwise forces it). With --pool every request runs
+    within its own experts, chosen from its context (context -> answer tasks: --tasks emo_answer);
+    --baseline then runs the baseline whole.
 
-        Prints per task the score, its stderr, the delta and the retained fraction (for lower-is-better
-        metrics such as bits_per_byte: retained = original / pruned). A model larger than memory runs with
-        accelerate's disk offload (much slower; --layerwise forces it). With --pool every request runs
-        within its own experts, chosen from its context (context -> answer tasks: --tasks emo_answer);
-        --baseline then runs the baseline whole.
+    Example: emo-prune eval emo-small-code-12.5pct  (a build: its domains' tasks, its built-in source as baseline)
+    """
+    from emo_prune.eval import EvalSettings, evaluate, write_report
+    from emo_prune.eval.harness import check_out_path
 
-        Example: emo-prune eval emo-small-code-12.5pct  (a build: its domains' tasks, its built-in source as baseline)
-        """
-        from emo_prune.eval import EvalSettings, evaluate, write_report
-        from emo_prune.eval.harness import check_out_path
+    from emo_prune.eval.build_defaults import default_baseline, default_tasks, read_manifest
 
-        from emo_prune.eval.build_defaults import default_baseline, default_tasks, read_manifest
+    source = None
+    if model_dir is None:  # in a workspace: its newest build, against the model it was cut from
+        build = workspace_build()
+        model_dir, source = Path(build.path), build.source
+        out.note(f"model: {build.path} (this workspace's newest build, cut from {build.source}; pass MODEL to choose another)")
+    model_arg, model_dir = model_dir, model_path(model_dir)
+    manifest = read_manifest(model_dir)
+    if not tasks:
+        tasks = list(default_tasks(manifest))
+        out.note(f"tasks: {', '.join(tasks)} (the offline tasks of the build's domains; --tasks to choose)")
+    if baseline is None:
+        found, recorded = default_baseline(manifest)
+        if found is not None:
+            baseline = Path(found)
+            out.note(f"baseline: {found} (the build's source, by its shards' sha256; --baseline to choose)")
+        elif source is not None:
+            baseline = Path(source)
+            out.note(f"baseline: {source} (the source this workspace recorded for the build; --baseline to choose)")
+        elif recorded is not None:
+            out.note(f"the build was cut from {recorded}; pass --baseline {recorded} to compare with it")
+    baseline = None if baseline is None else model_path(baseline)
+    if out_path is None:
+        out_path = Path(f"{model_label(model_arg)}-eval.json")
+    settings = EvalSettings(
+        tasks=split_tasks(tasks),
+        num_fewshot=num_fewshot,
+        limit=parse_limit(limit),
+        batch_size=batch_size,
+        max_length=max_length,
+        include_paths=tuple(str(p) for p in include_path or ()),
+        impl=impl,
+        dtype=dtype,
+        device=device,
+        memory=memory_path(layerwise),
+        max_memory=max_memory,
+        **asdict(pools),
+    )
+    from emo_prune.distributed import current_world
+    from emo_prune.io.lock import FolderLock
 
-        source = None
-        if model_dir is None:  # in a workspace: its newest build, against the model it was cut from
-            build = workspace_build()
-            model_dir, source = Path(build.path), build.source
-            out.note(f"model: {build.path} (this workspace's newest build, cut from {build.source}; pass MODEL to choose another)")
-        model_arg, model_dir = model_dir, model_path(model_dir)
-        manifest = read_manifest(model_dir)
-        if not tasks:
-            tasks = list(default_tasks(manifest))
-            out.note(f"tasks: {', '.join(tasks)} (the offline tasks of the build's domains; --tasks to choose)")
-        if baseline is None:
-            found, recorded = default_baseline(manifest)
-            if found is not None:
-                baseline = Path(found)
-                out.note(f"baseline: {found} (the build's source, by its shards' sha256; --baseline to choose)")
-            elif source is not None:
-                baseline = Path(source)
-                out.note(f"baseline: {source} (the source this workspace recorded for the build; --baseline to choose)")
-            elif recorded is not None:
-                out.note(f"the build was cut from {recorded}; pass --baseline {recorded} to compare with it")
-        baseline = None if baseline is None else model_path(baseline)
-        if out_path is None:
-            out_path = Path(f"{model_label(model_arg)}-eval.json")
-        settings = EvalSettings(
-            tasks=split_tasks(tasks),
-            num_fewshot=num_fewshot,
-            limit=parse_limit(limit),
-            batch_size=batch_size,
-            max_length=max_length,
-            include_paths=tuple(str(p) for p in include_path or ()),
-            impl=impl,
-            dtype=dtype,
-            device=device,
-            memory=memory_path(layerwise),
-            max_memory=max_memory,
-            **asdict(pools),
-        )
-        from emo_prune.distributed import current_world
-        from emo_prune.io.lock import FolderLock
-
-        main = current_world(device).is_main  # several processes: every rank has the scores, rank 0 writes
-        lock = FolderLock(out_path) if main else None  # held from the start: a second writer fails at once
-        with lock or contextlib.nullcontext():
-            check_out_path(out_path, overwrite)
-            report = evaluate(model_dir, settings, baseline_dir=baseline)
-            if not main:
-                return
-            json_file, md_file = write_report(report, out_path, overwrite, lock=lock)
-        data = {**report.to_dict(), "files": {"json": str(json_file), "markdown": str(md_file)}}
-        out.result(data, lambda: render(report, json_file, md_file))
+    main = current_world(device).is_main  # several processes: every rank has the scores, rank 0 writes
+    lock = FolderLock(out_path) if main else None  # held from the start: a second writer fails at once
+    with lock or contextlib.nullcontext():
+        check_out_path(out_path, overwrite)
+        report = evaluate(model_dir, settings, baseline_dir=baseline)
+        if not main:
+            return
+        json_file, md_file = write_report(report, out_path, overwrite, lock=lock)
+    data = {**report.to_dict(), "files": {"json": str(json_file), "markdown": str(md_file)}}
+    out.result(data, lambda: render(report, json_file, md_file))
 
 
 def render(report: EvalReport, json_file: Path, md_file: Path) -> None:
@@ -211,31 +207,4 @@ def scores_table(model: ModelEval) -> Table:
             stderr = "-" if s.stderr is None else f"{s.stderr:.4g}"
             arrow = "↑" if s.higher_is_better else "↓"
             table.add_row(inert(task), f"{inert(name)} {arrow}", f"{s.value:.4g}", stderr, str(scores.samples or "-"))
-    return table
-
-
-def comparison_table(
-    rows: list[MetricDelta], title: str = "pruned vs original (primary metric per task)", verdicts: dict[str, bool] | None = None
-) -> Table:
-    """One row per task; `verdicts` (task -> gate held) adds a gate column."""
-    from emo_prune.eval.results import plus_minus
-
-    table = Table(title=inert(title))
-    columns = ["task", "metric", "original", "pruned", "delta", "retained"] + (["gate"] if verdicts is not None else [])
-    for col in columns:
-        table.add_column(col, justify="left" if col in ("task", "metric", "gate") else "right")
-    for r in rows:
-        style = "red" if r.drop > 0 else "green"
-        cells = [
-            inert(r.task),
-            f"{inert(r.metric)} {'↑' if r.higher_is_better else '↓'}",
-            plus_minus(r.baseline, r.baseline_stderr),
-            plus_minus(r.value, r.stderr),
-            f"[{style}]{r.delta:+.3g}[/]",
-            f"{r.retained:.1%}",
-        ]
-        if verdicts is not None:
-            held = verdicts.get(r.task)
-            cells.append("" if held is None else "[green]pass[/]" if held else "[red]FAIL[/]")
-        table.add_row(*cells)
     return table

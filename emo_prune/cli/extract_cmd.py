@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,9 +9,9 @@ import typer
 
 from emo_prune.cli.format import human_bytes
 from emo_prune.cli.options import JsonFlag, SelectionFlags, TargetOption, ThreadsOption, model_label, model_path
-from emo_prune.cli.select_cmd import check_plan_target, render_plan, run_select
-from emo_prune.cli.workspace_cmd import WorkspaceModel, model_or_workspace, record_build, workspace_selection
-from emo_prune.console import out
+from emo_prune.cli.plans import check_plan_target, render_plan
+from emo_prune.cli.workspace import WorkspaceModel, model_or_workspace, record_build, workspace_selection
+from emo_prune.cli.console import out
 from emo_prune.constants import DEFAULT_MAX_TOKENS, PROFILE_METHODS
 from emo_prune.text import inert, plural
 from emo_prune.errors import PlanError
@@ -22,82 +21,78 @@ if TYPE_CHECKING:
     from emo_prune.select import Plan, SelectOptions
 
 
-def register(app: typer.Typer) -> None:
-    from emo_prune.cli.app import command
+def extract_command(
+    model_dir: WorkspaceModel = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder to create for the pruned model (default: MODEL-DOMAINS-KEEP here).", show_default=False),
+    ] = None,
+    plan_path: Annotated[Path | None, typer.Option("--plan", help="Plan file from `emo-prune select`.")] = None,
+    selection: SelectionFlags = SelectionFlags(),
+    max_shard_size: Annotated[
+        str, typer.Option("--max-shard-size", help="Largest output shard, e.g. 5GB, 500MB.")
+    ] = "5GB",
+    dtype: Annotated[str, typer.Option("--dtype", help="Output weights: same, bfloat16, float16, float32.")] = "same",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace OUT_DIR if emo-prune wrote it before.")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse a source whose kept experts or router rows hold NaN/Inf.")
+    ] = False,
+    target: TargetOption = None,
+    threads: ThreadsOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Write a smaller checkpoint with only the kept experts: streamed, atomic, loadable by transformers.
 
-    @app.command("extract")
-    @command
-    def extract_command(
-        model_dir: WorkspaceModel = None,
-        out_dir: Annotated[
-            Path | None,
-            typer.Option("--out", help="Folder to create for the pruned model (default: MODEL-DOMAINS-KEEP here).", show_default=False),
-        ] = None,
-        plan_path: Annotated[Path | None, typer.Option("--plan", help="Plan file from `emo-prune select`.")] = None,
-        selection: SelectionFlags = SelectionFlags(),
-        max_shard_size: Annotated[
-            str, typer.Option("--max-shard-size", help="Largest output shard, e.g. 5GB, 500MB.")
-        ] = "5GB",
-        dtype: Annotated[str, typer.Option("--dtype", help="Output weights: same, bfloat16, float16, float32.")] = "same",
-        overwrite: Annotated[
-            bool, typer.Option("--overwrite", help="Replace OUT_DIR if emo-prune wrote it before.")
-        ] = False,
-        strict: Annotated[
-            bool, typer.Option("--strict", help="Refuse a source whose kept experts or router rows hold NaN/Inf.")
-        ] = False,
-        target: TargetOption = None,
-        threads: ThreadsOption = None,
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Write a smaller checkpoint with only the kept experts: streamed, atomic, loadable by transformers.
+    The result equals the original with the dropped experts' router logits at -inf (check: `emo-prune verify`).
 
-        The result equals the original with the dropped experts' router logits at -inf (check: `emo-prune verify`).
+    Example: emo-prune extract builtin:emo-small --keep 0.125 --domain code  (profiles the domain first)
+    """
+    from emo_prune.extract import extract
+    from emo_prune.io.sizes import parse_size
+    from emo_prune.select.fresh import select_plan
+    from emo_prune.select.plan import Plan
 
-        Example: emo-prune extract builtin:emo-small --keep 0.125 --domain code  (profiles the domain first)
-        """
-        from emo_prune.extract import extract
-        from emo_prune.io.sizes import parse_size
-        from emo_prune.select.plan import Plan
-
-        parse_size(max_shard_size, "--max-shard-size")  # a bad size is refused before any profiling
-        model_arg, workspace = model_or_workspace(model_dir, "emo-prune extract builtin:emo-small --keep 0.125 --domain code")
-        model_dir = model_path(model_arg)
-        if plan_path is not None and (selection.keep is not None or selection.profile is not None or selection.domain):
-            raise PlanError("pass either --plan, or --keep with --profile/--domain to select now, not both")
-        if plan_path is None:
-            selection = workspace_selection(model_arg, workspace, selection)
-        if plan_path is not None:
-            plan = Plan.load(plan_path)
+    parse_size(max_shard_size, "--max-shard-size")  # a bad size is refused before any profiling
+    model_arg, workspace = model_or_workspace(model_dir, "emo-prune extract builtin:emo-small --keep 0.125 --domain code")
+    model_dir = model_path(model_arg)
+    if plan_path is not None and (selection.keep is not None or selection.profile is not None or selection.domain):
+        raise PlanError("pass either --plan, or --keep with --profile/--domain to select now, not both")
+    if plan_path is None:
+        selection = workspace_selection(model_arg, workspace, selection)
+    if plan_path is not None:
+        plan = Plan.load(plan_path)
+    else:
+        options = selection.options()
+        if selection.profile is None and options.method in PROFILE_METHODS:
+            _check_before_profiling(model_dir, model_arg, options, out_dir, overwrite)
+            plan = _select_on_a_fresh_profile(model_dir, options, selection.calib, selection.device)
         else:
-            options = selection.options()
-            if selection.profile is None and options.method in PROFILE_METHODS:
-                _check_before_profiling(model_dir, model_arg, options, out_dir, overwrite)
-                plan = _select_on_a_fresh_profile(model_dir, options, selection.calib, selection.device)
-            else:
-                plan = run_select(model_dir, selection.profile, options)
-            render_plan(plan)
-        check_plan_target(target, model_dir, plan)
-        if out_dir is None:
-            out_dir = Path(f"{model_label(model_arg)}-{'+'.join(plan.domains) or 'all'}-{keep_label(plan.keep)}")
-            out.note(f"writing the build to {out_dir}")
-        with out.progress() as progress:
-            task = progress.add_task("extracting", total=None)
+            plan = select_plan(model_dir, options, selection.profile)
+        render_plan(plan)
+    check_plan_target(target, model_dir, plan)
+    if out_dir is None:
+        out_dir = Path(f"{model_label(model_arg)}-{'+'.join(plan.domains) or 'all'}-{keep_label(plan.keep)}")
+        out.note(f"writing the build to {out_dir}")
+    with out.progress() as progress:
+        task = progress.add_task("extracting", total=None)
 
-            def advance(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total, rate=human_bytes(done))
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, rate=human_bytes(done))
 
-            result = extract(
-                model_dir,
-                plan,
-                out_dir,
-                max_shard_size=max_shard_size,
-                dtype=dtype,
-                overwrite=overwrite,
-                strict=strict,
-                on_tensor=advance,
-            )
-        record_build(model_arg, workspace, out_dir, tuple(plan.domains))
-        out.result(result.to_dict(), lambda: render(result, str(model_arg)))
+        result = extract(
+            model_dir,
+            plan,
+            out_dir,
+            max_shard_size=max_shard_size,
+            dtype=dtype,
+            overwrite=overwrite,
+            strict=strict,
+            on_tensor=advance,
+        )
+    record_build(model_arg, workspace, out_dir, tuple(plan.domains))
+    out.result(result.to_dict(), lambda: render(result, str(model_arg)))
 
 
 def _check_before_profiling(model_dir: Path, model_arg: Path, options: SelectOptions, out_dir: Path | None, overwrite: bool) -> None:
@@ -118,7 +113,8 @@ def _select_on_a_fresh_profile(model_dir: Path, options: SelectOptions, calib: l
     """No --profile: profile the model on --calib, else on each --domain's built-in calibration split, then select."""
     from emo_prune.calib import builtin_calibration
     from emo_prune.models.loading import resolve_device
-    from emo_prune.profile.runner import ProfileSettings, profile_to_file
+    from emo_prune.profile.runner import ProfileSettings
+    from emo_prune.select.fresh import select_on_fresh_profile
 
     resolve_device(device)  # a device that cannot be used is the one line, before the note below
     sources = list(calib) if calib else builtin_calibration(options.domains)
@@ -126,20 +122,7 @@ def _select_on_a_fresh_profile(model_dir: Path, options: SelectOptions, calib: l
         f"no --profile given: profiling on {', '.join(sources)} first ({DEFAULT_MAX_TOKENS:,} tokens per domain, "
         f"as `emo-prune profile`; save one with `emo-prune profile` and pass it as --profile to reuse it)"
     )
-    with tempfile.TemporaryDirectory(prefix="emo-prune-profile-") as tmp:
-        path = Path(tmp) / "profile.safetensors"
-        with out.progress() as bars:
-            task = bars.add_task("profile", total=None)
-            profile_to_file(
-                model_dir,
-                sources,
-                path,
-                list(options.domains) or None,
-                ProfileSettings(max_tokens=DEFAULT_MAX_TOKENS, device=device),
-                progress=lambda advance, total: bars.update(task, advance=advance, total=total),
-                notify=out.note,
-            )
-        return run_select(model_dir, path, options)
+    return select_on_fresh_profile(model_dir, sources, options, ProfileSettings(max_tokens=DEFAULT_MAX_TOKENS, device=device))
 
 
 def keep_label(keep: str) -> str:

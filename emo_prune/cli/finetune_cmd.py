@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_path
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.constants import (
     FINETUNE_BATCH,
     FINETUNE_LR,
@@ -57,7 +57,7 @@ def finetune_command(
         int, typer.Option("--checkpoint-every", min=1, help="Optimizer steps between resumable checkpoints.")
     ] = 100,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if emo-prune wrote it before.")] = False,
-    threads: ThreadsOption = None,  # applied once by cli.app.command, before any work
+    threads: ThreadsOption = None,  # applied once by cli.command.command, before any work
     json_output: JsonFlag = False,
 ) -> None:
     """Fine-tune MODEL (a build from `extract`, or any supported model) on training text; the output is a
@@ -101,7 +101,3 @@ def render(result: FinetuneResult) -> None:
     out.print(f"score it: emo-prune eval {result.out_dir} ...")
 
 
-def register(app: typer.Typer) -> None:
-    from emo_prune.cli.app import command
-
-    app.command("finetune")(command(finetune_command))

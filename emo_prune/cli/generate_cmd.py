@@ -9,66 +9,61 @@ import typer
 
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.cli.pool_options import PoolFlags
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.text import inert
 
 
-def register(app: typer.Typer) -> None:
-    from emo_prune.cli.app import command
+def generate_command(
+    model_dir: ModelDir,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="The text to continue.", show_default=False)] = None,
+    prompt_file: Annotated[
+        Path | None,
+        typer.Option("--prompt-file", help="Read the text to continue from this UTF-8 file (long prompts).", show_default=False),
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Tokens to generate at most.")] = 64,
+    truncate_prompt: Annotated[
+        bool,
+        typer.Option(
+            "--truncate-prompt",
+            help="Keep the prompt's last tokens that fit the model's context with --max-new-tokens (a warning says "
+            "how many were dropped) instead of refusing a prompt that is too long.",
+        ),
+    ] = False,
+    pools: PoolFlags = PoolFlags(),
+    dtype: DtypeOption = "float32",
+    device: DeviceOption = "cpu",
+    threads: ThreadsOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Continue a prompt greedily, streaming the text.
 
-    @app.command("generate")
-    @command
-    def generate_command(
-        model_dir: ModelDir,
-        prompt: Annotated[str | None, typer.Option("--prompt", help="The text to continue.", show_default=False)] = None,
-        prompt_file: Annotated[
-            Path | None,
-            typer.Option("--prompt-file", help="Read the text to continue from this UTF-8 file (long prompts).", show_default=False),
-        ] = None,
-        max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Tokens to generate at most.")] = 64,
-        truncate_prompt: Annotated[
-            bool,
-            typer.Option(
-                "--truncate-prompt",
-                help="Keep the prompt's last tokens that fit the model's context with --max-new-tokens (a warning says "
-                "how many were dropped) instead of refusing a prompt that is too long.",
-            ),
-        ] = False,
-        pools: PoolFlags = PoolFlags(),
-        dtype: DtypeOption = "float32",
-        device: DeviceOption = "cpu",
-        threads: ThreadsOption = None,
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Continue a prompt greedily, streaming the text.
+    With --pool, the prompt chooses each layer's experts (the rest stay on disk); prints the pools,
+    the cache and the memory. Without, a build made by `extract` prints how much of the full
+    router's mass the prompt puts on the experts it kept, and warns when the prompt looks outside
+    the build's domain. A prompt must fit the model's context (max_position_embeddings) together with
+    --max-new-tokens.
 
-        With --pool, the prompt chooses each layer's experts (the rest stay on disk); prints the pools,
-        the cache and the memory. Without, a build made by `extract` prints how much of the full
-        router's mass the prompt puts on the experts it kept, and warns when the prompt looks outside
-        the build's domain. A prompt must fit the model's context (max_position_embeddings) together with
-        --max-new-tokens.
+    Example: emo-prune generate builtin:emo-small --prompt "def add(a, b):" --max-new-tokens 16
+    """
+    from emo_prune.pools.generate import generate
+    from emo_prune.pools.runtime import PoolSettings
 
-        Example: emo-prune generate builtin:emo-small --prompt "def add(a, b):" --max-new-tokens 16
-        """
-        from emo_prune.pools.generate import generate
-        from emo_prune.pools.runtime import PoolSettings
-
-        text = prompt_text(prompt, prompt_file)
-        model_dir = model_path(model_dir)
-        stream = None if out.json_mode or out.quiet else _stream
-        result = generate(
-            model_dir, text, pool=PoolSettings.of(pools), max_new_tokens=max_new_tokens, dtype=dtype, device=device,
-            coverage_warn=pools.coverage_warn, on_text=stream, truncate_prompt=truncate_prompt,
-        )  # fmt: skip
-        if stream is not None:
-            typer.echo("")
-        if result.low_coverage:
-            out.warn(
-                f"the prompt puts {result.coverage['coverage']:.0%} of the full router's mass on the build's experts "
-                f"(below {result.coverage_warn:.1%}, {result.coverage_warn / result.calibration_coverage:.2f} x the "
-                f"{result.calibration_coverage:.1%} of its calibration text): it looks outside the domain {Path(model_dir).name} was built for"
-            )
-        out.result(result.to_dict(), lambda: render(result.to_dict()))
+    text = prompt_text(prompt, prompt_file)
+    model_dir = model_path(model_dir)
+    stream = None if out.json_mode or out.quiet else _stream
+    result = generate(
+        model_dir, text, pool=PoolSettings.of(pools), max_new_tokens=max_new_tokens, dtype=dtype, device=device,
+        coverage_warn=pools.coverage_warn, on_text=stream, truncate_prompt=truncate_prompt,
+    )  # fmt: skip
+    if stream is not None:
+        typer.echo("")
+    if result.low_coverage:
+        out.warn(
+            f"the prompt puts {result.coverage['coverage']:.0%} of the full router's mass on the build's experts "
+            f"(below {result.coverage_warn:.1%}, {result.coverage_warn / result.calibration_coverage:.2f} x the "
+            f"{result.calibration_coverage:.1%} of its calibration text): it looks outside the domain {Path(model_dir).name} was built for"
+        )
+    out.result(result.to_dict(), lambda: render(result.to_dict()))
 
 
 def prompt_text(prompt: str | None, prompt_file: Path | None) -> str:

@@ -4,34 +4,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import typer
 from rich.table import Table
 
 from emo_prune.cli.format import compress_ranges, human_bytes, human_count
 from emo_prune.cli.options import JsonFlag, ModelDir, model_path
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.text import inert, plural
 
 if TYPE_CHECKING:
     from emo_prune.summary import ModelSummary
 
 
-def register(app: typer.Typer) -> None:
-    from emo_prune.cli.app import command
+def inspect_command(model_dir: ModelDir, json_output: JsonFlag = False) -> None:
+    """Family, layers, experts per layer, top-k, widths, parameter counts and bytes, dtype, shards.
 
-    @app.command("inspect")
-    @command
-    def inspect_command(model_dir: ModelDir, json_output: JsonFlag = False) -> None:
-        """Family, layers, experts per layer, top-k, widths, parameter counts and bytes, dtype, shards.
+    Reads config.json and safetensors headers only: instant even on a 27 GB model.
 
-        Reads config.json and safetensors headers only: instant even on a 27 GB model.
+    Example: emo-prune inspect builtin:emo-small
+    """
+    from emo_prune.summary import inspect_model
 
-        Example: emo-prune inspect builtin:emo-small
-        """
-        from emo_prune.summary import inspect_model
-
-        summary = inspect_model(model_path(model_dir))
-        out.result(summary.to_dict(), lambda: render(summary))
+    summary = inspect_model(model_path(model_dir))
+    out.result(summary.to_dict(), lambda: render(summary))
 
 
 def render(s: ModelSummary) -> None:

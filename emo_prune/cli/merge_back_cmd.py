@@ -9,7 +9,7 @@ import typer
 
 from emo_prune.cli.format import human_bytes
 from emo_prune.cli.options import MODEL_HELP, JsonFlag, ThreadsOption, model_path
-from emo_prune.console import out
+from emo_prune.cli.console import out
 
 if TYPE_CHECKING:
     from emo_prune.train.merge_back import MergeResult
@@ -25,7 +25,7 @@ def merge_back_command(
     everything: Annotated[bool, typer.Option("--all", help="Take router rows, shared experts and every non-expert tensor too.")] = False,
     max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest output shard, e.g. 5GB, 500MB.")] = "5GB",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if emo-prune wrote it before.")] = False,
-    threads: ThreadsOption = None,  # applied once by cli.app.command, before any work
+    threads: ThreadsOption = None,  # applied once by cli.command.command, before any work
     json_output: JsonFlag = False,
 ) -> None:
     """Write FULL with BUILD's (fine-tuned) experts at their original ids, streamed shard by shard.
@@ -56,7 +56,3 @@ def render(result: MergeResult, build_dir: Path) -> None:
     out.print(f"check it: emo-prune verify {result.out_dir} {build_dir}")
 
 
-def register(app: typer.Typer) -> None:
-    from emo_prune.cli.app import command
-
-    app.command("merge-back")(command(merge_back_command))

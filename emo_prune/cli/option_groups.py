@@ -2,7 +2,7 @@
 
 A command declares `selection: SelectionFlags` (a dataclass whose fields are Typer `Annotated` options with
 their defaults); `expand` shows Typer the fields in that parameter's place and packs what Typer passes back
-into one instance. `cli.app.command` applies it to every command, so a group needs nothing more than its
+into one instance. `cli.command.command` applies it to every command, so a group needs nothing more than its
 dataclass: adding a shared option is one field in one place.
 """
 

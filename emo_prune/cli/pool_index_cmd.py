@@ -10,73 +10,68 @@ import typer
 
 from emo_prune.cli.format import human_count
 from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_label, model_path
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.text import inert
 
 
-def register(app: typer.Typer) -> None:
-    from emo_prune.cli.app import command
+def pool_index_command(
+    model_dir: ModelDir,
+    calib: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--calib",
+            help="Calibration source, repeatable, as `profile --calib` (DOMAIN=SOURCE names its domain), or a JSONL "
+            'file of {"context", "answer"} records (the requests you serve). Default: the built-in code, prose and math '
+            "corpora's training split (the text the bundled models learned from).",
+        ),
+    ] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="Index file to write (default: MODEL.pool-index.safetensors here).", show_default=False),
+    ] = None,
+    max_pairs: Annotated[int | None, typer.Option("--max-pairs", min=1, help="Context -> answer pairs per domain at most.")] = None,
+    power: Annotated[
+        float, typer.Option("--power", help="Entries' router mass as the mean of p^a (1: EMO's rule; 2: tokens that commit weigh more).")
+    ] = 1.0,  # pools.index.DEFAULT_POWER (not imported here: --help stays free of torch)
+    mass_of: Annotated[
+        str,
+        typer.Option(
+            "--mass-of",
+            help="Tokens an entry's router mass averages over: document (its whole text, context + answer: EMO's pool "
+            "rule) or answer (its answer alone).",
+        ),
+    ] = "document",  # pools.index.MASS_OF[0]
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in corpora's sampling order.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out (a pool index only).")] = False,
+    threads: ThreadsOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Index calibration documents by how their contexts route, each with the router mass of its whole
+    text (context + answer; --mass-of answer: the answer alone); then `generate` / `eval --pool P
+    --pool-index FILE` runs each request in the experts its nearest indexed documents used (better
+    than the context's own mass when a question routes unlike its answer, as math does).
 
-    @app.command("pool-index")
-    @command
-    def pool_index_command(
-        model_dir: ModelDir,
-        calib: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--calib",
-                help="Calibration source, repeatable, as `profile --calib` (DOMAIN=SOURCE names its domain), or a JSONL "
-                'file of {"context", "answer"} records (the requests you serve). Default: the built-in code, prose and math '
-                "corpora's training split (the text the bundled models learned from).",
-            ),
-        ] = None,
-        out_path: Annotated[
-            Path | None,
-            typer.Option("--out", help="Index file to write (default: MODEL.pool-index.safetensors here).", show_default=False),
-        ] = None,
-        max_pairs: Annotated[int | None, typer.Option("--max-pairs", min=1, help="Context -> answer pairs per domain at most.")] = None,
-        power: Annotated[
-            float, typer.Option("--power", help="Entries' router mass as the mean of p^a (1: EMO's rule; 2: tokens that commit weigh more).")
-        ] = 1.0,  # pools.index.DEFAULT_POWER (not imported here: --help stays free of torch)
-        mass_of: Annotated[
-            str,
-            typer.Option(
-                "--mass-of",
-                help="Tokens an entry's router mass averages over: document (its whole text, context + answer: EMO's pool "
-                "rule) or answer (its answer alone).",
-            ),
-        ] = "document",  # pools.index.MASS_OF[0]
-        seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in corpora's sampling order.")] = 0,
-        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out (a pool index only).")] = False,
-        threads: ThreadsOption = None,
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Index calibration documents by how their contexts route, each with the router mass of its whole
-        text (context + answer; --mass-of answer: the answer alone); then `generate` / `eval --pool P
-        --pool-index FILE` runs each request in the experts its nearest indexed documents used (better
-        than the context's own mass when a question routes unlike its answer, as math does).
+    Example: emo-prune pool-index builtin:emo-small --out emo-small.pool-index.safetensors
+    """
+    from emo_prune.pools.index import DEFAULT_SOURCES, build_index, check_index_output
 
-        Example: emo-prune pool-index builtin:emo-small --out emo-small.pool-index.safetensors
-        """
-        from emo_prune.pools.index import DEFAULT_SOURCES, build_index, check_index_output
+    sources = calib or list(DEFAULT_SOURCES)
+    target = out_path or Path(f"{model_label(model_dir)}.pool-index.safetensors")
+    from emo_prune.io.lock import FolderLock
 
-        sources = calib or list(DEFAULT_SOURCES)
-        target = out_path or Path(f"{model_label(model_dir)}.pool-index.safetensors")
-        from emo_prune.io.lock import FolderLock
+    with FolderLock(target) as lock:  # held from the start: a second writer of the file fails at once
+        check_index_output(target, overwrite)
+        started = time.perf_counter()
+        with out.progress() as bars:
+            task = bars.add_task("pool index", total=None)
 
-        with FolderLock(target) as lock:  # held from the start: a second writer of the file fails at once
-            check_index_output(target, overwrite)
-            started = time.perf_counter()
-            with out.progress() as bars:
-                task = bars.add_task("pool index", total=None)
+            def progress(advance: int, total: int) -> None:
+                bars.update(task, total=total, advance=advance)
 
-                def progress(advance: int, total: int) -> None:
-                    bars.update(task, total=total, advance=advance)
-
-                index = build_index(model_path(model_dir), sources, power=power, mass_of=mass_of, max_pairs=max_pairs, seed=seed, progress=progress)
-            index.save(target, overwrite=overwrite, lock=lock)
-        result = {"index": str(target), "sources": sources, "seconds": round(time.perf_counter() - started, 2), **index.summary()}
-        out.result(result, lambda: render(result))
+            index = build_index(model_path(model_dir), sources, power=power, mass_of=mass_of, max_pairs=max_pairs, seed=seed, progress=progress)
+        index.save(target, overwrite=overwrite, lock=lock)
+    result = {"index": str(target), "sources": sources, "seconds": round(time.perf_counter() - started, 2), **index.summary()}
+    out.result(result, lambda: render(result))
 
 
 def render(result: dict[str, Any]) -> None:

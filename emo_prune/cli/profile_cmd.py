@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,14 +20,14 @@ from typer.core import TyperGroup
 
 from emo_prune.cli.format import human_count
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, ThreadsOption, model_label, model_path
-from emo_prune.cli.workspace_cmd import model_or_workspace, record_profile
-from emo_prune.console import out
+from emo_prune.cli.workspace import model_or_workspace, record_profile
+from emo_prune.cli.console import out
 from emo_prune.text import inert
 from emo_prune.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
 from emo_prune.errors import ProfileError
 
 
-class _RunByDefault(TyperGroup):
+class RunByDefault(TyperGroup):
     """Route `profile X ...` to `profile run X ...` unless X names a subcommand; `profile --help` is
     the help of `profile run` (its options are what a user looks for), which names the subcommands."""
 
@@ -38,184 +38,162 @@ class _RunByDefault(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-def register(app: typer.Typer) -> None:
-    from emo_prune.cli.app import command
+def profile_command(
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="MODEL",
+            help="builtin:NAME, a model folder or a Hub id (default: this workspace's, see `emo-prune init`; with --merge: the profiles to sum).",
+            show_default=False,
+        ),
+    ] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="Profile file to write (default: MODEL-DOMAINS.profile.safetensors here).", show_default=False),
+    ] = None,
+    calib: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--calib",
+            help="Calibration source, repeatable: FILE.jsonl|.json|.txt|.md, DIR, builtin:code|prose|math[:train|calib|heldout], "
+            "hf:NAME[:CONFIG][:SPLIT], task:LM_EVAL_TASK; prefix DOMAIN= to name its domain. "
+            "Default: the built-in calibration split of each --domain (builtin:DOMAIN:calib).",
+        ),
+    ] = None,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option("--domain", help="Domain to profile, repeatable (default: every domain of --calib); without --calib, a built-in corpus: code, prose, math."),
+    ] = None,
+    max_tokens: Annotated[
+        int,
+        typer.Option(
+            "--max-tokens",
+            help=f"Tokens per domain (documents in source order); 0 = no limit. The default is shared with extract and recipes: {DEFAULT_PROFILE_TIME}.",
+        ),
+    ] = DEFAULT_MAX_TOKENS,
+    seq_len: Annotated[int | None, typer.Option("--seq-len", help="Window length; longer documents span several rows.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per forward.")] = 8,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    layerwise: LayerwiseOption = None,
+    max_memory: MaxMemoryOption = None,
+    offload_dir: Annotated[
+        Path | None, typer.Option("--offload-dir", help="With --layerwise: keep activations on disk here.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in corpora's sampling order.")] = 0,
+    merge: Annotated[bool, typer.Option("--merge", help="Sum the profiles given as arguments into --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+    top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
+    threads: ThreadsOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Profile MODEL on calibration text in one pass. Also: `profile merge A B --out C` sums profiles,
+    `profile show P [--plot heatmap.png]` re-prints one.
 
-    group = typer.Typer(
-        cls=_RunByDefault,
-        no_args_is_help=True,
-        help="Per-domain expert usage: tokens routed, router mass, gate weight, REAP saliency, EMO pools.",
-    )
+    Example: emo-prune profile builtin:emo-small --domain code  (the built-in code corpus's calibration split)
+    """
+    from emo_prune.profile.merge import merge_profile_files
+    from emo_prune.profile.report import build_report
+    from emo_prune.profile.store import check_output
 
-    @group.command("run")
-    @command
-    def run_command(
-        inputs: Annotated[
-            list[Path] | None,
-            typer.Argument(
-                metavar="MODEL",
-                help="builtin:NAME, a model folder or a Hub id (default: this workspace's, see `emo-prune init`; with --merge: the profiles to sum).",
-                show_default=False,
-            ),
-        ] = None,
-        out_path: Annotated[
-            Path | None,
-            typer.Option("--out", help="Profile file to write (default: MODEL-DOMAINS.profile.safetensors here).", show_default=False),
-        ] = None,
-        calib: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--calib",
-                help="Calibration source, repeatable: FILE.jsonl|.json|.txt|.md, DIR, builtin:code|prose|math[:train|calib|heldout], "
-                "hf:NAME[:CONFIG][:SPLIT], task:LM_EVAL_TASK; prefix DOMAIN= to name its domain. "
-                "Default: the built-in calibration split of each --domain (builtin:DOMAIN:calib).",
-            ),
-        ] = None,
-        domain: Annotated[
-            list[str] | None,
-            typer.Option("--domain", help="Domain to profile, repeatable (default: every domain of --calib); without --calib, a built-in corpus: code, prose, math."),
-        ] = None,
-        max_tokens: Annotated[
-            int,
-            typer.Option(
-                "--max-tokens",
-                help=f"Tokens per domain (documents in source order); 0 = no limit. The default is shared with extract and recipes: {DEFAULT_PROFILE_TIME}.",
-            ),
-        ] = DEFAULT_MAX_TOKENS,
-        seq_len: Annotated[int | None, typer.Option("--seq-len", help="Window length; longer documents span several rows.")] = None,
-        batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per forward.")] = 8,
-        device: DeviceOption = "auto",
-        dtype: DtypeOption = "auto",
-        layerwise: LayerwiseOption = None,
-        max_memory: MaxMemoryOption = None,
-        offload_dir: Annotated[
-            Path | None, typer.Option("--offload-dir", help="With --layerwise: keep activations on disk here.")
-        ] = None,
-        seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in corpora's sampling order.")] = 0,
-        merge: Annotated[bool, typer.Option("--merge", help="Sum the profiles given as arguments into --out.")] = False,
-        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
-        top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
-        threads: ThreadsOption = None,
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Profile MODEL on calibration text in one pass. Also: `profile merge A B --out C` sums profiles,
-        `profile show P [--plot heatmap.png]` re-prints one.
+    if merge:
+        if not inputs:
+            raise ProfileError("--merge needs the profiles to sum: emo-prune profile merge A B --out C")
+        if calib or domain:
+            raise ProfileError("--merge sums existing profiles; it takes no --calib / --domain")
+        if out_path is None:
+            raise ProfileError("--merge needs --out, the profile to write")
+        profile = merge_profile_files(inputs, out_path, overwrite=overwrite)
+    else:
+        if inputs and len(inputs) != 1:
+            raise ProfileError(f"give exactly one MODEL (got {len(inputs)}); to sum profiles use --merge")
+        model, workspace = model_or_workspace(inputs[0] if inputs else None, "emo-prune profile builtin:emo-small --domain code")
+        inputs, model_dir = [model], model_path(model)  # a model that is not there fails first
+        if out_path is None:
+            out_path = Path(f"{model_label(inputs[0])}-{'+'.join(domain) if domain else 'all'}.profile.safetensors")
+        check_output(out_path, overwrite)  # an existing --out: refused before torch loads
+        from emo_prune.models.loading import resolve_device
 
-        Example: emo-prune profile builtin:emo-small --domain code  (the built-in code corpus's calibration split)
-        """
-        from emo_prune.profile.report import build_report
-        from emo_prune.profile.store import check_output
+        resolve_device(device)  # a device that cannot be used is the one line, before any note
+        if not calib:
+            from emo_prune.calib import builtin_calibration
 
-        if merge:
-            if not inputs:
-                raise ProfileError("--merge needs the profiles to sum: emo-prune profile merge A B --out C")
-            if calib or domain:
-                raise ProfileError("--merge sums existing profiles; it takes no --calib / --domain")
-            if out_path is None:
-                raise ProfileError("--merge needs --out, the profile to write")
-            profile = merge_profiles(inputs, out_path, overwrite)
-        else:
-            if inputs and len(inputs) != 1:
-                raise ProfileError(f"give exactly one MODEL (got {len(inputs)}); to sum profiles use --merge")
-            model, workspace = model_or_workspace(inputs[0] if inputs else None, "emo-prune profile builtin:emo-small --domain code")
-            inputs, model_dir = [model], model_path(model)  # a model that is not there fails first
-            if out_path is None:
-                out_path = Path(f"{model_label(inputs[0])}-{'+'.join(domain) if domain else 'all'}.profile.safetensors")
-            check_output(out_path, overwrite)  # an existing --out: refused before torch loads
-            from emo_prune.models.loading import resolve_device
+            calib = builtin_calibration(domain or [])
+            out.note(f"calibration text: {', '.join(calib)} (the built-in calibration split of each --domain)")
+        from emo_prune.distributed import current_world  # torch from here on
+        from emo_prune.profile.runner import ProfileSettings, profile_to_file
 
-            resolve_device(device)  # a device that cannot be used is the one line, before any note
-            if not calib:
-                from emo_prune.calib import builtin_calibration
+        settings = ProfileSettings(
+            seq_len=seq_len,
+            batch_size=batch_size,
+            max_tokens=max_tokens or None,
+            device=device,
+            dtype=dtype,
+            layerwise=layerwise,
+            offload_dir=offload_dir,
+            seed=seed,
+            max_memory=max_memory,
+        )
+        with out.progress() as bars:
+            task = bars.add_task("profile", total=None)
+            start, done = time.perf_counter(), [0]
 
-                calib = builtin_calibration(domain or [])
-                out.note(f"calibration text: {', '.join(calib)} (the built-in calibration split of each --domain)")
-            from emo_prune.distributed import current_world  # torch from here on
-            from emo_prune.profile.runner import ProfileSettings, profile_to_file
+            def progress(advance: int, total: int) -> None:
+                done[0] += advance
+                rate = done[0] / max(time.perf_counter() - start, 1e-9)
+                bars.update(task, total=total, advance=advance, rate=f"{human_count(rate)} tok/s")
 
-            settings = ProfileSettings(
-                seq_len=seq_len,
-                batch_size=batch_size,
-                max_tokens=max_tokens or None,
-                device=device,
-                dtype=dtype,
-                layerwise=layerwise,
-                offload_dir=offload_dir,
-                seed=seed,
-                max_memory=max_memory,
+            profile = profile_to_file(
+                model_dir, calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress, notify=out.note
             )
-            with out.progress() as bars:
-                task = bars.add_task("profile", total=None)
-                start, done = time.perf_counter(), [0]
-
-                def progress(advance: int, total: int) -> None:
-                    done[0] += advance
-                    rate = done[0] / max(time.perf_counter() - start, 1e-9)
-                    bars.update(task, total=total, advance=advance, rate=f"{human_count(rate)} tok/s")
-
-                profile = profile_to_file(
-                    model_dir, calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress, notify=out.note
-                )
-            if not current_world(device).is_main:
-                return  # under `accelerate launch`, rank 0 writes and reports
-            tokens = ", ".join(f"{name} {human_count(d.num_tokens)}" for name, d in sorted(profile.domains.items()))
-            out.note(f"profiled {tokens} tokens in {time.perf_counter() - start:.1f} s (--max-tokens {max_tokens or 'no limit'} per domain)")
-            record_profile(model, workspace, out_path, tuple(sorted(profile.domains)))
-        report = build_report(profile, top=top)
-        out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
-
-    @group.command("merge")
-    @command
-    def merge_command(
-        profiles: Annotated[list[Path], typer.Argument(metavar="PROFILE", help="Profiles of one model to sum.", show_default=False)],
-        out_path: Annotated[Path, typer.Option("--out", help="Profile file to write (.safetensors).", show_default=False)],
-        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
-        top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Sum profiles of the same model (one per corpus, per process or per machine) into one file.
-
-        Example: emo-prune profile merge code.profile.safetensors math.profile.safetensors --out both.profile.safetensors
-        """
-        from emo_prune.profile.report import build_report
-
-        profile = merge_profiles(profiles, out_path, overwrite)
-        report = build_report(profile, top=top)
-        out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
-
-    @group.command("show")
-    @command
-    def show_command(
-        path: Annotated[Path, typer.Argument(help="A profile file.", show_default=False)],
-        plot: Annotated[Path | None, typer.Option("--plot", help="Also draw a layers x experts heatmap per domain.")] = None,
-        top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Re-print a profile's report; --plot draws its heatmaps (PNG, SVG or PDF by suffix).
-
-        Example: emo-prune profile show emo-small-code.profile.safetensors --plot heatmap.png
-        """
-        from emo_prune.profile.plot import plot_heatmaps
-        from emo_prune.profile.report import build_report
-        from emo_prune.profile.store import Profile
-
-        profile = Profile.load(path)
-        report = build_report(profile, top=top)
-        data: dict[str, Any] = {"profile": str(path), "digest": profile.digest(), **report}
-        if plot is not None:
-            data["plot"] = str(plot_heatmaps(profile, plot))
-        out.result(data, lambda: render(report, path, plot))
-
-    app.add_typer(group, name="profile")
+        if not current_world(device).is_main:
+            return  # under `accelerate launch`, rank 0 writes and reports
+        tokens = ", ".join(f"{name} {human_count(d.num_tokens)}" for name, d in sorted(profile.domains.items()))
+        out.note(f"profiled {tokens} tokens in {time.perf_counter() - start:.1f} s (--max-tokens {max_tokens or 'no limit'} per domain)")
+        record_profile(model, workspace, out_path, tuple(sorted(profile.domains)))
+    report = build_report(profile, top=top)
+    out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
 
 
-def merge_profiles(paths: list[Path], out_path: Path, overwrite: bool):  # noqa: ANN201 (Profile, imported lazily)
-    from emo_prune.profile.store import Profile, check_output
+def profile_merge_command(
+    profiles: Annotated[list[Path], typer.Argument(metavar="PROFILE", help="Profiles of one model to sum.", show_default=False)],
+    out_path: Annotated[Path, typer.Option("--out", help="Profile file to write (.safetensors).", show_default=False)],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+    top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
+    json_output: JsonFlag = False,
+) -> None:
+    """Sum profiles of the same model (one per corpus, per process or per machine) into one file.
 
-    check_output(out_path, overwrite)
-    profile = Profile.merge([Profile.load(p) for p in paths])
-    profile.save(out_path, overwrite=overwrite)
-    return profile
+    Example: emo-prune profile merge code.profile.safetensors math.profile.safetensors --out both.profile.safetensors
+    """
+    from emo_prune.profile.merge import merge_profile_files
+    from emo_prune.profile.report import build_report
+
+    profile = merge_profile_files(profiles, out_path, overwrite=overwrite)
+    report = build_report(profile, top=top)
+    out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
+
+
+def profile_show_command(
+    path: Annotated[Path, typer.Argument(help="A profile file.", show_default=False)],
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw a layers x experts heatmap per domain.")] = None,
+    top: Annotated[int, typer.Option("--top", help="Top experts shown per layer.")] = 5,
+    json_output: JsonFlag = False,
+) -> None:
+    """Re-print a profile's report; --plot draws its heatmaps (PNG, SVG or PDF by suffix).
+
+    Example: emo-prune profile show emo-small-code.profile.safetensors --plot heatmap.png
+    """
+    from emo_prune.profile.plot import plot_heatmaps
+    from emo_prune.profile.report import build_report
+    from emo_prune.profile.store import Profile
+
+    profile = Profile.load(path)
+    report = build_report(profile, top=top)
+    data: dict[str, Any] = {"profile": str(path), "digest": profile.digest(), **report}
+    if plot is not None:
+        data["plot"] = str(plot_heatmaps(profile, plot))
+    out.result(data, lambda: render(report, path, plot))
 
 
 def _pct(value: float | None) -> str:

@@ -8,49 +8,44 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from emo_prune.cli.eval_cmd import comparison_table
+from emo_prune.cli.comparison import comparison_table
 from emo_prune.cli.options import JsonFlag, TargetOption, ThreadsOption
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.text import inert, plural
 
 if TYPE_CHECKING:
     from emo_prune.pipeline import RunReport
 
 
-def register(app: typer.Typer) -> None:
-    from emo_prune.cli.app import command
+def run_command(
+    recipe: Annotated[
+        str,
+        typer.Argument(help="Recipe file, or the name of a shipped recipe (recipes/NAME.yaml).", show_default=True),
+    ] = "quickstart",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<recipe name>/).")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe field before validation: key.path=value (YAML value)."),
+    ] = None,
+    target: TargetOption = None,
+    threads: ThreadsOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Profile -> select -> extract -> verify -> eval for every budget of a recipe, then check its gates.
 
-    @app.command("run")
-    @command
-    def run_command(
-        recipe: Annotated[
-            str,
-            typer.Argument(help="Recipe file, or the name of a shipped recipe (recipes/NAME.yaml).", show_default=True),
-        ] = "quickstart",
-        out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<recipe name>/).")] = None,
-        overrides: Annotated[
-            list[str] | None,
-            typer.Option("--set", help="Override a recipe field before validation: key.path=value (YAML value)."),
-        ] = None,
-        target: TargetOption = None,
-        threads: ThreadsOption = None,
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Profile -> select -> extract -> verify -> eval for every budget of a recipe, then check its gates.
+    Finished steps whose inputs did not change are skipped, so a run can be resumed. Writes
+    report.json, report.md and recipe.resolved.yaml next to the builds. Exit code 1 when a gate fails.
 
-        Finished steps whose inputs did not change are skipped, so a run can be resumed. Writes
-        report.json, report.md and recipe.resolved.yaml next to the builds. Exit code 1 when a gate fails.
+    Example: emo-prune run  (the shipped quickstart recipe; or: emo-prune run my-recipe.yaml --set eval.limit=8)
+    """
+    from emo_prune.pipeline import load_recipe, run_recipe
 
-        Example: emo-prune run  (the shipped quickstart recipe; or: emo-prune run my-recipe.yaml --set eval.limit=8)
-        """
-        from emo_prune.pipeline import load_recipe, run_recipe
-
-        parsed, path = load_recipe(recipe, overrides or [])
-        report = run_recipe(parsed, out_dir, recipe_file=path, overrides=overrides or [], target=target)
-        out.result(report.to_dict(), lambda: render(report))
-        if not report.passed and out.json_mode:
-            raise typer.Exit(1)  # the JSON document above already lists the failed gates
-        report.check_gates()
+    parsed, path = load_recipe(recipe, overrides or [])
+    report = run_recipe(parsed, out_dir, recipe_file=path, overrides=overrides or [], target=target)
+    out.result(report.to_dict(), lambda: render(report))
+    if not report.passed and out.json_mode:
+        raise typer.Exit(1)  # the JSON document above already lists the failed gates
+    report.check_gates()
 
 
 def render(report: RunReport) -> None:

@@ -43,6 +43,7 @@ from emo_prune.pipeline.edge import run_edge
 from emo_prune.pipeline.gates import check_gate
 from emo_prune.pipeline.recipe import Recipe, budget_label
 from emo_prune.pipeline.report import BuildReport, RunReport
+from emo_prune.select.fresh import profile_for_selection, select_plan
 from emo_prune.select.selector import check_selection
 from emo_prune.pipeline.steps import STAMPS, StepResult, Steps, output_digest, step_key
 from emo_prune.version import __version__
@@ -61,29 +62,16 @@ def _status(result: StepResult) -> None:
 
 
 # ---- the steps ------------------------------------------------------------------------------------
+# profile, then select per budget: the two halves of emo_prune.select.fresh, each a resumable step
 def _profile(recipe: Recipe, model_dir: Path, path: Path) -> None:
-    from emo_prune.profile.runner import profile_to_file
-
     c = recipe.calibration
-    settings = c.profile_settings()
     domains = list(c.domains) if c.domains else None
-    with events.progress() as progress:
-        bar = progress.add_task("profile", total=None)
-
-        def advance(tokens: int, total: int) -> None:
-            progress.update(bar, advance=tokens, total=total)
-
-        profile_to_file(model_dir, list(c.sources), path, domains, settings, overwrite=True, progress=advance)
+    profile_for_selection(model_dir, list(c.sources), path, domains, c.profile_settings(), overwrite=True)
 
 
 def _select(recipe: Recipe, model_dir: Path, profile: Path, budget: float | int, path: Path) -> None:
-    from emo_prune.select import make_plan
-
     options = recipe.select_options(model_dir, budget)
-    with events.progress() as progress:
-        bar = progress.add_task(f"select {budget_label(budget)}", total=None)
-        plan = make_plan(model_dir, options, profile_path=profile, on_layer=lambda _: progress.advance(bar))
-    plan.save(path)
+    select_plan(model_dir, options, profile, label=f"select {budget_label(budget)}").save(path)
 
 
 def _extract(recipe: Recipe, model_dir: Path, plan_path: Path, build: Path) -> None:

@@ -3,7 +3,7 @@
 Importing this package registers two names into transformers' ExpertsInterface, usable with
 `from_pretrained(..., experts_implementation=NAME)` or `model.set_experts_implementation(NAME)`:
   "emo_cpu"     CPU tensors, bf16/fp16/fp32 storage (cpu.py)
-  "emo_triton"  CUDA tensors through the Triton kernels in kernels/ (triton_experts.py)
+  "emo_triton"  CUDA tensors through the Triton kernels in kernels/ (triton_backend.py)
 Both are inference-only and support the fused [gate; up] SiLU experts of OLMoE, Mixtral, Qwen2-MoE,
 Qwen3-MoE and EMO (also interleaved or transposed weights). `route` is the routing entry point.
 """

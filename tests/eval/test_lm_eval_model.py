@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from emo_prune.cli import app
-from emo_prune.console import out
+from emo_prune.cli.console import out
 
 
 def test_model_type_is_registered_and_scores_like_the_library(emo_model, task_dir):

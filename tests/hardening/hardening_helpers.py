@@ -30,7 +30,7 @@ def snapshot(root: Path) -> dict[str, str]:
     return found
 
 
-# off a terminal, progress is log lines on stderr ("extracting: started (0.0s)", emo_prune.console.LineProgress)
+# off a terminal, progress is log lines on stderr ("extracting: started (0.0s)", emo_prune.cli.console.LineProgress)
 PROGRESS_LINE = re.compile(r"^[^:]+: (started|finished|\d+%) \(\d+\.\ds(, .*)?\)$")
 
 

@@ -19,7 +19,7 @@ from hardening_helpers import one_line_error, snapshot
 from rich.console import Console
 from rich.text import Text
 
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.errors import PlanError
 from emo_prune.text import inert
 

@@ -11,7 +11,7 @@ from pipeline_recipes import fast_recipe
 from typer.testing import CliRunner
 
 from emo_prune.cli import app
-from emo_prune.console import out
+from emo_prune.cli.console import out
 from emo_prune.errors import RecipeError
 from emo_prune.pipeline import validate_recipe
 
