@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -148,7 +147,8 @@ def register(app: typer.Typer) -> None:
             device=device,
             memory=memory_path(layerwise),
             max_memory=max_memory,
-            **asdict(pools),
+            pool=pools.settings(),
+            coverage_warn=pools.coverage_warn,
         )
         from emo_prune.distributed import current_world
         from emo_prune.io.lock import FolderLock

@@ -1,6 +1,7 @@
 """Per-request expert pools: each request runs within the top-P experts its context routes to, per
 MoE layer, with the experts read from the checkpoint on demand into a byte-budgeted shared cache.
 
+  settings.py   PoolSettings: the per-request pool options, declared once
   selection.py  the pool of a layer from the context's summed router mass (and `--pool` sizes)
   store.py      ExpertStore: experts read from the safetensors files on demand, LRU / LFU cache
   runtime.py    pool mode of the native EMO model: prefill chooses the pools layer by layer
@@ -22,7 +23,7 @@ _EXPORTS = {
     "PoolIndex": "index",
     "build_index": "index",
     "PoolRuntime": "runtime",
-    "PoolSettings": "runtime",
+    "PoolSettings": "settings",
     "RequestReport": "runtime",
     "load_pool_runtime": "runtime",
     "choose_pool": "selection",

@@ -60,7 +60,6 @@ META_KEY = "emo_prune.pool_index"
 FORMAT = 2
 REBUILD = "build it again with `emo-prune pool-index`"
 DEFAULT_POWER = 1.0  # mass as the mean p (EMO's rule); measured against p^2 in examples/pool_tuning.py
-DEFAULT_NEIGHBOURS = 8
 MASS_OF = ("document", "answer")  # the tokens an entry's value averages over; the first is the default
 # `pool-index` without --calib: the text the bundled models were trained on (every built-in corpus's
 # `train` split: 5,415 pairs); the `calib` split stays for tuning, `heldout` for the benchmarks
