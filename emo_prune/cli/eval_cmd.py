@@ -110,7 +110,8 @@ def register(app: typer.Typer) -> None:
         from emo_prune.eval import EvalSettings, evaluate, write_report
         from emo_prune.eval.harness import check_out_path
 
-        from emo_prune.eval.build_defaults import default_baseline, default_tasks, read_manifest
+        from emo_prune.eval.build_defaults import default_baseline, default_tasks
+        from emo_prune.extract.card import read_manifest
 
         source = None
         if model_dir is None:  # in a workspace: its newest build, against the model it was cut from

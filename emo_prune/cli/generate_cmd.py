@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
 
         Example: emo-prune generate builtin:emo-small --prompt "def add(a, b):" --max-new-tokens 16
         """
-        from emo_prune.pools.generate import generate
+        from emo_prune.serve.generate import generate
 
         text = prompt_text(prompt, prompt_file)
         model_dir = model_path(model_dir)

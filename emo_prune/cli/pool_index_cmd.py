@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         max_pairs: Annotated[int | None, typer.Option("--max-pairs", min=1, help="Context -> answer pairs per domain at most.")] = None,
         power: Annotated[
             float, typer.Option("--power", help="Entries' router mass as the mean of p^a (1: EMO's rule; 2: tokens that commit weigh more).")
-        ] = 1.0,  # pools.index.DEFAULT_POWER (not imported here: --help stays free of torch)
+        ] = 1.0,  # serve.index_file.DEFAULT_POWER (not imported here: --help stays free of torch)
         mass_of: Annotated[
             str,
             typer.Option(
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
                 help="Tokens an entry's router mass averages over: document (its whole text, context + answer: EMO's pool "
                 "rule) or answer (its answer alone).",
             ),
-        ] = "document",  # pools.index.MASS_OF[0]
+        ] = "document",  # serve.index_file.MASS_OF[0]
         seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in corpora's sampling order.")] = 0,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out (a pool index only).")] = False,
         threads: ThreadsOption = None,
@@ -58,7 +58,8 @@ def register(app: typer.Typer) -> None:
 
         Example: emo-prune pool-index builtin:emo-small --out emo-small.pool-index.safetensors
         """
-        from emo_prune.pools.index import DEFAULT_SOURCES, build_index, check_index_output
+        from emo_prune.serve.index_build import DEFAULT_SOURCES, build_index
+        from emo_prune.serve.index_file import check_index_output
 
         sources = calib or list(DEFAULT_SOURCES)
         target = out_path or Path(f"{model_label(model_dir)}.pool-index.safetensors")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from emo_prune.pools.settings import DEFAULTS, PoolSettings
+from emo_prune.serve.settings import DEFAULTS, PoolSettings
 
 
 PoolOption = Annotated[

@@ -23,7 +23,7 @@ from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScore
 from emo_prune.eval.tasks import quiet_lm_eval, task_manager
 from emo_prune.io import Checkpoint, model_identity
 from emo_prune.memory import MemoryOptions
-from emo_prune.pools.settings import DEFAULTS, PoolSettings
+from emo_prune.serve.settings import DEFAULTS, PoolSettings
 from emo_prune.version import __version__
 
 # result keys of lm-eval that are not metrics
@@ -44,7 +44,7 @@ class EvalSettings:
     bootstrap_iters: int = 100000  # lm-eval's default; only metrics without a closed-form stderr use it
     memory: str = "auto"  # whole | layerwise (accelerate's disk offload) | auto: by the memory plan
     max_memory: str | None = None  # the memory plan's budget (default: EMO_PRUNE_MAX_MEMORY, else free memory)
-    pool: PoolSettings | None = None  # per-request expert pools (emo_prune.pools); None: the model runs whole
+    pool: PoolSettings | None = None  # per-request expert pools (emo_prune.serve); None: the model runs whole
     coverage_warn: float | None = None  # warn for requests a static build covers less than this x its calibration coverage (0.85)
 
     def __post_init__(self) -> None:
@@ -148,7 +148,9 @@ def task_scores(raw: dict[str, Any]) -> dict[str, TaskScores]:
     return scores
 
 
-def _run(lm: Any, manager: Any, settings: EvalSettings) -> dict[str, Any]:
+def run_tasks(lm: Any, manager: Any, settings: EvalSettings) -> dict[str, Any]:
+    """lm-eval's scores of `lm` (any lm-eval model: ours, in pools, or llama.cpp's) on `settings.tasks`:
+    the part `task_scores` reads, on every rank."""
     import lm_eval
 
     try:
@@ -203,14 +205,14 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
                 str(model_dir), load=settings.load, batch_size=settings.batch_size, max_length=settings.max_length, notify=events.note
             )
         if settings.pool is None and hasattr(lm.model, "model") and hasattr(lm.model.model, "layouts"):
-            from emo_prune.pools.lm import with_coverage
+            from emo_prune.eval.lm import with_coverage
 
             lm = with_coverage(lm, model_dir)  # a build with the coverage side file measures each request
         loaded = f"loaded in {time.perf_counter() - start:.1f}s"
         progress.update(bar, description=f"eval {label}: {loaded}, scoring")
         lm.on_phase = lambda phase, n: progress.update(bar, description=f"eval {label}: {loaded}, {phase} ({n} requests)")
         try:
-            raw = _run(lm, manager, settings)
+            raw = run_tasks(lm, manager, settings)
             requests = getattr(lm, "reports", None)
             coverages, meter = getattr(lm, "coverages", None), getattr(lm, "coverage_meter", None)
             if coverages is not None and lm.world_size > 1:  # each rank measured its own share of the requests
@@ -235,7 +237,7 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
 
 
 def _coverage_summary(coverages: list[float] | None, meter: Any, warn: float | None) -> dict[str, Any] | None:
-    """Per-request coverage of a static build (emo_prune.pools.coverage), with a warning for the requests
+    """Per-request coverage of a static build (emo_prune.extract.coverage_meter), with a warning for the requests
     below `warn` x the build's calibration coverage."""
     if not coverages:
         return None
@@ -258,7 +260,7 @@ def _coverage_summary(coverages: list[float] | None, meter: Any, warn: float | N
 
 
 def _pool_lm(model_dir: str | Path, settings: EvalSettings) -> Any:
-    from emo_prune.pools.lm import PoolLM
+    from emo_prune.eval.pool_lm import PoolLM
 
     return PoolLM(str(model_dir), settings=settings.pool, dtype=settings.dtype, device=settings.device, max_length=settings.max_length)
 

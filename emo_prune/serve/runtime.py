@@ -22,7 +22,7 @@ discarded and the context is prefilled again within the new pools; `draft_rounds
 each draft decoded within the pools the previous one chose (its mass adds up: context + drafts). The draft depends only on the
 context: the pools still never see a token that is scored or generated for the answer.
 
-Index (`pool_index`, `emo_prune.pools.index`): at the first MoE layer of the prefill the context's mean
+Index (`pool_index`, `emo_prune.serve.index_file`): at the first MoE layer of the prefill the context's mean
 router probabilities are the key, the K nearest calibration contexts of the index are looked up, and
 every layer's pool is the top-P of the mean router mass of THEIR documents (context and answer, or the
 answers alone: `PoolIndex.mass_of`) in place of the context's own mass, still chosen layer by layer
@@ -48,10 +48,10 @@ from emo_prune.arch import LayerLayout
 from emo_prune.errors import PlanError
 from emo_prune.io import Checkpoint
 from emo_prune.models.emo.modeling_emo import EmoTopKRouter
-from emo_prune.pools.index import Neighbour, PoolIndex, request_key
-from emo_prune.pools.selection import choose_pool, context_mass, pool_sizes
-from emo_prune.pools.settings import PoolSettings
-from emo_prune.pools.store import ExpertStore, ExpertWeights, StoreStats
+from emo_prune.serve.index_file import Neighbour, PoolIndex, request_key
+from emo_prune.serve.selection import choose_pool, context_mass, pool_sizes
+from emo_prune.serve.settings import PoolSettings
+from emo_prune.serve.store import ExpertStore, ExpertWeights, StoreStats
 from emo_prune.routing import route
 
 

@@ -1,5 +1,5 @@
 """lm-eval model type `emo-prune-pool`: every request is evaluated within its own pools, chosen from
-its context (`emo_prune.pools.runtime`).
+its context (`emo_prune.serve.runtime`).
 
 loglikelihood: the pools come from the request's context, the continuation is scored within them (one
 request per forward: each has its own pools). loglikelihood_rolling has no context to choose from (the
@@ -17,8 +17,8 @@ from lm_eval.api.registry import model_registry
 from lm_eval.models.huggingface import HFLM
 
 from emo_prune.errors import EvalError
-from emo_prune.pools.runtime import load_pool_runtime
-from emo_prune.pools.settings import PoolSettings, compute_dtype
+from emo_prune.serve.runtime import load_pool_runtime
+from emo_prune.serve.settings import PoolSettings, compute_dtype
 
 MODEL_TYPE = "emo-prune-pool"
 CONTEXT_TASKS = "emo_answer_code, emo_answer_math, emo_answer_prose (tag emo_answer)"
@@ -115,32 +115,3 @@ def register() -> None:
 
 
 register()
-
-
-
-def with_coverage(lm: Any, model_dir: str | Path) -> Any:
-    """`lm` (an EmoPruneLM) measuring per-request coverage when `model_dir` has the coverage side file.
-
-    Before lm-eval scores a batch, one extra forward per request of its context (the whole text for a
-    rolling request) measures how much of the full router's mass falls on the build's experts
-    (`emo_prune.pools.coverage`); the values collect in `lm.coverages`, the meter in `lm.coverage_meter`.
-    """
-    from emo_prune.pools.coverage import CoverageMeter
-
-    meter = CoverageMeter.of_build(lm.model, model_dir)
-    if meter is None:
-        return lm
-    lm.coverages, lm.coverage_meter = [], meter
-
-    def measured(method: Callable[..., Any]) -> Callable[..., Any]:
-        def run(requests: list[Any], *args: Any, **kwargs: Any) -> Any:
-            for request in requests:
-                ids = (lm.tok_encode(request.args[0]) or [lm.prefix_token_id])[-lm.max_length :]
-                lm.coverages.append(meter.of_tokens(ids).value)
-            return method(requests, *args, **kwargs)
-
-        return run
-
-    for name in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
-        setattr(lm, name, measured(getattr(lm, name)))
-    return lm

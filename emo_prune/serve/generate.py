@@ -21,8 +21,8 @@ import torch
 
 from emo_prune import events
 from emo_prune.errors import PromptError
-from emo_prune.pools.runtime import load_pool_runtime
-from emo_prune.pools.settings import PoolSettings, compute_dtype
+from emo_prune.serve.runtime import load_pool_runtime
+from emo_prune.serve.settings import PoolSettings, compute_dtype
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Generator:
             self.runtime = load_pool_runtime(model_dir, pool, self.compute, device)
             return
         from emo_prune.models.weights import load_pretrained
-        from emo_prune.pools.coverage import CoverageMeter
+        from emo_prune.extract.coverage_meter import CoverageMeter
 
         self.model = load_pretrained(model_dir, self.compute, device)
         self.meter = CoverageMeter.of_build(self.model, model_dir)
