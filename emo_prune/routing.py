@@ -128,3 +128,23 @@ def balance_loss(
     f = counts / (mask.sum() * k).clamp(min=1)  # [E_r]
     p = (probs * mask[:, None]).sum(0) / mask.sum().clamp(min=1)  # [E_r]
     return probs.shape[1] * torch.sum(f * p), counts
+
+
+def top_pool(mass: torch.Tensor, size: int | torch.Tensor) -> torch.Tensor:
+    """EMO's pool rule, defined once: the `size` routed experts of largest summed router probability.
+
+    mass [..., E_r]: per document or request, the router's probabilities of its routed experts summed
+    over its tokens (or another mass that stands in for them: p^a, an index's prior). size: routed
+    experts in the pool, one int or one per row [...]; the caller's budget rule says how many (training
+    samples P_d, the profile's budgets clamp to top-k, `--pool` counts the fixed experts and refuses).
+    Returns [..., E_r] bool membership. Ties go to the LOWER index (a stable descending sort), so equal
+    mass gives the same pool on every device and run; a size of 0 takes none, one >= E_r takes all.
+    Used by training (train/objective.py), profiling (profile/pools.py, profile/report.py) and serving
+    (pools/selection.py)."""
+    import torch
+
+    order = torch.sort(mass, dim=-1, descending=True, stable=True).indices  # [..., E_r]
+    ranks = torch.empty_like(order)
+    ranks.scatter_(-1, order, torch.arange(mass.shape[-1], device=mass.device).expand_as(order))  # rank of each expert
+    sizes = torch.as_tensor(size, device=mass.device)
+    return ranks < (sizes[..., None] if sizes.dim() else sizes)

@@ -19,7 +19,7 @@ def test_generate_device_auto_runs(cli, tiny, pool):
 
 
 def test_auto_is_the_device_the_rule_picks(tiny):
-    from emo_prune.pools.generate import Generator
+    from emo_prune.serve.generate import Generator
 
     generator = Generator(tiny("emo"), device="auto")
     assert generator.device == resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -107,7 +106,8 @@ def eval_command(
     from emo_prune.eval import EvalSettings, evaluate, write_report
     from emo_prune.eval.harness import check_out_path
 
-    from emo_prune.eval.build_defaults import default_baseline, default_tasks, read_manifest
+    from emo_prune.eval.build_defaults import default_baseline, default_tasks
+    from emo_prune.extract.card import read_manifest
 
     source = None
     if model_dir is None:  # in a workspace: its newest build, against the model it was cut from
@@ -144,7 +144,8 @@ def eval_command(
         device=device,
         memory=memory_path(layerwise),
         max_memory=max_memory,
-        **asdict(pools),
+        pool=pools.settings(),
+        coverage_warn=pools.coverage_warn,
     )
     from emo_prune.distributed import current_world
     from emo_prune.io.lock import FolderLock

@@ -15,6 +15,7 @@ from emo_prune.cli.console import out
 from emo_prune.constants import DEFAULT_MAX_TOKENS, PROFILE_METHODS
 from emo_prune.text import inert, plural
 from emo_prune.errors import PlanError
+from emo_prune.select.keep import keep_label
 
 if TYPE_CHECKING:
     from emo_prune.extract import ExtractResult
@@ -123,12 +124,6 @@ def _select_on_a_fresh_profile(model_dir: Path, options: SelectOptions, calib: l
         f"as `emo-prune profile`; save one with `emo-prune profile` and pass it as --profile to reuse it)"
     )
     return select_on_fresh_profile(model_dir, sources, options, ProfileSettings(max_tokens=DEFAULT_MAX_TOKENS, device=device))
-
-
-def keep_label(keep: str) -> str:
-    """A plan's keep text -> a folder-name part: 0.125 -> 12.5pct, 32 -> k32, "1 expert" -> k1."""
-    number = keep.split()[0]
-    return f"k{number}" if number.isdigit() else f"{float(number) * 100:g}pct"
 
 
 def render(result: ExtractResult, original: str = "<original>") -> None:

@@ -45,14 +45,13 @@ def generate_command(
 
     Example: emo-prune generate builtin:emo-small --prompt "def add(a, b):" --max-new-tokens 16
     """
-    from emo_prune.pools.generate import generate
-    from emo_prune.pools.runtime import PoolSettings
+    from emo_prune.serve.generate import generate
 
     text = prompt_text(prompt, prompt_file)
     model_dir = model_path(model_dir)
     stream = None if out.json_mode or out.quiet else _stream
     result = generate(
-        model_dir, text, pool=PoolSettings.of(pools), max_new_tokens=max_new_tokens, dtype=dtype, device=device,
+        model_dir, text, pool=pools.settings(), max_new_tokens=max_new_tokens, dtype=dtype, device=device,
         coverage_warn=pools.coverage_warn, on_text=stream, truncate_prompt=truncate_prompt,
     )  # fmt: skip
     if stream is not None:

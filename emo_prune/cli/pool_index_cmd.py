@@ -53,7 +53,8 @@ def pool_index_command(
 
     Example: emo-prune pool-index builtin:emo-small --out emo-small.pool-index.safetensors
     """
-    from emo_prune.pools.index import DEFAULT_SOURCES, build_index, check_index_output
+    from emo_prune.serve.index_build import DEFAULT_SOURCES, build_index
+    from emo_prune.serve.index_file import check_index_output
 
     sources = calib or list(DEFAULT_SOURCES)
     target = out_path or Path(f"{model_label(model_dir)}.pool-index.safetensors")

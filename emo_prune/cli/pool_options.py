@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from emo_prune.serve.settings import DEFAULTS, PoolSettings
+
 
 PoolOption = Annotated[
     str | None,
@@ -69,16 +71,20 @@ CoverageWarnOption = Annotated[
 @dataclass(frozen=True)
 class PoolFlags:
     """Pool mode and the coverage guard, shared by `generate` and `eval` (an option group: cli/option_groups.py).
-    The names are EvalSettings' and PoolSettings' own: `EvalSettings(**asdict(flags))`, `PoolSettings.of(flags)`."""
+    The names and defaults are PoolSettings' own (no --pool: no pool mode); `settings()` builds it."""
 
     pool: PoolOption = None
-    reselect_every: ReselectOption = None
-    draft: DraftOption = 0
-    draft_rounds: DraftRoundsOption = 1
-    pool_power: PoolPowerOption = 1.0
-    pool_index: PoolIndexOption = None
-    pool_neighbours: PoolNeighboursOption = 8
-    index_weight: IndexWeightOption = 10.0
-    cache_budget: CacheBudgetOption = None
-    cache_policy: CachePolicyOption = "lru"
-    coverage_warn: CoverageWarnOption = None
+    reselect_every: ReselectOption = DEFAULTS.reselect_every
+    draft: DraftOption = DEFAULTS.draft
+    draft_rounds: DraftRoundsOption = DEFAULTS.draft_rounds
+    pool_power: PoolPowerOption = DEFAULTS.pool_power
+    pool_index: PoolIndexOption = DEFAULTS.pool_index
+    pool_neighbours: PoolNeighboursOption = DEFAULTS.pool_neighbours
+    index_weight: IndexWeightOption = DEFAULTS.index_weight
+    cache_budget: CacheBudgetOption = DEFAULTS.cache_budget
+    cache_policy: CachePolicyOption = DEFAULTS.cache_policy
+    coverage_warn: CoverageWarnOption = None  # the coverage guard of whole builds: not a pool option
+
+    def settings(self) -> PoolSettings | None:
+        """The one place the CLI builds PoolSettings; None without --pool."""
+        return PoolSettings.of(self)

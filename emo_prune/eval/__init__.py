@@ -1,5 +1,6 @@
-"""Evaluation through lm-eval's own interfaces (HFLM over our loaded model, TaskManager with the offline
-tasks of `recipes/tasks/`), and the comparison of a pruned model with its original."""
+"""Evaluation through lm-eval's own interfaces (TaskManager with the offline tasks of `recipes/tasks/`),
+and the comparison of a pruned model with its original. Every lm-eval adapter lives here: the HFLM over
+our loaded model (`lm.py`), the pool model (`pool_lm.py`), the llama.cpp model (`llamacpp_lm.py`)."""
 
 from emo_prune.eval.compare import MetricDelta, compare_metric
 from emo_prune.eval.harness import EvalSettings, evaluate, evaluate_model, write_report

@@ -8,29 +8,15 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from emo_prune.errors import EvalError
-from emo_prune.extract.card import MANIFEST_FILE
+
 DOMAIN_TASKS = {
     "code": ("emo_ppl_code",),
     "prose": ("emo_ppl_prose",),
     "math": ("emo_ppl_math", "emo_math_mc"),
 }
-
-
-def read_manifest(model_dir: Path) -> dict[str, Any] | None:
-    """The build's emo_prune.json, or None for a folder emo-prune did not write."""
-    path = Path(model_dir) / MANIFEST_FILE
-    if path.is_symlink() or not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def default_tasks(manifest: dict[str, Any] | None) -> tuple[str, ...]:

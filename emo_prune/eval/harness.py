@@ -23,6 +23,7 @@ from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScore
 from emo_prune.eval.tasks import quiet_lm_eval, task_manager
 from emo_prune.io import Checkpoint, model_identity
 from emo_prune.memory import MemoryOptions
+from emo_prune.serve.settings import DEFAULTS, PoolSettings
 from emo_prune.version import __version__
 
 # result keys of lm-eval that are not metrics
@@ -43,16 +44,7 @@ class EvalSettings:
     bootstrap_iters: int = 100000  # lm-eval's default; only metrics without a closed-form stderr use it
     memory: str = "auto"  # whole | layerwise (accelerate's disk offload) | auto: by the memory plan
     max_memory: str | None = None  # the memory plan's budget (default: EMO_PRUNE_MAX_MEMORY, else free memory)
-    pool: str | None = None  # per-request expert pools (emo_prune.pools): experts per layer, as --keep
-    reselect_every: int | None = None  # pools re-chosen every N decoded tokens
-    draft: int = 0  # pools re-chosen from the context plus a greedy draft of this many tokens
-    draft_rounds: int = 1
-    pool_power: float = 1.0  # pools by sum of p^a (emo_prune.pools.selection)
-    pool_index: str | None = None  # pools from the router mass of a pool index's nearest requests (emo_prune.pools.index)
-    pool_neighbours: int = 8
-    index_weight: float = 10.0  # with pool_index and draft: the neighbours' mass x this + the draft's
-    cache_budget: str | None = None  # byte budget of the pools' shared expert cache
-    cache_policy: str = "lru"
+    pool: PoolSettings | None = None  # per-request expert pools (emo_prune.serve); None: the model runs whole
     coverage_warn: float | None = None  # warn for requests a static build covers less than this x its calibration coverage (0.85)
 
     def __post_init__(self) -> None:
@@ -79,10 +71,16 @@ class EvalSettings:
     def resolved(self) -> EvalSettings:
         """`auto` impl / device replaced by what they resolve to here (recorded with the scores)."""
         load = self.load.resolved()
-        return EvalSettings(**{**asdict(self), "impl": load.impl, "device": load.device})
+        return replace(self, impl=load.impl, device=load.device)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "tasks": list(self.tasks), "include_paths": list(self.include_paths)}
+        """Plain data, recorded with the scores: the pool options flat, in their place (defaults and
+        `pool: None` when the model runs whole)."""
+        pool = asdict(self.pool) if self.pool is not None else {**asdict(DEFAULTS), "pool": None}
+        flat = {}
+        for key, value in asdict(self).items():
+            flat.update(pool if key == "pool" else {key: value})
+        return {**flat, "tasks": list(self.tasks), "include_paths": list(self.include_paths)}
 
 
 def versions() -> dict[str, str]:
@@ -150,7 +148,9 @@ def task_scores(raw: dict[str, Any]) -> dict[str, TaskScores]:
     return scores
 
 
-def _run(lm: Any, manager: Any, settings: EvalSettings) -> dict[str, Any]:
+def run_tasks(lm: Any, manager: Any, settings: EvalSettings) -> dict[str, Any]:
+    """lm-eval's scores of `lm` (any lm-eval model: ours, in pools, or llama.cpp's) on `settings.tasks`:
+    the part `task_scores` reads, on every rank."""
     import lm_eval
 
     try:
@@ -205,14 +205,14 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
                 str(model_dir), load=settings.load, batch_size=settings.batch_size, max_length=settings.max_length, notify=events.note
             )
         if settings.pool is None and hasattr(lm.model, "model") and hasattr(lm.model.model, "layouts"):
-            from emo_prune.pools.lm import with_coverage
+            from emo_prune.eval.lm import with_coverage
 
             lm = with_coverage(lm, model_dir)  # a build with the coverage side file measures each request
         loaded = f"loaded in {time.perf_counter() - start:.1f}s"
         progress.update(bar, description=f"eval {label}: {loaded}, scoring")
         lm.on_phase = lambda phase, n: progress.update(bar, description=f"eval {label}: {loaded}, {phase} ({n} requests)")
         try:
-            raw = _run(lm, manager, settings)
+            raw = run_tasks(lm, manager, settings)
             requests = getattr(lm, "reports", None)
             coverages, meter = getattr(lm, "coverages", None), getattr(lm, "coverage_meter", None)
             if coverages is not None and lm.world_size > 1:  # each rank measured its own share of the requests
@@ -237,7 +237,7 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
 
 
 def _coverage_summary(coverages: list[float] | None, meter: Any, warn: float | None) -> dict[str, Any] | None:
-    """Per-request coverage of a static build (emo_prune.pools.coverage), with a warning for the requests
+    """Per-request coverage of a static build (emo_prune.extract.coverage_meter), with a warning for the requests
     below `warn` x the build's calibration coverage."""
     if not coverages:
         return None
@@ -260,11 +260,9 @@ def _coverage_summary(coverages: list[float] | None, meter: Any, warn: float | N
 
 
 def _pool_lm(model_dir: str | Path, settings: EvalSettings) -> Any:
-    from emo_prune.pools.lm import PoolLM
-    from emo_prune.pools.runtime import PoolSettings
+    from emo_prune.eval.pool_lm import PoolLM
 
-    dtype = "float32" if settings.dtype == "auto" else settings.dtype
-    return PoolLM(str(model_dir), settings=PoolSettings.of(settings), dtype=dtype, device=settings.device, max_length=settings.max_length)
+    return PoolLM(str(model_dir), settings=settings.pool, dtype=settings.dtype, device=settings.device, max_length=settings.max_length)
 
 
 def evaluate(model_dir: str | Path, settings: EvalSettings, baseline_dir: str | Path | None = None) -> EvalReport:

@@ -131,3 +131,31 @@ def register() -> None:
 
 
 register()
+
+
+def with_coverage(lm: Any, model_dir: str | Path) -> Any:
+    """`lm` (an EmoPruneLM) measuring per-request coverage when `model_dir` has the coverage side file.
+
+    Before lm-eval scores a batch, one extra forward per request of its context (the whole text for a
+    rolling request) measures how much of the full router's mass falls on the build's experts
+    (`emo_prune.extract.coverage_meter`); the values collect in `lm.coverages`, the meter in `lm.coverage_meter`.
+    """
+    from emo_prune.extract.coverage_meter import CoverageMeter
+
+    meter = CoverageMeter.of_build(lm.model, model_dir)
+    if meter is None:
+        return lm
+    lm.coverages, lm.coverage_meter = [], meter
+
+    def measured(method: Callable[..., Any]) -> Callable[..., Any]:
+        def run(requests: list[Any], *args: Any, **kwargs: Any) -> Any:
+            for request in requests:
+                ids = (lm.tok_encode(request.args[0]) or [lm.prefix_token_id])[-lm.max_length :]
+                lm.coverages.append(meter.of_tokens(ids).value)
+            return method(requests, *args, **kwargs)
+
+        return run
+
+    for name in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
+        setattr(lm, name, measured(getattr(lm, name)))
+    return lm

@@ -53,8 +53,8 @@ class ModelEval:
     tasks: dict[str, TaskScores] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)  # tool, lm_eval, transformers, torch
     seconds: float | None = None  # wall time of loading + all tasks
-    requests: list[dict[str, Any]] | None = None  # per-request reports of pool mode (emo_prune.pools)
-    coverage: dict[str, Any] | None = None  # a static build's per-request coverage (emo_prune.pools.coverage)
+    requests: list[dict[str, Any]] | None = None  # per-request reports of pool mode (emo_prune.serve)
+    coverage: dict[str, Any] | None = None  # a static build's per-request coverage (emo_prune.extract.coverage_meter)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}

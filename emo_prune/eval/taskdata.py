@@ -20,7 +20,6 @@ Regenerate with `python -m emo_prune.eval.taskdata [OUT_DIR]` (default: recipes/
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import platform
@@ -30,6 +29,7 @@ import sys
 from pathlib import Path
 
 from emo_prune.calib import load_documents
+from emo_prune.calib.pairs import clip, code_answers, math_answers, prose_answers
 from emo_prune.io.atomic import atomic_write_text
 
 GENERATOR_VERSION = 2
@@ -37,20 +37,8 @@ MAX_CHARS = 1500
 PPL_DOCS = {"code": 48, "prose": 48, "math": 96}
 MC_TEST, MC_FEWSHOT, DISTRACTORS = 96, 5, 3
 ANSWER_DOCS = {"code": 64, "prose": 48, "math": 96}
-ANSWER_CHARS = 800  # an answer is cut at a line end before this many characters
-CONTEXT_CHARS = 1200  # a prose context keeps its last paragraphs up to this many characters
-FUNCTIONS_PER_MODULE, PARAGRAPHS_PER_DOC = 2, 4
 _FINAL = re.compile(r"The answer is (.*?)\.?$")
 _NUMBER = re.compile(r"-?\d+")
-
-
-def clip(text: str, limit: int = MAX_CHARS) -> str:
-    """`text` cut at the last line end before `limit` characters (or at `limit` if a line is longer)."""
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    cut = text.rfind("\n", 0, limit)
-    return text[: cut if cut > limit // 2 else limit].rstrip()
 
 
 def _jsonl(records: list[dict]) -> str:
@@ -59,7 +47,7 @@ def _jsonl(records: list[dict]) -> str:
 
 def ppl_records(corpus: str, count: int) -> list[dict]:
     docs = load_documents([f"builtin:{corpus}:heldout"], seed=0)
-    return [{"text": clip(d.text)} for d in docs[:count]]
+    return [{"text": clip(d.text, MAX_CHARS)} for d in docs[:count]]
 
 
 def distractors(answer: str, rng: random.Random, n: int = DISTRACTORS) -> list[str]:
@@ -109,46 +97,6 @@ def mc_records() -> list[dict]:
             if made == count:
                 break
     return records
-
-
-def code_answers(source: str) -> list[dict]:
-    """Functions of one module that have a docstring and a body: signature + docstring -> body."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    lines = source.splitlines(keepends=True)
-    found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or ast.get_docstring(node) is None:
-            continue
-        if len(node.body) < 2 or node.decorator_list:
-            continue
-        doc_end, body_end = node.body[0].end_lineno, node.end_lineno  # 1-based, inclusive
-        context = "".join(lines[node.lineno - 1 : doc_end])
-        answer = "".join(lines[doc_end:body_end]).rstrip()  # indentation kept: it is part of the answer
-        if len(answer) > ANSWER_CHARS:
-            answer = answer[: max(answer.rfind("\n", 0, ANSWER_CHARS), ANSWER_CHARS // 2)].rstrip()
-        if context.strip() and answer.strip():
-            found.append({"context": context, "answer": answer})
-    return found[:FUNCTIONS_PER_MODULE]
-
-
-def prose_answers(text: str) -> list[dict]:
-    """The paragraphs so far (the last ones, up to CONTEXT_CHARS) -> the next paragraph."""
-    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
-    found = []
-    for i in range(1, len(paragraphs)):
-        context = "\n\n".join(paragraphs[:i])[-CONTEXT_CHARS:].lstrip()
-        found.append({"context": context + "\n\n", "answer": clip(paragraphs[i], ANSWER_CHARS)})
-        if len(found) == PARAGRAPHS_PER_DOC:
-            break
-    return found
-
-
-def math_answers(problem: str) -> list[dict]:
-    question, sep, answer = problem.partition("\nAnswer:")
-    return [{"context": question + sep, "answer": " " + answer.strip()}] if sep else []
 
 
 def answer_records(corpus: str, count: int) -> list[dict]:

@@ -9,7 +9,8 @@
   quantize.py   ggml types per tensor; llama.cpp's k-quants
   writer.py     export_gguf: streamed, atomic
   reference.py  a torch forward computed from a GGUF file alone (tests)
-  llamacpp.py   logits and lm-eval scores measured in llama.cpp (llama-cpp-python)
+  llamacpp.py   a GGUF file run in llama.cpp: its logits (lm-eval scores: emo_prune.eval.llamacpp_lm)
+  llama_cpp_binding.py  llama-cpp-python imported (one-line error when missing), its C log silenced
 
 The names below load their modules on first use, so `import emo_prune.export.formats` stays light.
 """

@@ -18,6 +18,7 @@ from gguf import GGMLQuantizationType, LlamaFileType
 from gguf import quants
 
 from emo_prune.errors import ExportError
+from emo_prune.export.llama_cpp_binding import llama_cpp_module, quiet_stderr
 from emo_prune.threads import current_threads
 
 Q = GGMLQuantizationType
@@ -35,7 +36,6 @@ K_QUANTS = {
     "q6_k": LlamaFileType.MOSTLY_Q6_K,
 }
 DTYPES = (*DIRECT, *K_QUANTS)  # = emo_prune.export.formats.DTYPES (tests check)
-EXTRA = "edge"  # the pip extra that installs llama-cpp-python
 
 
 def check_dtype(dtype: str) -> str:
@@ -70,25 +70,12 @@ def encode(tensor: torch.Tensor, qtype: GGMLQuantizationType) -> np.ndarray:
     return quants.quantize(array, qtype)
 
 
-def llama_cpp_module():
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise ExportError(
-            f"this needs llama-cpp-python, which is not installed: pip install 'emo-prune[{EXTRA}]' "
-            f"(it builds llama.cpp from source once, about 30 min on 2 cores; pip caches the wheel)"
-        ) from exc
-    return llama_cpp
-
-
 def k_quantize(source: Path, target: Path, dtype: str, threads: int | None = None) -> None:
     """llama.cpp's own quantizer: `source` (F32/BF16 GGUF) -> `target` in k-quant `dtype`."""
     llama_cpp = llama_cpp_module()
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = int(K_QUANTS[dtype])
     params.nthread = threads or current_threads()
-    from emo_prune.export.llamacpp import quiet_stderr
-
     with quiet_stderr():  # llama.cpp logs every tensor from C; fallbacks (rows not a multiple of 256) are expected on small widths
         rc = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
     if rc != 0:

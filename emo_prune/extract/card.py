@@ -5,6 +5,7 @@ Nothing here carries a timestamp: the same source and plan give the same bytes.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,15 @@ def model_card(plan: Plan, kept: Kept, arch: MoEArchitecture, name: str, extract
         "",
     ]
     return "\n".join(lines)
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any] | None:
+    """The build's emo_prune.json, or None for a folder emo-prune did not write."""
+    path = Path(model_dir) / MANIFEST_FILE
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

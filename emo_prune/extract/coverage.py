@@ -2,7 +2,7 @@
 
 `emo_prune.dropped_router.safetensors` holds `layers.{i}.weight` [D, H] (source dtype, dropped ids in
 ascending order) for every MoE layer that lost experts: a few KB. At inference the pool runtime
-(emo_prune.pools.coverage) rebuilds the full router's logits from the build's K rows and these D rows
+(emo_prune.extract.coverage_meter) rebuilds the full router's logits from the build's K rows and these D rows
 and reports the share of probability a request puts on kept experts. Written from byte ranges of the
 source like every other build tensor (emo_prune.extract.jobs), so extraction never needs torch.
 """

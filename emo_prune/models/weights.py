@@ -87,7 +87,7 @@ def layer_state(
 ) -> dict[str, torch.Tensor]:
     """Layer `index`'s tensors under the in-memory module names, per-expert tensors copied into fused ones.
 
-    `experts=False` leaves the expert tensors out (pool mode reads them on demand, `emo_prune.pools`)."""
+    `experts=False` leaves the expert tensors out (pool mode reads them on demand, `emo_prune.serve`)."""
     family = arch.family
     prefix = family.prefix(index)
     names = [n for n in checkpoint.names if n.startswith(prefix)]

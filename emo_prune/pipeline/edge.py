@@ -89,7 +89,7 @@ def run_edge(
 
 
 def _eval_file(settings: Any, path: Path, build: Path, result: Path, threads: int | None) -> None:
-    from emo_prune.export.llamacpp import evaluate_gguf
+    from emo_prune.eval.llamacpp_lm import evaluate_gguf
 
     with events.progress() as progress:
         progress.add_task(f"eval {path.name} in llama.cpp", total=None)

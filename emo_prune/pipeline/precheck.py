@@ -24,7 +24,7 @@ def needs_llama_cpp(recipe: Recipe) -> bool:
 def check_recipe_needs(recipe: Recipe) -> None:
     """Refuse, before any step, a recipe whose later steps could not run here."""
     if needs_llama_cpp(recipe) and importlib.util.find_spec("llama_cpp") is None:
-        from emo_prune.export.quantize import EXTRA
+        from emo_prune.export.llama_cpp_binding import EXTRA
 
         raise ExportError(
             f"recipe {recipe.name}: its edge step needs llama-cpp-python, which is not installed: "

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from emo_prune.constants import DEFAULT_MAX_TOKENS, FINETUNE_BATCH, FINETUNE_LR, FINETUNE_WARMUP
 from emo_prune.errors import EmoPruneError, RecipeError
+from emo_prune.select.keep import keep_label as budget_label  # a recipe budget's folder-name part
 
 if TYPE_CHECKING:
     from emo_prune.eval import EvalSettings
@@ -363,13 +364,6 @@ class Recipe(_Section):
     def to_yaml(self, header: str = "") -> str:
         body = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
         return "".join(f"# {line}\n" for line in header.splitlines()) + body
-
-
-def budget_label(budget: float | int) -> str:
-    """0.25 -> '25pct', 0.125 -> '12.5pct', 32 -> 'k32' (folder names)."""
-    if isinstance(budget, int) and not isinstance(budget, bool):
-        return f"k{budget}"
-    return f"{budget * 100:g}pct"
 
 
 # ---- loading ------------------------------------------------------------------------------------

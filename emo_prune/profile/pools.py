@@ -16,6 +16,7 @@ import torch
 
 from emo_prune.arch import LayerLayout
 from emo_prune.profile.store import POOL_BUDGETS, pool_size
+from emo_prune.routing import top_pool
 
 
 @dataclass
@@ -73,7 +74,7 @@ class DocumentPools:
             return
         for stat, size in self.sizes.items():
             if size:
-                picks = self.routed[torch.topk(done, size, dim=-1).indices]  # [D', P] expert ids
-                counts[stat].index_add_(0, picks.reshape(-1), torch.ones(picks.numel(), dtype=counts[stat].dtype, device=picks.device))
+                in_pool = top_pool(done, size)  # [D', E_r] bool
+                counts[stat].index_add_(0, self.routed, in_pool.sum(dim=0).to(counts[stat].dtype))
             if len(self.fixed):
                 counts[stat][self.fixed] += done.shape[0]

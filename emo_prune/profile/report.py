@@ -33,7 +33,7 @@ def subset(profile: Profile, domain: str, fraction: float) -> list[list[int] | N
             continue
         mass = routed_mass(profile, domain, lay.index)
         routed = np.array(lay.routed_ids, dtype=np.int64)
-        top = routed[_descending(mass[routed])[: pool_size(lay, fraction)]]
+        top = routed[_in_pool(mass[routed], pool_size(lay, fraction))]
         kept.append(sorted(top.tolist()) + list(lay.fixed_ids))
     return kept
 
@@ -58,6 +58,15 @@ def top_experts(profile: Profile, domain: str, layer: int, n: int) -> list[tuple
     mean = profile.mean_probability(domain, layer)
     order = _descending(mean)[:n]
     return [(int(e), float(mean[e])) for e in order]
+
+
+def _in_pool(mass: np.ndarray, size: int) -> np.ndarray:
+    """[E_r] bool: EMO's pool rule (`emo_prune.routing.top_pool`) on a profile's numpy mass."""
+    import torch
+
+    from emo_prune.routing import top_pool
+
+    return top_pool(torch.from_numpy(mass), size).numpy()
 
 
 def _descending(values: np.ndarray) -> np.ndarray:

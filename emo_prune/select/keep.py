@@ -78,3 +78,13 @@ def keep_counts(keep: Keep, layouts: list[LayerLayout]) -> list[int | None]:
             fix = f"use --keep >= {max(m.top_k for m in moe)}"
         raise PlanError(f"keep {keep.text} leaves {plural(c, 'expert')} {where}, fewer than top-k {lay.top_k}; {fix}")
     return counts
+
+
+def keep_label(keep: str | float | int) -> str:
+    """A budget as a folder-name part, for plans (`--keep` text) and recipes (numbers) alike: 0.25 or
+    "0.25" -> 25pct, 0.125 -> 12.5pct, 1.0 -> 100pct, 32 or "32" -> k32, "1 expert" -> k1. A whole number
+    written without a decimal point is a count, as `Keep.parse` reads it."""
+    number = str(keep).split()[0]
+    if (isinstance(keep, int) and not isinstance(keep, bool)) or number.isdigit():
+        return f"k{int(number)}"
+    return f"{float(number) * 100:g}pct"

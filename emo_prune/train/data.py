@@ -49,7 +49,7 @@ def _pair_texts(spec: str) -> list[tuple[str, str]] | None:
     """(context, answer) texts of a context -> answer source, None for a plain-text source."""
     from emo_prune.calib.remote import task_pairs
     from emo_prune.calib.sources import parse_source
-    from emo_prune.pools.index import holds_pairs, read_pair_records
+    from emo_prune.calib.pairs import holds_pairs, read_pair_records
 
     source = parse_source(spec)
     path = Path(source.target)
@@ -63,7 +63,7 @@ def _pair_texts(spec: str) -> list[tuple[str, str]] | None:
 def source_examples(spec: str, tokenizer: Any, seq_len: int, seed: int) -> list[Example]:
     """The rows of one source, in source order."""
     from emo_prune.calib import load_documents
-    from emo_prune.pools.index import tokenize_pair
+    from emo_prune.calib.pairs import tokenize_pair
     from emo_prune.profile.batches import tokenize_documents
 
     pairs = _pair_texts(spec)

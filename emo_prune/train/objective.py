@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emo_prune.models.emo.modeling_emo import EmoTopKRouter
-from emo_prune.routing import balance_loss, pick_experts, router_probabilities
+from emo_prune.routing import balance_loss, pick_experts, router_probabilities, top_pool
 
 NEG_INF = float("-inf")
 
@@ -47,8 +47,7 @@ def document_pools(probs: torch.Tensor, doc_ids: torch.Tensor, pool_sizes: torch
     num_docs = pool_sizes.shape[0]
     summed = torch.zeros(num_docs, probs.shape[1], dtype=probs.dtype, device=probs.device)
     summed.index_add_(0, doc_ids, probs.detach())  # [D, E_r]
-    ranks = summed.argsort(dim=1, descending=True).argsort(dim=1)  # rank of each expert in its document
-    in_pool = ranks < pool_sizes[:, None]  # [D, E_r]
+    in_pool = top_pool(summed, pool_sizes)  # [D, E_r]
     return in_pool[doc_ids]  # [T, E_r]
 
 

@@ -70,8 +70,8 @@ class LlamaRunner:
     """llama.cpp through llama-cpp-python, its default settings (F16 KV cache), greedy decode."""
 
     def __init__(self, path: Path, ids: list[int], steps: int, threads: int):
-        from emo_prune.export.llamacpp import cpu_has_amx, quiet_stderr, without_extra_buffers
-        from emo_prune.export.quantize import llama_cpp_module
+        from emo_prune.export.llamacpp import cpu_has_amx, without_extra_buffers
+        from emo_prune.export.llama_cpp_binding import llama_cpp_module, quiet_stderr
 
         self.llama_cpp = llama_cpp_module()
         with quiet_stderr(), without_extra_buffers(self.llama_cpp, when=cpu_has_amx()):  # see emo_prune/export/llamacpp.py

@@ -5,7 +5,7 @@
 For each bundled model, budget and domain, a mass subset is profiled on the domain's `calib` split and
 extracted (cached under --work); then every context of the calibration-split context -> answer pairs
 (examples/experiments/pool_tuning.py: code signatures, math questions, prose paragraphs) is measured by each build's
-coverage guard: its coverage divided by the build's calibration coverage (`emo_prune.pools.coverage`).
+coverage guard: its coverage divided by the build's calibration coverage (`emo_prune.extract.coverage_meter`).
 Prints, per build and prompt domain, the share of prompts a threshold flags, for a few thresholds: the
 default (`DEFAULT_WARN`) should flag few prompts of the build's own domain and most of the others.
 Held-out documents are not used, so examples/experiments/pool_benchmark.py's coverage numbers stay held out.
@@ -26,7 +26,7 @@ import pool_tuning as tune  # noqa: E402
 
 from emo_prune.assets import resolve_model  # noqa: E402
 from emo_prune.models.weights import load_pretrained  # noqa: E402
-from emo_prune.pools.coverage import DEFAULT_WARN, CoverageMeter  # noqa: E402
+from emo_prune.extract.coverage_meter import DEFAULT_WARN, CoverageMeter  # noqa: E402
 
 MODELS = {"EMO": "builtin:emo-small", "standard": "builtin:stdmoe-small"}
 DOMAINS = bench.DOMAINS

@@ -9,7 +9,7 @@ model (builtin:emo-small, builtin:stdmoe-small), domain (code, prose, math and m
 families) and budget (25%, 12.5% of each layer's experts, the shared one included):
   full      the whole model
   static    a domain subset: profiled on the domain's `calib` split, mass selection, extracted
-  pool      per-request pools chosen from the request's context (emo_prune.pools), fixed
+  pool      per-request pools chosen from the request's context (emo_prune.serve), fixed
   pool+re8  re-chosen every 8 answer tokens from the tokens fed so far (never the one predicted)
   pool+d32  re-chosen from the context plus a 32-token greedy draft (the model's guess, from the
             context alone), then fixed
@@ -18,7 +18,7 @@ families) and budget (25%, 12.5% of each layer's experts, the shared one include
   ... p2    the same, pools chosen by the sum of squared router probabilities (`--pool-power 2`)
   pool+index  pools from the model's pool index (`emo-prune pool-index`, defaults: the three corpora's
             `train` split): the router mass of the documents (context + answer) of the 8 indexed
-            requests whose contexts route most like this one's (emo_prune.pools.index)
+            requests whose contexts route most like this one's (emo_prune.serve.index_file)
   pool+index+d32  and a 32-token draft decoded within those pools; the pools re-chosen from 10 x the
             neighbours' mass + the draft's (`--pool-index F --draft 32`)
 retained = full bits per byte / the row's. Pools never see a scored token.
@@ -60,9 +60,11 @@ from emo_prune.extract import extract
 from emo_prune.io import Checkpoint
 from emo_prune.io.identity import model_identity
 from emo_prune.models.weights import load_pretrained
-from emo_prune.pools import ExpertStore, PoolSettings, load_pool_runtime
-from emo_prune.pools.coverage import CoverageMeter
-from emo_prune.pools.index import DEFAULT_POWER, DEFAULT_SOURCES, FORMAT, MASS_OF, build_index, tokenize_pair as tokenize_ids
+from emo_prune.serve import ExpertStore, PoolSettings, load_pool_runtime
+from emo_prune.extract.coverage_meter import CoverageMeter
+from emo_prune.serve.index_file import DEFAULT_POWER, FORMAT, MASS_OF
+from emo_prune.serve.index_build import DEFAULT_SOURCES, build_index
+from emo_prune.calib.pairs import tokenize_pair as tokenize_ids
 from emo_prune.profile.runner import ProfileSettings, profile_to_file
 from emo_prune.select import SelectOptions, make_plan
 
@@ -100,7 +102,7 @@ def load_pairs(tokenizer, limit: int | None) -> list[dict]:
 
 
 def tokenize_pair(tokenizer, domain: str, doc: dict) -> dict:
-    """A {"context", "answer"} document tokenized as lm-eval's loglikelihood does (`emo_prune.pools.index.tokenize_pair`)."""
+    """A {"context", "answer"} document tokenized as lm-eval's loglikelihood does (`emo_prune.calib.pairs.tokenize_pair`)."""
     context, answer = tokenize_ids(tokenizer, doc["context"], doc["answer"])
     return {
         "domain": domain,
@@ -273,8 +275,8 @@ def belady(accesses: list, capacity: int) -> float:
 CHILD = r"""
 import json, sys, time, torch
 torch.set_num_threads(1)
-from emo_prune.pools.generate import Generator
-from emo_prune.pools.runtime import PoolSettings
+from emo_prune.serve.generate import Generator
+from emo_prune.serve.settings import PoolSettings
 model, pool, expert_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
 # pools: the shared expert cache may hold one request's pool (the budget fraction of all experts' bytes)
 settings = None if pool == "whole" else PoolSettings(pool=pool, cache_budget=int(float(pool) * expert_bytes))

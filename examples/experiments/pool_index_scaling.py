@@ -2,7 +2,7 @@
 
     python examples/experiments/pool_index_scaling.py              # builtin:emo-small; results/pool_index_scaling.md
 
-The pool index of `emo-prune pool-index` (emo_prune.pools.index; default: the `train` split of every
+The pool index of `emo-prune pool-index` (emo_prune.serve.index_file; default: the `train` split of every
 built-in corpus, the text the model was trained on) is built with code and prose whole and the first
 N math problems: 381 (as many as the `calib` split holds), 1,000, then every one (3,215: the
 default). Each index is scored on EVERY problem of the math `heldout` split (404, cut as the offline
@@ -27,10 +27,10 @@ import pool_benchmark as bench  # noqa: E402
 
 from emo_prune.assets import resolve_model  # noqa: E402
 from emo_prune.calib import load_documents  # noqa: E402
-from emo_prune.eval.taskdata import math_answers  # noqa: E402
+from emo_prune.calib.pairs import math_answers  # noqa: E402
 from emo_prune.models.weights import load_pretrained  # noqa: E402
-from emo_prune.pools import PoolSettings, load_pool_runtime  # noqa: E402
-from emo_prune.pools.index import DEFAULT_SOURCES, index_pairs, tokenized_pairs  # noqa: E402
+from emo_prune.serve import PoolSettings, load_pool_runtime  # noqa: E402
+from emo_prune.serve.index_build import DEFAULT_SOURCES, index_pairs, tokenized_pairs  # noqa: E402
 
 MATH_PROBLEMS = (381, 1000, None)  # the first N math problems of the default sources; None: all (the default index)
 SETTINGS = {"index": dict(), "index+d32": dict(draft=32, index_weight=10.0)}

@@ -23,7 +23,7 @@ import pool_benchmark as bench  # noqa: E402
 
 from emo_prune.assets import resolve_model  # noqa: E402
 from emo_prune.models.weights import load_pretrained  # noqa: E402
-from emo_prune.pools import PoolSettings, load_pool_runtime  # noqa: E402
+from emo_prune.serve import PoolSettings, load_pool_runtime  # noqa: E402
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ every candidate setting of `--draft / --draft-rounds / --pool-power / --pool-ind
 --index-weight` is scored like examples/experiments/pool_benchmark.py scores the held-out pairs: quality retained =
 the full model's bits per byte of the answers / the setting's, per domain and per math problem family.
 The pool index of the `index` candidates is the default of `emo-prune pool-index` (the `train` split
-of every corpus, `emo_prune.pools.index.DEFAULT_SOURCES`; mass of each whole document), or the mass
+of every corpus, `emo_prune.serve.index_build.DEFAULT_SOURCES`; mass of each whole document), or the mass
 of the answers alone (`--mass-of answer`, at `--power` 1 or 2), so no scored pair is in it. The
 setting the README recommends is the best here; examples/experiments/pool_benchmark.py then reports it on
 held-out documents it never saw. The last run's table: examples/experiments/results/pool_tuning.md.
@@ -31,10 +31,10 @@ import pool_benchmark as bench  # noqa: E402
 
 from emo_prune.assets import resolve_model  # noqa: E402
 from emo_prune.calib.sources import load_documents  # noqa: E402
-from emo_prune.eval.taskdata import code_answers, math_answers, prose_answers  # noqa: E402
+from emo_prune.calib.pairs import code_answers, math_answers, prose_answers  # noqa: E402
 from emo_prune.models.weights import load_pretrained  # noqa: E402
-from emo_prune.pools import PoolSettings, load_pool_runtime  # noqa: E402
-from emo_prune.pools.index import DEFAULT_SOURCES, build_index  # noqa: E402
+from emo_prune.serve import PoolSettings, load_pool_runtime  # noqa: E402
+from emo_prune.serve.index_build import DEFAULT_SOURCES, build_index  # noqa: E402
 
 SPLITTERS = {"code": code_answers, "prose": prose_answers, "math": math_answers}
 CANDIDATES = {

@@ -130,7 +130,7 @@ def test_cl100k_style_tokenizer_matches_in_llama_cpp(export_zoo, tmp_path):
 def test_lm_eval_scores_of_an_f32_file_equal_the_safetensors_model(tmp_path):
     """lm-eval through llama.cpp (rolling loglikelihood and multiple choice) scores as HFLM does."""
     from emo_prune.eval.harness import EvalSettings, evaluate_model
-    from emo_prune.export.llamacpp import evaluate_gguf
+    from emo_prune.eval.llamacpp_lm import evaluate_gguf
 
     settings = EvalSettings(tasks=("emo_ppl_code", "emo_math_mc"), limit=4, batch_size=4, impl="eager")
     path = export_gguf(BUNDLED, tmp_path / "f32.gguf", dtype="f32").path

@@ -40,7 +40,7 @@ def test_a_prompt_past_the_context_is_refused_with_both_numbers(cli, source_mode
 
 def test_the_refusal_comes_before_any_forward(source_model, long_prompt, monkeypatch) -> None:
     from emo_prune.errors import PromptError
-    from emo_prune.pools.generate import Generator
+    from emo_prune.serve.generate import Generator
 
     generator = Generator(source_model)
     monkeypatch.setattr(generator.model, "forward", lambda *a, **k: pytest.fail("a forward ran"))

@@ -135,7 +135,8 @@ def _index_with_domain(source, tmp_path, name: str):
     """A pool index of `source` whose first entry's domain is `name` (header rewritten, data unchanged)."""
     from hardening_helpers import read_raw_header, write_raw_header
 
-    from emo_prune.pools.index import META_KEY, IndexPair, index_pairs
+    from emo_prune.serve.index_file import META_KEY
+    from emo_prune.serve.index_build import IndexPair, index_pairs
 
     good = index_pairs(source, [IndexPair("math", [5, 17, 33, 2], [250, 7, 61]), IndexPair("code", [30, 31], [44, 3])])
     path = good.save(tmp_path / "index" / "pools.safetensors")

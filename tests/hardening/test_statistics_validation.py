@@ -75,7 +75,7 @@ def test_a_model_shard_given_as_a_profile_is_named_as_such(cli, model, tmp_path)
 
 def _index_parts(model):
     """Tensors and metadata of a well-formed pool index for `model` (2 MoE layers of 8 experts, 7 routed)."""
-    from emo_prune.pools.index import FORMAT, router_fingerprint
+    from emo_prune.serve.index_file import FORMAT, router_fingerprint
 
     checkpoint = Checkpoint.open(model)
     keys = torch.nn.functional.normalize(torch.rand(3, 7), dim=1)
@@ -90,7 +90,7 @@ def _index_parts(model):
 @pytest.mark.parametrize("value, shown", [(math.nan, "nan"), (-0.5, "-0.5")])
 def test_pool_index_values_are_validated_on_load(model, tmp_path, value, shown):
     from emo_prune.errors import PlanError
-    from emo_prune.pools.index import META_KEY, PoolIndex
+    from emo_prune.serve.index_file import META_KEY, PoolIndex
 
     checkpoint, tensors, meta = _index_parts(model)
     save_file(tensors, tmp_path / "good.safetensors", metadata={META_KEY: json.dumps(meta)})
@@ -102,7 +102,7 @@ def test_pool_index_values_are_validated_on_load(model, tmp_path, value, shown):
 
 
 def test_a_poisoned_pool_index_stops_generate(cli, model, tmp_path):
-    from emo_prune.pools.index import META_KEY
+    from emo_prune.serve.index_file import META_KEY
 
     _, tensors, meta = _index_parts(model)
     tensors["values.0"][0, 0] = math.nan
@@ -116,7 +116,7 @@ def test_a_poisoned_pool_index_stops_generate(cli, model, tmp_path):
 
 def test_a_model_shard_given_as_a_pool_index_is_named_as_such(model, tmp_path):
     from emo_prune.errors import PlanError
-    from emo_prune.pools.index import PoolIndex
+    from emo_prune.serve.index_file import PoolIndex
 
     checkpoint = Checkpoint.open(model)
     shard = checkpoint.shard_path(min(checkpoint.shards))

@@ -82,7 +82,7 @@ def _never(what: str):
 # ---- 4. locks, rename-without-replace, temporary names ------------------------------------------
 def test_every_file_writer_fails_at_once_while_another_holds_the_target(cli, model, plan_file, tmp_path, monkeypatch):
     monkeypatch.setattr("emo_prune.profile.runner.profile_model", _never("profiling"))
-    monkeypatch.setattr("emo_prune.pools.index.build_index", _never("indexing"))
+    monkeypatch.setattr("emo_prune.serve.index_build.build_index", _never("indexing"))
     monkeypatch.setattr("emo_prune.eval.harness.evaluate", _never("evaluating"))
     cases = {
         "p.safetensors": ("profile", model, "--calib", "builtin:math:train"),

@@ -15,9 +15,11 @@ from test_pool_runtime import CONTEXT, CONTINUATION, masked_reference
 from emo_prune.errors import PlanError
 from emo_prune.io import Checkpoint
 from emo_prune.models.weights import load_pretrained
-from emo_prune.pools import PoolSettings, load_pool_runtime
-from emo_prune.pools.index import IndexPair, PoolIndex, context_answer_pairs, index_pairs, request_key
-from emo_prune.pools.selection import choose_pool
+from emo_prune.serve import PoolSettings, load_pool_runtime
+from emo_prune.serve.index_build import IndexPair, index_pairs
+from emo_prune.serve.index_file import PoolIndex, request_key
+from emo_prune.calib.pairs import context_answer_pairs
+from emo_prune.serve.selection import choose_pool
 from emo_prune.routing import router_probabilities
 from emo_prune.testing import write_tiny_model
 

@@ -9,8 +9,8 @@ import torch
 
 from emo_prune.errors import PlanError
 from emo_prune.models.weights import load_pretrained
-from emo_prune.pools import PoolSettings, load_pool_runtime, pool_sizes
-from emo_prune.pools.selection import choose_pool
+from emo_prune.serve import PoolSettings, load_pool_runtime, pool_sizes
+from emo_prune.serve.selection import choose_pool
 
 CONTEXT = [5, 17, 33, 2, 99, 250, 7, 61, 400, 12]
 CONTINUATION = [44, 3, 180, 9, 77, 301, 15]

@@ -10,8 +10,8 @@ import torch
 from emo_prune.extract import extract
 from emo_prune.io import Checkpoint
 from emo_prune.models.weights import load_pretrained
-from emo_prune.pools import ExpertStore
-from emo_prune.pools.coverage import DEFAULT_WARN, SIDE_FILE, CoverageMeter, load_dropped_router
+from emo_prune.serve import ExpertStore
+from emo_prune.extract.coverage_meter import DEFAULT_WARN, SIDE_FILE, CoverageMeter, load_dropped_router
 from emo_prune.select import SelectOptions
 from emo_prune.select.selector import select_experts
 

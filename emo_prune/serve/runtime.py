@@ -22,7 +22,7 @@ discarded and the context is prefilled again within the new pools; `draft_rounds
 each draft decoded within the pools the previous one chose (its mass adds up: context + drafts). The draft depends only on the
 context: the pools still never see a token that is scored or generated for the answer.
 
-Index (`pool_index`, `emo_prune.pools.index`): at the first MoE layer of the prefill the context's mean
+Index (`pool_index`, `emo_prune.serve.index_file`): at the first MoE layer of the prefill the context's mean
 router probabilities are the key, the K nearest calibration contexts of the index are looked up, and
 every layer's pool is the top-P of the mean router mass of THEIR documents (context and answer, or the
 answers alone: `PoolIndex.mass_of`) in place of the context's own mass, still chosen layer by layer
@@ -35,7 +35,7 @@ which kind of answer this is, the draft what this answer looks like.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,53 +48,11 @@ from emo_prune.arch import LayerLayout
 from emo_prune.errors import PlanError
 from emo_prune.io import Checkpoint
 from emo_prune.models.emo.modeling_emo import EmoTopKRouter
-from emo_prune.pools.index import DEFAULT_NEIGHBOURS, Neighbour, PoolIndex, request_key
-from emo_prune.pools.selection import choose_pool, context_mass, pool_sizes
-from emo_prune.pools.store import ExpertStore, ExpertWeights, StoreStats
+from emo_prune.serve.index_file import Neighbour, PoolIndex, request_key
+from emo_prune.serve.selection import choose_pool, context_mass, pool_sizes
+from emo_prune.serve.settings import PoolSettings
+from emo_prune.serve.store import ExpertStore, ExpertWeights, StoreStats
 from emo_prune.routing import route
-
-
-@dataclass(frozen=True)
-class PoolSettings:
-    pool: str = "0.25"  # experts per layer, fixed ones included: a fraction (0.125) or a count (4), as --keep
-    reselect_every: int | None = None  # re-choose the pools every N decoded tokens; None: fixed pools
-    cache_budget: str | int | None = None  # byte budget of the shared expert cache ("64MB"); None: unbounded
-    cache_policy: str = "lru"
-    draft: int = 0  # D > 0: re-choose the pools from the context plus a D-token greedy draft
-    draft_rounds: int = 1  # drafts in a row, each decoded within the pools the previous one chose
-    pool_power: float = 1.0  # pools by sum of p^a over the tokens; 1: EMO's rule (selection.py)
-    pool_index: str | None = None  # a pool index file: pools from the router mass of the K nearest indexed requests
-    pool_neighbours: int = DEFAULT_NEIGHBOURS  # K
-    index_weight: float = 10.0  # with pool_index and draft: the neighbours' mass weighs this x the draft's (pool_tuning.py)
-
-    @classmethod
-    def of(cls, options: Any) -> PoolSettings | None:
-        """The settings that `options` (CLI flags, EvalSettings: any object with these attribute names)
-        name; None when its `pool` is None (no pool mode)."""
-        if options.pool is None:
-            if getattr(options, "pool_index", None) is not None:
-                raise PlanError("--pool-index says how to choose the pools; give their size too: --pool 0.125 (or 0.25, or a count)")
-            return None
-        return cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
-
-    def __post_init__(self) -> None:
-        if self.draft < 0:
-            raise PlanError(f"--draft must be >= 0 (got {self.draft})")
-        if self.draft_rounds < 1:
-            raise PlanError(f"draft_rounds must be >= 1 (got {self.draft_rounds})")
-        if self.reselect_every is not None and self.reselect_every < 1:
-            raise PlanError(f"--reselect-every must be >= 1 (got {self.reselect_every})")
-        if not self.pool_power > 0:
-            raise PlanError(f"--pool-power must be > 0 (got {self.pool_power})")
-        if self.pool_neighbours < 1:
-            raise PlanError(f"--pool-neighbours must be >= 1 (got {self.pool_neighbours})")
-        if self.pool_index is not None and self.reselect_every is not None:
-            raise PlanError(
-                "--pool-index fixes the pools from its calibration neighbours (and --draft); --reselect-every re-chooses "
-                "them from the tokens fed; use one or the other"
-            )
-        if not self.index_weight > 0:
-            raise PlanError(f"--index-weight must be > 0 (got {self.index_weight})")
 
 
 @dataclass

@@ -73,7 +73,7 @@ def calibration_coverage(model_dir: str | Path, layouts: list[LayerLayout], drop
     plan's `coverage` (router mass kept, from the profile) in the build's manifest. A build without one (a
     plan made without a profile: random, or a count) gets what a flat router would give, each layer's
     share of routed experts kept. The manifest is untrusted: anything but numbers in (0, 1] is ignored."""
-    from emo_prune.eval.build_defaults import read_manifest
+    from emo_prune.extract.card import read_manifest
 
     recorded = (read_manifest(Path(model_dir)) or {}).get("coverage")
     per_domain = recorded.values() if isinstance(recorded, dict) else []

@@ -1,5 +1,5 @@
 """lm-eval model type `emo-prune-pool`: every request is evaluated within its own pools, chosen from
-its context (`emo_prune.pools.runtime`).
+its context (`emo_prune.serve.runtime`).
 
 loglikelihood: the pools come from the request's context, the continuation is scored within them (one
 request per forward: each has its own pools). loglikelihood_rolling has no context to choose from (the
@@ -9,6 +9,7 @@ whole text is scored), so it is refused. generate_until: greedy decoding within 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +17,20 @@ from lm_eval.api.registry import model_registry
 from lm_eval.models.huggingface import HFLM
 
 from emo_prune.errors import EvalError
-from emo_prune.pools.runtime import PoolSettings, load_pool_runtime
+from emo_prune.serve.runtime import load_pool_runtime
+from emo_prune.serve.settings import PoolSettings, compute_dtype
 
 MODEL_TYPE = "emo-prune-pool"
 CONTEXT_TASKS = "emo_answer_code, emo_answer_math, emo_answer_prose (tag emo_answer)"
 
 
 class PoolLM(HFLM):
-    """`pretrained`: a local EMO model folder. model_args: pool, reselect_every, draft, draft_rounds,
-    pool_power, pool_index, pool_neighbours, index_weight, cache_budget, cache_policy, dtype (float32 default), device;
-    or, from Python, `settings` in their place."""
+    """`pretrained`: a local EMO model folder. model_args: PoolSettings' fields (pool, draft, pool_index, ...:
+    their defaults), dtype (`auto`: float32), device; or, from Python, `settings` in their place."""
 
     def __init__(
         self,
         pretrained: str | Path,
-        pool: str = "0.25",
-        reselect_every: int | None = None,
-        draft: int = 0,
-        draft_rounds: int = 1,
-        pool_power: float = 1.0,
-        pool_index: str | None = None,
-        pool_neighbours: int = 8,
-        index_weight: float = 10.0,
-        cache_budget: str | None = None,
-        cache_policy: str = "lru",
         dtype: str = "float32",
         device: str = "cpu",
         max_length: int | None = None,
@@ -47,22 +38,12 @@ class PoolLM(HFLM):
         settings: PoolSettings | None = None,
         **kwargs: Any,
     ) -> None:
-        from emo_prune.models.loading import load_tokenizer, resolve_dtype
+        from emo_prune.models.loading import load_tokenizer
 
-        settings = settings or PoolSettings(  # model_args arrive as text from lm-eval's command line
-            pool=str(pool),
-            reselect_every=int(reselect_every) if reselect_every else None,
-            draft=int(draft or 0),
-            draft_rounds=int(draft_rounds or 1),
-            pool_power=float(pool_power),
-            pool_index=pool_index or None,
-            pool_neighbours=int(pool_neighbours),
-            index_weight=float(index_weight),
-            cache_budget=cache_budget,
-            cache_policy=cache_policy,
-        )
-        compute = _f32() if dtype == "auto" else resolve_dtype(dtype, {})
-        self.runtime = load_pool_runtime(pretrained, settings, compute, device)
+        names = {f.name for f in fields(PoolSettings)}  # the pool's model_args (text, from lm-eval's command line)
+        given = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+        settings = settings or PoolSettings.from_text(**given)
+        self.runtime = load_pool_runtime(pretrained, settings, compute_dtype(dtype), device)
         self.model_dir = str(pretrained)
         self.reports: list[dict[str, Any]] = []
         self.on_request = on_request
@@ -128,44 +109,9 @@ class PoolLM(HFLM):
         return {"model_dir": self.model_dir, "pool": self.runtime.settings.__dict__, "model_dtype": str(self.model.dtype)}
 
 
-def _f32():
-    import torch
-
-    return torch.float32
-
-
 def register() -> None:
     if model_registry.get(MODEL_TYPE, None) is None:
         model_registry.register(MODEL_TYPE)(PoolLM)
 
 
 register()
-
-
-
-def with_coverage(lm: Any, model_dir: str | Path) -> Any:
-    """`lm` (an EmoPruneLM) measuring per-request coverage when `model_dir` has the coverage side file.
-
-    Before lm-eval scores a batch, one extra forward per request of its context (the whole text for a
-    rolling request) measures how much of the full router's mass falls on the build's experts
-    (`emo_prune.pools.coverage`); the values collect in `lm.coverages`, the meter in `lm.coverage_meter`.
-    """
-    from emo_prune.pools.coverage import CoverageMeter
-
-    meter = CoverageMeter.of_build(lm.model, model_dir)
-    if meter is None:
-        return lm
-    lm.coverages, lm.coverage_meter = [], meter
-
-    def measured(method: Callable[..., Any]) -> Callable[..., Any]:
-        def run(requests: list[Any], *args: Any, **kwargs: Any) -> Any:
-            for request in requests:
-                ids = (lm.tok_encode(request.args[0]) or [lm.prefix_token_id])[-lm.max_length :]
-                lm.coverages.append(meter.of_tokens(ids).value)
-            return method(requests, *args, **kwargs)
-
-        return run
-
-    for name in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
-        setattr(lm, name, measured(getattr(lm, name)))
-    return lm

@@ -20,7 +20,7 @@ import torch
 
 from emo_prune.arch import LayerLayout
 from emo_prune.errors import PlanError
-from emo_prune.routing import router_probabilities
+from emo_prune.routing import router_probabilities, top_pool
 from emo_prune.select.keep import Keep, keep_counts
 
 
@@ -44,12 +44,11 @@ def context_mass(logits: torch.Tensor, layout: LayerLayout, power: float = 1.0) 
 def choose_pool(mass: torch.Tensor, layout: LayerLayout, size: int) -> tuple[int, ...]:
     """Sorted expert ids: the fixed experts and the top-(size - fixed) routed experts by `mass` [E].
 
-    Ties go to the lower id (a stable sort), so the same mass always gives the same pool.
+    EMO's pool rule (`emo_prune.routing.top_pool`: ties go to the lower id) on the routed block.
     """
     fixed = layout.fixed_ids
     routed = torch.tensor(layout.routed_ids, dtype=torch.long)
     take = size - len(fixed)
     if take < layout.routing_spec().routed_top_k:
         raise PlanError(f"layer {layout.index}: a pool of {size} leaves fewer routed experts than top-k picks")
-    order = torch.sort(mass.cpu()[routed], descending=True, stable=True).indices[:take]
-    return tuple(sorted([*fixed, *routed[order].tolist()]))
+    return tuple(sorted([*fixed, *routed[top_pool(mass.cpu()[routed], take)].tolist()]))

@@ -21,7 +21,8 @@ import torch
 
 from emo_prune import events
 from emo_prune.errors import PromptError
-from emo_prune.pools.runtime import PoolSettings, load_pool_runtime
+from emo_prune.serve.runtime import load_pool_runtime
+from emo_prune.serve.settings import PoolSettings, compute_dtype
 
 
 @dataclass
@@ -71,10 +72,10 @@ class Generator:
         coverage_warn: float | None = None,
     ) -> None:
         from emo_prune.io import Checkpoint
-        from emo_prune.models.loading import context_length, load_tokenizer, resolve_device, resolve_dtype
+        from emo_prune.models.loading import context_length, load_tokenizer, resolve_device
 
         device = resolve_device(device)  # `--device cuda` without CUDA: one line, before anything loads
-        self.compute = torch.float32 if dtype == "auto" else resolve_dtype(dtype, {})
+        self.compute = compute_dtype(dtype)
         self.device, self.pool = device, pool
         self.tokenizer = load_tokenizer(model_dir)  # first: names a missing folder as such
         self.context = context_length(Checkpoint.open(model_dir).config)
@@ -83,7 +84,7 @@ class Generator:
             self.runtime = load_pool_runtime(model_dir, pool, self.compute, device)
             return
         from emo_prune.models.weights import load_pretrained
-        from emo_prune.pools.coverage import CoverageMeter
+        from emo_prune.extract.coverage_meter import CoverageMeter
 
         self.model = load_pretrained(model_dir, self.compute, device)
         self.meter = CoverageMeter.of_build(self.model, model_dir)

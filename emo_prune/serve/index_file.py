@@ -1,4 +1,4 @@
-"""A pool index: where calibration requests (answers included) routed, looked up by how their contexts routed.
+"""A pool index, its file format: where calibration requests (answers included) routed, looked up by how their contexts routed.
 
 Shapes: N entries (calibration context -> answer pairs), L MoE layers, E experts of a layer, R routed
 experts of the KEY layer (the first MoE layer).
@@ -27,10 +27,7 @@ problems the document's mass keeps word problems at 0.89 where the answers' keep
 (examples/experiments/pool_index_scaling.py, examples/experiments/pool_oracle.py: the oracle that sees the answer reaches
 0.90): the document is what EMO trained pools on, and the request's context runs in the pools too.
 
-Pairs: a JSONL file of {"context", "answer"} records is taken as it is (the requests a user serves);
-any other calibration source's documents are cut by one rule: Python functions with a docstring
-(signature + docstring -> body), else a "...\\nAnswer:" problem (question -> answer), else paragraphs
-(the ones so far -> the next); the same cuts as the offline eval tasks (`emo_prune.eval.taskdata`).
+Pairs are cut by `emo_prune.calib.pairs`; the index is built by `emo_prune.serve.index_build`.
 
 The file is safetensors (`keys`, `values.{layer}`) with JSON metadata; a loaded index is untrusted: its
 shapes, values and router fingerprint are checked against the model it is used with.
@@ -41,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +48,7 @@ if TYPE_CHECKING:
     from emo_prune.io.lock import FolderLock
 
 from emo_prune.calib.document import domain_problem, is_domain
-from emo_prune.errors import CalibrationError, CheckpointError, PlanError
+from emo_prune.errors import CheckpointError, PlanError
 from emo_prune.io import Checkpoint
 from emo_prune.io.stats_file import check_statistic, read_stats_file
 
@@ -60,11 +56,7 @@ META_KEY = "emo_prune.pool_index"
 FORMAT = 2
 REBUILD = "build it again with `emo-prune pool-index`"
 DEFAULT_POWER = 1.0  # mass as the mean p (EMO's rule); measured against p^2 in examples/experiments/pool_tuning.py
-DEFAULT_NEIGHBOURS = 8
 MASS_OF = ("document", "answer")  # the tokens an entry's value averages over; the first is the default
-# `pool-index` without --calib: the text the bundled models were trained on (every built-in corpus's
-# `train` split: 5,415 pairs); the `calib` split stays for tuning, `heldout` for the benchmarks
-DEFAULT_SOURCES = tuple(f"{d}=builtin:{d}:train" for d in ("code", "prose", "math"))
 
 
 @dataclass(frozen=True)
@@ -200,69 +192,6 @@ def router_fingerprint(checkpoint: Checkpoint) -> str:
     return digest.hexdigest()
 
 
-def text_pairs(sources: list[str], seed: int = 0) -> list[tuple[str, dict[str, str]]]:
-    """(domain, {"context", "answer"}) of every source, in order: a JSONL file of {"context", "answer"
-    [, "domain"]} records as it is (the requests a user serves, verbatim), any other source's documents
-    cut by `context_answer_pairs`."""
-    from emo_prune.calib import load_documents
-    from emo_prune.calib.sources import parse_source
-
-    found: list[tuple[str, dict[str, str]]] = []
-    for spec in sources:
-        source = parse_source(spec)
-        path = Path(source.target)
-        if source.kind == "path" and path.suffix.lower() == ".jsonl" and holds_pairs(path):
-            found += read_pair_records(path, source.domain)
-        else:
-            found += [(doc.domain, pair) for doc in load_documents([spec], seed=seed) for pair in context_answer_pairs(doc.text)]
-    for domain, _ in found:
-        if not is_domain(domain):
-            raise CalibrationError(domain_problem(domain, "pool index") + "; name the domain with DOMAIN=SOURCE")
-    return found
-
-
-def holds_pairs(path: Path) -> bool:
-    """Whether a JSONL file's first record has a "context" field (pairs), not "text" (documents)."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            first = next((line for line in f if line.strip()), "")
-        record = json.loads(first) if first else None
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False  # the documents reader reports what is wrong with it
-    return isinstance(record, dict) and "context" in record
-
-
-def read_pair_records(path: Path, domain: str | None) -> list[tuple[str, dict[str, str]]]:
-    """{"context", "answer"[, "domain"]} records of a JSONL file; the domain: the spec's DOMAIN=, else the
-    record's, else the file's stem."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CalibrationError(f"cannot read {path} as UTF-8 text: {exc}") from None
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise CalibrationError(f"{path}:{number} is not JSON ({exc})") from None
-        if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("context", "answer")):
-            raise CalibrationError(f'{path}:{number}: expected {{"context": "...", "answer": "..."}} (strings)')
-        name = domain or record.get("domain") or path.stem
-        if not isinstance(name, str):
-            raise CalibrationError(f"{path}:{number}: field 'domain' must be a string")
-        records.append((name, {"context": record["context"], "answer": record["answer"]}))
-    return records
-
-
-def context_answer_pairs(text: str) -> list[dict[str, str]]:
-    """A document's context -> answer pairs: Python functions, else a problem and its answer, else paragraphs."""
-    from emo_prune.eval.taskdata import code_answers, math_answers, prose_answers
-
-    return code_answers(text) or math_answers(text) or prose_answers(text)
-
-
 def is_pool_index_file(path: Path) -> bool:
     from emo_prune.io.safetensors_header import read_header
 
@@ -280,107 +209,6 @@ def check_index_output(out: Path, overwrite: bool) -> None:
     check_output_file(out, overwrite=overwrite, recognise=is_pool_index_file, what="an emo-prune pool index")
 
 
-def build_index(
-    model_dir: str | Path,
-    sources: list[str],
-    *,
-    power: float = DEFAULT_POWER,
-    mass_of: str = MASS_OF[0],
-    max_pairs: int | None = None,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-    progress: Callable[[int, int], None] | None = None,
-) -> PoolIndex:
-    """An index of the context -> answer pairs of `sources` (calibration specs, as `profile --calib`),
-    at most `max_pairs` per domain, routed through the whole model of `model_dir`."""
-    from emo_prune.models.loading import load_tokenizer
-
-    if not power > 0:
-        raise PlanError(f"--power must be > 0 (got {power})")
-    if mass_of not in MASS_OF:
-        raise PlanError(f"--mass-of must be one of {', '.join(MASS_OF)} (got {mass_of!r})")
-    tokenizer = load_tokenizer(Checkpoint.open(model_dir).path)
-    pairs = tokenized_pairs(tokenizer, sources, seed=seed, max_pairs=max_pairs)
-    if not pairs:
-        raise PlanError(
-            f"no context -> answer pair in {', '.join(sources)}: an index needs documents with a documented "
-            "function, a '...\\nAnswer:' problem or at least two paragraphs, or JSONL records with 'context' and 'answer'"
-        )
-    return index_pairs(model_dir, pairs, power=power, mass_of=mass_of, dtype=dtype, progress=progress)
-
-
-@dataclass(frozen=True)
-class IndexPair:
-    domain: str
-    context: list[int]  # token ids
-    answer: list[int]
-
-
-def tokenized_pairs(tokenizer: Any, sources: list[str], *, seed: int = 0, max_pairs: int | None = None) -> list[IndexPair]:
-    """The pairs of `text_pairs(sources)` tokenized (`tokenize_pair`), at most `max_pairs` per domain;
-    a pair whose context or answer has no token is skipped."""
-    pairs: list[IndexPair] = []
-    per_domain: Counter = Counter()
-    for domain, pair in text_pairs(sources, seed):
-        if max_pairs is not None and per_domain[domain] >= max_pairs:
-            continue
-        context, answer = tokenize_pair(tokenizer, pair["context"], pair["answer"])
-        if context and answer:
-            pairs.append(IndexPair(domain, context, answer))
-            per_domain[domain] += 1
-    return pairs
-
-
-@torch.no_grad()
-def index_pairs(
-    model_dir: str | Path,
-    pairs: list[IndexPair],
-    *,
-    power: float = DEFAULT_POWER,
-    mass_of: str = MASS_OF[0],
-    dtype: torch.dtype = torch.float32,
-    progress: Callable[[int, int], None] | None = None,
-) -> PoolIndex:
-    """The index of tokenized `pairs`: each pair's context + answer fed through the WHOLE model in one
-    forward (causal: the context's routing is what it would be alone), every MoE layer's router logits
-    read by a forward hook. The whole model's fused experts make this ~6x faster than pool mode with
-    every expert in the pool (tests/pools/test_pool_index.py checks the two agree)."""
-    from emo_prune.models.weights import decoder_of, load_pretrained
-    from emo_prune.pools.selection import context_mass
-
-    checkpoint = Checkpoint.open(model_dir)
-    if checkpoint.architecture.model_type != "emo":
-        raise PlanError(f"a pool index is for pool mode, which runs the native EMO model; {checkpoint.path} is a {checkpoint.architecture.model_type} model")
-    model = load_pretrained(checkpoint.path, dtype)
-    moe = [layout for layout in checkpoint.architecture.layouts if not layout.is_dense]
-    logits: dict[int, torch.Tensor] = {}  # MoE layer -> [S, E] of the pair being fed
-    for layout in moe:
-        router = decoder_of(model).layers[layout.index].mlp.gate  # returns (logits [T, E], weights, ids)
-        router.register_forward_hook(lambda module, args, output, layer=layout.index: logits.__setitem__(layer, output[0].reshape(-1, output[0].shape[-1])))
-    keys, values = [], {layout.index: [] for layout in moe}
-    for pair in pairs:
-        model(input_ids=torch.tensor([pair.context + pair.answer]))
-        n = len(pair.context)
-        start = n if mass_of == "answer" else 0  # the first token an entry's value averages over
-        for layout in moe:
-            layer_logits = logits[layout.index]  # [S, E]
-            if layout is moe[0]:
-                keys.append(request_key(context_mass(layer_logits[:n], layout)[0], layout))
-            mass = context_mass(layer_logits[start:], layout, power)[1]  # [E], summed p^power: as pool mode sums it
-            values[layout.index].append((mass / (len(layer_logits) - start)).float())
-        if progress is not None:
-            progress(1, len(pairs))
-    return PoolIndex(
-        key_layer=moe[0].index,
-        keys=torch.stack(keys).float(),
-        values={layer: torch.stack(rows) for layer, rows in values.items()},
-        domains=tuple(pair.domain for pair in pairs),
-        power=float(power),
-        mass_of=mass_of,
-        fingerprint=router_fingerprint(checkpoint),
-    )
-
-
 def request_key(context_mass: torch.Tensor, layout: Any) -> torch.Tensor:
     """The key of a context [R]: its summed router probabilities `context_mass` [E] at the key layer over
     the routed experts, unit-normalized (so the mean per token, up to scale: contexts of any length compare)."""
@@ -389,12 +217,3 @@ def request_key(context_mass: torch.Tensor, layout: Any) -> torch.Tensor:
     return key / norm if norm > 0 else key
 
 
-def tokenize_pair(tokenizer: Any, context: str, answer: str) -> tuple[list[int], list[int]]:
-    """Token ids of a context and its answer as lm-eval's loglikelihood cuts them: the context's trailing
-    spaces move to the answer, and the answer is the whole text's tokens after the context's."""
-    spaces = len(context) - len(context.rstrip())
-    if spaces:
-        context, answer = context[:-spaces], context[-spaces:] + answer
-    ctx = tokenizer(context)["input_ids"]
-    whole = tokenizer(context + answer)["input_ids"]
-    return ctx, whole[len(ctx) :]
