@@ -15,7 +15,7 @@ from emo_prune.errors import PlanError
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_NEIGHBOURS = 8  # index entries averaged per request (examples/pool_index_scaling.py)
+DEFAULT_NEIGHBOURS = 8  # index entries averaged per request (examples/experiments/pool_index_scaling.py)
 
 
 @dataclass(frozen=True)
