@@ -1,4 +1,4 @@
-"""Triton routing: fp32 softmax + top-k over the kept experts, EMO semantics (emo_prune/routing.py).
+"""Triton routing: fp32 softmax + top-k over the kept experts, EMO semantics (emo_prune/routing/rules.py).
 
 Shapes: T tokens, E experts, k = K_ROUTED + N_FIXED experts per token.
   logits [T, E] any float dtype -> weights [T, k] fp32, ids [T, k] int64.

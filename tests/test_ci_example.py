@@ -50,7 +50,7 @@ def test_the_workflow_installs_the_pinned_release_not_the_users_project():
     workflow = _workflow()
     assert workflow["env"]["EMO_PRUNE_VERSION"] == __version__  # bump the pin with each release
     commands = "\n".join(step.get("run", "") for step in workflow["jobs"]["prune"]["steps"])
-    assert "pip install -e" not in commands and "emo_prune/assets.py" not in WORKFLOW.read_text()
+    assert "pip install -e" not in commands and "emo_prune/models/builtin.py" not in WORKFLOW.read_text()
     assert "${{" not in commands  # inputs reach scripts through env:, never expanded into them
 
 

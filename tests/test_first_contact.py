@@ -15,7 +15,7 @@ from emo_prune.select.keep import Keep
 @pytest.fixture(scope="module")
 def code_plan(tmp_path_factory) -> Path:
     """A 25% code plan of the bundled emo-small, from a small profile."""
-    from emo_prune.assets import resolve_model
+    from emo_prune.models.builtin import resolve_model
     from emo_prune.profile import ProfileSettings, profile_to_file
     from emo_prune.select import SelectOptions, make_plan
 

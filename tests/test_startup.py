@@ -33,7 +33,7 @@ def loaded_by(args: list[str], cwd: Path) -> tuple[list[str], subprocess.Complet
 
 @pytest.fixture(scope="module")
 def plan_file(tmp_path_factory) -> tuple[Path, Path]:
-    from emo_prune.assets import resolve_model
+    from emo_prune.models.builtin import resolve_model
     from emo_prune.profile import ProfileSettings, profile_to_file
     from emo_prune.select import SelectOptions, make_plan
 
@@ -76,7 +76,7 @@ def test_import_emo_prune_is_cheap_and_registers_on_transformers_import(tmp_path
 import sys
 import emo_prune
 assert not any(m in sys.modules for m in ("torch", "transformers")), "import emo_prune pulled torch/transformers"
-from emo_prune.assets import resolve_model
+from emo_prune.models.builtin import resolve_model
 model_dir = resolve_model("builtin:emo-small")
 from transformers import AutoConfig, AutoModelForCausalLM
 from transformers.integrations.moe import ExpertsInterface

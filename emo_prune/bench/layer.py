@@ -15,7 +15,7 @@ import torch
 from emo_prune.bench.measure import machine_description, measure_read_bandwidth, time_call
 from emo_prune.bench.report import BenchReport, BenchRow
 
-from emo_prune.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS  # noqa: E402
+from emo_prune.common.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS  # noqa: E402
 # batched_mm gathers a full copy of the weights for every (token, slot) pair: 64 tokens x top-8 of
 # EMO-width experts would allocate 6.4 GB. Rows above this many gathered bytes are skipped.
 BATCHED_MM_MAX_BYTES = 2 << 30

@@ -22,7 +22,9 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from emo_prune import events, threads
+from emo_prune import events
+
+from emo_prune.process import threads
 from emo_prune.cli import (
     bench_cmd,
     eval_cmd,

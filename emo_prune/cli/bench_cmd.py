@@ -9,7 +9,7 @@ from rich.table import Table
 
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.cli.console import out
-from emo_prune.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS
+from emo_prune.common.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS
 from emo_prune.errors import RuntimeSetupError
 
 if TYPE_CHECKING:

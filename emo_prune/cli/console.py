@@ -35,7 +35,7 @@ from rich.progress import (
 from rich.table import Table
 
 from emo_prune.errors import EmoPruneError
-from emo_prune.text import inert
+from emo_prune.common.text import inert
 
 
 class RateColumn(ProgressColumn):

@@ -24,7 +24,7 @@ from emo_prune.cli.pool_options import PoolFlags
 from emo_prune.cli.workspace import WorkspaceModel, workspace_build
 from emo_prune.cli.comparison import comparison_table
 from emo_prune.cli.console import out
-from emo_prune.text import inert
+from emo_prune.common.text import inert
 from emo_prune.errors import EvalError
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def eval_command(
         pool=pools.settings(),
         coverage_warn=pools.coverage_warn,
     )
-    from emo_prune.distributed import current_world
+    from emo_prune.process.distributed import current_world
     from emo_prune.io.lock import FolderLock
 
     main = current_world(device).is_main  # several processes: every rank has the scores, rank 0 writes

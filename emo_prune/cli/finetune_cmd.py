@@ -9,7 +9,7 @@ import typer
 
 from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.cli.console import out
-from emo_prune.constants import (
+from emo_prune.common.constants import (
     FINETUNE_BATCH,
     FINETUNE_LR,
     FINETUNE_WARMUP,

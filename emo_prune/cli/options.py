@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emo_prune.constants import COMBINES, METHODS
+from emo_prune.common.constants import COMBINES, METHODS
 from emo_prune.select.budget import BUDGETS
 
 if TYPE_CHECKING:
@@ -120,10 +120,10 @@ class SelectionFlags:
 
 
 def model_path(spec: Path | str) -> Path:
-    """A MODEL argument -> its local folder: builtin:NAME and Hub ids resolve (emo_prune.assets); a path
+    """A MODEL argument -> its local folder: builtin:NAME and Hub ids resolve (emo_prune.models.builtin); a path
     is passed on as given, so the library's own errors name it; a path to nothing is refused now, before
     any work, with "did you mean builtin:NAME?" when it is close to a built-in's name."""
-    from emo_prune.assets import BUILTIN_PREFIX, is_hub_id, resolve_model
+    from emo_prune.models.builtin import BUILTIN_PREFIX, is_hub_id, resolve_model
 
     text = str(spec)
     if text.startswith(BUILTIN_PREFIX) or is_hub_id(text) or not Path(text).expanduser().exists():

@@ -16,7 +16,7 @@ import typer
 
 from emo_prune.cli.options import JsonFlag, model_path
 from emo_prune.cli.console import out
-from emo_prune.constants import PROFILE_METHODS
+from emo_prune.common.constants import PROFILE_METHODS
 
 EXPORT_HELP = "vllm | vllm-ascend | llama-expert-stats | ai2"
 IMPORT_HELP = "vllm | vllm-ascend | llama-expert-stats | ai2 | llm-compressor (default: found from the content)"

@@ -11,7 +11,7 @@ import typer
 from emo_prune.cli.format import human_count
 from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_label, model_path
 from emo_prune.cli.console import out
-from emo_prune.text import inert
+from emo_prune.common.text import inert
 
 
 def pool_index_command(

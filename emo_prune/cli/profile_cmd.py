@@ -22,8 +22,8 @@ from emo_prune.cli.format import human_count
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, ThreadsOption, model_label, model_path
 from emo_prune.cli.workspace import model_or_workspace, record_profile
 from emo_prune.cli.console import out
-from emo_prune.text import inert
-from emo_prune.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
+from emo_prune.common.text import inert
+from emo_prune.common.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
 from emo_prune.errors import ProfileError
 
 
@@ -120,7 +120,7 @@ def profile_command(
 
             calib = builtin_calibration(domain or [])
             out.note(f"calibration text: {', '.join(calib)} (the built-in calibration split of each --domain)")
-        from emo_prune.distributed import current_world  # torch from here on
+        from emo_prune.process.distributed import current_world  # torch from here on
         from emo_prune.profile.runner import ProfileSettings, profile_to_file
 
         settings = ProfileSettings(

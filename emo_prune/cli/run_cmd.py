@@ -11,7 +11,7 @@ from rich.table import Table
 from emo_prune.cli.comparison import comparison_table
 from emo_prune.cli.options import JsonFlag, TargetOption, ThreadsOption
 from emo_prune.cli.console import out
-from emo_prune.text import inert, plural
+from emo_prune.common.text import inert, plural
 
 if TYPE_CHECKING:
     from emo_prune.pipeline import RunReport

@@ -9,7 +9,7 @@ import typer
 
 from emo_prune.cli.options import MODEL_HELP, JsonFlag, LayerwiseOption, MaxMemoryOption, ThreadsOption, memory_path, model_path
 from emo_prune.cli.console import out
-from emo_prune.constants import TOLERANCE
+from emo_prune.common.constants import TOLERANCE
 from emo_prune.memory.plan import MemoryOptions
 
 if TYPE_CHECKING:

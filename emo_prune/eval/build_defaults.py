@@ -37,7 +37,7 @@ def default_baseline(manifest: dict[str, Any] | None) -> tuple[str | None, str |
     source = manifest.get("source_model") if manifest else None
     if not isinstance(source, dict):
         return None, None
-    from emo_prune.assets import BUILTIN_MODELS, BUILTIN_PREFIX
+    from emo_prune.models.builtin import BUILTIN_MODELS, BUILTIN_PREFIX
     from emo_prune.io import Checkpoint, model_identity
 
     digest = source.get("digest")

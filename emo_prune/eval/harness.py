@@ -171,7 +171,7 @@ def run_tasks(lm: Any, manager: Any, settings: EvalSettings) -> dict[str, Any]:
         ) from exc
     scores = None if raw is None else _scores_part(raw)
     if getattr(lm, "world_size", 1) > 1:  # lm-eval gathered the scores on rank 0: every rank gets them
-        from emo_prune.distributed import World, broadcast
+        from emo_prune.process.distributed import World, broadcast
 
         scores = broadcast(scores, World(lm.rank, lm.world_size))
     if scores is None or not scores.get("results"):
@@ -216,7 +216,7 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
             requests = getattr(lm, "reports", None)
             coverages, meter = getattr(lm, "coverages", None), getattr(lm, "coverage_meter", None)
             if coverages is not None and lm.world_size > 1:  # each rank measured its own share of the requests
-                from emo_prune.distributed import World, gather_lists
+                from emo_prune.process.distributed import World, gather_lists
 
                 coverages = gather_lists(coverages, World(lm.rank, lm.world_size))
         finally:

@@ -63,7 +63,7 @@ class EmoPruneLM(HFLM):
         if self.load_settings is not None:
             import torch
 
-            from emo_prune.distributed import current_world
+            from emo_prune.process.distributed import current_world
 
             self._device = torch.device(self.load_settings.device)  # an offloaded model's own `.device` is meta
             # under torchrun / accelerate launch: lm-eval shards each task's documents by rank, gathers on rank 0

@@ -19,7 +19,7 @@ from gguf import quants
 
 from emo_prune.errors import ExportError
 from emo_prune.export.llama_cpp_binding import llama_cpp_module, quiet_stderr
-from emo_prune.threads import current_threads
+from emo_prune.process.threads import current_threads
 
 Q = GGMLQuantizationType
 #: dtype -> (ggml type of the big weights, GGUF file type)

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune import events
-from emo_prune.text import plural
+from emo_prune.common.text import plural
 from emo_prune.errors import CheckpointError, OutputError, PlanError
 from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, ai2_metadata, manifest, model_card
 from emo_prune.extract.config import remap_config
-from emo_prune.dtypes import NAME_TAGS, tag_for_name
+from emo_prune.io.dtypes import NAME_TAGS, tag_for_name
 from emo_prune.extract.coverage import write_dropped_router
 from emo_prune.extract.finite import nonfinite_tensors
 from emo_prune.extract.jobs import Job, build_jobs

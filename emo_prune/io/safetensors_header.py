@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from emo_prune.dtypes import TAG_BYTES
+from emo_prune.io.dtypes import TAG_BYTES
 from emo_prune.errors import CheckpointError
 from emo_prune.io.model_files import open_regular
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emo_prune.dtypes import TAG_BYTES, tag_of
+from emo_prune.io.dtypes import TAG_BYTES, tag_of
 from emo_prune.errors import OutputError
 from emo_prune.io.atomic import write_new, write_text
 from emo_prune.io.checkpoint import INDEX_FILE

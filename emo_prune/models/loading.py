@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 import emo_prune  # noqa: F401  (registers the native EMO model with transformers' Auto classes)
-from emo_prune.dtypes import COMPUTE_NAMES, compute_dtype_name, torch_dtype, tag_for_name
+from emo_prune.io.dtypes import COMPUTE_NAMES, compute_dtype_name, torch_dtype, tag_for_name
 from emo_prune.errors import CheckpointError, ConfigError, RuntimeSetupError
 from emo_prune.io.checkpoint import Checkpoint
 from emo_prune.io.model_files import staged_files

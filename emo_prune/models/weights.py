@@ -28,7 +28,7 @@ from emo_prune.arch.family import PROJECTIONS
 from emo_prune.errors import CheckpointError
 from emo_prune.io import CONFIG_FILE, Checkpoint, build_inventory
 from emo_prune.io.model_files import staged_files
-from emo_prune.dtypes import torch_dtype
+from emo_prune.io.dtypes import torch_dtype
 
 FUSED_PARAM = {"gate_up": "gate_up_proj", "down": "down_proj"}
 GENERATION_CONFIG = "generation_config.json"

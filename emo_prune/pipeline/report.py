@@ -15,7 +15,7 @@ from emo_prune.pipeline.edge import EdgeReport, edge_markdown
 from emo_prune.pipeline.gates import GateResult
 from emo_prune.pipeline.recipe import Recipe
 from emo_prune.pipeline.steps import StepResult
-from emo_prune.text import inert, plural
+from emo_prune.common.text import inert, plural
 from emo_prune.version import __version__
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from emo_prune.assets import resolve_model
+from emo_prune.models.builtin import resolve_model
 from emo_prune import events
 from emo_prune.errors import OutputError, RuntimeSetupError
 from emo_prune.eval.harness import EvalSettings, evaluate_model

@@ -8,7 +8,7 @@
   TopkSample (topk_sample.py)                          a bounded, mergeable sample of tokens' top-k sets
 """
 
-from emo_prune.lazy import exports_of, lazy_exports
+from emo_prune.common.lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of(
     {

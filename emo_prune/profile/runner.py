@@ -23,14 +23,14 @@ from emo_prune.io.lock import FolderLock
 from emo_prune.memory import MemoryOptions, Workload, plan_memory
 from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
 from emo_prune.profile.collector import StatsCollector
-from emo_prune.distributed import all_reduce_sum, current_world, gather_lists
+from emo_prune.process.distributed import all_reduce_sum, current_world, gather_lists
 from emo_prune.profile.topk_sample import SAMPLE_SIZE, TopkSample
 from emo_prune.profile.layerwise import run_layerwise
 from emo_prune.models.loading import load_tokenizer, resolve_device, resolve_dtype, resolve_seq_len
 from emo_prune.models.weights import decoder_of, load_pretrained
 from emo_prune.profile.store import Profile, check_output
 
-from emo_prune.constants import DEFAULT_MAX_TOKENS  # noqa: E402
+from emo_prune.common.constants import DEFAULT_MAX_TOKENS  # noqa: E402
 
 #: progress(advance, total) in tokens; called once with advance 0 to announce the total.
 Progress = Callable[[int, int], None]

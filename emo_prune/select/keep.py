@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from emo_prune.arch import LayerLayout
 from emo_prune.errors import PlanError
-from emo_prune.text import plural
+from emo_prune.common.text import plural
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import torch
 
 from emo_prune.errors import CheckpointError, PlanError
 from emo_prune.io import Checkpoint
-from emo_prune.dtypes import torch_dtype
+from emo_prune.io.dtypes import torch_dtype
 from emo_prune.io.sizes import parse_size
 
 POLICIES = ("lru", "lfu")

@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    from emo_prune.assets import resolve_model
+    from emo_prune.models.builtin import resolve_model
     from emo_prune.io import Checkpoint
     from emo_prune.profile import ProfileSettings, profile_to_file
     from emo_prune.testing.factory import write_large_emo

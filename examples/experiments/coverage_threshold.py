@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pool_benchmark as bench  # noqa: E402
 import pool_tuning as tune  # noqa: E402
 
-from emo_prune.assets import resolve_model  # noqa: E402
+from emo_prune.models.builtin import resolve_model  # noqa: E402
 from emo_prune.models.weights import load_pretrained  # noqa: E402
 from emo_prune.extract.coverage_meter import DEFAULT_WARN, CoverageMeter  # noqa: E402
 

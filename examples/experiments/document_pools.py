@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import emo_prune  # noqa: F401
-from emo_prune.assets import resolve_model
+from emo_prune.models.builtin import resolve_model
 from emo_prune.eval import builtin_tasks_dir
 from emo_prune.train.objective import RoutingContext, install_pool_routers
 

@@ -36,7 +36,7 @@ import pool_benchmark as bench  # noqa: E402
 from modularity_table import DOMAINS, MODELS, bits_per_byte, task  # noqa: E402
 
 import emo_prune  # noqa: F401,E402
-from emo_prune.assets import resolve_model  # noqa: E402
+from emo_prune.models.builtin import resolve_model  # noqa: E402
 from emo_prune.eval.harness import EvalSettings  # noqa: E402
 from emo_prune.train.merge_back import merge_back  # noqa: E402
 
@@ -45,7 +45,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # one fine-tuning in a fresh process: its own peak RSS, its own wall time
 FINETUNE = """
 import json, resource, sys, time
-from emo_prune import threads
+from emo_prune.process import threads
 threads.prepare_environment(); threads.apply_threads(None)  # the CLI's thread rule, before torch loads
 from emo_prune.train.finetune import FinetuneSettings, finetune
 model, source, out, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])

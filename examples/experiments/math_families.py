@@ -27,7 +27,7 @@ from document_pools import bits_per_byte  # examples/ is on sys.path when this s
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import emo_prune  # noqa: F401
-from emo_prune.assets import resolve_model
+from emo_prune.models.builtin import resolve_model
 from emo_prune.calib.builtin_math import KINDS
 from emo_prune.extract import extract
 from emo_prune.profile import ProfileSettings, profile_to_file

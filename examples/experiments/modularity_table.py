@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pool_benchmark as bench  # noqa: E402
 
 import emo_prune  # noqa: F401,E402
-from emo_prune.assets import resolve_model  # noqa: E402
+from emo_prune.models.builtin import resolve_model  # noqa: E402
 from emo_prune.eval.harness import EvalSettings, evaluate_model  # noqa: E402
 from emo_prune.extract import extract  # noqa: E402
 from emo_prune.profile.runner import ProfileSettings, profile_to_file  # noqa: E402

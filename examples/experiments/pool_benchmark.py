@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 
 import emo_prune  # noqa: F401
-from emo_prune.assets import resolve_model
+from emo_prune.models.builtin import resolve_model
 from emo_prune.eval.tasks import builtin_tasks_dir
 from emo_prune.extract import extract
 from emo_prune.io import Checkpoint

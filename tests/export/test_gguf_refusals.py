@@ -155,7 +155,7 @@ def test_failure_mid_write_leaves_nothing(export_zoo, tmp_path, monkeypatch):
 
 
 def test_cli_export_of_a_builtin_model(cli, tmp_path):
-    from emo_prune.assets import resolve_model
+    from emo_prune.models.builtin import resolve_model
 
     result = cli("--json", "export", "builtin:emo-small", "--dtype", "q8_0", "--out", tmp_path / "e.gguf")
     assert result.exit_code == 0, result.output

@@ -21,7 +21,7 @@ from rich.text import Text
 
 from emo_prune.cli.console import out
 from emo_prune.errors import PlanError
-from emo_prune.text import inert
+from emo_prune.common.text import inert
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # emo-prune's own colours on a forced terminal
 ACTIVE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

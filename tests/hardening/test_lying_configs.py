@@ -58,7 +58,7 @@ def test_a_billion_layers_is_refused_from_the_headers(cli, model, tmp_path, comm
 def test_the_layer_bound_allocates_nothing_per_claimed_layer(model):
     """A list of 10**9 layouts would be GBs: the refusal comes before any per-layer structure is built."""
     from emo_prune.errors import ConfigError
-    from emo_prune.summary import inspect_model
+    from emo_prune.io.summary import inspect_model
 
     set_config(model, num_hidden_layers=10**9)
     tracemalloc.start()

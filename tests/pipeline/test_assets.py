@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from emo_prune.assets import BUILTIN_MODELS, TINY_EMO, resolve_model
+from emo_prune.models.builtin import BUILTIN_MODELS, TINY_EMO, resolve_model
 from emo_prune.errors import CheckpointError
 from emo_prune.io import Checkpoint
 

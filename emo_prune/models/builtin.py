@@ -57,7 +57,7 @@ def _tiny_emo(folder: Path) -> None:
     write_tiny_model(folder, "emo", **TINY_EMO)
 
 
-BUNDLED = Path(__file__).parent / "assets" / "models"  # written by examples/experiments/train_small_moe.py
+BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "models"  # written by examples/experiments/train_small_moe.py
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     m.name: m

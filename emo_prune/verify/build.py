@@ -9,7 +9,7 @@ When the masked ORIGINAL already gives NaN / Inf logits, its weights are at faul
 the report says so (`original_finite`) instead of blaming the extraction.
 
 When the whole original does not fit in memory (`emo_prune.memory`, or `--layerwise`), the same
-comparison runs layer by layer (`emo_prune.verify_layerwise`): one layer in memory at a time, with
+comparison runs layer by layer (`emo_prune.verify.layerwise`): one layer in memory at a time, with
 each layer of the build also compared to the masked original's on the same inputs.
 """
 
@@ -32,7 +32,7 @@ from emo_prune.profile.batches import tokenize_documents
 from emo_prune.select.masking import masked_experts
 from emo_prune.select.plan import Kept, Plan, validate_plan
 
-from emo_prune.constants import TOLERANCE  # noqa: E402
+from emo_prune.common.constants import TOLERANCE  # noqa: E402
 
 DEFAULT_PROMPTS = (
     "The quick brown fox jumps over the lazy dog while the experts decide who reads which token.",
@@ -167,7 +167,7 @@ def verify(
     choice = plan_memory("verify", [original, pruned], torch.float32, work, memory, notify=notify, lean=True)
     per_layer = None
     if choice.path == "layerwise":
-        from emo_prune.verify_layerwise import layerwise_logits
+        from emo_prune.verify.layerwise import layerwise_logits
 
         expected, got, per_layer = layerwise_logits(original, pruned, kept, encoded)
     else:
