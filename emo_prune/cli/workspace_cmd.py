@@ -1,4 +1,4 @@
-"""`emo-prune init MODEL` and `emo-prune status`: the folder as a workspace (emo_prune.io.workspace).
+"""`emo-prune init MODEL` and `emo-prune status`: the folder as a workspace (emo_prune.workspace.state).
 
     emo-prune init builtin:emo-small       # writes ./emo-prune.json
     emo-prune profile --domain code        # profiles the workspace's model, records the profile
@@ -35,7 +35,7 @@ def init_command(
     """
     from emo_prune.cli.options import model_path
     from emo_prune.io import Checkpoint
-    from emo_prune.io.workspace import init_workspace, state_path
+    from emo_prune.workspace.state import init_workspace, state_path
 
     Checkpoint.open(model_path(model))  # a model that is not there is refused now, not at the first profile
     workspace = init_workspace(here(), model, overwrite=overwrite)
@@ -48,7 +48,7 @@ def status_command(json_output: JsonFlag = False) -> None:
 
     Example: emo-prune status
     """
-    from emo_prune.io.workspace import find_workspace
+    from emo_prune.workspace.state import find_workspace
 
     workspace = find_workspace(here())
     if workspace is None:

@@ -1,4 +1,4 @@
-"""The workspace (emo_prune/io/workspace.py): the user's commands exactly as typed, explicit arguments
+"""The workspace (emo_prune/workspace/state.py): the user's commands exactly as typed, explicit arguments
 winning, and a hostile emo-prune.json refused like a hostile plan (one line, nothing written)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from emo_prune.io.workspace import MAX_BYTES, STATE_FILE
+from emo_prune.workspace.state import MAX_BYTES, STATE_FILE
 from tests.hardening.hardening_helpers import one_line_error, snapshot
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
