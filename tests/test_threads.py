@@ -67,7 +67,18 @@ def test_a_bad_environment_value_is_one_line(cli, tmp_path, seen_threads, monkey
 
 
 def test_threads_on_every_compute_command(cli):
-    for command in (["profile", "run"], ["select"], ["extract"], ["verify"], ["eval"], ["generate"], ["pool-index"], ["export"], ["run"], ["bench"]):
+    for command in (
+        ["profile", "run"],
+        ["select"],
+        ["extract"],
+        ["verify"],
+        ["eval"],
+        ["generate"],
+        ["pool-index"],
+        ["export"],
+        ["run"],
+        ["bench"],
+    ):
         result = cli(*command, "--help")
         assert "--threads" in result.stdout, command
 
@@ -121,7 +132,9 @@ print(os.environ.get("OMP_WAIT_POLICY"), "|", threads.wait_decision, "|", "torch
 
 
 def _decided(others_busy: float, env: dict[str, str]) -> list[str]:
-    result = subprocess.run([sys.executable, "-c", _DECIDE, str(others_busy)], env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _DECIDE, str(others_busy)], env=env, capture_output=True, text=True, check=True
+    )
     return [part.strip() for part in result.stdout.split("|")]
 
 

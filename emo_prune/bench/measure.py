@@ -20,9 +20,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(
-    fn: Callable[[], Any], device: torch.device, min_seconds: float = 0.5, max_reps: int = 50
-) -> tuple[float, float]:
+def time_call(fn: Callable[[], Any], device: torch.device, min_seconds: float = 0.5, max_reps: int = 50) -> tuple[float, float]:
     """(median, best) seconds of one call, after 2 warm-up calls, over >= 3 calls lasting >= min_seconds.
 
     The median is the figure to quote; the best says what the code does when nothing else competes

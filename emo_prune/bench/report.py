@@ -28,9 +28,7 @@ class BenchRow:
     spread: float | None = None  # median / fastest call: 1.0 on a quiet machine
     note: str | None = None  # e.g. why the ratio to eager is missing
 
-    def set_time(
-        self, timing: tuple[float, float], bytes_read: float, flops: float, bandwidth_gb_s: float | None
-    ) -> None:
+    def set_time(self, timing: tuple[float, float], bytes_read: float, flops: float, bandwidth_gb_s: float | None) -> None:
         """timing: (median, best) seconds; rates are computed from the median."""
         seconds, best = timing
         self.ms, self.ms_best = seconds * 1e3, best * 1e3
@@ -58,7 +56,9 @@ class BenchReport:
             if base is None or not r.ms:
                 continue
             if base.spread is not None and base.spread > MAX_BASELINE_SPREAD:
-                r.note = f"no x eager: eager's median call took {base.spread:.1f}x its fastest (a busy machine); rerun on a quiet one"
+                r.note = (
+                    f"no x eager: eager's median call took {base.spread:.1f}x its fastest (a busy machine); rerun on a quiet one"
+                )
                 continue
             r.speedup_vs_eager = base.ms / r.ms
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
+from emo_prune.cli.console import out
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.cli.pool_options import PoolFlags
-from emo_prune.cli.console import out
 from emo_prune.common.text import inert
 
 

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from emo_prune.cli.console import out
 from emo_prune.cli.format import compress_ranges, human_bytes, human_count
 from emo_prune.cli.options import JsonFlag, ModelDir, model_path
-from emo_prune.cli.console import out
 from emo_prune.common.text import inert, plural
 
 if TYPE_CHECKING:

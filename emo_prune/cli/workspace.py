@@ -81,7 +81,9 @@ def workspace_selection(model: Path | str, workspace: Workspace | None, selectio
         return selection
     if not domains:
         if len(entry.domains) != 1:
-            raise WorkspaceError(f"the newest profile here, {entry.path}, covers {', '.join(entry.domains)}: pass --domain to say which to keep")
+            raise WorkspaceError(
+                f"the newest profile here, {entry.path}, covers {', '.join(entry.domains)}: pass --domain to say which to keep"
+            )
         domains = entry.domains
     out.note(f"profile: {entry.path} (this workspace's newest covering {', '.join(domains)}; --profile to choose another)")
     return dataclasses.replace(selection, profile=workspace.resolve(entry.path), domain=list(domains))
@@ -99,5 +101,7 @@ def workspace_build() -> BuildEntry:
         )
     build = workspace.newest_build()
     if build is None:
-        raise WorkspaceError(f"this workspace ({workspace.model}) holds no build yet: run `emo-prune extract --keep 0.125 --domain code` first, or pass MODEL")
+        raise WorkspaceError(
+            f"this workspace ({workspace.model}) holds no build yet: run `emo-prune extract --keep 0.125 --domain code` first, or pass MODEL"
+        )
     return build

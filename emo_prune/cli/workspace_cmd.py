@@ -24,7 +24,9 @@ from emo_prune.errors import WorkspaceError
 
 def init_command(
     model: Annotated[str, typer.Argument(metavar="MODEL", help=MODEL_HELP, show_default=False)],
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Switch an existing workspace to MODEL (its records stay).")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Switch an existing workspace to MODEL (its records stay).")
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Make this folder a workspace for MODEL: later commands here need no MODEL (writes ./emo-prune.json).
@@ -40,7 +42,9 @@ def init_command(
     Checkpoint.open(model_path(model))  # a model that is not there is refused now, not at the first profile
     workspace = init_workspace(here(), model, overwrite=overwrite)
     data = {"workspace": str(state_path(workspace.folder)), "model": workspace.model}
-    out.result(data, lambda: out.print(f"workspace {workspace.folder}: model {workspace.model} (next: emo-prune profile --domain code)"))
+    out.result(
+        data, lambda: out.print(f"workspace {workspace.folder}: model {workspace.model} (next: emo-prune profile --domain code)")
+    )
 
 
 def status_command(json_output: JsonFlag = False) -> None:
@@ -53,12 +57,21 @@ def status_command(json_output: JsonFlag = False) -> None:
     workspace = find_workspace(here())
     if workspace is None:
         raise WorkspaceError("this folder is no workspace (no emo-prune.json, no recipe): run `emo-prune init MODEL` here")
-    profiles = [{"path": p.path, "domains": list(p.domains), "present": workspace.resolve(p.path).is_file()} for p in workspace.state.profiles]
+    profiles = [
+        {"path": p.path, "domains": list(p.domains), "present": workspace.resolve(p.path).is_file()}
+        for p in workspace.state.profiles
+    ]
     builds = [
         {"path": b.path, "source": b.source, "domains": list(b.domains), "present": workspace.resolve(b.path).is_dir()}
         for b in workspace.state.builds
     ]
-    data = {"folder": str(workspace.folder), "model": workspace.model, "from": workspace.origin, "profiles": profiles, "builds": builds}
+    data = {
+        "folder": str(workspace.folder),
+        "model": workspace.model,
+        "from": workspace.origin,
+        "profiles": profiles,
+        "builds": builds,
+    }
     out.result(data, lambda: render_status(data))
 
 

@@ -18,11 +18,11 @@ import torch
 
 from emo_prune import events
 from emo_prune.errors import EvalError
-from emo_prune.models.loading import LoadSettings
 from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores
 from emo_prune.eval.tasks import quiet_lm_eval, task_manager
 from emo_prune.io import Checkpoint, model_identity
 from emo_prune.memory import MemoryOptions
+from emo_prune.models.loading import LoadSettings
 from emo_prune.serve.settings import DEFAULTS, PoolSettings
 from emo_prune.version import __version__
 
@@ -201,8 +201,16 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
     with events.progress() as progress:
         bar = progress.add_task(f"eval {label}: loading", total=None)
         with quiet_lm_eval(events.debugging()):
-            lm = _pool_lm(model_dir, settings) if settings.pool is not None else EmoPruneLM(
-                str(model_dir), load=settings.load, batch_size=settings.batch_size, max_length=settings.max_length, notify=events.note
+            lm = (
+                _pool_lm(model_dir, settings)
+                if settings.pool is not None
+                else EmoPruneLM(
+                    str(model_dir),
+                    load=settings.load,
+                    batch_size=settings.batch_size,
+                    max_length=settings.max_length,
+                    notify=events.note,
+                )
             )
         if settings.pool is None and hasattr(lm.model, "model") and hasattr(lm.model.model, "layouts"):
             from emo_prune.eval.lm import with_coverage
@@ -262,7 +270,9 @@ def _coverage_summary(coverages: list[float] | None, meter: Any, warn: float | N
 def _pool_lm(model_dir: str | Path, settings: EvalSettings) -> Any:
     from emo_prune.eval.pool_lm import PoolLM
 
-    return PoolLM(str(model_dir), settings=settings.pool, dtype=settings.dtype, device=settings.device, max_length=settings.max_length)
+    return PoolLM(
+        str(model_dir), settings=settings.pool, dtype=settings.dtype, device=settings.device, max_length=settings.max_length
+    )
 
 
 def evaluate(model_dir: str | Path, settings: EvalSettings, baseline_dir: str | Path | None = None) -> EvalReport:

@@ -78,5 +78,3 @@ def gguf_logits(llm: Any, ids: list[int]) -> np.ndarray:
     llm.reset()
     llm.eval(ids)
     return np.array(llm.scores[: len(ids)], dtype=np.float32)
-
-

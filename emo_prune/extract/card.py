@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune.arch import MoEArchitecture
-from emo_prune.select.plan import Kept, Plan
 from emo_prune.common.text import plural
+from emo_prune.select.plan import Kept, Plan
 from emo_prune.version import __version__
 
 MANIFEST_FILE = "emo_prune.json"

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emo_prune.io.dtypes import TAG_BYTES
 from emo_prune.errors import CheckpointError, OutputError
+from emo_prune.io.dtypes import TAG_BYTES
 from emo_prune.io.shards import pwrite_all
 
 CHUNK = 32 * 1024 * 1024  # bytes read per dtype-conversion step; 3 x CHUNK is the extra memory

@@ -36,7 +36,9 @@ def read_stats_file(
     raw = header.metadata.get(meta_key)
     if raw is None:
         model = " (it looks like model weights)" if header.tensors and "format" in header.metadata else ""
-        raise error(f"{path} is not an emo-prune {what}: its header has no {meta_key} metadata{model}; pass the {what} file emo-prune wrote, or {rebuild}")
+        raise error(
+            f"{path} is not an emo-prune {what}: its header has no {meta_key} metadata{model}; pass the {what} file emo-prune wrote, or {rebuild}"
+        )
     try:
         with safe_open(str(path), framework=framework) as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}

@@ -130,10 +130,7 @@ def choose_path(
         estimate = estimates[path]
         message = None
         if estimate.total > budget.bytes:
-            message = (
-                f"{command}: --{path} needs about {estimate.describe()}, more than {budget.describe()}; "
-                f"running it as asked"
-            )
+            message = f"{command}: --{path} needs about {estimate.describe()}, more than {budget.describe()}; running it as asked"
         choice = Choice(path, estimate, budget, message)
     if choice.message is not None and notify is not None:
         notify(choice.message)

@@ -44,11 +44,11 @@ from safetensors.numpy import save
 from emo_prune.arch import LayerLayout
 from emo_prune.calib.document import domain_problem, is_domain
 from emo_prune.errors import CheckpointError, ProfileError
-from emo_prune.io.safetensors_header import read_header
 from emo_prune.io.atomic import check_output_file, write_output
 from emo_prune.io.lock import FolderLock
-from emo_prune.profile.topk_sample import TopkSample
+from emo_prune.io.safetensors_header import read_header
 from emo_prune.io.stats_file import check_statistic, read_stats_file
+from emo_prune.profile.topk_sample import TopkSample
 from emo_prune.version import __version__
 
 FORMAT = 2
@@ -209,9 +209,7 @@ class Profile:
             "pool_sizes": self.pool_sizes(),
             "settings": self.settings,
             "calibration": self.calibration,
-            "domains": {
-                name: {"tokens": d.num_tokens, "documents": d.num_documents} for name, d in sorted(self.domains.items())
-            },
+            "domains": {name: {"tokens": d.num_tokens, "documents": d.num_documents} for name, d in sorted(self.domains.items())},
         }
 
     def _tensors(self) -> dict[str, np.ndarray]:
@@ -236,7 +234,9 @@ class Profile:
             if not is_domain(name):
                 raise ProfileError(domain_problem(name, f"profile {path}"))
         data = save(self._tensors(), metadata={META_KEY: json.dumps(self._metadata(), sort_keys=True)})
-        return write_output(path, lambda f: f.write(data), overwrite=overwrite, recognise=is_profile_file, what="an emo-prune profile", lock=lock)
+        return write_output(
+            path, lambda f: f.write(data), overwrite=overwrite, recognise=is_profile_file, what="an emo-prune profile", lock=lock
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:
@@ -261,7 +261,9 @@ class Profile:
     def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, np.ndarray], where: str = "profile") -> Profile:
         """A profile from its metadata and tensors, checking every shape against the layouts (untrusted file)."""
         layouts = [layout_from_json(i, d) for i, d in enumerate(meta["layouts"])]
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for lay in layouts for v in (lay.num_experts, lay.top_k)):
+        if not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for lay in layouts for v in (lay.num_experts, lay.top_k)
+        ):
             raise ValueError("layouts")
         if not isinstance(meta["model"], dict) or not isinstance(meta["domains"], dict):
             raise TypeError("model / domains")

@@ -110,7 +110,14 @@ class PoolIndex:
             "domains": list(self.domains),
         }
         data = save(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
-        return write_output(path, lambda f: f.write(data), overwrite=overwrite, recognise=is_pool_index_file, what="an emo-prune pool index", lock=lock)
+        return write_output(
+            path,
+            lambda f: f.write(data),
+            overwrite=overwrite,
+            recognise=is_pool_index_file,
+            what="an emo-prune pool index",
+            lock=lock,
+        )
 
     @classmethod
     def load(cls, path: str | Path, checkpoint: Checkpoint) -> PoolIndex:
@@ -121,7 +128,9 @@ class PoolIndex:
             meta = json.loads(raw)
             index = cls._from_parts(meta, tensors, str(path))
         except (ValueError, TypeError, KeyError, RecursionError, AttributeError) as exc:
-            raise PlanError(f"{path} is not a consistent pool index ({exc}); build it again with `emo-prune pool-index`") from None
+            raise PlanError(
+                f"{path} is not a consistent pool index ({exc}); build it again with `emo-prune pool-index`"
+            ) from None
         index.check_model(checkpoint, path)
         return index
 
@@ -129,7 +138,9 @@ class PoolIndex:
     def _from_parts(cls, meta: Any, tensors: dict[str, torch.Tensor], where: str = "pool index") -> PoolIndex:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"format {meta.get('format') if isinstance(meta, dict) else None}, this emo-prune reads {FORMAT}")
-        key_layer, power, fingerprint, domains, mass_of = (meta[k] for k in ("key_layer", "power", "fingerprint", "domains", "mass_of"))
+        key_layer, power, fingerprint, domains, mass_of = (
+            meta[k] for k in ("key_layer", "power", "fingerprint", "domains", "mass_of")
+        )
         if not isinstance(key_layer, int) or isinstance(key_layer, bool) or key_layer < 0:
             raise ValueError("key_layer")
         if not isinstance(power, (int, float)) or isinstance(power, bool) or not power > 0:
@@ -173,7 +184,13 @@ class PoolIndex:
             )
 
     def summary(self) -> dict[str, Any]:
-        return {"entries": len(self.domains), "domains": dict(Counter(self.domains)), "power": self.power, "mass_of": self.mass_of, "key_layer": self.key_layer}
+        return {
+            "entries": len(self.domains),
+            "domains": dict(Counter(self.domains)),
+            "power": self.power,
+            "mass_of": self.mass_of,
+            "key_layer": self.key_layer,
+        }
 
 
 def router_fingerprint(checkpoint: Checkpoint) -> str:
@@ -215,5 +232,3 @@ def request_key(context_mass: torch.Tensor, layout: Any) -> torch.Tensor:
     key = context_mass[list(layout.routed_ids)].float()
     norm = key.norm()
     return key / norm if norm > 0 else key
-
-

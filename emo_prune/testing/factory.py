@@ -16,7 +16,6 @@ from typing import Any, Literal
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedConfig
 
-import emo_prune  # noqa: F401  (registers the native EMO model)
 from emo_prune.testing.tokenizer import save_tokenizer, seed_tokenizer
 
 FAMILIES = ("emo", "olmoe", "mixtral", "qwen2_moe", "qwen3_moe")

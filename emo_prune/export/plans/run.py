@@ -193,5 +193,3 @@ def import_plan(
     plan.source_model = model_identity(checkpoint)
     plan.save(out, overwrite=overwrite)  # locked, atomic; replaces only a plan file, only with --overwrite
     return plan
-
-
