@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from emo_prune.cli.console import out
-from emo_prune.cli.format import human_count
 from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_label, model_path
 from emo_prune.common.text import inert
+from emo_prune.common.units import duration, human_count
 
 
 def pool_index_command(
@@ -85,6 +85,6 @@ def pool_index_command(
 def render(result: dict[str, Any]) -> None:
     domains = ", ".join(f"{inert(name)} {human_count(n)}" for name, n in result["domains"].items())
     out.print(
-        f"[bold]pool index[/] {inert(result['index'])}: {result['entries']} context -> answer pairs ({domains}) in {result['seconds']:.1f} s"
+        f"[bold]pool index[/] {inert(result['index'])}: {result['entries']} context -> answer pairs ({domains}) in {duration(result['seconds'])}"
     )
     out.print(f"use it with: emo-prune generate MODEL --pool 0.125 --pool-index {inert(result['index'])} --prompt ...")

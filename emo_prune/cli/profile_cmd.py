@@ -19,7 +19,6 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from emo_prune.cli.console import out
-from emo_prune.cli.format import human_count
 from emo_prune.cli.options import (
     DeviceOption,
     DtypeOption,
@@ -33,6 +32,7 @@ from emo_prune.cli.options import (
 from emo_prune.cli.workspace import model_or_workspace, record_profile
 from emo_prune.common.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
 from emo_prune.common.text import inert
+from emo_prune.common.units import human_count
 from emo_prune.errors import ProfileError
 
 
