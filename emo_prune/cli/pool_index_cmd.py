@@ -59,14 +59,14 @@ def pool_index_command(
     Example: emo-prune pool-index builtin:emo-small --out emo-small.pool-index.safetensors
     """
     from emo_prune.serve.index_build import DEFAULT_SOURCES, build_index
-    from emo_prune.serve.index_file import check_index_output
+    from emo_prune.serve.index_file import INDEX_FILE
 
     sources = calib or list(DEFAULT_SOURCES)
     target = out_path or Path(f"{model_label(model_dir)}.pool-index.safetensors")
     from emo_prune.io.lock import FolderLock
 
     with FolderLock(target) as lock:  # held from the start: a second writer of the file fails at once
-        check_index_output(target, overwrite)
+        INDEX_FILE.check_output(target, overwrite)
         started = time.perf_counter()
         with out.progress() as bars:
             task = bars.add_task("pool index", total=None)
