@@ -15,6 +15,7 @@ import torch
 from emo_prune.bench.measure import machine_description, measure_read_bandwidth, time_call
 from emo_prune.bench.report import BenchReport, BenchRow
 from emo_prune.common.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS  # noqa: E402
+from emo_prune.common.units import gigabytes
 
 # batched_mm gathers a full copy of the weights for every (token, slot) pair: 64 tokens x top-8 of
 # EMO-width experts would allocate 6.4 GB. Rows above this many gathered bytes are skipped.
@@ -53,7 +54,7 @@ def skip_reason(impl: str, device: torch.device, pairs: int, expert_bytes: int) 
         if device.type != "cuda" or not triton_usable(device):
             return "emo_triton needs a CUDA device with triton"
     if impl == "batched_mm" and pairs * expert_bytes > BATCHED_MM_MAX_BYTES:
-        return f"batched_mm would gather {pairs * expert_bytes / 1e9:.1f} GB of weight copies"
+        return f"batched_mm would gather {gigabytes(pairs * expert_bytes)} of weight copies"
     return None
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from emo_prune.common.units import gb_per_s
+
 # 1 GiB: 32x the 32 MB L3 of the 2-core EPYC VM, so the sum streams from DRAM (45.6 GB/s there).
 BANDWIDTH_BYTES = 1 << 30
 
@@ -43,7 +45,7 @@ def measure_read_bandwidth(device: torch.device | str = "cpu", nbytes: int = BAN
     device = torch.device(device)
     data = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
     best = min(time_call(lambda: data.sum(), device, min_seconds=0.3)[1] for _ in range(3))
-    return nbytes / best / 1e9
+    return gb_per_s(nbytes, best)
 
 
 def machine_description(device: torch.device | str = "cpu") -> dict[str, Any]:

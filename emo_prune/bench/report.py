@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from emo_prune.common.units import gb_per_s
+
 # a baseline whose median call took more than this many times its fastest call was measured while
 # something else held the cores (issue 25: "47.68x eager" with 0.0 GB/s under load); no ratio is
 # reported against it
@@ -34,7 +36,7 @@ class BenchRow:
         self.ms, self.ms_best = seconds * 1e3, best * 1e3
         self.spread = seconds / best if best > 0 else None
         self.tokens_per_s = self.tokens / seconds
-        self.gb_s = bytes_read / seconds / 1e9
+        self.gb_s = gb_per_s(bytes_read, seconds)
         self.tflop_s = flops / seconds / 1e12
         if bandwidth_gb_s:
             self.pct_bandwidth = 100.0 * self.gb_s / bandwidth_gb_s

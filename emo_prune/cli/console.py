@@ -35,6 +35,7 @@ from rich.progress import (
 from rich.table import Table
 
 from emo_prune.common.text import inert
+from emo_prune.common.units import duration
 from emo_prune.errors import EmoPruneError
 
 
@@ -160,7 +161,7 @@ class LineProgress:
         elapsed = time.perf_counter() - task["start"]
         suffix = f", {rate}" if rate else ""
         self.console.print(
-            inert(f"{task['description']}: {what} ({elapsed:.1f}s{suffix})", markup=False), markup=False, highlight=False
+            inert(f"{task['description']}: {what} ({duration(elapsed)}{suffix})", markup=False), markup=False, highlight=False
         )
 
 

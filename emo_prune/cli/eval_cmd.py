@@ -25,6 +25,7 @@ from emo_prune.cli.options import (
 from emo_prune.cli.pool_options import PoolFlags
 from emo_prune.cli.workspace import WorkspaceModel, workspace_build
 from emo_prune.common.text import inert
+from emo_prune.common.units import megabytes
 from emo_prune.errors import EvalError
 
 if TYPE_CHECKING:
@@ -197,8 +198,8 @@ def pool_summary(requests: list[dict]) -> str:
     read = sum(r["cache"]["bytes_read"] for r in requests)
     rate = f"{hits / (hits + misses):.1%}" if hits + misses else "-"
     return (
-        f"pools: {n} requests, {resident / 1e6:.2f} MB of experts resident per request, "
-        f"cache hit rate {rate}, {read / 1e6:.1f} MB read from disk"
+        f"pools: {n} requests, {megabytes(resident, 2)} of experts resident per request, "
+        f"cache hit rate {rate}, {megabytes(read)} read from disk"
     )
 
 

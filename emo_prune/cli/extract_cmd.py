@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from emo_prune.cli.console import out
-from emo_prune.cli.format import human_bytes
 from emo_prune.cli.options import JsonFlag, SelectionFlags, TargetOption, ThreadsOption, model_label, model_path
 from emo_prune.cli.plans import check_plan_target, render_plan
 from emo_prune.cli.workspace import WorkspaceModel, model_or_workspace, record_build, workspace_selection
 from emo_prune.common.constants import DEFAULT_MAX_TOKENS, PROFILE_METHODS
 from emo_prune.common.text import inert, plural
+from emo_prune.common.units import human_bytes
 from emo_prune.errors import PlanError
 from emo_prune.select.keep import keep_label
 

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from emo_prune.cli.console import out
-from emo_prune.cli.format import compress_ranges, human_bytes, human_count
+from emo_prune.cli.format import compress_ranges
 from emo_prune.cli.options import JsonFlag, ModelDir, model_path
 from emo_prune.common.text import inert, plural
+from emo_prune.common.units import human_bytes, human_count
 
 if TYPE_CHECKING:
     from emo_prune.io.summary import ModelSummary

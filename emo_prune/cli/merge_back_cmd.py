@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from emo_prune.cli.console import out
-from emo_prune.cli.format import human_bytes
 from emo_prune.cli.options import MODEL_HELP, JsonFlag, ThreadsOption, model_path
+from emo_prune.common.units import human_bytes
 
 if TYPE_CHECKING:
     from emo_prune.train.merge_back import MergeResult

@@ -19,7 +19,6 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from emo_prune.cli.console import out
-from emo_prune.cli.format import human_count
 from emo_prune.cli.options import (
     DeviceOption,
     DtypeOption,
@@ -33,6 +32,7 @@ from emo_prune.cli.options import (
 from emo_prune.cli.workspace import model_or_workspace, record_profile
 from emo_prune.common.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
 from emo_prune.common.text import inert
+from emo_prune.common.units import human_count
 from emo_prune.errors import ProfileError
 
 
@@ -108,7 +108,7 @@ def profile_command(
     """
     from emo_prune.profile.merge import merge_profile_files
     from emo_prune.profile.report import build_report
-    from emo_prune.profile.store import check_output
+    from emo_prune.profile.store import PROFILE_FILE
 
     if merge:
         if not inputs:
@@ -125,7 +125,7 @@ def profile_command(
         inputs, model_dir = [model], model_path(model)  # a model that is not there fails first
         if out_path is None:
             out_path = Path(f"{model_label(inputs[0])}-{'+'.join(domain) if domain else 'all'}.profile.safetensors")
-        check_output(out_path, overwrite)  # an existing --out: refused before torch loads
+        PROFILE_FILE.check_output(out_path, overwrite)  # an existing --out: refused before torch loads
         from emo_prune.models.loading import resolve_device
 
         resolve_device(device)  # a device that cannot be used is the one line, before any note

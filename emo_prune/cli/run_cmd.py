@@ -12,6 +12,7 @@ from emo_prune.cli.comparison import comparison_table
 from emo_prune.cli.console import out
 from emo_prune.cli.options import JsonFlag, TargetOption, ThreadsOption
 from emo_prune.common.text import inert, plural
+from emo_prune.common.units import megabytes
 
 if TYPE_CHECKING:
     from emo_prune.pipeline import RunReport
@@ -73,7 +74,7 @@ def render(report: RunReport) -> None:
             files.add_column(col, justify="right" if col == "size" else "left")
         for _build, e in edge:
             scores = ", ".join(f"{inert(r.task)} {r.value:.4g} ({r.baseline:.4g})" for r in e.build_comparison) or "-"
-            files.add_row(inert(e.file.name), f"{e.bytes / 1e6:.1f} MB", scores)
+            files.add_row(inert(e.file.name), megabytes(e.bytes), scores)
         out.print(files)
     ran = sum(s.status == "ran" for s in report.steps)
     out.print(

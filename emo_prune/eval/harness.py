@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from emo_prune import events
+from emo_prune.common.units import duration
 from emo_prune.errors import EvalError
 from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores
 from emo_prune.eval.tasks import quiet_lm_eval, task_manager
@@ -216,7 +217,7 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
             from emo_prune.eval.lm import with_coverage
 
             lm = with_coverage(lm, model_dir)  # a build with the coverage side file measures each request
-        loaded = f"loaded in {time.perf_counter() - start:.1f}s"
+        loaded = f"loaded in {duration(time.perf_counter() - start)}"
         progress.update(bar, description=f"eval {label}: {loaded}, scoring")
         lm.on_phase = lambda phase, n: progress.update(bar, description=f"eval {label}: {loaded}, {phase} ({n} requests)")
         try:

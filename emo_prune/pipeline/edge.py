@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune import events
+from emo_prune.common.units import megabytes
 from emo_prune.eval.compare import MetricDelta
 from emo_prune.eval.results import ModelEval, compare
 from emo_prune.io.atomic import atomic_write_text
@@ -112,5 +113,5 @@ def edge_markdown(build_name: str, build_bytes: int, reports: list[EdgeReport]) 
             "; ".join(f"{row.task} {row.metric} {row.value:.4g} (build {row.baseline:.4g})" for row in r.build_comparison) or "-"
         )
         ratio = f"{r.bytes / build_bytes:.2f}x" if build_bytes else "-"
-        lines.append(f"| {build_name} | `{r.file.name}` | {r.dtype} | {r.bytes / 1e6:.1f} MB ({ratio}) | {scores} |")
+        lines.append(f"| {build_name} | `{r.file.name}` | {r.dtype} | {megabytes(r.bytes)} ({ratio}) | {scores} |")
     return lines

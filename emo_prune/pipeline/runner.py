@@ -29,6 +29,7 @@ import json
 from pathlib import Path
 
 from emo_prune import events
+from emo_prune.common.units import duration
 from emo_prune.errors import OutputError, RuntimeSetupError
 from emo_prune.eval.harness import EvalSettings, evaluate_model
 from emo_prune.eval.results import ModelEval, compare
@@ -57,7 +58,7 @@ def default_out_dir(recipe: Recipe) -> Path:
 
 
 def _status(result: StepResult) -> None:
-    verdict = "skipped (up to date)" if result.status == "skipped" else f"done in {result.seconds:.1f}s"
+    verdict = "skipped (up to date)" if result.status == "skipped" else f"done in {duration(result.seconds)}"
     events.note(f"{result.step}: {verdict}")  # notes are plain text (the console makes them inert)
 
 

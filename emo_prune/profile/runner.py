@@ -28,7 +28,7 @@ from emo_prune.process.distributed import all_reduce_sum, current_world, gather_
 from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
 from emo_prune.profile.collector import StatsCollector
 from emo_prune.profile.layerwise import run_layerwise
-from emo_prune.profile.store import Profile, check_output
+from emo_prune.profile.store import PROFILE_FILE, Profile
 from emo_prune.profile.topk_sample import SAMPLE_SIZE, TopkSample
 
 #: progress(advance, total) in tokens; called once with advance 0 to announce the total.
@@ -185,7 +185,7 @@ def profile_to_file(
     main = current_world(settings.device).is_main
     lock = FolderLock(out) if main else None  # the writing rank holds --out from the start: a second writer fails at once
     with lock or contextlib.nullcontext():
-        check_output(Path(out), overwrite)
+        PROFILE_FILE.check_output(Path(out), overwrite)
         documents = load_documents(sources, domains, seed=settings.seed)
         profile = profile_model(model_dir, documents, settings, progress, notify)
         if main:
