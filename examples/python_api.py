@@ -34,7 +34,9 @@ def main(out_dir: Path) -> int:
     for build in report.builds:
         print(f"{build.folder}: experts per layer {build.kept_counts}, verify max diff {build.verify['max_abs_diff']:.1e}")
         for row in build.comparison:
-            print(f"  {row.task:14} {row.metric:15} original {row.baseline:.4g}  pruned {row.value:.4g}  retained {row.retained:.1%}")
+            print(
+                f"  {row.task:14} {row.metric:15} original {row.baseline:.4g}  pruned {row.value:.4g}  retained {row.retained:.1%}"
+            )
     print(f"report: {out_dir / 'report.md'}")
 
     # 3. A single evaluation, pruned next to original with identical settings (what `emo-prune eval` does).

@@ -40,9 +40,14 @@ def _count_kernel(ids_ptr, counts_ptr, P, E, BLOCK_P: tl.constexpr, BLOCK_E: tl.
 
 @triton.jit
 def _scatter_kernel(
-    ids_ptr, chunk_start_ptr, expert_row_ptr, sorted_ptr,
-    P, E,
-    BLOCK_P: tl.constexpr, BLOCK_E: tl.constexpr,
+    ids_ptr,
+    chunk_start_ptr,
+    expert_row_ptr,
+    sorted_ptr,
+    P,
+    E,
+    BLOCK_P: tl.constexpr,
+    BLOCK_E: tl.constexpr,
 ):
     chunk = tl.program_id(0)
     offs = chunk * BLOCK_P + tl.arange(0, BLOCK_P)  # [BP]

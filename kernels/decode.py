@@ -18,12 +18,24 @@ import triton.language as tl
 
 @triton.jit
 def _decode_gate_up_kernel(
-    x_ptr, w_ptr, h_ptr, ids_ptr,
-    E, TOP_K, N, K,
-    stride_xt, stride_xk,
-    stride_we, stride_wn, stride_wk, up_offset,
-    stride_hp, stride_hn,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    x_ptr,
+    w_ptr,
+    h_ptr,
+    ids_ptr,
+    E,
+    TOP_K,
+    N,
+    K,
+    stride_xt,
+    stride_xk,
+    stride_we,
+    stride_wn,
+    stride_wk,
+    up_offset,
+    stride_hp,
+    stride_hn,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     pair = tl.program_id(0)
     expert = tl.load(ids_ptr + pair).to(tl.int64)
@@ -50,12 +62,23 @@ def _decode_gate_up_kernel(
 
 @triton.jit
 def _decode_down_kernel(
-    h_ptr, w_ptr, out_ptr, ids_ptr, route_w_ptr,
-    E, N, K,
-    stride_hp, stride_hk,
-    stride_we, stride_wn, stride_wk,
-    stride_op, stride_on,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    h_ptr,
+    w_ptr,
+    out_ptr,
+    ids_ptr,
+    route_w_ptr,
+    E,
+    N,
+    K,
+    stride_hp,
+    stride_hk,
+    stride_we,
+    stride_wn,
+    stride_wk,
+    stride_op,
+    stride_on,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     pair = tl.program_id(0)
     expert = tl.load(ids_ptr + pair).to(tl.int64)
@@ -83,11 +106,22 @@ def decode_gate_up(x, w, ws, ids, num_experts: int, width: int, cfg: dict) -> to
     h = torch.empty(T * top_k, width, dtype=x.dtype, device=x.device)
     grid = (T * top_k, triton.cdiv(width, cfg["BLOCK_N"]))
     _decode_gate_up_kernel[grid](
-        x, w, h, flat,
-        num_experts, top_k, width, x.shape[1],
-        x.stride(0), x.stride(1),
-        ws.stride_e, ws.stride_n, ws.stride_k, ws.up_offset,
-        h.stride(0), h.stride(1),
+        x,
+        w,
+        h,
+        flat,
+        num_experts,
+        top_k,
+        width,
+        x.shape[1],
+        x.stride(0),
+        x.stride(1),
+        ws.stride_e,
+        ws.stride_n,
+        ws.stride_k,
+        ws.up_offset,
+        h.stride(0),
+        h.stride(1),
         **cfg,
     )
     return h
@@ -99,11 +133,21 @@ def decode_down(h, w, ws, ids, route_weights, num_experts: int, hidden: int, cfg
     out = torch.empty(h.shape[0], hidden, dtype=torch.float32, device=h.device)
     grid = (h.shape[0], triton.cdiv(hidden, cfg["BLOCK_N"]))
     _decode_down_kernel[grid](
-        h, w, out, flat, route_weights,
-        num_experts, hidden, h.shape[1],
-        h.stride(0), h.stride(1),
-        ws.stride_e, ws.stride_n, ws.stride_k,
-        out.stride(0), out.stride(1),
+        h,
+        w,
+        out,
+        flat,
+        route_weights,
+        num_experts,
+        hidden,
+        h.shape[1],
+        h.stride(0),
+        h.stride(1),
+        ws.stride_e,
+        ws.stride_n,
+        ws.stride_k,
+        out.stride(0),
+        out.stride(1),
         **cfg,
     )
     return out

@@ -38,7 +38,7 @@ class WeightStrides:
     up_offset: int = 0
 
     @staticmethod
-    def of(w: torch.Tensor, transposed: bool, gated_concatenated: bool | None = None) -> "WeightStrides":
+    def of(w: torch.Tensor, transposed: bool, gated_concatenated: bool | None = None) -> WeightStrides:
         """w [E, N, K] (or [E, K, N] when transposed). gated_concatenated None: not a gate_up weight."""
         s_e = w.stride(0)
         s_n, s_k = (w.stride(2), w.stride(1)) if transposed else (w.stride(1), w.stride(2))
@@ -52,13 +52,28 @@ class WeightStrides:
 
 @triton.jit
 def _gate_up_kernel(
-    x_ptr, w_ptr, h_ptr, sorted_ptr, block_expert_ptr,
-    P, TOP_K, N, K,
-    stride_xt, stride_xk,
-    stride_we, stride_wn, stride_wk, up_offset,
-    stride_hm, stride_hn,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    x_ptr,
+    w_ptr,
+    h_ptr,
+    sorted_ptr,
+    block_expert_ptr,
+    P,
+    TOP_K,
+    N,
+    K,
+    stride_xt,
+    stride_xk,
+    stride_we,
+    stride_wn,
+    stride_wk,
+    up_offset,
+    stride_hm,
+    stride_hn,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    UPCAST: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     expert = tl.load(block_expert_ptr + pid_m).to(tl.int64)
@@ -97,13 +112,27 @@ def _gate_up_kernel(
 
 @triton.jit
 def _down_kernel(
-    h_ptr, w_ptr, out_ptr, sorted_ptr, block_expert_ptr, route_w_ptr,
-    P, N, K,
-    stride_hm, stride_hk,
-    stride_we, stride_wn, stride_wk,
-    stride_op, stride_on,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    h_ptr,
+    w_ptr,
+    out_ptr,
+    sorted_ptr,
+    block_expert_ptr,
+    route_w_ptr,
+    P,
+    N,
+    K,
+    stride_hm,
+    stride_hk,
+    stride_we,
+    stride_wn,
+    stride_wk,
+    stride_op,
+    stride_on,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    UPCAST: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     expert = tl.load(block_expert_ptr + pid_m).to(tl.int64)
@@ -137,38 +166,73 @@ def _down_kernel(
 
 
 def gate_up(
-    x: torch.Tensor, w: torch.Tensor, ws: WeightStrides, sorted_pairs: torch.Tensor,
-    block_expert: torch.Tensor, top_k: int, width: int, cfg: dict,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    ws: WeightStrides,
+    sorted_pairs: torch.Tensor,
+    block_expert: torch.Tensor,
+    top_k: int,
+    width: int,
+    cfg: dict,
 ) -> torch.Tensor:
     """x [T, H] -> h [R, I] in sorted row order (rows of padding are left unwritten)."""
     R = sorted_pairs.numel()
     h = torch.empty(R, width, dtype=x.dtype, device=x.device)
     grid = (block_expert.numel(), triton.cdiv(width, cfg["BLOCK_N"]))
     _gate_up_kernel[grid](
-        x, w, h, sorted_pairs, block_expert,
-        x.shape[0] * top_k, top_k, width, x.shape[1],
-        x.stride(0), x.stride(1),
-        ws.stride_e, ws.stride_n, ws.stride_k, ws.up_offset,
-        h.stride(0), h.stride(1),
+        x,
+        w,
+        h,
+        sorted_pairs,
+        block_expert,
+        x.shape[0] * top_k,
+        top_k,
+        width,
+        x.shape[1],
+        x.stride(0),
+        x.stride(1),
+        ws.stride_e,
+        ws.stride_n,
+        ws.stride_k,
+        ws.up_offset,
+        h.stride(0),
+        h.stride(1),
         **cfg,
     )
     return h
 
 
 def down(
-    h: torch.Tensor, w: torch.Tensor, ws: WeightStrides, sorted_pairs: torch.Tensor,
-    block_expert: torch.Tensor, route_weights: torch.Tensor, hidden: int, cfg: dict,
+    h: torch.Tensor,
+    w: torch.Tensor,
+    ws: WeightStrides,
+    sorted_pairs: torch.Tensor,
+    block_expert: torch.Tensor,
+    route_weights: torch.Tensor,
+    hidden: int,
+    cfg: dict,
 ) -> torch.Tensor:
     """h [R, I] -> pair_out [P, H] fp32, weighted by route_weights [P]; rows of dropped pairs unwritten."""
     P = route_weights.numel()
     out = torch.empty(P, hidden, dtype=torch.float32, device=h.device)
     grid = (block_expert.numel(), triton.cdiv(hidden, cfg["BLOCK_N"]))
     _down_kernel[grid](
-        h, w, out, sorted_pairs, block_expert, route_weights,
-        P, hidden, h.shape[1],
-        h.stride(0), h.stride(1),
-        ws.stride_e, ws.stride_n, ws.stride_k,
-        out.stride(0), out.stride(1),
+        h,
+        w,
+        out,
+        sorted_pairs,
+        block_expert,
+        route_weights,
+        P,
+        hidden,
+        h.shape[1],
+        h.stride(0),
+        h.stride(1),
+        ws.stride_e,
+        ws.stride_n,
+        ws.stride_k,
+        out.stride(0),
+        out.stride(1),
         **cfg,
     )
     return out

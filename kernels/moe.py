@@ -55,8 +55,13 @@ def sorted_config(num_pairs: int, num_experts: int, fp32: bool) -> dict:
     rows_per_expert = num_pairs / max(num_experts, 1)
     block_m = 16 if rows_per_expert <= 16 else 32 if rows_per_expert <= 96 else 64
     return dict(
-        BLOCK_M=block_m, BLOCK_N=64, BLOCK_K=64, UPCAST=False,
-        DOT_PRECISION="ieee" if fp32 else "tf32", num_warps=4, num_stages=2 if fp32 else 3,
+        BLOCK_M=block_m,
+        BLOCK_N=64,
+        BLOCK_K=64,
+        UPCAST=False,
+        DOT_PRECISION="ieee" if fp32 else "tf32",
+        num_warps=4,
+        num_stages=2 if fp32 else 3,
     )
 
 
@@ -107,4 +112,3 @@ def fused_experts(
     else:
         raise ValueError(f"path must be 'auto', 'decode' or 'sorted', not {path!r}")
     return reduce.sum_topk(pair_out, ids, E, out_dtype)  # [T, H]
-

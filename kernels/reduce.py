@@ -19,10 +19,19 @@ BLOCK_H = 128
 
 @triton.jit
 def _sum_topk_kernel(
-    pair_out_ptr, ids_ptr, out_ptr,
-    T, H, E, TOP_K,
-    stride_pp, stride_ph, stride_ot, stride_oh,
-    BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr,
+    pair_out_ptr,
+    ids_ptr,
+    out_ptr,
+    T,
+    H,
+    E,
+    TOP_K,
+    stride_pp,
+    stride_ph,
+    stride_ot,
+    stride_oh,
+    BLOCK_T: tl.constexpr,
+    BLOCK_H: tl.constexpr,
 ):
     t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)  # [BT]
     h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)  # [BH]
@@ -35,7 +44,8 @@ def _sum_topk_kernel(
         live = t_ok & (expert >= 0) & (expert < E)
         acc += tl.load(
             pair_out_ptr + pair[:, None] * stride_pp + h[None, :] * stride_ph,
-            mask=live[:, None] & h_ok[None, :], other=0.0,
+            mask=live[:, None] & h_ok[None, :],
+            other=0.0,
         )
     out_ptrs = out_ptr + t[:, None].to(tl.int64) * stride_ot + h[None, :] * stride_oh
     tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=t_ok[:, None] & h_ok[None, :])
@@ -48,9 +58,18 @@ def sum_topk(pair_out: torch.Tensor, ids: torch.Tensor, num_experts: int, dtype:
     out = torch.empty(T, H, dtype=dtype, device=pair_out.device)
     grid = (triton.cdiv(T, BLOCK_T), triton.cdiv(H, BLOCK_H))
     _sum_topk_kernel[grid](
-        pair_out, ids.reshape(-1), out,
-        T, H, num_experts, top_k,
-        pair_out.stride(0), pair_out.stride(1), out.stride(0), out.stride(1),
-        BLOCK_T=BLOCK_T, BLOCK_H=BLOCK_H,
+        pair_out,
+        ids.reshape(-1),
+        out,
+        T,
+        H,
+        num_experts,
+        top_k,
+        pair_out.stride(0),
+        pair_out.stride(1),
+        out.stride(0),
+        out.stride(1),
+        BLOCK_T=BLOCK_T,
+        BLOCK_H=BLOCK_H,
     )
     return out

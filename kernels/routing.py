@@ -1,4 +1,4 @@
-"""Triton routing: fp32 softmax + top-k over the kept experts, EMO semantics (emo_prune/routing.py).
+"""Triton routing: fp32 softmax + top-k over the kept experts, EMO semantics (emo_prune/routing/rules.py).
 
 Shapes: T tokens, E experts, k = K_ROUTED + N_FIXED experts per token.
   logits [T, E] any float dtype -> weights [T, k] fp32, ids [T, k] int64.
@@ -43,15 +43,23 @@ def _pick_max(cand, cols, BLOCK_E: tl.constexpr):
 
 @triton.jit
 def _route_kernel(
-    logits_ptr, weights_ptr, ids_ptr, fixed_ids_ptr,
-    T, E, stride_lt, stride_le,
+    logits_ptr,
+    weights_ptr,
+    ids_ptr,
+    fixed_ids_ptr,
+    T,
+    E,
+    stride_lt,
+    stride_le,
     N_ROUTED_COLS,  # shared path: the routed block is columns [0, N_ROUTED_COLS)
     K_ROUTED: tl.constexpr,  # picks made by top-k
     N_FIXED: tl.constexpr,  # always-on experts appended after the picks
     SHARED: tl.constexpr,  # path 2: separate softmax for the shared tail, which is the fixed set
     ALWAYS_ACTIVE: tl.constexpr,  # path 1: fixed ids read from fixed_ids_ptr
     NORM: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_E: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)  # [BT]
     cols = tl.arange(0, BLOCK_E)  # [BE]
@@ -60,7 +68,8 @@ def _route_kernel(
     col_ok = cols < E
     x = tl.load(
         logits_ptr + rows[:, None] * stride_lt + cols[None, :] * stride_le,
-        mask=row_ok[:, None] & col_ok[None, :], other=0.0,
+        mask=row_ok[:, None] & col_ok[None, :],
+        other=0.0,
     ).to(tl.float32)  # [BT, BE]
 
     if SHARED:
@@ -146,8 +155,14 @@ def route_topk(
     fixed_ids = _fixed_ids(tuple(always_active), logits.device)
     grid = (triton.cdiv(T, BLOCK_T),)
     _route_kernel[grid](
-        logits, weights, ids, fixed_ids,
-        T, E, logits.stride(0), logits.stride(1),
+        logits,
+        weights,
+        ids,
+        fixed_ids,
+        T,
+        E,
+        logits.stride(0),
+        logits.stride(1),
         E - num_shared,
         K_ROUTED=top_k - n_fixed,
         N_FIXED=n_fixed,

@@ -27,8 +27,14 @@ def emo_arch(layers: int = 3, experts: int = 16, top_k: int = 2, shared: int = 1
 
 def olmoe_arch(layers: int = 2, experts: int = 16, top_k: int = 2) -> MoEArchitecture:
     return architecture_for_config(
-        {"model_type": "olmoe", "num_hidden_layers": layers, "hidden_size": 8, "intermediate_size": 4,
-         "num_experts": experts, "num_experts_per_tok": top_k}  # fmt: skip
+        {
+            "model_type": "olmoe",
+            "num_hidden_layers": layers,
+            "hidden_size": 8,
+            "intermediate_size": 4,
+            "num_experts": experts,
+            "num_experts_per_tok": top_k,
+        }  # fmt: skip
     )
 
 

@@ -87,9 +87,7 @@ def route_token(logits: list[float], top_k: int, shared: int, always: list[int],
 def layer_counts(config: dict) -> tuple[list[int], list[int], list[list[int]]]:
     L = config["num_hidden_layers"]
     counts = config.get("num_experts_per_layer") or [config["num_experts"]] * L
-    shared_list = config.get("num_shared_experts_per_layer") or [
-        min(config.get("num_shared_experts") or 0, c) for c in counts
-    ]
+    shared_list = config.get("num_shared_experts_per_layer") or [min(config.get("num_shared_experts") or 0, c) for c in counts]
     always_pl = config.get("always_active_experts_per_layer")
     always = config.get("always_active_experts")
     always_list = [list(a or []) for a in always_pl] if always_pl else [list(always or []) if c else [] for c in counts]
@@ -124,6 +122,7 @@ def reference_logits(model_dir: Path, input_ids: list[int], expert_mask: dict[in
         x = x + attn @ w[p + "self_attn.o_proj.weight"].T
         h = rms_norm(x, w[p + "pre_feedforward_layernorm.weight"], eps)
         if counts[i] == 0:
+
             def lin(name: str, t: torch.Tensor) -> torch.Tensor:
                 out = t @ w[p + f"mlp.{name}.weight"].T
                 return out + w[p + f"mlp.{name}.bias"] if p + f"mlp.{name}.bias" in w else out

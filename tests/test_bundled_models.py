@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from emo_prune.assets import resolve_model
 from emo_prune.eval import EvalSettings, evaluate_model
 from emo_prune.extract import extract
+from emo_prune.io.summary import inspect_model
+from emo_prune.models.builtin import resolve_model
 from emo_prune.profile import ProfileSettings, profile_to_file
 from emo_prune.select import SelectOptions, make_plan
-from emo_prune.summary import inspect_model
 from emo_prune.verify import verify
 
 MODELS = {"emo": "builtin:emo-small", "standard": "builtin:stdmoe-small"}

@@ -50,7 +50,7 @@ def test_the_workflow_installs_the_pinned_release_not_the_users_project():
     workflow = _workflow()
     assert workflow["env"]["EMO_PRUNE_VERSION"] == __version__  # bump the pin with each release
     commands = "\n".join(step.get("run", "") for step in workflow["jobs"]["prune"]["steps"])
-    assert "pip install -e" not in commands and "emo_prune/assets.py" not in WORKFLOW.read_text()
+    assert "pip install -e" not in commands and "emo_prune/models/builtin.py" not in WORKFLOW.read_text()
     assert "${{" not in commands  # inputs reach scripts through env:, never expanded into them
 
 
@@ -129,10 +129,14 @@ def test_the_run_steps_work_in_a_repository_of_recipes(wheel, venv_with_pip, tmp
             continue
         if "run" in step:
             script = _evaluate(step["run"], context)
-            result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=user, env=env, capture_output=True, text=True)
+            result = subprocess.run(
+                ["bash", "-e", "-o", "pipefail", "-c", script], cwd=user, env=env, capture_output=True, text=True
+            )
             ran.append(step.get("name", script.splitlines()[0]))
             failed = failed or result.returncode != 0
-            assert result.returncode == 0, f"step {ran[-1]!r}: exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            assert result.returncode == 0, (
+                f"step {ran[-1]!r}: exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         elif step["uses"].startswith("actions/upload-artifact"):
             uploads.append(step["with"]["path"])
 

@@ -115,7 +115,9 @@ def test_the_check_sees_imports_inside_functions(tmp_path):
 def test_no_library_module_imports_the_cli():
     """The library reaches the user through emo_prune.events; the console is the CLI's (cli/console.py)."""
     offenders = {
-        str(path.relative_to(PACKAGE)): sorted(n for n in imported_modules(path) if n == "emo_prune.cli" or n.startswith("emo_prune.cli."))
+        str(path.relative_to(PACKAGE)): sorted(
+            n for n in imported_modules(path) if n == "emo_prune.cli" or n.startswith("emo_prune.cli.")
+        )
         for path in PACKAGE.rglob("*.py")
         if CLI not in path.parents
     }

@@ -15,7 +15,7 @@ from emo_prune.select.keep import Keep
 @pytest.fixture(scope="module")
 def code_plan(tmp_path_factory) -> Path:
     """A 25% code plan of the bundled emo-small, from a small profile."""
-    from emo_prune.assets import resolve_model
+    from emo_prune.models.builtin import resolve_model
     from emo_prune.profile import ProfileSettings, profile_to_file
     from emo_prune.select import SelectOptions, make_plan
 
@@ -37,7 +37,9 @@ def test_keep_rules(text, fraction, count):
     assert (keep.fraction, keep.count) == (fraction, count)
 
 
-@pytest.mark.parametrize(("text", "says"), [("1", "--experts 1"), ("2.5", "(0, 1]"), ("0", "at least 1 expert"), ("x", "neither")])
+@pytest.mark.parametrize(
+    ("text", "says"), [("1", "--experts 1"), ("2.5", "(0, 1]"), ("0", "at least 1 expert"), ("x", "neither")]
+)
 def test_keep_mistakes_name_the_fix(text, says):
     with pytest.raises(PlanError, match=None) as error:
         Keep.parse(text)
@@ -73,7 +75,9 @@ def test_profile_with_only_a_domain(cli, tmp_path, monkeypatch):
     assert "calibration text: builtin:code:calib" in result.stderr
     assert (tmp_path / "emo-small-code.profile.safetensors").is_file() and "emo-small-code.profile.safetensors" in result.stdout
     # a profile of one domain needs no --domain to select from
-    select = cli("select", "builtin:emo-small", "--profile", "emo-small-code.profile.safetensors", "--keep", "0.25", "--out", "p.json")
+    select = cli(
+        "select", "builtin:emo-small", "--profile", "emo-small-code.profile.safetensors", "--keep", "0.25", "--out", "p.json"
+    )
     assert select.exit_code == 0, select.output
     assert json.loads((tmp_path / "p.json").read_text())["domains"] == ["code"]
     # profiles get the permissions of every other output
@@ -174,7 +178,20 @@ def test_profile_merge_is_a_command_and_the_old_flag_still_works(cli, tmp_path, 
     assert tokens[0] == tokens[1] > 0
 
 
-COMMANDS = ["inspect", "profile", "select", "extract", "verify", "finetune", "merge-back", "eval", "generate", "export", "run", "bench"]
+COMMANDS = [
+    "inspect",
+    "profile",
+    "select",
+    "extract",
+    "verify",
+    "finetune",
+    "merge-back",
+    "eval",
+    "generate",
+    "export",
+    "run",
+    "bench",
+]
 
 
 @pytest.mark.parametrize("command", [*COMMANDS, "profile merge", "profile show"])
@@ -189,5 +206,7 @@ def test_help_has_a_real_example_and_no_type_placeholders(cli, command, monkeypa
 
 def test_help_lists_the_pipeline_in_order(cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
-    listed = [line.split()[1] for line in cli("--help").output.splitlines() if line.startswith("│ ") and line.split()[1] in COMMANDS]
+    listed = [
+        line.split()[1] for line in cli("--help").output.splitlines() if line.startswith("│ ") and line.split()[1] in COMMANDS
+    ]
     assert listed == COMMANDS

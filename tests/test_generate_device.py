@@ -13,7 +13,9 @@ from emo_prune.models.loading import resolve_device
 
 @pytest.mark.parametrize("pool", [[], ["--pool", "0.5"]], ids=["whole", "pools"])
 def test_generate_device_auto_runs(cli, tiny, pool):
-    result = cli("--json", "generate", tiny("emo"), *pool, "--prompt", "def add(a, b):", "--max-new-tokens", 2, "--device", "auto")
+    result = cli(
+        "--json", "generate", tiny("emo"), *pool, "--prompt", "def add(a, b):", "--max-new-tokens", 2, "--device", "auto"
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["new_tokens"] <= 2
 

@@ -60,12 +60,24 @@ def test_generate_names_where_the_pools_came_from(monkeypatch):
     from emo_prune.cli.console import out
 
     printed: list[str] = []
-    monkeypatch.setattr(out, "print", lambda *things, **kw: printed.extend(str(t.title) if isinstance(t, Table) else str(t) for t in things))
+    monkeypatch.setattr(
+        out, "print", lambda *things, **kw: printed.extend(str(t.title) if isinstance(t, Table) else str(t) for t in things)
+    )
     pool = {
-        "pools": {"0": [1, 2]}, "context_coverage": {"0": 0.5}, "resident_expert_bytes": 1e6, "reselections": 0,
+        "pools": {"0": [1, 2]},
+        "context_coverage": {"0": 0.5},
+        "resident_expert_bytes": 1e6,
+        "reselections": 0,
         "cache": {"hit_rate": None, "hits": 0, "misses": 2, "bytes_read": 1e6},
     }
-    result = {"coverage": None, "prompt_tokens": 12, "prefill_seconds": 1.0, "new_tokens": 4, "decode_seconds": 1.0, "rss_bytes": 1e8}
+    result = {
+        "coverage": None,
+        "prompt_tokens": 12,
+        "prefill_seconds": 1.0,
+        "new_tokens": 4,
+        "decode_seconds": 1.0,
+        "rss_bytes": 1e8,
+    }
     generate_cmd.render(result | {"pool": pool})
     assert "pools chosen from the prompt (12 prompt tokens)" in printed
     printed.clear()

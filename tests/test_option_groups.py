@@ -26,7 +26,11 @@ def test_a_group_reaches_typer_as_its_fields_and_the_command_as_one_object():
     seen = []
 
     @command
-    def cmd(path: Annotated[str, typer.Argument()], flags: Flags = Flags(), verbose: Annotated[bool, typer.Option("--verbose")] = False) -> None:
+    def cmd(
+        path: Annotated[str, typer.Argument()],
+        flags: Flags = Flags(),
+        verbose: Annotated[bool, typer.Option("--verbose")] = False,
+    ) -> None:
         seen.append((path, flags, verbose))
 
     assert list(inspect.signature(cmd).parameters) == ["path", "size", "name", "verbose"]
@@ -44,7 +48,9 @@ def test_a_field_that_clashes_with_a_parameter_is_refused_at_definition():
         expand(cmd)
 
 
-@pytest.mark.parametrize(("name", "group"), [("select", SelectionFlags), ("extract", SelectionFlags), ("generate", PoolFlags), ("eval", PoolFlags)])
+@pytest.mark.parametrize(
+    ("name", "group"), [("select", SelectionFlags), ("extract", SelectionFlags), ("generate", PoolFlags), ("eval", PoolFlags)]
+)
 def test_every_command_taking_a_group_offers_all_its_flags(name, group):
     from dataclasses import fields
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from emo_prune.arch import LayerLayout
-from emo_prune.serve.selection import choose_pool
 from emo_prune.profile.report import _in_pool
 from emo_prune.routing import top_pool
+from emo_prune.serve.selection import choose_pool
 from emo_prune.train.objective import document_pools
 
 

@@ -41,8 +41,8 @@ def test_readme_opens_with_the_two_commands():
     first, second = (block.strip() for block in bash_blocks()[:2])
     assert "pip install torch==2.13.0" in first and first.endswith("emo-prune run")
     ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()
-    # .ci/run runs exactly the README's test command (its last two lines: clean venv, then install + test)
-    assert second == "; ".join(ci_command[-2:])
+    # .ci/run runs exactly the README's test command (clean venv, then install + test), then the checks
+    assert second == "; ".join(ci_command[-3:-1]) and ci_command[-1] == ".ci/lint"
 
 
 def test_python_example_runs(tmp_path, monkeypatch):

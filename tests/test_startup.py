@@ -33,20 +33,28 @@ def loaded_by(args: list[str], cwd: Path) -> tuple[list[str], subprocess.Complet
 
 @pytest.fixture(scope="module")
 def plan_file(tmp_path_factory) -> tuple[Path, Path]:
-    from emo_prune.assets import resolve_model
+    from emo_prune.models.builtin import resolve_model
     from emo_prune.profile import ProfileSettings, profile_to_file
     from emo_prune.select import SelectOptions, make_plan
 
     folder = tmp_path_factory.mktemp("startup")
     model = resolve_model("builtin:emo-small")
     profile_to_file(model, ["builtin:code:calib"], folder / "p.safetensors", settings=ProfileSettings(max_tokens=2000))
-    make_plan(model, SelectOptions(keep="0.25", domains=("code",)), profile_path=folder / "p.safetensors").save(folder / "plan.json")
+    make_plan(model, SelectOptions(keep="0.25", domains=("code",)), profile_path=folder / "p.safetensors").save(
+        folder / "plan.json"
+    )
     return folder / "p.safetensors", folder / "plan.json"
 
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["--version"], ["profile", "--help"], ["inspect", "builtin:emo-small"], ["--json", "inspect", "builtin:emo-small"]],
+    [
+        ["--help"],
+        ["--version"],
+        ["profile", "--help"],
+        ["inspect", "builtin:emo-small"],
+        ["--json", "inspect", "builtin:emo-small"],
+    ],
 )
 def test_light_commands_import_neither_torch_nor_transformers(args, tmp_path):
     loaded, result = loaded_by(args, tmp_path)
@@ -56,10 +64,24 @@ def test_light_commands_import_neither_torch_nor_transformers(args, tmp_path):
 
 def test_select_from_a_profile_imports_neither(plan_file, tmp_path):
     profile, plan = plan_file
-    args = ["select", "builtin:emo-small", "--profile", profile, "--domain", "code", "--keep", "0.25", "--out", tmp_path / "p.json"]
+    args = [
+        "select",
+        "builtin:emo-small",
+        "--profile",
+        profile,
+        "--domain",
+        "code",
+        "--keep",
+        "0.25",
+        "--out",
+        tmp_path / "p.json",
+    ]
     loaded, result = loaded_by(args, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "p.json").read_text())["experts_kept_per_layer"] == json.loads(plan.read_text())["experts_kept_per_layer"]
+    assert (
+        json.loads((tmp_path / "p.json").read_text())["experts_kept_per_layer"]
+        == json.loads(plan.read_text())["experts_kept_per_layer"]
+    )
     assert loaded == [], f"select --method mass imported {loaded}"
 
 
@@ -76,7 +98,7 @@ def test_import_emo_prune_is_cheap_and_registers_on_transformers_import(tmp_path
 import sys
 import emo_prune
 assert not any(m in sys.modules for m in ("torch", "transformers")), "import emo_prune pulled torch/transformers"
-from emo_prune.assets import resolve_model
+from emo_prune.models.builtin import resolve_model
 model_dir = resolve_model("builtin:emo-small")
 from transformers import AutoConfig, AutoModelForCausalLM
 from transformers.integrations.moe import ExpertsInterface

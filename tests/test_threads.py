@@ -1,4 +1,4 @@
-"""--threads / EMO_PRUNE_THREADS reach torch; OpenMP is told to wait passively before torch loads (emo_prune/threads.py)."""
+"""--threads / EMO_PRUNE_THREADS reach torch; OpenMP is told to wait passively before torch loads (emo_prune/process/threads.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from emo_prune.errors import ProfileError
-from emo_prune.threads import usable_cores
+from emo_prune.process.threads import usable_cores
 
 
 @pytest.fixture
@@ -67,7 +67,18 @@ def test_a_bad_environment_value_is_one_line(cli, tmp_path, seen_threads, monkey
 
 
 def test_threads_on_every_compute_command(cli):
-    for command in (["profile", "run"], ["select"], ["extract"], ["verify"], ["eval"], ["generate"], ["pool-index"], ["export"], ["run"], ["bench"]):
+    for command in (
+        ["profile", "run"],
+        ["select"],
+        ["extract"],
+        ["verify"],
+        ["eval"],
+        ["generate"],
+        ["pool-index"],
+        ["export"],
+        ["run"],
+        ["bench"],
+    ):
         result = cli(*command, "--help")
         assert "--threads" in result.stdout, command
 
@@ -75,7 +86,7 @@ def test_threads_on_every_compute_command(cli):
 def test_commands_that_need_no_torch_still_load_none(tmp_path):
     """`--threads` on select / extract --plan sets OpenMP's count for later, without importing torch."""
     code = (
-        "import sys, os; from emo_prune.threads import apply_threads; "
+        "import sys, os; from emo_prune.process.threads import apply_threads; "
         "n = apply_threads(2); print(n, 'torch' in sys.modules, os.environ['OMP_NUM_THREADS'])"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "EMO_PRUNE_THREADS")}
@@ -96,7 +107,7 @@ def test_openmp_waits_passively_unless_the_user_chose():
 
 
 def test_others_load_takes_this_process_out():
-    from emo_prune.threads import CpuSample, others_load
+    from emo_prune.process.threads import CpuSample, others_load
 
     start = CpuSample(wall_s=10.0, cores_busy_s=100.0, own_cpu_s=1.0)
     # 0.5 s: the cores were busy 1.0 s in all, 0.5 s of it this process's own work -> others kept 1 core busy
@@ -109,7 +120,7 @@ def test_others_load_takes_this_process_out():
 # would read when torch loads after the command's --threads are applied.
 _DECIDE = """
 import os, sys
-from emo_prune import threads
+from emo_prune.process import threads
 busy = float(sys.argv[1])
 samples = iter([threads.CpuSample(0.0, 0.0, 0.0), threads.CpuSample(1.0, busy + 0.8, 0.8)])
 threads.sample_cpu = lambda: next(samples)
@@ -121,7 +132,9 @@ print(os.environ.get("OMP_WAIT_POLICY"), "|", threads.wait_decision, "|", "torch
 
 
 def _decided(others_busy: float, env: dict[str, str]) -> list[str]:
-    result = subprocess.run([sys.executable, "-c", _DECIDE, str(others_busy)], env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _DECIDE, str(others_busy)], env=env, capture_output=True, text=True, check=True
+    )
     return [part.strip() for part in result.stdout.split("|")]
 
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-IGNORED = shutil.ignore_patterns(".git", ".venv", "venv", "build", "dist", "runs", "out", "*.egg-info", "__pycache__", ".pytest_cache")
+IGNORED = shutil.ignore_patterns(
+    ".git", ".venv", "venv", "build", "dist", "runs", "out", "*.egg-info", "__pycache__", ".pytest_cache"
+)
 
 pytestmark = [pytest.mark.wheel, pytest.mark.slow]
 
@@ -36,7 +38,20 @@ def wheel(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("wheel")
     source = root / "src"
     shutil.copytree(REPO, source, ignore=IGNORED)
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(root / "dist"), str(source)])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(root / "dist"),
+            str(source),
+        ]
+    )
     (built,) = (root / "dist").glob("emo_prune-*.whl")
     return built
 
@@ -49,19 +64,37 @@ def venv(wheel, tmp_path_factory) -> Path:
     # a plain path entry: the parent's .pth files (the editable emo_prune among them) are not processed
     parents = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     (site / "_parent_env.pth").write_text("\n".join(parents) + "\n")
-    _run([sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install", "--no-deps", "--no-index", str(wheel)])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(env_dir / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ]
+    )
     return env_dir
 
 
 def test_wheel_carries_every_data_file(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {f"emo_prune/recipes/{p.relative_to(REPO / 'recipes').as_posix()}" for p in (REPO / "recipes").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    expected = {
+        f"emo_prune/recipes/{p.relative_to(REPO / 'recipes').as_posix()}"
+        for p in (REPO / "recipes").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     for folder in ("emo_prune/arch/families", "emo_prune/assets/models"):
         expected |= {p.relative_to(REPO).as_posix() for p in (REPO / folder).rglob("*") if p.is_file()}
     assert expected - names == set()
     assert not any(n.startswith("kernels/") for n in names) and "emo_prune_kernels/moe.py" in names
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
-    requires = [line for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines() if line.startswith("Requires-Dist: triton")]
+    requires = [
+        line for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines() if line.startswith("Requires-Dist: triton")
+    ]
     assert requires and all("extra ==" in line for line in requires), requires
 
 
@@ -73,7 +106,9 @@ def test_installed_wheel_runs_from_an_unrelated_folder(venv, tmp_path):
     def cli(*args: str) -> subprocess.CompletedProcess:
         return _run([exe, *args], cwd=tmp_path, env=env)
 
-    where = _run([str(venv / "bin" / "python"), "-c", "import emo_prune.eval as e; print(e.recipes_dir())"], cwd=tmp_path, env=env)
+    where = _run(
+        [str(venv / "bin" / "python"), "-c", "import emo_prune.eval as e; print(e.recipes_dir())"], cwd=tmp_path, env=env
+    )
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
     facts = json.loads(cli("--json", "inspect", "builtin:emo-small").stdout)
     assert facts["family"] == "emo" and facts["num_layers"] == 4

@@ -58,7 +58,9 @@ class SharedExpertsSpec(_Frozen):
 
 
 class DenseLayersSpec(_Frozen):
-    kind: Literal["zero_count", "sparse_step"]  # "zero_count": a per-layer count of 0; "sparse_step": Qwen mlp_only_layers / decoder_sparse_step
+    kind: Literal[
+        "zero_count", "sparse_step"
+    ]  # "zero_count": a per-layer count of 0; "sparse_step": Qwen mlp_only_layers / decoder_sparse_step
     width_key: str
     tensors: tuple[str, ...]
     mlp_only_key: str | None = None

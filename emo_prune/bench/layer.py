@@ -14,8 +14,9 @@ import torch
 
 from emo_prune.bench.measure import machine_description, measure_read_bandwidth, time_call
 from emo_prune.bench.report import BenchReport, BenchRow
+from emo_prune.common.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS  # noqa: E402
+from emo_prune.common.units import gigabytes
 
-from emo_prune.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS  # noqa: E402
 # batched_mm gathers a full copy of the weights for every (token, slot) pair: 64 tokens x top-8 of
 # EMO-width experts would allocate 6.4 GB. Rows above this many gathered bytes are skipped.
 BATCHED_MM_MAX_BYTES = 2 << 30
@@ -53,7 +54,7 @@ def skip_reason(impl: str, device: torch.device, pairs: int, expert_bytes: int) 
         if device.type != "cuda" or not triton_usable(device):
             return "emo_triton needs a CUDA device with triton"
     if impl == "batched_mm" and pairs * expert_bytes > BATCHED_MM_MAX_BYTES:
-        return f"batched_mm would gather {pairs * expert_bytes / 1e9:.1f} GB of weight copies"
+        return f"batched_mm would gather {gigabytes(pairs * expert_bytes)} of weight copies"
     return None
 
 
@@ -121,8 +122,15 @@ def bench_layer(
     report = BenchReport(
         machine=machine_description(device),
         read_bandwidth_gb_s=bandwidth,
-        settings=dict(hidden=hidden, width=width, experts=experts, top_k=top_k, tokens=list(tokens),
-                      dtype=str(dtype).removeprefix("torch."), impls=list(impls)),
+        settings=dict(
+            hidden=hidden,
+            width=width,
+            experts=experts,
+            top_k=top_k,
+            tokens=list(tokens),
+            dtype=str(dtype).removeprefix("torch."),
+            impls=list(impls),
+        ),
     )
     report.rows = bench_experts(module, top_k, tokens, impls, bandwidth, min_seconds, seed)
     report.fill_speedups()

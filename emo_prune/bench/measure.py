@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from emo_prune.common.units import gb_per_s
+
 # 1 GiB: 32x the 32 MB L3 of the 2-core EPYC VM, so the sum streams from DRAM (45.6 GB/s there).
 BANDWIDTH_BYTES = 1 << 30
 
@@ -20,9 +22,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(
-    fn: Callable[[], Any], device: torch.device, min_seconds: float = 0.5, max_reps: int = 50
-) -> tuple[float, float]:
+def time_call(fn: Callable[[], Any], device: torch.device, min_seconds: float = 0.5, max_reps: int = 50) -> tuple[float, float]:
     """(median, best) seconds of one call, after 2 warm-up calls, over >= 3 calls lasting >= min_seconds.
 
     The median is the figure to quote; the best says what the code does when nothing else competes
@@ -45,7 +45,7 @@ def measure_read_bandwidth(device: torch.device | str = "cpu", nbytes: int = BAN
     device = torch.device(device)
     data = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
     best = min(time_call(lambda: data.sum(), device, min_seconds=0.3)[1] for _ in range(3))
-    return nbytes / best / 1e9
+    return gb_per_s(nbytes, best)
 
 
 def machine_description(device: torch.device | str = "cpu") -> dict[str, Any]:

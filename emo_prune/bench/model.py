@@ -80,8 +80,14 @@ def bench_model(
     report = BenchReport(
         machine=machine_description(device),
         read_bandwidth_gb_s=bandwidth,
-        settings=dict(model=str(model_dir), model_type=model.config.model_type, tokens=list(tokens),
-                      dtype=str(model.dtype).removeprefix("torch."), impls=list(impls), moe_layers=len(experts)),
+        settings=dict(
+            model=str(model_dir),
+            model_type=model.config.model_type,
+            tokens=list(tokens),
+            dtype=str(model.dtype).removeprefix("torch."),
+            impls=list(impls),
+            moe_layers=len(experts),
+        ),
     )
     if include_layer:
         report.rows += bench_experts(experts[0], top_k, tokens, impls, bandwidth, min_seconds, seed)

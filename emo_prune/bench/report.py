@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from emo_prune.common.units import gb_per_s
+
 # a baseline whose median call took more than this many times its fastest call was measured while
 # something else held the cores (issue 25: "47.68x eager" with 0.0 GB/s under load); no ratio is
 # reported against it
@@ -28,15 +30,13 @@ class BenchRow:
     spread: float | None = None  # median / fastest call: 1.0 on a quiet machine
     note: str | None = None  # e.g. why the ratio to eager is missing
 
-    def set_time(
-        self, timing: tuple[float, float], bytes_read: float, flops: float, bandwidth_gb_s: float | None
-    ) -> None:
+    def set_time(self, timing: tuple[float, float], bytes_read: float, flops: float, bandwidth_gb_s: float | None) -> None:
         """timing: (median, best) seconds; rates are computed from the median."""
         seconds, best = timing
         self.ms, self.ms_best = seconds * 1e3, best * 1e3
         self.spread = seconds / best if best > 0 else None
         self.tokens_per_s = self.tokens / seconds
-        self.gb_s = bytes_read / seconds / 1e9
+        self.gb_s = gb_per_s(bytes_read, seconds)
         self.tflop_s = flops / seconds / 1e12
         if bandwidth_gb_s:
             self.pct_bandwidth = 100.0 * self.gb_s / bandwidth_gb_s
@@ -58,7 +58,9 @@ class BenchReport:
             if base is None or not r.ms:
                 continue
             if base.spread is not None and base.spread > MAX_BASELINE_SPREAD:
-                r.note = f"no x eager: eager's median call took {base.spread:.1f}x its fastest (a busy machine); rerun on a quiet one"
+                r.note = (
+                    f"no x eager: eager's median call took {base.spread:.1f}x its fastest (a busy machine); rerun on a quiet one"
+                )
                 continue
             r.speedup_vs_eager = base.ms / r.ms
 

@@ -16,7 +16,11 @@ from emo_prune.routing import RoutingSpec
 
 
 def bench_routing(
-    tokens: Sequence[int], experts: int, top_k: int, num_shared: int = 1, device: torch.device | str = "cuda",
+    tokens: Sequence[int],
+    experts: int,
+    top_k: int,
+    num_shared: int = 1,
+    device: torch.device | str = "cuda",
     min_seconds: float = 0.3,
 ) -> list[BenchRow]:
     from emo_prune.runtime import dispatch_route, triton_usable

@@ -15,8 +15,17 @@ def markdown_table(report: BenchReport) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in report.rows:
         cells = (
-            r.scope, r.impl, str(r.tokens), _num(r.ms, 2), _num(r.ms_best, 2), _num(r.tokens_per_s, 0), _num(r.gb_s, 1),
-            _num(r.pct_bandwidth, 0), _num(r.tflop_s, 3), _num(r.speedup_vs_eager, 2), r.skipped or r.note or "",
+            r.scope,
+            r.impl,
+            str(r.tokens),
+            _num(r.ms, 2),
+            _num(r.ms_best, 2),
+            _num(r.tokens_per_s, 0),
+            _num(r.gb_s, 1),
+            _num(r.pct_bandwidth, 0),
+            _num(r.tflop_s, 3),
+            _num(r.speedup_vs_eager, 2),
+            r.skipped or r.note or "",
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -46,4 +46,3 @@ def prose_texts() -> list[str]:
         if doc and len(doc.strip()) >= MIN_DOCSTRING:
             texts.append(doc.strip())
     return texts
-

@@ -57,7 +57,9 @@ def read_json(path: Path, default_domain: str, source: str) -> list[Document]:
     try:
         data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
-        raise CalibrationError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); use a list of objects with 'text'") from exc
+        raise CalibrationError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); use a list of objects with 'text'"
+        ) from exc
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):

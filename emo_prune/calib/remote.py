@@ -56,8 +56,7 @@ def task_pairs(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[tuple[str, str
         tasks = get_task_dict([name], TaskManager())
     except Exception as exc:  # lm-eval raises KeyError / datasets errors / ConnectionError offline
         raise CalibrationError(
-            f"cannot load lm-eval task {name!r}: {exc}. The task's dataset must be reachable or in the local "
-            f"Hugging Face cache"
+            f"cannot load lm-eval task {name!r}: {exc}. The task's dataset must be reachable or in the local Hugging Face cache"
         ) from exc
     texts: list[tuple[str, str]] = []
     for task_name, task in _leaf_tasks(tasks):

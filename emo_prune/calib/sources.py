@@ -15,13 +15,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from emo_prune import events
 from emo_prune.calib.builtin_code import code_texts
 from emo_prune.calib.builtin_math import math_texts
 from emo_prune.calib.builtin_prose import prose_texts
 from emo_prune.calib.document import SPLITS, Document, domain_problem, is_domain, split_of
 from emo_prune.calib.files import read_path
 from emo_prune.calib.remote import hf_texts, task_texts
-from emo_prune import events
 from emo_prune.errors import CalibrationError
 
 BUILTINS = ("code", "prose", "math")
@@ -147,8 +147,7 @@ def load_documents(
         missing = [d for d in domains if d not in found]
         if missing:
             raise CalibrationError(
-                f"domain {missing[0]!r} has no documents in the calibration sources "
-                f"(domains found: {', '.join(found) or 'none'})"
+                f"domain {missing[0]!r} has no documents in the calibration sources (domains found: {', '.join(found) or 'none'})"
             )
         documents = [d for d in documents if d.domain in set(domains)]
     if not documents:

@@ -1,6 +1,6 @@
 """Command-line interface: a thin Typer shell over the library (see emo_prune.cli.app)."""
 
-from emo_prune import threads
+from emo_prune.process import threads
 
 # First, before the CLI's slow imports: OpenMP's wait policy must be set before torch loads, and the
 # machine's load is sampled from here to the command body (threads.decide_wait_policy).

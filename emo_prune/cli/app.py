@@ -22,7 +22,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from emo_prune import events, threads
+from emo_prune import events
 from emo_prune.cli import (
     bench_cmd,
     eval_cmd,
@@ -43,6 +43,7 @@ from emo_prune.cli import (
 )
 from emo_prune.cli.command import command
 from emo_prune.cli.console import out
+from emo_prune.process import threads
 from emo_prune.version import __version__
 
 __all__ = ["COMMANDS", "app", "command", "main"]

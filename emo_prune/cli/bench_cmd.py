@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.cli.console import out
-from emo_prune.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS
+from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
+from emo_prune.common.constants import BENCH_IMPLEMENTATIONS as IMPLEMENTATIONS
 from emo_prune.errors import RuntimeSetupError
 
 if TYPE_CHECKING:
@@ -74,7 +74,16 @@ def render(report: BenchReport) -> None:
     fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
     for r in report.rows:
         table.add_row(
-            r.scope, r.impl, str(r.tokens), fmt(r.ms, 2), fmt(r.ms_best, 2), fmt(r.tokens_per_s, 0), fmt(r.gb_s, 1),
-            fmt(r.pct_bandwidth, 0), fmt(r.tflop_s, 3), fmt(r.speedup_vs_eager, 2), r.skipped or r.note or "",
+            r.scope,
+            r.impl,
+            str(r.tokens),
+            fmt(r.ms, 2),
+            fmt(r.ms_best, 2),
+            fmt(r.tokens_per_s, 0),
+            fmt(r.gb_s, 1),
+            fmt(r.pct_bandwidth, 0),
+            fmt(r.tflop_s, 3),
+            fmt(r.speedup_vs_eager, 2),
+            r.skipped or r.note or "",
         )
     out.print(table, drop=("best ms", "TFLOP/s", "% BW", "GB/s"))

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 import click
 import typer
 
-from emo_prune import threads
 from emo_prune.cli import option_groups
 from emo_prune.cli.console import out
 from emo_prune.errors import EmoPruneError, describe_os_error
+from emo_prune.process import threads
 
 F = TypeVar("F", bound=Callable[..., Any])
 

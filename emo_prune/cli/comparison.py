@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from emo_prune.text import inert
+from emo_prune.common.text import inert
 
 if TYPE_CHECKING:
     from emo_prune.eval import MetricDelta

@@ -34,8 +34,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from emo_prune.common.text import inert
+from emo_prune.common.units import duration
 from emo_prune.errors import EmoPruneError
-from emo_prune.text import inert
 
 
 class RateColumn(ProgressColumn):
@@ -79,7 +80,7 @@ def middle_ellipsis(text: str, width: int) -> str:
     if len(text) <= width:
         return text
     head = (width - 1) // 2
-    return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
+    return f"{text[:head]}…{text[len(text) - (width - 1 - head) :]}"
 
 
 def _keep_names_whole(column: Any, console_width: int) -> None:
@@ -119,7 +120,15 @@ class LineProgress:
         timer.start()
         return task_id
 
-    def update(self, task_id: int, *, total: float | None = None, completed: float | None = None, advance: float | None = None, **fields: Any) -> None:
+    def update(
+        self,
+        task_id: int,
+        *,
+        total: float | None = None,
+        completed: float | None = None,
+        advance: float | None = None,
+        **fields: Any,
+    ) -> None:
         task = self.tasks[task_id]
         if fields.get("description"):  # the phase running now: the "finished" line names the last one
             task["description"] = fields["description"]
@@ -151,7 +160,9 @@ class LineProgress:
         task["lines"] += 1
         elapsed = time.perf_counter() - task["start"]
         suffix = f", {rate}" if rate else ""
-        self.console.print(inert(f"{task['description']}: {what} ({elapsed:.1f}s{suffix})", markup=False), markup=False, highlight=False)
+        self.console.print(
+            inert(f"{task['description']}: {what} ({duration(elapsed)}{suffix})", markup=False), markup=False, highlight=False
+        )
 
 
 @dataclass

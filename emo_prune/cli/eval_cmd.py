@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from emo_prune.cli.comparison import comparison_table
+from emo_prune.cli.console import out
 from emo_prune.cli.options import (
     DeviceOption,
     DtypeOption,
@@ -22,9 +24,8 @@ from emo_prune.cli.options import (
 )
 from emo_prune.cli.pool_options import PoolFlags
 from emo_prune.cli.workspace import WorkspaceModel, workspace_build
-from emo_prune.cli.comparison import comparison_table
-from emo_prune.cli.console import out
-from emo_prune.text import inert
+from emo_prune.common.text import inert
+from emo_prune.common.units import megabytes
 from emo_prune.errors import EvalError
 
 if TYPE_CHECKING:
@@ -64,7 +65,11 @@ def eval_command(
     ] = None,
     out_path: Annotated[
         Path | None,
-        typer.Option("--out", help="RESULTS.json; the Markdown table goes beside it (.md). Default: MODEL-eval.json here.", show_default=False),
+        typer.Option(
+            "--out",
+            help="RESULTS.json; the Markdown table goes beside it (.md). Default: MODEL-eval.json here.",
+            show_default=False,
+        ),
     ] = None,
     baseline: Annotated[
         Path | None,
@@ -78,9 +83,7 @@ def eval_command(
         list[Path] | None, typer.Option("--include-path", help="Extra folder of lm-eval task YAMLs (repeatable).")
     ] = None,
     num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", help="Few-shot examples per prompt.")] = None,
-    limit: Annotated[
-        str | None, typer.Option("--limit", help="Documents per task (a number < 1 is a fraction).")
-    ] = None,
+    limit: Annotated[str | None, typer.Option("--limit", help="Documents per task (a number < 1 is a fraction).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per forward.")] = 8,
     max_length: Annotated[int | None, typer.Option("--max-length", help="Context length (default: the model's).")] = None,
     device: DeviceOption = "cpu",
@@ -89,7 +92,9 @@ def eval_command(
     layerwise: LayerwiseOption = None,
     max_memory: MaxMemoryOption = None,
     pools: PoolFlags = PoolFlags(),
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out (and its .md) if they are emo-prune results.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace --out (and its .md) if they are emo-prune results.")
+    ] = False,
     threads: ThreadsOption = None,
     json_output: JsonFlag = False,
 ) -> None:
@@ -104,9 +109,8 @@ def eval_command(
     Example: emo-prune eval emo-small-code-12.5pct  (a build: its domains' tasks, its built-in source as baseline)
     """
     from emo_prune.eval import EvalSettings, evaluate, write_report
-    from emo_prune.eval.harness import check_out_path
-
     from emo_prune.eval.build_defaults import default_baseline, default_tasks
+    from emo_prune.eval.harness import check_out_path
     from emo_prune.extract.card import read_manifest
 
     source = None
@@ -147,8 +151,8 @@ def eval_command(
         pool=pools.settings(),
         coverage_warn=pools.coverage_warn,
     )
-    from emo_prune.distributed import current_world
     from emo_prune.io.lock import FolderLock
+    from emo_prune.process.distributed import current_world
 
     main = current_world(device).is_main  # several processes: every rank has the scores, rank 0 writes
     lock = FolderLock(out_path) if main else None  # held from the start: a second writer fails at once
@@ -194,8 +198,8 @@ def pool_summary(requests: list[dict]) -> str:
     read = sum(r["cache"]["bytes_read"] for r in requests)
     rate = f"{hits / (hits + misses):.1%}" if hits + misses else "-"
     return (
-        f"pools: {n} requests, {resident / 1e6:.2f} MB of experts resident per request, "
-        f"cache hit rate {rate}, {read / 1e6:.1f} MB read from disk"
+        f"pools: {n} requests, {megabytes(resident, 2)} of experts resident per request, "
+        f"cache hit rate {rate}, {megabytes(read)} read from disk"
     )
 
 

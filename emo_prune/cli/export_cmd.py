@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from emo_prune.cli.format import human_bytes
-from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.cli.console import out
-from emo_prune.text import inert
-
+from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_path
+from emo_prune.common.text import inert
+from emo_prune.common.units import human_bytes
 from emo_prune.export.formats import DTYPES, FORMATS
 
 

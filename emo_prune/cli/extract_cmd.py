@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emo_prune.cli.format import human_bytes
+from emo_prune.cli.console import out
 from emo_prune.cli.options import JsonFlag, SelectionFlags, TargetOption, ThreadsOption, model_label, model_path
 from emo_prune.cli.plans import check_plan_target, render_plan
 from emo_prune.cli.workspace import WorkspaceModel, model_or_workspace, record_build, workspace_selection
-from emo_prune.cli.console import out
-from emo_prune.constants import DEFAULT_MAX_TOKENS, PROFILE_METHODS
-from emo_prune.text import inert, plural
+from emo_prune.common.constants import DEFAULT_MAX_TOKENS, PROFILE_METHODS
+from emo_prune.common.text import inert, plural
+from emo_prune.common.units import human_bytes
 from emo_prune.errors import PlanError
 from emo_prune.select.keep import keep_label
 
@@ -26,17 +26,15 @@ def extract_command(
     model_dir: WorkspaceModel = None,
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder to create for the pruned model (default: MODEL-DOMAINS-KEEP here).", show_default=False),
+        typer.Option(
+            "--out", help="Folder to create for the pruned model (default: MODEL-DOMAINS-KEEP here).", show_default=False
+        ),
     ] = None,
     plan_path: Annotated[Path | None, typer.Option("--plan", help="Plan file from `emo-prune select`.")] = None,
     selection: SelectionFlags = SelectionFlags(),
-    max_shard_size: Annotated[
-        str, typer.Option("--max-shard-size", help="Largest output shard, e.g. 5GB, 500MB.")
-    ] = "5GB",
+    max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest output shard, e.g. 5GB, 500MB.")] = "5GB",
     dtype: Annotated[str, typer.Option("--dtype", help="Output weights: same, bfloat16, float16, float32.")] = "same",
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace OUT_DIR if emo-prune wrote it before.")
-    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT_DIR if emo-prune wrote it before.")] = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="Refuse a source whose kept experts or router rows hold NaN/Inf.")
     ] = False,
@@ -96,7 +94,9 @@ def extract_command(
     out.result(result.to_dict(), lambda: render(result, str(model_arg)))
 
 
-def _check_before_profiling(model_dir: Path, model_arg: Path, options: SelectOptions, out_dir: Path | None, overwrite: bool) -> None:
+def _check_before_profiling(
+    model_dir: Path, model_arg: Path, options: SelectOptions, out_dir: Path | None, overwrite: bool
+) -> None:
     """Everything that would refuse the build after profiling, refused before it: the budget (keep vs
     top-k, method and budget names) and the output folder (exists without --overwrite, not ours, ...)."""
     from emo_prune.io import Checkpoint

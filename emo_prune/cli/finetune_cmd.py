@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.cli.console import out
-from emo_prune.constants import (
+from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_path
+from emo_prune.common.constants import (
     FINETUNE_BATCH,
     FINETUNE_LR,
     FINETUNE_WARMUP,
@@ -38,19 +38,30 @@ def finetune_command(
     ] = None,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (linear warmup, then linear decay).")] = FINETUNE_LR,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Sequences per optimizer step, all processes together (gradient accumulation makes it up).")
+        int,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            help="Sequences per optimizer step, all processes together (gradient accumulation makes it up).",
+        ),
     ] = FINETUNE_BATCH,
-    seq_len: Annotated[int | None, typer.Option("--seq-len", min=1, help="Tokens per sequence (default: the model's, at most 2048).")] = None,
+    seq_len: Annotated[
+        int | None, typer.Option("--seq-len", min=1, help="Tokens per sequence (default: the model's, at most 2048).")
+    ] = None,
     warmup: Annotated[float, typer.Option("--warmup", help="Share of the steps with a linear warmup.")] = FINETUNE_WARMUP,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data order and of the trainer.")] = 0,
     train: Annotated[
-        str, typer.Option("--train", help=f"What trains: {' | '.join(TRAIN_MODES)} (AI2's freeze modes; shared = shared experts).")
+        str,
+        typer.Option("--train", help=f"What trains: {' | '.join(TRAIN_MODES)} (AI2's freeze modes; shared = shared experts)."),
     ] = "all",
     experts_of: Annotated[
-        Path | None, typer.Option("--experts-of", help="Plan file: train only its experts inside MODEL (with --train experts...).")
+        Path | None,
+        typer.Option("--experts-of", help="Plan file: train only its experts inside MODEL (with --train experts...)."),
     ] = None,
     router: Annotated[bool, typer.Option("--router", help="Also train the trained experts' router rows.")] = False,
-    lora: Annotated[int | None, typer.Option("--lora", min=1, help="LoRA rank (peft); the adapter is merged into the weights on save.")] = None,
+    lora: Annotated[
+        int | None, typer.Option("--lora", min=1, help="LoRA rank (peft); the adapter is merged into the weights on save.")
+    ] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="Training precision: float32, or bfloat16 (autocast).")] = "float32",
     device: Annotated[str, typer.Option("--device", help="torch device: cpu, cuda, auto.")] = "cpu",
     checkpoint_every: Annotated[
@@ -99,5 +110,3 @@ def render(result: FinetuneResult) -> None:
         f"loss {first:.4f} -> {last:.4f}, {trained['trainable_parameters']:,} of {trained['total_parameters']:,} parameters trained"
     )
     out.print(f"score it: emo-prune eval {result.out_dir} ...")
-
-

@@ -1,22 +1,6 @@
-"""Small formatting helpers shared by command renderers."""
+"""Expert-id lists as CLI tables show them; sizes, counts and durations are in common/units.py."""
 
 from __future__ import annotations
-
-
-def human_count(n: float) -> str:
-    """1234567 -> '1.23M'."""
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:g}"
-
-
-def human_bytes(n: float) -> str:
-    """12582912 -> '12.6 MB' (decimal units, as model cards use)."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{int(n)} B"
 
 
 def compress_ranges(values: list[int]) -> str:

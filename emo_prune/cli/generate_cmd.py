@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
+from emo_prune.cli.console import out
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
 from emo_prune.cli.pool_options import PoolFlags
-from emo_prune.cli.console import out
-from emo_prune.text import inert
+from emo_prune.common.text import inert
+from emo_prune.common.units import megabytes
 
 
 def generate_command(
@@ -98,8 +99,8 @@ def render(result: dict[str, Any]) -> None:
         cache = pool["cache"]
         rate = "-" if cache["hit_rate"] is None else f"{cache['hit_rate']:.0%}"
         out.print(
-            f"experts resident for this request {pool['resident_expert_bytes'] / 1e6:.2f} MB; cache hits {cache['hits']}, "
-            f"misses {cache['misses']} ({rate}), read {cache['bytes_read'] / 1e6:.2f} MB; re-selections {pool['reselections']}"
+            f"experts resident for this request {megabytes(pool['resident_expert_bytes'], 2)}; cache hits {cache['hits']}, "
+            f"misses {cache['misses']} ({rate}), read {megabytes(cache['bytes_read'], 2)}; re-selections {pool['reselections']}"
         )
     if result["coverage"] is not None:
         out.print(f"coverage of the prompt by the build's experts: {result['coverage']['coverage']:.1%}")
@@ -107,7 +108,7 @@ def render(result: dict[str, Any]) -> None:
     out.print(
         f"prefill {result['prompt_tokens']} tokens ({rate(result['prompt_tokens'], result['prefill_seconds'])}), "
         f"decode {result['new_tokens']} ({rate(result['new_tokens'], result['decode_seconds'])}); "
-        f"process RSS {result['rss_bytes'] / 1e6:.0f} MB"
+        f"process RSS {megabytes(result['rss_bytes'], 0)}"
     )
 
 

@@ -13,16 +13,44 @@ from typing import Any
 SELECTION, CALIBRATION, TASKS, POOLS, OUTPUT, RUNTIME = "Selection", "Calibration", "Tasks", "Pools", "Output", "Runtime"
 
 PANELS = {
-    **dict.fromkeys(("--keep", "--experts", "--profile", "--domain", "--method", "--budget", "--combine", "--seed", "--within", "--plan"), SELECTION),
+    **dict.fromkeys(
+        ("--keep", "--experts", "--profile", "--domain", "--method", "--budget", "--combine", "--seed", "--within", "--plan"),
+        SELECTION,
+    ),
     **dict.fromkeys(("--calib", "--max-tokens", "--seq-len", "--max-pairs", "--mass-of", "--power"), CALIBRATION),
     **dict.fromkeys(("--tasks", "--limit", "--num-fewshot", "--include-path", "--baseline"), TASKS),
     **dict.fromkeys(
-        ("--pool", "--reselect-every", "--draft", "--draft-rounds", "--cache-budget", "--cache-policy", "--pool-power", "--pool-index", "--pool-neighbours", "--index-weight", "--coverage-warn"),
+        (
+            "--pool",
+            "--reselect-every",
+            "--draft",
+            "--draft-rounds",
+            "--cache-budget",
+            "--cache-policy",
+            "--pool-power",
+            "--pool-index",
+            "--pool-neighbours",
+            "--index-weight",
+            "--coverage-warn",
+        ),
         POOLS,
     ),
-    **dict.fromkeys(("--out", "--overwrite", "--json", "--max-shard-size", "--strict", "--target", "--top", "--plot", "--merge", "--set"), OUTPUT),
     **dict.fromkeys(
-        ("--device", "--dtype", "--impl", "--layerwise", "--max-memory", "--offload-dir", "--batch-size", "--max-length", "--threads"),
+        ("--out", "--overwrite", "--json", "--max-shard-size", "--strict", "--target", "--top", "--plot", "--merge", "--set"),
+        OUTPUT,
+    ),
+    **dict.fromkeys(
+        (
+            "--device",
+            "--dtype",
+            "--impl",
+            "--layerwise",
+            "--max-memory",
+            "--offload-dir",
+            "--batch-size",
+            "--max-length",
+            "--threads",
+        ),
         RUNTIME,
     ),
 }

@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from emo_prune.cli.format import compress_ranges, human_bytes, human_count
-from emo_prune.cli.options import JsonFlag, ModelDir, model_path
 from emo_prune.cli.console import out
-from emo_prune.text import inert, plural
+from emo_prune.cli.format import compress_ranges
+from emo_prune.cli.options import JsonFlag, ModelDir, model_path
+from emo_prune.common.text import inert, plural
+from emo_prune.common.units import human_bytes, human_count
 
 if TYPE_CHECKING:
-    from emo_prune.summary import ModelSummary
+    from emo_prune.io.summary import ModelSummary
 
 
 def inspect_command(model_dir: ModelDir, json_output: JsonFlag = False) -> None:
@@ -22,7 +23,7 @@ def inspect_command(model_dir: ModelDir, json_output: JsonFlag = False) -> None:
 
     Example: emo-prune inspect builtin:emo-small
     """
-    from emo_prune.summary import inspect_model
+    from emo_prune.io.summary import inspect_model
 
     summary = inspect_model(model_path(model_dir))
     out.result(summary.to_dict(), lambda: render(summary))

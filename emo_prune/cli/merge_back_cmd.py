@@ -7,22 +7,30 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emo_prune.cli.format import human_bytes
-from emo_prune.cli.options import MODEL_HELP, JsonFlag, ThreadsOption, model_path
 from emo_prune.cli.console import out
+from emo_prune.cli.options import MODEL_HELP, JsonFlag, ThreadsOption, model_path
+from emo_prune.common.units import human_bytes
 
 if TYPE_CHECKING:
     from emo_prune.train.merge_back import MergeResult
 
 
 def merge_back_command(
-    full_dir: Annotated[Path, typer.Argument(metavar="FULL", help="The model the build was cut from: " + MODEL_HELP, show_default=False)],
+    full_dir: Annotated[
+        Path, typer.Argument(metavar="FULL", help="The model the build was cut from: " + MODEL_HELP, show_default=False)
+    ],
     build_dir: Annotated[Path, typer.Argument(metavar="BUILD", help="A (fine-tuned) build of FULL.", show_default=False)],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to create for the merged full model.", show_default=False)],
-    alpha: Annotated[float, typer.Option("--alpha", help="1 replaces FULL's experts; less averages: (1-a) FULL + a build.")] = 1.0,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="1 replaces FULL's experts; less averages: (1-a) FULL + a build.")
+    ] = 1.0,
     router: Annotated[bool, typer.Option("--router", help="Also take the kept experts' router rows from the build.")] = False,
-    shared: Annotated[bool, typer.Option("--shared", help="Also take the shared / always-active experts from the build.")] = False,
-    everything: Annotated[bool, typer.Option("--all", help="Take router rows, shared experts and every non-expert tensor too.")] = False,
+    shared: Annotated[
+        bool, typer.Option("--shared", help="Also take the shared / always-active experts from the build.")
+    ] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Take router rows, shared experts and every non-expert tensor too.")
+    ] = False,
     max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest output shard, e.g. 5GB, 500MB.")] = "5GB",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if emo-prune wrote it before.")] = False,
     threads: ThreadsOption = None,  # applied once by cli.command.command, before any work
@@ -44,7 +52,15 @@ def merge_back_command(
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total, rate=human_bytes(done))
 
-        result = merge_back(model_path(full_dir), build_dir, out_dir, options, max_shard_size=max_shard_size, overwrite=overwrite, on_tensor=advance)
+        result = merge_back(
+            model_path(full_dir),
+            build_dir,
+            out_dir,
+            options,
+            max_shard_size=max_shard_size,
+            overwrite=overwrite,
+            on_tensor=advance,
+        )
     out.result(result.to_dict(), lambda: render(result, build_dir))
 
 
@@ -54,5 +70,3 @@ def render(result: MergeResult, build_dir: Path) -> None:
         f"{human_bytes(result.total_bytes)}"
     )
     out.print(f"check it: emo-prune verify {result.out_dir} {build_dir}")
-
-

@@ -35,7 +35,9 @@ def expand(fn: Callable[..., Any]) -> Callable[..., Any]:
         field_hints = typing.get_type_hints(annotation, include_extras=True)
         for field in dataclasses.fields(annotation):
             default = field.default if field.default is not dataclasses.MISSING else inspect.Parameter.empty
-            parameters.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=field_hints[field.name]))
+            parameters.append(
+                inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=field_hints[field.name])
+            )
     if not groups:
         return fn
     names = [p.name for p in parameters]

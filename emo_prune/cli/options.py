@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emo_prune.constants import COMBINES, METHODS
+from emo_prune.common.constants import COMBINES, METHODS
 from emo_prune.select.budget import BUDGETS
 
 if TYPE_CHECKING:
     from emo_prune.memory.plan import MemoryOptions
     from emo_prune.select import SelectOptions
 
-MODEL_HELP = "builtin:NAME (builtin:emo-small, builtin:stdmoe-small, builtin:tiny-emo), a model folder, or a cached Hub id org/name."
+MODEL_HELP = (
+    "builtin:NAME (builtin:emo-small, builtin:stdmoe-small, builtin:tiny-emo), a model folder, or a cached Hub id org/name."
+)
 ModelDir = Annotated[Path, typer.Argument(metavar="MODEL", help=MODEL_HELP, show_default=False)]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="torch device: cpu, cuda, cuda:1, auto.")]
@@ -49,19 +51,17 @@ KeepOption = Annotated[
 ]
 ExpertsOption = Annotated[
     int | None,
-    typer.Option("--experts", min=1, help="Experts kept per layer, as a count (1 allowed); instead of --keep.", show_default=False),
+    typer.Option(
+        "--experts", min=1, help="Experts kept per layer, as a count (1 allowed); instead of --keep.", show_default=False
+    ),
 ]
-MethodOption = Annotated[
-    str, typer.Option("--method", help=f"Scoring: {' | '.join(METHODS)} (greedy = AI2's layer by layer).")
-]
+MethodOption = Annotated[str, typer.Option("--method", help=f"Scoring: {' | '.join(METHODS)} (greedy = AI2's layer by layer).")]
 BudgetOption = Annotated[
     str, typer.Option("--budget", help=f"{' | '.join(BUDGETS)}: same count per layer, or one total (EMO only).")
 ]
 CombineOption = Annotated[str, typer.Option("--combine", help=f"Several domains: {' | '.join(COMBINES)}.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of --method random.")]
-WithinOption = Annotated[
-    Path | None, typer.Option("--within", help="Choose only among the experts this (larger) plan keeps.")
-]
+WithinOption = Annotated[Path | None, typer.Option("--within", help="Choose only among the experts this (larger) plan keeps.")]
 CalibOption = Annotated[
     list[str] | None,
     typer.Option("--calib", help="greedy: calibration source (default: the profile's sources).", show_default=False),
@@ -104,7 +104,9 @@ class SelectionFlags:
         if keep is None:
             raise PlanError("pass --keep (a fraction such as 0.125) or --experts (a count of experts per layer)")
         Keep.parse(keep)  # before any work: `--keep 1` fails at once
-        greedy = GreedySettings(seq_len=self.seq_len, batch_size=self.batch_size, device=self.device, memory=memory or MemoryOptions())
+        greedy = GreedySettings(
+            seq_len=self.seq_len, batch_size=self.batch_size, device=self.device, memory=memory or MemoryOptions()
+        )
         return SelectOptions(
             keep=keep,
             domains=tuple(self.domain or ()),
@@ -118,12 +120,11 @@ class SelectionFlags:
         )
 
 
-
 def model_path(spec: Path | str) -> Path:
-    """A MODEL argument -> its local folder: builtin:NAME and Hub ids resolve (emo_prune.assets); a path
+    """A MODEL argument -> its local folder: builtin:NAME and Hub ids resolve (emo_prune.models.builtin); a path
     is passed on as given, so the library's own errors name it; a path to nothing is refused now, before
     any work, with "did you mean builtin:NAME?" when it is close to a built-in's name."""
-    from emo_prune.assets import BUILTIN_PREFIX, is_hub_id, resolve_model
+    from emo_prune.models.builtin import BUILTIN_PREFIX, is_hub_id, resolve_model
 
     text = str(spec)
     if text.startswith(BUILTIN_PREFIX) or is_hub_id(text) or not Path(text).expanduser().exists():
@@ -140,6 +141,8 @@ def model_label(spec: Path | str) -> str:
 def memory_path(layerwise: bool | None) -> str:
     """--layerwise / --whole / neither -> the memory plan's path name."""
     return {None: "auto", True: "layerwise", False: "whole"}[layerwise]
+
+
 TargetOption = Annotated[
     str | None,
     typer.Option("--target", help="Refuse plans the target cannot carry: gguf (one expert count per layer, ...)."),

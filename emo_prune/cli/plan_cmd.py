@@ -14,9 +14,9 @@ from typing import Annotated
 
 import typer
 
-from emo_prune.cli.options import JsonFlag, model_path
 from emo_prune.cli.console import out
-from emo_prune.constants import PROFILE_METHODS
+from emo_prune.cli.options import JsonFlag, model_path
+from emo_prune.common.constants import PROFILE_METHODS
 
 EXPORT_HELP = "vllm | vllm-ascend | llama-expert-stats | ai2"
 IMPORT_HELP = "vllm | vllm-ascend | llama-expert-stats | ai2 | llm-compressor (default: found from the content)"
@@ -25,13 +25,22 @@ OverwriteFlag = Annotated[bool, typer.Option("--overwrite", help="Replace the --
 
 
 def plan_export_command(
-    source: Annotated[Path, typer.Argument(metavar="PLAN_OR_PROFILE", help="A plan .json or a profile .safetensors.", show_default=False)],
+    source: Annotated[
+        Path, typer.Argument(metavar="PLAN_OR_PROFILE", help="A plan .json or a profile .safetensors.", show_default=False)
+    ],
     fmt: Annotated[str, typer.Option("--format", help=EXPORT_HELP, show_default=False)],
     out_path: Annotated[Path, typer.Option("--out", help="File to write.", show_default=False)],
-    model: Annotated[str | None, typer.Option("--model", help="The plan's model (layer sizes); plans only.", show_default=False)] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="The plan's model (layer sizes); plans only.", show_default=False)
+    ] = None,
     method: Annotated[str, typer.Option("--method", help=f"Ranking of a profile: {' | '.join(PROFILE_METHODS)}.")] = "mass",
-    domain: Annotated[list[str] | None, typer.Option("--domain", help="Profile domains to rank / sum (default: all).", show_default=False)] = None,
-    keep: Annotated[str | None, typer.Option("--keep", help="vllm-ascend: also print the expert_prune_ratio that keeps K.", show_default=False)] = None,
+    domain: Annotated[
+        list[str] | None, typer.Option("--domain", help="Profile domains to rank / sum (default: all).", show_default=False)
+    ] = None,
+    keep: Annotated[
+        str | None,
+        typer.Option("--keep", help="vllm-ascend: also print the expert_prune_ratio that keeps K.", show_default=False),
+    ] = None,
     overwrite: OverwriteFlag = False,
     json_output: JsonFlag = False,
 ) -> None:
@@ -61,11 +70,15 @@ def plan_export_command(
 
 
 def plan_import_command(
-    source: Annotated[Path, typer.Argument(metavar="FILE", help="Another tool's plan, ranking or statistics file.", show_default=False)],
+    source: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Another tool's plan, ranking or statistics file.", show_default=False)
+    ],
     model_dir: Annotated[str, typer.Option("--model", help="The model the plan is for.", show_default=False)],
     out_path: Annotated[Path, typer.Option("--out", help="Plan file to write (JSON).", show_default=False)],
     fmt: Annotated[str | None, typer.Option("--format", help=IMPORT_HELP, show_default=False)] = None,
-    keep: Annotated[str | None, typer.Option("--keep", help="Files that rank experts: fraction or count to keep.", show_default=False)] = None,
+    keep: Annotated[
+        str | None, typer.Option("--keep", help="Files that rank experts: fraction or count to keep.", show_default=False)
+    ] = None,
     overwrite: OverwriteFlag = False,
     json_output: JsonFlag = False,
 ) -> None:
@@ -80,4 +93,3 @@ def plan_import_command(
         {"plan": str(out_path), **plan.to_dict()},
         lambda: out.print(f"plan ({plan.method}) written to {out_path}: experts kept per layer {plan.kept_counts()}"),
     )
-

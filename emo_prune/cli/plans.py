@@ -9,7 +9,7 @@ from rich.table import Table
 
 from emo_prune.cli.console import out
 from emo_prune.cli.format import compress_ranges
-from emo_prune.text import inert
+from emo_prune.common.text import inert
 
 if TYPE_CHECKING:
     from emo_prune.select import Plan

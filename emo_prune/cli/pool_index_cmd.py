@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from emo_prune.cli.format import human_count
-from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_label, model_path
 from emo_prune.cli.console import out
-from emo_prune.text import inert
+from emo_prune.cli.options import JsonFlag, ModelDir, ThreadsOption, model_label, model_path
+from emo_prune.common.text import inert
+from emo_prune.common.units import duration, human_count
 
 
 def pool_index_command(
@@ -29,9 +29,14 @@ def pool_index_command(
         Path | None,
         typer.Option("--out", help="Index file to write (default: MODEL.pool-index.safetensors here).", show_default=False),
     ] = None,
-    max_pairs: Annotated[int | None, typer.Option("--max-pairs", min=1, help="Context -> answer pairs per domain at most.")] = None,
+    max_pairs: Annotated[
+        int | None, typer.Option("--max-pairs", min=1, help="Context -> answer pairs per domain at most.")
+    ] = None,
     power: Annotated[
-        float, typer.Option("--power", help="Entries' router mass as the mean of p^a (1: EMO's rule; 2: tokens that commit weigh more).")
+        float,
+        typer.Option(
+            "--power", help="Entries' router mass as the mean of p^a (1: EMO's rule; 2: tokens that commit weigh more)."
+        ),
     ] = 1.0,  # pools.index.DEFAULT_POWER (not imported here: --help stays free of torch)
     mass_of: Annotated[
         str,
@@ -54,14 +59,14 @@ def pool_index_command(
     Example: emo-prune pool-index builtin:emo-small --out emo-small.pool-index.safetensors
     """
     from emo_prune.serve.index_build import DEFAULT_SOURCES, build_index
-    from emo_prune.serve.index_file import check_index_output
+    from emo_prune.serve.index_file import INDEX_FILE
 
     sources = calib or list(DEFAULT_SOURCES)
     target = out_path or Path(f"{model_label(model_dir)}.pool-index.safetensors")
     from emo_prune.io.lock import FolderLock
 
     with FolderLock(target) as lock:  # held from the start: a second writer of the file fails at once
-        check_index_output(target, overwrite)
+        INDEX_FILE.check_output(target, overwrite)
         started = time.perf_counter()
         with out.progress() as bars:
             task = bars.add_task("pool index", total=None)
@@ -69,7 +74,9 @@ def pool_index_command(
             def progress(advance: int, total: int) -> None:
                 bars.update(task, total=total, advance=advance)
 
-            index = build_index(model_path(model_dir), sources, power=power, mass_of=mass_of, max_pairs=max_pairs, seed=seed, progress=progress)
+            index = build_index(
+                model_path(model_dir), sources, power=power, mass_of=mass_of, max_pairs=max_pairs, seed=seed, progress=progress
+            )
         index.save(target, overwrite=overwrite, lock=lock)
     result = {"index": str(target), "sources": sources, "seconds": round(time.perf_counter() - started, 2), **index.summary()}
     out.result(result, lambda: render(result))
@@ -77,5 +84,7 @@ def pool_index_command(
 
 def render(result: dict[str, Any]) -> None:
     domains = ", ".join(f"{inert(name)} {human_count(n)}" for name, n in result["domains"].items())
-    out.print(f"[bold]pool index[/] {inert(result['index'])}: {result['entries']} context -> answer pairs ({domains}) in {result['seconds']:.1f} s")
+    out.print(
+        f"[bold]pool index[/] {inert(result['index'])}: {result['entries']} context -> answer pairs ({domains}) in {duration(result['seconds'])}"
+    )
     out.print(f"use it with: emo-prune generate MODEL --pool 0.125 --pool-index {inert(result['index'])} --prompt ...")

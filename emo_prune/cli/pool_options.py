@@ -9,7 +9,6 @@ import typer
 
 from emo_prune.serve.settings import DEFAULTS, PoolSettings
 
-
 PoolOption = Annotated[
     str | None,
     typer.Option(
@@ -53,15 +52,20 @@ PoolIndexOption = Annotated[
         "looked up by how its context routes.",
     ),
 ]
-PoolNeighboursOption = Annotated[int, typer.Option("--pool-neighbours", min=1, help="With --pool-index: indexed requests averaged.")]
+PoolNeighboursOption = Annotated[
+    int, typer.Option("--pool-neighbours", min=1, help="With --pool-index: indexed requests averaged.")
+]
 IndexWeightOption = Annotated[
     float,
-    typer.Option("--index-weight", help="With --pool-index and --draft: the neighbours' mass weighs this many times the draft's."),
+    typer.Option(
+        "--index-weight", help="With --pool-index and --draft: the neighbours' mass weighs this many times the draft's."
+    ),
 ]
 CoverageWarnOption = Annotated[
     float | None,
     typer.Option(
-        "--coverage-warn", min=0.0,
+        "--coverage-warn",
+        min=0.0,
         help="Warn when a build's coverage of a request (the full router's mass on its experts) is below this "
         "fraction of the coverage its own calibration text reaches (default 0.85).",
     ),

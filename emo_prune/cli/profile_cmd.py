@@ -18,12 +18,21 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from emo_prune.cli.format import human_count
-from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, LayerwiseOption, MaxMemoryOption, ThreadsOption, model_label, model_path
-from emo_prune.cli.workspace import model_or_workspace, record_profile
 from emo_prune.cli.console import out
-from emo_prune.text import inert
-from emo_prune.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
+from emo_prune.cli.options import (
+    DeviceOption,
+    DtypeOption,
+    JsonFlag,
+    LayerwiseOption,
+    MaxMemoryOption,
+    ThreadsOption,
+    model_label,
+    model_path,
+)
+from emo_prune.cli.workspace import model_or_workspace, record_profile
+from emo_prune.common.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
+from emo_prune.common.text import inert
+from emo_prune.common.units import human_count
 from emo_prune.errors import ProfileError
 
 
@@ -49,7 +58,9 @@ def profile_command(
     ] = None,
     out_path: Annotated[
         Path | None,
-        typer.Option("--out", help="Profile file to write (default: MODEL-DOMAINS.profile.safetensors here).", show_default=False),
+        typer.Option(
+            "--out", help="Profile file to write (default: MODEL-DOMAINS.profile.safetensors here).", show_default=False
+        ),
     ] = None,
     calib: Annotated[
         list[str] | None,
@@ -62,7 +73,10 @@ def profile_command(
     ] = None,
     domain: Annotated[
         list[str] | None,
-        typer.Option("--domain", help="Domain to profile, repeatable (default: every domain of --calib); without --calib, a built-in corpus: code, prose, math."),
+        typer.Option(
+            "--domain",
+            help="Domain to profile, repeatable (default: every domain of --calib); without --calib, a built-in corpus: code, prose, math.",
+        ),
     ] = None,
     max_tokens: Annotated[
         int,
@@ -94,7 +108,7 @@ def profile_command(
     """
     from emo_prune.profile.merge import merge_profile_files
     from emo_prune.profile.report import build_report
-    from emo_prune.profile.store import check_output
+    from emo_prune.profile.store import PROFILE_FILE
 
     if merge:
         if not inputs:
@@ -111,7 +125,7 @@ def profile_command(
         inputs, model_dir = [model], model_path(model)  # a model that is not there fails first
         if out_path is None:
             out_path = Path(f"{model_label(inputs[0])}-{'+'.join(domain) if domain else 'all'}.profile.safetensors")
-        check_output(out_path, overwrite)  # an existing --out: refused before torch loads
+        PROFILE_FILE.check_output(out_path, overwrite)  # an existing --out: refused before torch loads
         from emo_prune.models.loading import resolve_device
 
         resolve_device(device)  # a device that cannot be used is the one line, before any note
@@ -120,7 +134,7 @@ def profile_command(
 
             calib = builtin_calibration(domain or [])
             out.note(f"calibration text: {', '.join(calib)} (the built-in calibration split of each --domain)")
-        from emo_prune.distributed import current_world  # torch from here on
+        from emo_prune.process.distributed import current_world  # torch from here on
         from emo_prune.profile.runner import ProfileSettings, profile_to_file
 
         settings = ProfileSettings(
@@ -149,7 +163,9 @@ def profile_command(
         if not current_world(device).is_main:
             return  # under `accelerate launch`, rank 0 writes and reports
         tokens = ", ".join(f"{name} {human_count(d.num_tokens)}" for name, d in sorted(profile.domains.items()))
-        out.note(f"profiled {tokens} tokens in {time.perf_counter() - start:.1f} s (--max-tokens {max_tokens or 'no limit'} per domain)")
+        out.note(
+            f"profiled {tokens} tokens in {time.perf_counter() - start:.1f} s (--max-tokens {max_tokens or 'no limit'} per domain)"
+        )
         record_profile(model, workspace, out_path, tuple(sorted(profile.domains)))
     report = build_report(profile, top=top)
     out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))

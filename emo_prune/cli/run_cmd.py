@@ -9,9 +9,10 @@ import typer
 from rich.table import Table
 
 from emo_prune.cli.comparison import comparison_table
-from emo_prune.cli.options import JsonFlag, TargetOption, ThreadsOption
 from emo_prune.cli.console import out
-from emo_prune.text import inert, plural
+from emo_prune.cli.options import JsonFlag, TargetOption, ThreadsOption
+from emo_prune.common.text import inert, plural
+from emo_prune.common.units import megabytes
 
 if TYPE_CHECKING:
     from emo_prune.pipeline import RunReport
@@ -71,11 +72,13 @@ def render(report: RunReport) -> None:
         files = Table(title="edge files, scored in llama.cpp (safetensors build in parentheses)")
         for col in ("file", "size", "scores"):
             files.add_column(col, justify="right" if col == "size" else "left")
-        for b, e in edge:
+        for _build, e in edge:
             scores = ", ".join(f"{inert(r.task)} {r.value:.4g} ({r.baseline:.4g})" for r in e.build_comparison) or "-"
-            files.add_row(inert(e.file.name), f"{e.bytes / 1e6:.1f} MB", scores)
+            files.add_row(inert(e.file.name), megabytes(e.bytes), scores)
         out.print(files)
     ran = sum(s.status == "ran" for s in report.steps)
-    out.print(f"{plural(ran, 'step')} ran, {len(report.steps) - ran} skipped (up to date); report: {inert(report.out_dir / 'report.md')}")
+    out.print(
+        f"{plural(ran, 'step')} ran, {len(report.steps) - ran} skipped (up to date); report: {inert(report.out_dir / 'report.md')}"
+    )
     if report.passed and report.gates:
         out.print(f"[green]{'the gate holds' if len(report.gates) == 1 else f'all {len(report.gates)} gates hold'}[/]")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from emo_prune.cli.console import out
 from emo_prune.cli.options import (
     JsonFlag,
     LayerwiseOption,
@@ -18,7 +19,6 @@ from emo_prune.cli.options import (
     memory_path,
     model_path,
 )
-from emo_prune.cli.console import out
 from emo_prune.cli.plans import check_plan_target, render_plan
 from emo_prune.memory.plan import MemoryOptions
 
@@ -46,7 +46,9 @@ def select_command(
     from emo_prune.select.plan import is_plan_file
 
     model_dir = model_path(model_dir)
-    check_output_file(out_path, overwrite=overwrite, recognise=is_plan_file, what="a plan file", error=PlanError)  # before the search
+    check_output_file(
+        out_path, overwrite=overwrite, recognise=is_plan_file, what="a plan file", error=PlanError
+    )  # before the search
     options = selection.options(MemoryOptions(memory_path(layerwise), max_memory))  # memory: greedy only
     plan = select_plan(model_dir, options, selection.profile)
     check_plan_target(target, model_dir, plan)

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emo_prune.cli.options import MODEL_HELP, JsonFlag, LayerwiseOption, MaxMemoryOption, ThreadsOption, memory_path, model_path
 from emo_prune.cli.console import out
-from emo_prune.constants import TOLERANCE
+from emo_prune.cli.options import MODEL_HELP, JsonFlag, LayerwiseOption, MaxMemoryOption, ThreadsOption, memory_path, model_path
+from emo_prune.common.constants import TOLERANCE
 from emo_prune.memory.plan import MemoryOptions
 
 if TYPE_CHECKING:
@@ -18,13 +18,12 @@ if TYPE_CHECKING:
 
 def verify_command(
     original_dir: Annotated[
-        Path, typer.Argument(metavar="ORIGINAL", help="The model the pruned one was extracted from: " + MODEL_HELP, show_default=False)
+        Path,
+        typer.Argument(metavar="ORIGINAL", help="The model the pruned one was extracted from: " + MODEL_HELP, show_default=False),
     ],
     pruned_dir: Annotated[Path, typer.Argument(help="Folder written by `emo-prune extract`.", show_default=False)],
     prompts: Annotated[int, typer.Option("--prompts", min=1, help="How many built-in prompts to run.")] = 8,
-    tolerance: Annotated[
-        float, typer.Option("--tolerance", help="Largest allowed |logit difference| (fp32).")
-    ] = TOLERANCE,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Largest allowed |logit difference| (fp32).")] = TOLERANCE,
     plan: Annotated[
         Path | None,
         typer.Option("--plan", help="The plan the build was cut with (default: the build's own manifest).", show_default=False),

@@ -1,5 +1,5 @@
 """How `profile`, `extract` and `eval` fill in what the user left out from the folder's workspace
-(emo_prune.workspace; `emo-prune init` makes one, cli/workspace_cmd.py). An argument the user typed
+(emo_prune.workspace.state; `emo-prune init` makes one, cli/workspace_cmd.py). An argument the user typed
 always wins over the workspace.
 """
 
@@ -13,11 +13,11 @@ import typer
 
 from emo_prune.cli.console import out
 from emo_prune.cli.options import MODEL_HELP, SelectionFlags
-from emo_prune.constants import PROFILE_METHODS
+from emo_prune.common.constants import PROFILE_METHODS
 from emo_prune.errors import WorkspaceError
 
 if TYPE_CHECKING:
-    from emo_prune.workspace import BuildEntry, Workspace
+    from emo_prune.workspace.state import BuildEntry, Workspace
 
 
 # a MODEL argument that may be left out in a workspace
@@ -34,7 +34,7 @@ def here() -> Path:
 def model_or_workspace(model: Path | None, example: str) -> tuple[Path, Workspace | None]:
     """The MODEL the user typed, else the workspace's (said in a note), else one line saying how to set
     one. Also the folder's workspace (None when there is none)."""
-    from emo_prune.workspace import find_workspace
+    from emo_prune.workspace.state import find_workspace
 
     workspace = find_workspace(here())
     if model is not None:
@@ -55,14 +55,14 @@ def records_here(model: Path | str, workspace: Workspace | None) -> bool:
 
 
 def record_profile(model: Path | str, workspace: Workspace | None, path: Path, domains: tuple[str, ...]) -> None:
-    from emo_prune.workspace import ProfileEntry, output_in, record
+    from emo_prune.workspace.state import ProfileEntry, output_in, record
 
     if records_here(model, workspace) and output_in(here(), path) is not None:
         record(here(), str(model), profile=ProfileEntry(path=str(path), domains=domains))
 
 
 def record_build(model: Path | str, workspace: Workspace | None, path: Path, domains: tuple[str, ...]) -> None:
-    from emo_prune.workspace import BuildEntry, output_in, record
+    from emo_prune.workspace.state import BuildEntry, output_in, record
 
     if records_here(model, workspace) and output_in(here(), path) is not None:
         record(here(), str(model), build=BuildEntry(path=str(path), source=str(model), domains=domains))
@@ -81,7 +81,9 @@ def workspace_selection(model: Path | str, workspace: Workspace | None, selectio
         return selection
     if not domains:
         if len(entry.domains) != 1:
-            raise WorkspaceError(f"the newest profile here, {entry.path}, covers {', '.join(entry.domains)}: pass --domain to say which to keep")
+            raise WorkspaceError(
+                f"the newest profile here, {entry.path}, covers {', '.join(entry.domains)}: pass --domain to say which to keep"
+            )
         domains = entry.domains
     out.note(f"profile: {entry.path} (this workspace's newest covering {', '.join(domains)}; --profile to choose another)")
     return dataclasses.replace(selection, profile=workspace.resolve(entry.path), domain=list(domains))
@@ -89,7 +91,7 @@ def workspace_selection(model: Path | str, workspace: Workspace | None, selectio
 
 def workspace_build() -> BuildEntry:
     """`eval` with no MODEL: the newest build made in this workspace."""
-    from emo_prune.workspace import find_workspace
+    from emo_prune.workspace.state import find_workspace
 
     workspace = find_workspace(here())
     if workspace is None:
@@ -99,5 +101,7 @@ def workspace_build() -> BuildEntry:
         )
     build = workspace.newest_build()
     if build is None:
-        raise WorkspaceError(f"this workspace ({workspace.model}) holds no build yet: run `emo-prune extract --keep 0.125 --domain code` first, or pass MODEL")
+        raise WorkspaceError(
+            f"this workspace ({workspace.model}) holds no build yet: run `emo-prune extract --keep 0.125 --domain code` first, or pass MODEL"
+        )
     return build

@@ -1,4 +1,4 @@
-"""`emo-prune init MODEL` and `emo-prune status`: the folder as a workspace (emo_prune.workspace).
+"""`emo-prune init MODEL` and `emo-prune status`: the folder as a workspace (emo_prune.workspace.state).
 
     emo-prune init builtin:emo-small       # writes ./emo-prune.json
     emo-prune profile --domain code        # profiles the workspace's model, records the profile
@@ -24,7 +24,9 @@ from emo_prune.errors import WorkspaceError
 
 def init_command(
     model: Annotated[str, typer.Argument(metavar="MODEL", help=MODEL_HELP, show_default=False)],
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Switch an existing workspace to MODEL (its records stay).")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Switch an existing workspace to MODEL (its records stay).")
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Make this folder a workspace for MODEL: later commands here need no MODEL (writes ./emo-prune.json).
@@ -35,12 +37,14 @@ def init_command(
     """
     from emo_prune.cli.options import model_path
     from emo_prune.io import Checkpoint
-    from emo_prune.workspace import init_workspace, state_path
+    from emo_prune.workspace.state import init_workspace, state_path
 
     Checkpoint.open(model_path(model))  # a model that is not there is refused now, not at the first profile
     workspace = init_workspace(here(), model, overwrite=overwrite)
     data = {"workspace": str(state_path(workspace.folder)), "model": workspace.model}
-    out.result(data, lambda: out.print(f"workspace {workspace.folder}: model {workspace.model} (next: emo-prune profile --domain code)"))
+    out.result(
+        data, lambda: out.print(f"workspace {workspace.folder}: model {workspace.model} (next: emo-prune profile --domain code)")
+    )
 
 
 def status_command(json_output: JsonFlag = False) -> None:
@@ -48,17 +52,26 @@ def status_command(json_output: JsonFlag = False) -> None:
 
     Example: emo-prune status
     """
-    from emo_prune.workspace import find_workspace
+    from emo_prune.workspace.state import find_workspace
 
     workspace = find_workspace(here())
     if workspace is None:
         raise WorkspaceError("this folder is no workspace (no emo-prune.json, no recipe): run `emo-prune init MODEL` here")
-    profiles = [{"path": p.path, "domains": list(p.domains), "present": workspace.resolve(p.path).is_file()} for p in workspace.state.profiles]
+    profiles = [
+        {"path": p.path, "domains": list(p.domains), "present": workspace.resolve(p.path).is_file()}
+        for p in workspace.state.profiles
+    ]
     builds = [
         {"path": b.path, "source": b.source, "domains": list(b.domains), "present": workspace.resolve(b.path).is_dir()}
         for b in workspace.state.builds
     ]
-    data = {"folder": str(workspace.folder), "model": workspace.model, "from": workspace.origin, "profiles": profiles, "builds": builds}
+    data = {
+        "folder": str(workspace.folder),
+        "model": workspace.model,
+        "from": workspace.origin,
+        "profiles": profiles,
+        "builds": builds,
+    }
     out.result(data, lambda: render_status(data))
 
 

@@ -4,9 +4,9 @@ our loaded model (`lm.py`), the pool model (`pool_lm.py`), the llama.cpp model (
 
 from emo_prune.eval.compare import MetricDelta, compare_metric
 from emo_prune.eval.harness import EvalSettings, evaluate, evaluate_model, write_report
-from emo_prune.models.loading import LoadSettings, load_model
 from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores, compare
 from emo_prune.eval.tasks import builtin_tasks_dir, recipes_dir
+from emo_prune.models.loading import LoadSettings, load_model
 
 __all__ = [
     "EvalReport",

@@ -1,9 +1,9 @@
 """What `emo-prune eval BUILD` assumes when it is not told: read from the build's own manifest.
 
-  tasks     the offline tasks of the build's domains (DOMAIN_TASKS)
-  baseline  the built-in model the build was cut from, found by identity: the manifest's
-            `source_model.digest` (sha256 over the source's shards) equal to a built-in model's. A
-            recorded local path is only printed, never opened (a manifest is untrusted data).
+tasks     the offline tasks of the build's domains (DOMAIN_TASKS)
+baseline  the built-in model the build was cut from, found by identity: the manifest's
+          `source_model.digest` (sha256 over the source's shards) equal to a built-in model's. A
+          recorded local path is only printed, never opened (a manifest is untrusted data).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def default_baseline(manifest: dict[str, Any] | None) -> tuple[str | None, str |
     source = manifest.get("source_model") if manifest else None
     if not isinstance(source, dict):
         return None, None
-    from emo_prune.assets import BUILTIN_MODELS, BUILTIN_PREFIX
     from emo_prune.io import Checkpoint, model_identity
+    from emo_prune.models.builtin import BUILTIN_MODELS, BUILTIN_PREFIX
 
     digest = source.get("digest")
     for name, model in BUILTIN_MODELS.items():

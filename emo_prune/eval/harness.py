@@ -17,12 +17,13 @@ from typing import Any
 import torch
 
 from emo_prune import events
+from emo_prune.common.units import duration
 from emo_prune.errors import EvalError
-from emo_prune.models.loading import LoadSettings
 from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores
 from emo_prune.eval.tasks import quiet_lm_eval, task_manager
 from emo_prune.io import Checkpoint, model_identity
 from emo_prune.memory import MemoryOptions
+from emo_prune.models.loading import LoadSettings
 from emo_prune.serve.settings import DEFAULTS, PoolSettings
 from emo_prune.version import __version__
 
@@ -171,7 +172,7 @@ def run_tasks(lm: Any, manager: Any, settings: EvalSettings) -> dict[str, Any]:
         ) from exc
     scores = None if raw is None else _scores_part(raw)
     if getattr(lm, "world_size", 1) > 1:  # lm-eval gathered the scores on rank 0: every rank gets them
-        from emo_prune.distributed import World, broadcast
+        from emo_prune.process.distributed import World, broadcast
 
         scores = broadcast(scores, World(lm.rank, lm.world_size))
     if scores is None or not scores.get("results"):
@@ -201,14 +202,22 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
     with events.progress() as progress:
         bar = progress.add_task(f"eval {label}: loading", total=None)
         with quiet_lm_eval(events.debugging()):
-            lm = _pool_lm(model_dir, settings) if settings.pool is not None else EmoPruneLM(
-                str(model_dir), load=settings.load, batch_size=settings.batch_size, max_length=settings.max_length, notify=events.note
+            lm = (
+                _pool_lm(model_dir, settings)
+                if settings.pool is not None
+                else EmoPruneLM(
+                    str(model_dir),
+                    load=settings.load,
+                    batch_size=settings.batch_size,
+                    max_length=settings.max_length,
+                    notify=events.note,
+                )
             )
         if settings.pool is None and hasattr(lm.model, "model") and hasattr(lm.model.model, "layouts"):
             from emo_prune.eval.lm import with_coverage
 
             lm = with_coverage(lm, model_dir)  # a build with the coverage side file measures each request
-        loaded = f"loaded in {time.perf_counter() - start:.1f}s"
+        loaded = f"loaded in {duration(time.perf_counter() - start)}"
         progress.update(bar, description=f"eval {label}: {loaded}, scoring")
         lm.on_phase = lambda phase, n: progress.update(bar, description=f"eval {label}: {loaded}, {phase} ({n} requests)")
         try:
@@ -216,7 +225,7 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
             requests = getattr(lm, "reports", None)
             coverages, meter = getattr(lm, "coverages", None), getattr(lm, "coverage_meter", None)
             if coverages is not None and lm.world_size > 1:  # each rank measured its own share of the requests
-                from emo_prune.distributed import World, gather_lists
+                from emo_prune.process.distributed import World, gather_lists
 
                 coverages = gather_lists(coverages, World(lm.rank, lm.world_size))
         finally:
@@ -262,7 +271,9 @@ def _coverage_summary(coverages: list[float] | None, meter: Any, warn: float | N
 def _pool_lm(model_dir: str | Path, settings: EvalSettings) -> Any:
     from emo_prune.eval.pool_lm import PoolLM
 
-    return PoolLM(str(model_dir), settings=settings.pool, dtype=settings.dtype, device=settings.device, max_length=settings.max_length)
+    return PoolLM(
+        str(model_dir), settings=settings.pool, dtype=settings.dtype, device=settings.device, max_length=settings.max_length
+    )
 
 
 def evaluate(model_dir: str | Path, settings: EvalSettings, baseline_dir: str | Path | None = None) -> EvalReport:

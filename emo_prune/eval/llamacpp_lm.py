@@ -31,6 +31,7 @@ def make_lm(gguf: str | Path, tokenizer_dir: str | Path, max_length: int | None 
     """An lm-eval `LM` that scores with the GGUF file in llama.cpp (built lazily: lm-eval imports slowly)."""
     from lm_eval import utils
     from lm_eval.api.model import LM
+
     from emo_prune.models.loading import load_tokenizer
 
     class LlamaCppLM(LM):
@@ -94,7 +95,9 @@ def _context_length(model_dir: Path) -> int:
     return int(Checkpoint.open(model_dir).config.get("max_position_embeddings") or 2048)
 
 
-def evaluate_gguf(gguf: str | Path, tokenizer_dir: str | Path, settings: Any, label: str | None = None, threads: int | None = None):
+def evaluate_gguf(
+    gguf: str | Path, tokenizer_dir: str | Path, settings: Any, label: str | None = None, threads: int | None = None
+):
     """Scores of a GGUF file on `settings.tasks` (an EvalSettings), measured in llama.cpp: a ModelEval."""
     from emo_prune.eval.harness import run_tasks, task_scores, versions
     from emo_prune.eval.results import ModelEval
@@ -109,7 +112,13 @@ def evaluate_gguf(gguf: str | Path, tokenizer_dir: str | Path, settings: Any, la
         raw = run_tasks(lm, manager, settings)
     finally:
         lm.llm.close()
-    identity = {"path": str(gguf.resolve()), "format": "gguf", "runtime": "llama.cpp", "digest": sha256_file(gguf), "bytes": gguf.stat().st_size}
+    identity = {
+        "path": str(gguf.resolve()),
+        "format": "gguf",
+        "runtime": "llama.cpp",
+        "digest": sha256_file(gguf),
+        "bytes": gguf.stat().st_size,
+    }
     return ModelEval(
         model=identity,
         settings={**settings.to_dict(), "runtime": "llama.cpp (llama-cpp-python)", "label": label or gguf.name},

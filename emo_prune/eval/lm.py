@@ -15,8 +15,8 @@ from typing import Any
 from lm_eval.api.registry import model_registry
 from lm_eval.models.huggingface import HFLM
 
-from emo_prune.models.loading import LoadSettings, load_model
 from emo_prune.memory import MemoryOptions
+from emo_prune.models.loading import LoadSettings, load_model
 
 MODEL_TYPE = "emo-prune"
 
@@ -49,21 +49,24 @@ class EmoPruneLM(HFLM):
         self.load_settings: LoadSettings | None = None
         if isinstance(pretrained, (str, Path)):
             self.model_dir = str(pretrained)
-            self.load_settings = (load or LoadSettings(
-                impl=impl,
-                dtype=dtype,
-                device=device or "cpu",
-                memory=MemoryOptions(memory, max_memory),
-                rows=batch_size if isinstance(batch_size, int) else 1,
-                seq_len=max_length,
-            )).resolved()
+            self.load_settings = (
+                load
+                or LoadSettings(
+                    impl=impl,
+                    dtype=dtype,
+                    device=device or "cpu",
+                    memory=MemoryOptions(memory, max_memory),
+                    rows=batch_size if isinstance(batch_size, int) else 1,
+                    seq_len=max_length,
+                )
+            ).resolved()
             pretrained, loaded_tokenizer = load_model(pretrained, self.load_settings, notify)
             tokenizer = tokenizer or loaded_tokenizer
         super().__init__(pretrained=pretrained, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, **kwargs)
         if self.load_settings is not None:
             import torch
 
-            from emo_prune.distributed import current_world
+            from emo_prune.process.distributed import current_world
 
             self._device = torch.device(self.load_settings.device)  # an offloaded model's own `.device` is meta
             # under torchrun / accelerate launch: lm-eval shards each task's documents by rank, gathers on rank 0
@@ -102,9 +105,7 @@ class EmoPruneLM(HFLM):
         self._phase("rolling loglikelihood", requests)
         return super().loglikelihood_rolling(requests, disable_tqdm=True)
 
-    def _loglikelihood_tokens(
-        self, requests: list[Any], disable_tqdm: bool = False, override_bs: int | None = None
-    ) -> list[Any]:
+    def _loglikelihood_tokens(self, requests: list[Any], disable_tqdm: bool = False, override_bs: int | None = None) -> list[Any]:
         # HFLM's rolling path calls this per batch of windows with disable_tqdm=False hard-coded
         return super()._loglikelihood_tokens(requests, disable_tqdm=True, override_bs=override_bs)
 

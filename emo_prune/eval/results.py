@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from emo_prune.common.text import inert
 from emo_prune.errors import EvalError
 from emo_prune.eval.compare import MetricDelta, compare_metric
-from emo_prune.text import inert
 
 FORMAT = 1
 

@@ -76,7 +76,9 @@ def gguf_archs() -> dict[str, GgufArch]:
 def gguf_arch_for(family: str) -> GgufArch:
     archs = gguf_archs()
     if family not in archs:
-        raise ExportError(f"family {family!r} has no GGUF mapping (known: {', '.join(sorted(archs))}); describe it in {ARCHS_FILE}")
+        raise ExportError(
+            f"family {family!r} has no GGUF mapping (known: {', '.join(sorted(archs))}); describe it in {ARCHS_FILE}"
+        )
     return archs[family]
 
 
@@ -85,4 +87,6 @@ def arch_by_name(arch: str) -> GgufArch:
     for entry in gguf_archs().values():
         if entry.arch == arch:
             return entry
-    raise ExportError(f"GGUF architecture {arch!r} was not written by emo-prune (known: {', '.join(a.arch for a in gguf_archs().values())})")
+    raise ExportError(
+        f"GGUF architecture {arch!r} was not written by emo-prune (known: {', '.join(a.arch for a in gguf_archs().values())})"
+    )

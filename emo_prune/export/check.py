@@ -84,7 +84,9 @@ def _reasons(arch: MoEArchitecture, mapping: GgufArch, counts: Sequence[int | No
     heads = int(config_get(cfg, "num_attention_heads"))
     head_dim = int(config_get(cfg, "head_dim") or arch.hidden_size // heads)
     if name in _Q_IS_HIDDEN and heads * head_dim != arch.hidden_size:
-        reasons.append(f"head_dim {head_dim} x {heads} heads != hidden {arch.hidden_size}: llama.cpp's {name} graph needs them equal")
+        reasons.append(
+            f"head_dim {head_dim} x {heads} heads != hidden {arch.hidden_size}: llama.cpp's {name} graph needs them equal"
+        )
     kv_heads = int(config_get(cfg, "num_key_value_heads") or heads)
     if mapping.qk_norm == "full" and kv_heads != heads:
         reasons.append(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from emo_prune.export.llama_cpp_binding import llama_cpp_module, quiet_stderr
-from emo_prune.threads import current_threads
+from emo_prune.process.threads import current_threads
 
 GGML_TYPE_F32 = 0  # ggml_type of an F32 KV cache (llama.h)
 
@@ -78,5 +78,3 @@ def gguf_logits(llm: Any, ids: list[int]) -> np.ndarray:
     llm.reset()
     llm.eval(ids)
     return np.array(llm.scores[: len(ids)], dtype=np.float32)
-
-

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from gguf import GGMLQuantizationType, LlamaFileType
-from gguf import quants
+from gguf import GGMLQuantizationType, LlamaFileType, quants
 
 from emo_prune.errors import ExportError
 from emo_prune.export.llama_cpp_binding import llama_cpp_module, quiet_stderr
-from emo_prune.threads import current_threads
+from emo_prune.process.threads import current_threads
 
 Q = GGMLQuantizationType
 #: dtype -> (ggml type of the big weights, GGUF file type)
@@ -76,7 +75,9 @@ def k_quantize(source: Path, target: Path, dtype: str, threads: int | None = Non
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = int(K_QUANTS[dtype])
     params.nthread = threads or current_threads()
-    with quiet_stderr():  # llama.cpp logs every tensor from C; fallbacks (rows not a multiple of 256) are expected on small widths
+    with (
+        quiet_stderr()
+    ):  # llama.cpp logs every tensor from C; fallbacks (rows not a multiple of 256) are expected on small widths
         rc = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
     if rc != 0:
         raise ExportError(f"llama.cpp's quantizer failed ({rc}) making {dtype} from {source}")

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gguf import GGMLQuantizationType, GGUFReader
-from gguf import quants
+from gguf import GGMLQuantizationType, GGUFReader, quants
 
 from emo_prune.export.arch import GgufArch, arch_by_name
 
@@ -36,7 +35,9 @@ class GgufModel:
                 data = np.asarray(t.data, dtype=np.float32)
             else:
                 data = quants.dequantize(t.data, t.tensor_type)
-            self.tensors[t.name] = torch.from_numpy(np.array(data, dtype=np.float32)).reshape(tuple(reversed([int(d) for d in t.shape])))
+            self.tensors[t.name] = torch.from_numpy(np.array(data, dtype=np.float32)).reshape(
+                tuple(reversed([int(d) for d in t.shape]))
+            )
 
     def hp(self, key: str, default: Any = None) -> Any:
         return self.fields.get(f"{self.arch}.{key}", default)

@@ -134,7 +134,10 @@ def _moe_tensors(checkpoint: Checkpoint, layout: GgufLayout, layer: int, names: 
     yield GgufTensor(blk + "ffn_gate_inp.weight", (len(routed), hidden), router_rows, "router")
     for projection, shape in (("gate", (width, hidden)), ("up", (width, hidden)), ("down", (hidden, width))):
         yield GgufTensor(
-            f"{blk}ffn_{projection}_exps.weight", (len(routed), *shape), _stacked(layout, layer, projection, routed, storage), "weight"
+            f"{blk}ffn_{projection}_exps.weight",
+            (len(routed), *shape),
+            _stacked(layout, layer, projection, routed, storage),
+            "weight",
         )
     if layout.num_shared:
         for projection, shape in (("gate", (width, hidden)), ("up", (width, hidden)), ("down", (hidden, width))):

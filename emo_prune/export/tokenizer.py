@@ -2,7 +2,7 @@
 
 Exported (`tokenizer.ggml.model = gpt2`), no normalizer, byte-level BPE split by:
   gpt-2   GPT-2's regex (the ByteLevel pre-tokenizer with use_regex): emo-prune's own tokenizers
-          (emo_prune.train.tokenizer) and GPT-2-style models
+          (emo_prune.testing.tokenizer_training) and GPT-2-style models
   dbrx    cl100k's regex (a Split with it, then ByteLevel without regex); llama.cpp's `dbrx` pre-type
           runs the same regex
 Both are checked token for token against llama.cpp's tokenizer in tests/export. Refused with a clear

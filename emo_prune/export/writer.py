@@ -21,8 +21,8 @@ from gguf import GGUFWriter, quants
 
 from emo_prune.errors import ExportError, OutputError
 from emo_prune.export.check import GgufLayout, gguf_layout
-from emo_prune.export.metadata import write_hparams, write_provenance
 from emo_prune.export.llama_cpp_binding import llama_cpp_module
+from emo_prune.export.metadata import write_hparams, write_provenance
 from emo_prune.export.quantize import DIRECT, K_QUANTS, check_dtype, encode, k_quantize, nbytes, tensor_type
 from emo_prune.export.tensors import gguf_tensors
 from emo_prune.export.tokenizer import read_vocab, write_vocab

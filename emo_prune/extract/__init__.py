@@ -1,6 +1,6 @@
 """Extraction: the streamed, atomic rewrite of a checkpoint to the experts a plan keeps."""
 
-from emo_prune.lazy import exports_of, lazy_exports
+from emo_prune.common.lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of(
     {

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune.arch import MoEArchitecture
+from emo_prune.common.text import plural
 from emo_prune.select.plan import Kept, Plan
-from emo_prune.text import plural
 from emo_prune.version import __version__
 
 MANIFEST_FILE = "emo_prune.json"
@@ -46,7 +46,7 @@ def ai2_metadata(plan: Plan, kept: Kept, arch: MoEArchitecture) -> dict[str, Any
 def source_name(identity: dict[str, Any]) -> str:
     """How the card names the source: `builtin:NAME` for a bundled model, else the folder's own name
     (a card travels with the build: it names no absolute local path)."""
-    from emo_prune.assets import BUILTIN_MODELS, BUILTIN_PREFIX
+    from emo_prune.models.builtin import BUILTIN_MODELS, BUILTIN_PREFIX
 
     path = Path(identity.get("path") or "?")
     for builtin in BUILTIN_MODELS.values():

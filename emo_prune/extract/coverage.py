@@ -47,7 +47,11 @@ def write_dropped_router(folder: Path, checkpoint: Checkpoint, inventory: list[L
     header: dict[str, object] = {"__metadata__": {"format": "1", "what": "full-router rows of dropped experts"}}
     offset = 0
     for job in jobs:
-        header[job.spec.name] = {"dtype": job.spec.dtype, "shape": list(job.spec.shape), "data_offsets": [offset, offset + job.spec.nbytes]}
+        header[job.spec.name] = {
+            "dtype": job.spec.dtype,
+            "shape": list(job.spec.shape),
+            "data_offsets": [offset, offset + job.spec.nbytes],
+        }
         offset += job.spec.nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # safetensors pads the header to 8 bytes

@@ -21,7 +21,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -107,7 +107,11 @@ class Coverage:
         return sum(self.per_layer.values()) / len(self.per_layer) if self.per_layer else 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"coverage": round(self.value, 4), "per_layer": {str(k): round(v, 4) for k, v in self.per_layer.items()}, "tokens": self.tokens}
+        return {
+            "coverage": round(self.value, 4),
+            "per_layer": {str(k): round(v, 4) for k, v in self.per_layer.items()},
+            "tokens": self.tokens,
+        }
 
 
 @dataclass
@@ -125,10 +129,10 @@ class CoverageMeter:
         from emo_prune.models.weights import decoder_of
 
         self._hooks = []  # (router module, its hook)
-        for index, layer in enumerate(decoder_of(self.model).layers):
+        for index, layer in enumerate(cast(nn.ModuleList, decoder_of(self.model).layers)):
             gate = getattr(layer.mlp, "gate", None)
             if index in self.dropped and gate is not None:
-                self._hooks.append((gate, self._hook(index, layer.mlp.layout)))
+                self._hooks.append((gate, self._hook(index, cast(LayerLayout, layer.mlp.layout))))
 
     def _hook(self, index: int, layout: LayerLayout):
         def hook(module: nn.Module, args: tuple, output: tuple) -> None:
@@ -143,8 +147,9 @@ class CoverageMeter:
     @classmethod
     def of_build(cls, model: nn.Module, model_dir: str | Path) -> CoverageMeter | None:
         """The meter of a build loaded as `model`, None when `model_dir` has no coverage side file."""
-        layouts = list(model.model.layouts)
-        dropped = load_dropped_router(model_dir, layouts, model.config.hidden_size)
+        loaded: Any = model  # a transformers CausalLM: .model.layouts (EMO's and ours), .config
+        layouts = list(loaded.model.layouts)
+        dropped = load_dropped_router(model_dir, layouts, loaded.config.hidden_size)
         if not dropped:
             return None
         return cls(model, dropped, expected=calibration_coverage(model_dir, layouts, dropped))
@@ -173,4 +178,3 @@ class CoverageMeter:
         with self.measure() as result:
             self.model(input_ids=torch.tensor([ids], device=device))
         return result
-

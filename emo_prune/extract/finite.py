@@ -32,6 +32,4 @@ def _finite(source: ByteSource) -> bool:
 
 def nonfinite_tensors(jobs: list[Job]) -> list[str]:
     """Source names of the router and expert tensors (`Job.moe`) whose kept bytes hold a NaN or an Inf."""
-    return [
-        job.source.tensor for job in jobs if job.moe and job.source.dtype in CONVERTIBLE and not _finite(job.source)
-    ]
+    return [job.source.tensor for job in jobs if job.moe and job.source.dtype in CONVERTIBLE and not _finite(job.source)]

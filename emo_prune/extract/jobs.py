@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from emo_prune.arch import MoEArchitecture
+from emo_prune.extract.source import ByteSource
 from emo_prune.io import Checkpoint, LayerTensors, contiguous_runs
 from emo_prune.io.shards import TensorSpec
-from emo_prune.extract.source import ByteSource
 from emo_prune.select.plan import Kept
 
 CONVERTIBLE = ("F64", "F32", "F16", "BF16")  # --dtype converts these; ints and fp8 stay as they are
@@ -65,9 +65,7 @@ def _moe_tensors(
     return rows, renamed
 
 
-def build_jobs(
-    checkpoint: Checkpoint, inventory: list[LayerTensors], kept: Kept, out_dtype: str | None = None
-) -> list[Job]:
+def build_jobs(checkpoint: Checkpoint, inventory: list[LayerTensors], kept: Kept, out_dtype: str | None = None) -> list[Job]:
     """`inventory`: `build_inventory(checkpoint)`; `kept`: the validated plan's ids per layer."""
     rows, renamed = _moe_tensors(checkpoint.architecture, inventory, kept)
     order = sorted(checkpoint.weight_map.items(), key=lambda item: (item[1], checkpoint.tensor(item[0]).begin))

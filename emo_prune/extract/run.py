@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune import events
-from emo_prune.text import plural
+from emo_prune.common.text import plural
 from emo_prune.errors import CheckpointError, OutputError, PlanError
 from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, ai2_metadata, manifest, model_card
 from emo_prune.extract.config import remap_config
-from emo_prune.dtypes import NAME_TAGS, tag_for_name
 from emo_prune.extract.coverage import write_dropped_router
 from emo_prune.extract.finite import nonfinite_tensors
 from emo_prune.extract.jobs import Job, build_jobs
 from emo_prune.extract.source import copy_into
 from emo_prune.io import CONFIG_FILE, INDEX_FILE, Checkpoint, build_inventory, model_identity
-from emo_prune.io.model_files import read_model_bytes, side_files
 from emo_prune.io.atomic import AtomicFolder, write_text
+from emo_prune.io.dtypes import NAME_TAGS, tag_for_name
+from emo_prune.io.model_files import read_model_bytes, side_files
 from emo_prune.io.shards import ShardedWriter
 from emo_prune.io.sizes import parse_size
 from emo_prune.select.plan import Plan, dumps, validate_plan

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emo_prune.dtypes import TAG_BYTES
 from emo_prune.errors import CheckpointError, OutputError
+from emo_prune.io.dtypes import TAG_BYTES
 from emo_prune.io.shards import pwrite_all
 
 CHUNK = 32 * 1024 * 1024  # bytes read per dtype-conversion step; 3 x CHUNK is the extra memory
@@ -115,7 +115,7 @@ def chunks(in_fd: int, source: ByteSource) -> Iterator[np.ndarray]:
 def _copy_converted(in_fd: int, source: ByteSource, out_fd: int, out_offset: int, out_dtype: str) -> int:
     import torch
 
-    from emo_prune.dtypes import torch_dtype
+    from emo_prune.io.dtypes import torch_dtype
 
     src_t, dst_t = torch_dtype(source.dtype), torch_dtype(out_dtype)
     written = 0

@@ -1,6 +1,6 @@
 """On-disk checkpoints: safetensors headers, validation, identity, lazy reads and atomic sharded writes."""
 
-from emo_prune.lazy import exports_of, lazy_exports
+from emo_prune.common.lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of(
     {

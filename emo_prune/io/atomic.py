@@ -129,7 +129,9 @@ def commit_file(tmp: Path, target: str | Path, *, replace: bool) -> Path:
         else:
             rename_noreplace(tmp, target)
     except FileExistsError:
-        raise OutputError(f"{target} appeared while emo-prune was writing it (another process wrote it); pass --overwrite to replace it") from None
+        raise OutputError(
+            f"{target} appeared while emo-prune was writing it (another process wrote it); pass --overwrite to replace it"
+        ) from None
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
     _fsync_dir(target.absolute().parent)

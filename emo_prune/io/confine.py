@@ -69,9 +69,7 @@ def real_folder(path: Path, root: Path, *, create: bool = True) -> Path:
         except OSError as exc:
             raise OutputError(f"cannot use {current}: {exc.strerror or exc}") from exc
         if stat.S_ISLNK(info.st_mode):
-            raise OutputError(
-                f"{current} is a symlink inside the output folder {root}; refusing to write through it (remove it)"
-            )
+            raise OutputError(f"{current} is a symlink inside the output folder {root}; refusing to write through it (remove it)")
         if not stat.S_ISDIR(info.st_mode):
             raise OutputError(f"{current} inside the output folder {root} is not a folder; refusing to write into it (remove it)")
     return path

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune.errors import OutputError
-from emo_prune.io.checkpoint import Checkpoint
 from emo_prune.io.atomic import atomic_write_text
+from emo_prune.io.checkpoint import Checkpoint
 
 CHUNK = 16 * 1024 * 1024
 

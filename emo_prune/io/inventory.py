@@ -73,7 +73,9 @@ def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
             infos = [checkpoint.tensor(n) for n in entry.fused.values()]
             for info in infos:
                 if not info.shape or info.shape[0] != E:
-                    raise CheckpointError(f"{info.name} stacks {info.shape[0] if info.shape else 0} experts but the config gives layer {i} {E}{lie}")
+                    raise CheckpointError(
+                        f"{info.name} stacks {info.shape[0] if info.shape else 0} experts but the config gives layer {i} {E}{lie}"
+                    )
             entry.expert_params = sum(t.numel for t in infos) // E
             entry.expert_bytes = sum(t.nbytes for t in infos) // E
         else:
@@ -98,7 +100,7 @@ def build_inventory(checkpoint: Checkpoint) -> list[LayerTensors]:
 def _one_kind_per_projection(checkpoint: Checkpoint, layer: int, per_expert: dict[int, dict[str, str]]) -> None:
     """Every expert of a layer stores each projection with the same dtype and shape (as expert 0 does)."""
     first = {p: checkpoint.tensor(n) for p, n in per_expert[0].items()}
-    for expert, projections in per_expert.items():
+    for projections in per_expert.values():
         for projection, name in projections.items():
             info, ref = checkpoint.tensor(name), first[projection]
             if (info.dtype, info.shape) != (ref.dtype, ref.shape):

@@ -46,7 +46,9 @@ def model_folder(model_dir: str | Path) -> Path:
 
 def _not_regular(path: Path, mode: int, what: str) -> CheckpointError:
     kind = "a folder" if stat.S_ISDIR(mode) else _KINDS.get(stat.S_IFMT(mode), "not a regular file")
-    return CheckpointError(f"{what} {path} is {kind}; only regular files are read from a model folder, replace it with the real file")
+    return CheckpointError(
+        f"{what} {path} is {kind}; only regular files are read from a model folder, replace it with the real file"
+    )
 
 
 def open_regular(path: Path, what: str) -> int:

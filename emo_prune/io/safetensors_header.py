@@ -15,8 +15,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from emo_prune.dtypes import TAG_BYTES
 from emo_prune.errors import CheckpointError
+from emo_prune.io.dtypes import TAG_BYTES
 from emo_prune.io.model_files import open_regular
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
@@ -114,7 +114,9 @@ def read_header(path: Path) -> ShardHeader:
     metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         shown = json.dumps(metadata)[:80]
-        raise CheckpointError(f"{path}: the header's __metadata__ must map strings to strings, got {shown}; not a valid safetensors file")
+        raise CheckpointError(
+            f"{path}: the header's __metadata__ must map strings to strings, got {shown}; not a valid safetensors file"
+        )
     tensors = {}
     for name, entry in header.items():
         try:
@@ -137,5 +139,7 @@ def read_header(path: Path) -> ShardHeader:
             f"which holds only {data_size} bytes. Re-download or re-copy this shard."
         )
     if at < data_size:
-        raise CheckpointError(f"{path}: {data_size - at} bytes after the last tensor belong to none; not a valid safetensors file")
+        raise CheckpointError(
+            f"{path}: {data_size - at} bytes after the last tensor belong to none; not a valid safetensors file"
+        )
     return ShardHeader(path=path, file_size=file_size, data_start=8 + n, tensors=tensors, metadata=dict(metadata))

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emo_prune.dtypes import TAG_BYTES, tag_of
 from emo_prune.errors import OutputError
 from emo_prune.io.atomic import write_new, write_text
 from emo_prune.io.checkpoint import INDEX_FILE
+from emo_prune.io.dtypes import TAG_BYTES, tag_of
 
 if TYPE_CHECKING:  # torch is imported by write_tensor only: writing bytes needs none
     import torch

@@ -1,6 +1,6 @@
 """Memory planning: estimate a command's peak from headers, choose the whole-model or layerwise path."""
 
-from emo_prune.lazy import exports_of, lazy_exports
+from emo_prune.common.lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of(
     {

@@ -22,20 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from emo_prune.common.units import rough_bytes
 from emo_prune.io import Checkpoint
 
 if TYPE_CHECKING:
     import torch
 
 RUNTIME_BYTES = 600_000_000
-GB = 1e9
-
-
-def human_bytes(n: int) -> str:
-    """2_345_000_000 -> '2.3 GB', 12_300_000 -> '12 MB', 4_100 -> '4 kB' (decimal units)."""
-    if n >= GB:
-        return f"{n / GB:.1f} GB"
-    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 @dataclass(frozen=True)
@@ -51,10 +44,10 @@ class Estimate:
         return self.weights + self.activations + self.kv_cache + self.runtime
 
     def describe(self) -> str:
-        parts = f"weights {human_bytes(self.weights)} + activations {human_bytes(self.activations)}"
+        parts = f"weights {rough_bytes(self.weights)} + activations {rough_bytes(self.activations)}"
         if self.kv_cache:
-            parts += f" + KV cache {human_bytes(self.kv_cache)}"
-        return f"{human_bytes(self.total)} ({parts} + runtime {human_bytes(self.runtime)})"
+            parts += f" + KV cache {rough_bytes(self.kv_cache)}"
+        return f"{rough_bytes(self.total)} ({parts} + runtime {rough_bytes(self.runtime)})"
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from emo_prune.common.units import rough_bytes
 from emo_prune.errors import ConfigError, InsufficientMemoryError
-from emo_prune.memory.estimate import Estimate, human_bytes
+from emo_prune.memory.estimate import Estimate
 
 ENV = "EMO_PRUNE_MAX_MEMORY"
 PATHS = ("auto", "whole", "layerwise")
@@ -34,7 +35,7 @@ class Budget:
     source: str  # where the number comes from, for messages
 
     def describe(self) -> str:
-        return f"{human_bytes(self.bytes)} ({self.source})"
+        return f"{rough_bytes(self.bytes)} ({self.source})"
 
 
 def _parse(value: str | int, what: str) -> int:
@@ -116,8 +117,8 @@ def choose_path(
             choice = Choice("whole", whole, budget, None)
         elif layerwise.total <= budget.bytes:
             message = (
-                f"{command}: the whole model needs about {human_bytes(whole.total)}, {budget.describe()}: "
-                f"running layer by layer (about {human_bytes(layerwise.total)}; slower)"
+                f"{command}: the whole model needs about {rough_bytes(whole.total)}, {budget.describe()}: "
+                f"running layer by layer (about {rough_bytes(layerwise.total)}; slower)"
             )
             choice = Choice("layerwise", layerwise, budget, message)
         else:
@@ -130,10 +131,7 @@ def choose_path(
         estimate = estimates[path]
         message = None
         if estimate.total > budget.bytes:
-            message = (
-                f"{command}: --{path} needs about {estimate.describe()}, more than {budget.describe()}; "
-                f"running it as asked"
-            )
+            message = f"{command}: --{path} needs about {estimate.describe()}, more than {budget.describe()}; running it as asked"
         choice = Choice(path, estimate, budget, message)
     if choice.message is not None and notify is not None:
         notify(choice.message)

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 
 import emo_prune  # noqa: F401  (registers the native EMO model with transformers' Auto classes)
-from emo_prune.dtypes import COMPUTE_NAMES, compute_dtype_name, torch_dtype, tag_for_name
 from emo_prune.errors import CheckpointError, ConfigError, RuntimeSetupError
 from emo_prune.io.checkpoint import Checkpoint
+from emo_prune.io.dtypes import COMPUTE_NAMES, compute_dtype_name, tag_for_name, torch_dtype
 from emo_prune.io.model_files import staged_files
 from emo_prune.memory import MemoryOptions
 
@@ -137,9 +137,7 @@ def resolve_impl(impl: str, device: str) -> str:
     return impl
 
 
-def load_model(
-    model_dir: str | Path, settings: LoadSettings, notify: Callable[[str], None] | None = None
-) -> tuple[Any, Any]:
+def load_model(model_dir: str | Path, settings: LoadSettings, notify: Callable[[str], None] | None = None) -> tuple[Any, Any]:
     """(model in eval mode on the device, tokenizer) from a local folder; `settings` must be resolved.
 
     When the whole model fits (the memory plan, `emo_prune.memory`), its weights are read tensor by
@@ -166,9 +164,7 @@ def load_model(
     return model, tokenizer
 
 
-def load_whole(
-    model_dir: str | Path, dtype: torch.dtype | str = torch.float32, device: str = "cpu", impl: str = "eager"
-) -> Any:
+def load_whole(model_dir: str | Path, dtype: torch.dtype | str = torch.float32, device: str = "cpu", impl: str = "eager") -> Any:
     """The whole model in eval mode, weights read tensor by tensor into the model's own parameters; no
     memory plan (callers that need one plan first). The float32 / eager default is what greedy search
     and verify compare exactly."""

@@ -27,8 +27,8 @@ from emo_prune.arch import MoEArchitecture
 from emo_prune.arch.family import PROJECTIONS
 from emo_prune.errors import CheckpointError
 from emo_prune.io import CONFIG_FILE, Checkpoint, build_inventory
+from emo_prune.io.dtypes import torch_dtype
 from emo_prune.io.model_files import staged_files
-from emo_prune.dtypes import torch_dtype
 
 FUSED_PARAM = {"gate_up": "gate_up_proj", "down": "down_proj"}
 GENERATION_CONFIG = "generation_config.json"
@@ -61,8 +61,7 @@ def meta_model(checkpoint: Checkpoint, dtype: torch.dtype, device: torch.device,
     Nothing is allocated before the checkpoint's headers agree with its config (`build_inventory`: layer
     count, expert count and top-k of every layer, dense vs MoE layers, every expert tensor present), and
     transformers reads a checked copy of config.json (`io.model_files`), never the folder."""
-    import emo_prune  # noqa: F401  (registers the native EMO model)
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM  # EMO is registered: emo_prune's face ran first
 
     build_inventory(checkpoint)
     with staged_files(checkpoint.path, only=(CONFIG_FILE,)) as staged:
@@ -158,9 +157,7 @@ def assign(module: nn.Module, state: dict[str, torch.Tensor], where: str) -> Non
     module.load_state_dict(state, strict=True, assign=True)
 
 
-def load_layer(
-    model: nn.Module, checkpoint: Checkpoint, index: int, dtype: torch.dtype, device: torch.device
-) -> nn.Module:
+def load_layer(model: nn.Module, checkpoint: Checkpoint, index: int, dtype: torch.dtype, device: torch.device) -> nn.Module:
     """Decoder layer `index` of a meta `model`, its weights read from the checkpoint."""
     layer = decoder_of(model).layers[index]
     assign(layer, layer_state(checkpoint, checkpoint.architecture, index, dtype, device), f"layer {index}")
@@ -202,9 +199,7 @@ def load_heads(model: nn.Module, checkpoint: Checkpoint, dtype: torch.dtype, dev
     model.config._name_or_path = str(checkpoint.path)
 
 
-def load_pretrained(
-    model_dir: str | Path, dtype: torch.dtype, device: torch.device | str = "cpu", **config_kwargs
-) -> nn.Module:
+def load_pretrained(model_dir: str | Path, dtype: torch.dtype, device: torch.device | str = "cpu", **config_kwargs) -> nn.Module:
     """The whole model in eval mode, loaded tensor by tensor (see the module docstring).
 
     `config_kwargs` go to `from_config` (e.g. `experts_implementation="emo_cpu"`).

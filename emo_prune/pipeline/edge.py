@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune import events
+from emo_prune.common.units import megabytes
 from emo_prune.eval.compare import MetricDelta
 from emo_prune.eval.results import ModelEval, compare
-from emo_prune.io.paths import contained_path
 from emo_prune.io.atomic import atomic_write_text
+from emo_prune.io.paths import contained_path
 from emo_prune.pipeline.recipe import Recipe
 from emo_prune.pipeline.steps import Steps, output_digest, step_key
 
@@ -77,8 +78,15 @@ def run_edge(
         report = EdgeReport(dtype=dtype, file=path, bytes=path.stat().st_size)
         if settings is not None and edge.eval:
             result = root / "eval" / f"{path.stem}.json"
-            key = step_key("eval-gguf", file=output_digest(path), eval=recipe.section_digest("eval"), edge=recipe.section_digest("edge"))
-            steps.run(f"eval/{path.name}", key, result, lambda path=path, result=result: _eval_file(settings, path, build, result, edge.threads))
+            key = step_key(
+                "eval-gguf", file=output_digest(path), eval=recipe.section_digest("eval"), edge=recipe.section_digest("edge")
+            )
+            steps.run(
+                f"eval/{path.name}",
+                key,
+                result,
+                lambda path=path, result=result: _eval_file(settings, path, build, result, edge.threads),
+            )
             report.eval = ModelEval.from_dict(json.loads(result.read_text()))
             if baseline is not None:
                 report.comparison = compare(report.eval, baseline)
@@ -101,9 +109,9 @@ def edge_markdown(build_name: str, build_bytes: int, reports: list[EdgeReport]) 
     """Rows of the report's edge table: size, and each metric in llama.cpp next to the safetensors build's."""
     lines = []
     for r in reports:
-        scores = "; ".join(
-            f"{row.task} {row.metric} {row.value:.4g} (build {row.baseline:.4g})" for row in r.build_comparison
-        ) or "-"
+        scores = (
+            "; ".join(f"{row.task} {row.metric} {row.value:.4g} (build {row.baseline:.4g})" for row in r.build_comparison) or "-"
+        )
         ratio = f"{r.bytes / build_bytes:.2f}x" if build_bytes else "-"
-        lines.append(f"| {build_name} | `{r.file.name}` | {r.dtype} | {r.bytes / 1e6:.1f} MB ({ratio}) | {scores} |")
+        lines.append(f"| {build_name} | `{r.file.name}` | {r.dtype} | {megabytes(r.bytes)} ({ratio}) | {scores} |")
     return lines

@@ -34,9 +34,8 @@ class GateResult:
         if self.min_retained is not None:
             ok = self.retained >= self.min_retained
             parts.append(f"retained {self.retained:.2%} {'>=' if ok else '<'} min_retained {self.min_retained:.2%}")
-        return (
-            f"{self.build}: {self.task} {self.metric} {arrow} {self.value:.4g} vs original {self.baseline:.4g}: "
-            + ", ".join(parts)
+        return f"{self.build}: {self.task} {self.metric} {arrow} {self.value:.4g} vs original {self.baseline:.4g}: " + ", ".join(
+            parts
         )
 
     def to_dict(self) -> dict[str, Any]:

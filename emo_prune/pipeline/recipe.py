@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
 
-from emo_prune.constants import DEFAULT_MAX_TOKENS, FINETUNE_BATCH, FINETUNE_LR, FINETUNE_WARMUP
+from emo_prune.common.constants import DEFAULT_MAX_TOKENS, FINETUNE_BATCH, FINETUNE_LR, FINETUNE_WARMUP
 from emo_prune.errors import EmoPruneError, RecipeError
 from emo_prune.select.keep import keep_label as budget_label  # a recipe budget's folder-name part
 
@@ -404,7 +404,7 @@ def _cross_checks(recipe: Recipe) -> list[str]:
                 f"(edge.dtypes: {', '.join(sorted(edge_dtypes)) or 'none'}, edge.eval must be true)"
             )
     if recipe.plans is not None and "vllm-ascend" in recipe.plans.formats:
-        from emo_prune.constants import PROFILE_METHODS
+        from emo_prune.common.constants import PROFILE_METHODS
 
         if recipe.selection.method not in PROFILE_METHODS:
             problems.append(

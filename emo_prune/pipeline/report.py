@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emo_prune.common.text import inert, plural
 from emo_prune.errors import GateFailure
 from emo_prune.eval.compare import MetricDelta
 from emo_prune.eval.results import ModelEval, comparison_markdown, scores_markdown
@@ -15,7 +16,6 @@ from emo_prune.pipeline.edge import EdgeReport, edge_markdown
 from emo_prune.pipeline.gates import GateResult
 from emo_prune.pipeline.recipe import Recipe
 from emo_prune.pipeline.steps import StepResult
-from emo_prune.text import inert, plural
 from emo_prune.version import __version__
 
 
@@ -125,7 +125,12 @@ class RunReport:
             if b.finetuned is not None and b.finetuned_comparison:
                 lines += [f"## {b.finetuned.name} (fine-tuned)", "", comparison_markdown(b.finetuned_comparison)]
         if any(b.edge for b in self.builds):
-            lines += ["## Edge files (scored in llama.cpp)", "", "| build | file | dtype | size (vs build) | in llama.cpp (safetensors build) |", "|---|---|---|---:|---|"]
+            lines += [
+                "## Edge files (scored in llama.cpp)",
+                "",
+                "| build | file | dtype | size (vs build) | in llama.cpp (safetensors build) |",
+                "|---|---|---|---:|---|",
+            ]
             for b in self.builds:
                 lines += edge_markdown(b.folder.name, _folder_bytes(b.folder), b.edge)
             lines.append("")

@@ -28,24 +28,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from emo_prune.assets import resolve_model
 from emo_prune import events
+from emo_prune.common.units import duration
 from emo_prune.errors import OutputError, RuntimeSetupError
 from emo_prune.eval.harness import EvalSettings, evaluate_model
 from emo_prune.eval.results import ModelEval, compare
 from emo_prune.io import Checkpoint, model_identity
+from emo_prune.io.atomic import atomic_write_text
 from emo_prune.io.confine import confined, real_folder
 from emo_prune.io.lock import FolderLock
 from emo_prune.io.ownership import claim_folder, write_owner_marker
 from emo_prune.io.paths import contained_path
-from emo_prune.io.atomic import atomic_write_text
+from emo_prune.models.builtin import resolve_model
 from emo_prune.pipeline.edge import run_edge
 from emo_prune.pipeline.gates import check_gate
 from emo_prune.pipeline.recipe import Recipe, budget_label
 from emo_prune.pipeline.report import BuildReport, RunReport
+from emo_prune.pipeline.steps import STAMPS, StepResult, Steps, output_digest, step_key
 from emo_prune.select.fresh import profile_for_selection, select_plan
 from emo_prune.select.selector import check_selection
-from emo_prune.pipeline.steps import STAMPS, StepResult, Steps, output_digest, step_key
 from emo_prune.version import __version__
 
 #: the folders a run writes into (the layout above); each must be a real folder of the run's own
@@ -57,7 +58,7 @@ def default_out_dir(recipe: Recipe) -> Path:
 
 
 def _status(result: StepResult) -> None:
-    verdict = "skipped (up to date)" if result.status == "skipped" else f"done in {result.seconds:.1f}s"
+    verdict = "skipped (up to date)" if result.status == "skipped" else f"done in {duration(result.seconds)}"
     events.note(f"{result.step}: {verdict}")  # notes are plain text (the console makes them inert)
 
 

@@ -43,9 +43,7 @@ class Batch:
         return tuple(self.input_ids.shape)  # type: ignore[return-value]
 
 
-def tokenize_documents(
-    documents: list[Document], tokenizer, max_tokens: int | None = None
-) -> list[TokenizedDocument]:
+def tokenize_documents(documents: list[Document], tokenizer, max_tokens: int | None = None) -> list[TokenizedDocument]:
     """Tokenize with the model's tokenizer (its own special tokens), append EOS, cap tokens per domain.
 
     This is the one rule for text emo-prune feeds a model itself: profile, greedy selection and verify

@@ -37,7 +37,6 @@ from emo_prune.profile.store import EXPERT_STATS, DomainStats
 from emo_prune.profile.topk_sample import SAMPLE_SIZE, TopkSample, priority_seed
 from emo_prune.routing import router_probabilities
 
-
 #: rows per float64 chunk of the EASY-EP token weight: 1024 x H 4096 x 8 bytes x 3 tensors ~ 100 MB at most
 WEIGHT_CHUNK = 1024
 
@@ -83,9 +82,7 @@ class StatsCollector:
         }  # domain -> stat -> [L, E_max] ("entropy" uses column 0)
         self.num_tokens = dict.fromkeys(domains, 0)
         self.num_documents = dict.fromkeys(domains, 0)
-        self.pools = {
-            d: {lay.index: DocumentPools(lay, self.device) for lay in layouts if not lay.is_dense} for d in domains
-        }
+        self.pools = {d: {lay.index: DocumentPools(lay, self.device) for lay in layouts if not lay.is_dense} for d in domains}
         self.width = max((lay.top_k for lay in layouts), default=0)
         self.samples = {
             d: (

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emo_prune.profile.store import Profile, check_output
+from emo_prune.profile.store import PROFILE_FILE, Profile
 
 
 def merge_profile_files(paths: list[Path], out: Path, *, overwrite: bool = False) -> Profile:
     """Load `paths`, sum them and write the sum to `out` atomically. `out` is refused before anything is
     read when it exists without `overwrite`, or is not a profile."""
-    check_output(out, overwrite)
+    PROFILE_FILE.check_output(out, overwrite)
     profile = Profile.merge([Profile.load(p) for p in paths])
     profile.save(out, overwrite=overwrite)
     return profile

@@ -35,7 +35,9 @@ def plot_heatmaps(profile: Profile, path: str | Path) -> Path:
 
     path = Path(path)
     domains = sorted(profile.domains)
-    fig, axes = plt.subplots(len(domains), 1, figsize=(max(6.0, profile.max_experts * 0.12), 1.0 + 2.2 * len(domains)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(domains), 1, figsize=(max(6.0, profile.max_experts * 0.12), 1.0 + 2.2 * len(domains)), squeeze=False
+    )
     for ax, domain in zip(axes[:, 0], domains, strict=True):
         image = ax.imshow(heatmap_matrix(profile, domain), aspect="auto", interpolation="nearest", cmap="viridis")
         ax.set_title(f"{domain}: mean router probability of the routed experts ({profile.domains[domain].num_tokens} tokens)")

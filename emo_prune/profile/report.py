@@ -98,19 +98,18 @@ def build_report(profile: Profile, top: int = 5, fractions: tuple[float, ...] = 
             "tokens": stats.num_tokens,
             "documents": stats.num_documents,
             "coverage": per_fraction,
-            "top_experts": [
-                None if lay.is_dense else top_experts(profile, name, lay.index, top) for lay in profile.layouts
-            ],
+            "top_experts": [None if lay.is_dense else top_experts(profile, name, lay.index, top) for lay in profile.layouts],
             "entropy": [
-                None if lay.is_dense else float(stats.entropy[lay.index]) / max(stats.num_tokens, 1)
-                for lay in profile.layouts
+                None if lay.is_dense else float(stats.entropy[lay.index]) / max(stats.num_tokens, 1) for lay in profile.layouts
             ],
         }
     overlap = []
     first = fractions[0]
     for a, b in combinations(sorted(profile.domains), 2):
         per_layer = [
-            None if lay.is_dense else jaccard(_routed(subsets[a][first][lay.index], lay), _routed(subsets[b][first][lay.index], lay))
+            None
+            if lay.is_dense
+            else jaccard(_routed(subsets[a][first][lay.index], lay), _routed(subsets[b][first][lay.index], lay))
             for lay in profile.layouts
         ]
         overlap.append({"domains": [a, b], "fraction": first, "jaccard": per_layer, **_summary(per_layer)})

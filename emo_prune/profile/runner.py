@@ -9,28 +9,27 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from functools import reduce
 from dataclasses import asdict, dataclass
+from functools import reduce
 from pathlib import Path
 
 import torch
 
 from emo_prune.arch import MoEArchitecture
 from emo_prune.calib import Document, describe_sources
+from emo_prune.common.constants import DEFAULT_MAX_TOKENS  # noqa: E402
 from emo_prune.errors import CalibrationError
 from emo_prune.io import Checkpoint, model_identity
 from emo_prune.io.lock import FolderLock
 from emo_prune.memory import MemoryOptions, Workload, plan_memory
-from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
-from emo_prune.profile.collector import StatsCollector
-from emo_prune.distributed import all_reduce_sum, current_world, gather_lists
-from emo_prune.profile.topk_sample import SAMPLE_SIZE, TopkSample
-from emo_prune.profile.layerwise import run_layerwise
 from emo_prune.models.loading import load_tokenizer, resolve_device, resolve_dtype, resolve_seq_len
 from emo_prune.models.weights import decoder_of, load_pretrained
-from emo_prune.profile.store import Profile, check_output
-
-from emo_prune.constants import DEFAULT_MAX_TOKENS  # noqa: E402
+from emo_prune.process.distributed import all_reduce_sum, current_world, gather_lists
+from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
+from emo_prune.profile.collector import StatsCollector
+from emo_prune.profile.layerwise import run_layerwise
+from emo_prune.profile.store import PROFILE_FILE, Profile
+from emo_prune.profile.topk_sample import SAMPLE_SIZE, TopkSample
 
 #: progress(advance, total) in tokens; called once with advance 0 to announce the total.
 Progress = Callable[[int, int], None]
@@ -131,7 +130,9 @@ def profile_model(
         seq_len=seq_len,
         kept_tokens=0 if settings.offload_dir is not None else sum(b.input_ids.numel() for b in batches),
     )
-    layerwise = plan_memory("profile", [checkpoint], dtype, work, settings.memory, str(device), notify, lean=True).path == "layerwise"
+    layerwise = (
+        plan_memory("profile", [checkpoint], dtype, work, settings.memory, str(device), notify, lean=True).path == "layerwise"
+    )
     passes = arch.num_layers if layerwise else 1
     total = passes * sum(b.num_tokens for b in batches)
     step = None
@@ -184,7 +185,7 @@ def profile_to_file(
     main = current_world(settings.device).is_main
     lock = FolderLock(out) if main else None  # the writing rank holds --out from the start: a second writer fails at once
     with lock or contextlib.nullcontext():
-        check_output(Path(out), overwrite)
+        PROFILE_FILE.check_output(Path(out), overwrite)
         documents = load_documents(sources, domains, seed=settings.seed)
         profile = profile_model(model_dir, documents, settings, progress, notify)
         if main:

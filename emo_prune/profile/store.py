@@ -24,7 +24,8 @@ Tensors, float64 (exact integer counts up to 2^53):
 Format 1 files (before easy_ep and the sample) still load: those statistics are then absent, and only
 the methods that need them refuse (`Profile.stat`, `Profile.topk_sample`).
 Metadata (safetensors `__metadata__["emo_prune.profile"]`, JSON): format, tool version, model
-identity, per-layer layouts, settings, calibration sources with digests, pool sizes per layer.
+identity, per-layer layouts, settings, calibration sources with digests, pool sizes per layer. Written
+and read (header, kind and format checked before any tensor) as an artifact, `emo_prune.io.artifact`.
 
 Statistics are numpy arrays, so reading a profile and selecting from it (`select --method mass`)
 never imports torch; the collector converts its torch sums once, when it finishes.
@@ -39,25 +40,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import save
 
 from emo_prune.arch import LayerLayout
 from emo_prune.calib.document import domain_problem, is_domain
-from emo_prune.errors import CheckpointError, ProfileError
-from emo_prune.io.safetensors_header import read_header
-from emo_prune.io.atomic import check_output_file, write_output
+from emo_prune.errors import ProfileError
+from emo_prune.io.artifact import ArtifactKind
 from emo_prune.io.lock import FolderLock
+from emo_prune.io.stats_file import check_statistic
 from emo_prune.profile.topk_sample import TopkSample
-from emo_prune.io.stats_file import check_statistic, read_stats_file
 from emo_prune.version import __version__
 
 FORMAT = 2
-READABLE_FORMATS = (1, 2)
+READABLE_FORMATS = (1, FORMAT)
 META_KEY = "emo_prune.profile"
 EXPERT_STATS = ("tokens", "prob_mass", "gate_weight", "reap", "pool_25", "pool_12", "easy_ep", "ean")
 ADDED_STATS = {"easy_ep": 2, "ean": 2}  # statistic -> the format that introduced it (absent from older files)
 POOL_BUDGETS = {"pool_25": 0.25, "pool_12": 0.125}
 REBUILD = "profile the model again (emo-prune profile)"
+PROFILE_FILE = ArtifactKind(META_KEY, "profile", READABLE_FORMATS, "np", ProfileError, REBUILD)
 
 
 def pool_size(layout: LayerLayout, fraction: float) -> int:
@@ -66,19 +66,6 @@ def pool_size(layout: LayerLayout, fraction: float) -> int:
         return 0
     keep = max(layout.top_k, layout.experts_at(fraction))
     return max(0, min(len(layout.routed_ids), keep - len(layout.fixed_ids)))
-
-
-def is_profile_file(path: Path) -> bool:
-    """A safetensors file whose header carries the profile metadata (headers only: cheap)."""
-    try:
-        return META_KEY in read_header(path).metadata
-    except CheckpointError:
-        return False
-
-
-def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse an unusable --out before any work is done (torch-free: the CLI calls it before it loads torch)."""
-    check_output_file(out, overwrite=overwrite, recognise=is_profile_file, what="an emo-prune profile")
 
 
 def layout_to_json(layout: LayerLayout) -> dict[str, Any]:
@@ -209,9 +196,7 @@ class Profile:
             "pool_sizes": self.pool_sizes(),
             "settings": self.settings,
             "calibration": self.calibration,
-            "domains": {
-                name: {"tokens": d.num_tokens, "documents": d.num_documents} for name, d in sorted(self.domains.items())
-            },
+            "domains": {name: {"tokens": d.num_tokens, "documents": d.num_documents} for name, d in sorted(self.domains.items())},
         }
 
     def _tensors(self) -> dict[str, np.ndarray]:
@@ -235,20 +220,12 @@ class Profile:
         for name in self.domains:
             if not is_domain(name):
                 raise ProfileError(domain_problem(name, f"profile {path}"))
-        data = save(self._tensors(), metadata={META_KEY: json.dumps(self._metadata(), sort_keys=True)})
-        return write_output(path, lambda f: f.write(data), overwrite=overwrite, recognise=is_profile_file, what="an emo-prune profile", lock=lock)
+        return PROFILE_FILE.write(path, self._tensors(), self._metadata(), overwrite=overwrite, lock=lock)
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:
         path = Path(path)
-        raw, tensors = read_stats_file(path, META_KEY, "np", "profile", ProfileError, REBUILD)
-        try:
-            meta = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise ProfileError(f"{path}: its {META_KEY} metadata is not valid JSON ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
-            found = meta.get("format") if isinstance(meta, dict) else None
-            raise ProfileError(f"{path} has profile format {found}, this emo-prune reads formats {READABLE_FORMATS}")
+        meta, tensors = PROFILE_FILE.read(path)
         for name in meta["domains"] if isinstance(meta.get("domains"), dict) else ():
             if not is_domain(name):  # before any name reaches a tensor look-up or a table
                 raise ProfileError(domain_problem(name, str(path)) + "; profile the model again")
@@ -261,7 +238,9 @@ class Profile:
     def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, np.ndarray], where: str = "profile") -> Profile:
         """A profile from its metadata and tensors, checking every shape against the layouts (untrusted file)."""
         layouts = [layout_from_json(i, d) for i, d in enumerate(meta["layouts"])]
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for lay in layouts for v in (lay.num_experts, lay.top_k)):
+        if not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for lay in layouts for v in (lay.num_experts, lay.top_k)
+        ):
             raise ValueError("layouts")
         if not isinstance(meta["model"], dict) or not isinstance(meta["domains"], dict):
             raise TypeError("model / domains")

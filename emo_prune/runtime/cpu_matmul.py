@@ -49,7 +49,7 @@ LOWP_GEMM_ENV = "EMO_PRUNE_CPU_LOWP_GEMM"
 _local = threading.local()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _native_capability(dtype: torch.dtype) -> bool:
     if not torch.backends.mkldnn.is_available():
         return False

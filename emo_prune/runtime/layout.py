@@ -32,7 +32,7 @@ class ExpertStack:
     concatenated: bool = True
 
     @staticmethod
-    def of(module: torch.nn.Module, implementation: str) -> "ExpertStack":
+    def of(module: torch.nn.Module, implementation: str) -> ExpertStack:
         """A decorated Experts module's weights and layout; what the emo implementations cannot compute
         exactly is refused with the fix."""
         name = type(module).__name__

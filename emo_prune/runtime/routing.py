@@ -26,6 +26,4 @@ def dispatch_route(logits: torch.Tensor, spec: RoutingSpec, backend: str = "auto
         return reference.route(logits, spec)
     if not triton_usable(logits.device):
         raise RuntimeSetupError(f"Triton routing cannot run on {logits.device} (needs CUDA or TRITON_INTERPRET=1)")
-    return kernels("routing").route_topk(
-        logits, spec.top_k, spec.num_shared, tuple(spec.always_active), spec.norm_topk_prob
-    )
+    return kernels("routing").route_topk(logits, spec.top_k, spec.num_shared, tuple(spec.always_active), spec.norm_topk_prob)

@@ -18,7 +18,7 @@ from emo_prune.errors import RuntimeSetupError
 from emo_prune.runtime.layout import ExpertStack, interface_entry
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(module: str) -> ModuleType | None:
     """None when triton itself cannot be imported; errors of the kernels themselves propagate."""
     try:

@@ -203,7 +203,9 @@ def run_greedy(
         seq_len=max(ids.shape[1] for ids, _, _ in batches),
         kept_tokens=sum(ids.numel() for ids, _, _ in batches),
     )
-    choice = plan_memory("greedy selection", [checkpoint], torch.float32, work, settings.memory, settings.device, notify, lean=True)
+    choice = plan_memory(
+        "greedy selection", [checkpoint], torch.float32, work, settings.memory, settings.device, notify, lean=True
+    )
     if choice.path == "layerwise":
         return greedy_select_layerwise(checkpoint, tokenizer, documents, choose, settings, on_layer)
     model = load_whole(checkpoint.path, device=settings.device)

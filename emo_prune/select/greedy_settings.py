@@ -9,8 +9,11 @@ from emo_prune.memory.plan import MemoryOptions
 
 
 class DocumentLike(Protocol):
-    text: str
-    domain: str
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def domain(self) -> str: ...
 
 
 @dataclass(frozen=True)

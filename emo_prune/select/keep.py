@@ -11,11 +11,12 @@ as round(K * E_l) (`LayerLayout.experts_at`, also the profile's EMO pool budgets
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from emo_prune.arch import LayerLayout
+from emo_prune.common.text import plural
 from emo_prune.errors import PlanError
-from emo_prune.text import plural
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ class Keep:
             raise PlanError(f"--keep {text!r} is neither a fraction (0.25) nor an expert count (32)") from None
         whole = isinstance(value, int) or text.isdigit()
         if whole and number == 1:
-            raise PlanError("--keep 1 is ambiguous: write --keep 1.0 to keep every expert, or --experts 1 for one expert per layer")
+            raise PlanError(
+                "--keep 1 is ambiguous: write --keep 1.0 to keep every expert, or --experts 1 for one expert per layer"
+            )
         if whole:
             if number < 1:
                 raise PlanError(f"--keep {text}: keep at least 1 expert per layer")
@@ -58,7 +61,7 @@ def experts_text(n: int) -> str:
     return f"{n} expert" if n == 1 else f"{n} experts"
 
 
-def keep_counts(keep: Keep, layouts: list[LayerLayout]) -> list[int | None]:
+def keep_counts(keep: Keep, layouts: Sequence[LayerLayout]) -> list[int | None]:
     """Experts kept per layer (fixed ones included); None for dense layers. Refuses counts below top-k."""
     moe = [lay for lay in layouts if not lay.is_dense]
     if not moe:

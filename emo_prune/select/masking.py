@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +30,11 @@ def router_module(model: nn.Module, arch: MoEArchitecture, layer: int) -> nn.Mod
 
 
 def _masked_forward(gate: nn.Module, spec: RoutingSpec, dropped: torch.Tensor):  # noqa: ANN202
+    weight = cast(torch.Tensor, gate.weight)  # [E, H]
+
     def forward(hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = hidden_states.reshape(-1, gate.weight.shape[1])  # [T, H]
-        logits = F.linear(x, gate.weight)  # [T, E]
+        x = hidden_states.reshape(-1, weight.shape[1])  # [T, H]
+        logits = F.linear(x, weight)  # [T, E]
         logits = logits.index_fill(1, dropped.to(logits.device), float("-inf"))
         weights, ids = route(logits, spec)  # [T, k] fp32, [T, k] original ids
         return logits, weights.to(logits.dtype), ids

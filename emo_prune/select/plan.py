@@ -98,9 +98,7 @@ class Plan:
                 "format": FORMAT,
                 PLAN_KEY: self.experts_kept_per_layer,
                 "num_experts_kept": self.kept_counts(),
-                "index_map": [
-                    None if m is None else {str(k): v for k, v in m.items()} for m in self.index_map()
-                ],
+                "index_map": [None if m is None else {str(k): v for k, v in m.items()} for m in self.index_map()],
                 "keep": self.keep,
                 "method": self.method,
                 "budget": self.budget,
@@ -123,7 +121,12 @@ class Plan:
         """Write atomically under the file's lock; an existing file is replaced only if it is a plan too,
         and only with `overwrite` (the CLI's --overwrite; the library replaces its own plans by default)."""
         return write_output(
-            path, lambda f: f.write(self.to_json().encode()), overwrite=overwrite, recognise=is_plan_file, what="a plan file", error=PlanError
+            path,
+            lambda f: f.write(self.to_json().encode()),
+            overwrite=overwrite,
+            recognise=is_plan_file,
+            what="a plan file",
+            error=PlanError,
         )
 
     @classmethod
@@ -139,9 +142,7 @@ class Plan:
                 layers.append(None)
                 continue
             if not isinstance(ids, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in ids):
-                raise PlanError(
-                    f"{where}: layer {i} of {PLAN_KEY!r} must be a list of integer expert ids or null, got {ids!r}"
-                )
+                raise PlanError(f"{where}: layer {i} of {PLAN_KEY!r} must be a list of integer expert ids or null, got {ids!r}")
             layers.append(list(ids))
         known = {f for f in cls.__dataclass_fields__ if f not in ("experts_kept_per_layer", "extra")}
         derived = {"format", "num_experts_kept", "index_map", "extraction", PLAN_KEY}  # recomputed, or per output
@@ -234,8 +235,7 @@ def validate_plan(plan: Plan, arch: MoEArchitecture, where: str = "plan") -> Kep
             )
         if len(ids) < layout.top_k:
             raise PlanError(
-                f"{where}: layer {i} keeps {len(ids)} experts, fewer than its top-k {layout.top_k}; "
-                f"keep at least {layout.top_k}"
+                f"{where}: layer {i} keeps {len(ids)} experts, fewer than its top-k {layout.top_k}; keep at least {layout.top_k}"
             )
         kept.append(canonical_order(layout, ids))
     counts = {len(ids) for ids in kept if ids is not None}

@@ -29,10 +29,9 @@ import hashlib
 
 import numpy as np
 
+from emo_prune.common.constants import COMBINES, METHODS, PROFILE_METHODS  # noqa: E402,F401 (re-exported)
 from emo_prune.errors import PlanError
 from emo_prune.profile.store import Profile
-
-from emo_prune.constants import COMBINES, METHODS, PROFILE_METHODS  # noqa: E402,F401 (re-exported)
 
 
 def profile_scores(profile: Profile, domain: str, method: str, layer: int) -> np.ndarray:

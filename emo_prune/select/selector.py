@@ -12,23 +12,24 @@ the exception (see `emo_prune.select.greedy`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from emo_prune.arch import LayerLayout, MoEArchitecture
 from emo_prune.errors import CalibrationError, PlanError, ProfileError
 from emo_prune.io import Checkpoint, model_identity
+from emo_prune.profile.report import coverage
 from emo_prune.profile.store import Profile
 from emo_prune.select.budget import BUDGETS, routed_counts
-from emo_prune.select.token_cover import coverage_ranking, token_sets
-from emo_prune.profile.report import coverage
 from emo_prune.select.greedy_settings import DocumentLike, GreedySettings
 from emo_prune.select.keep import Keep, keep_counts
 from emo_prune.select.plan import Kept, Plan, canonical_order, validate_plan
 from emo_prune.select.scores import COMBINES, METHODS, PROFILE_METHODS, profile_scores, random_scores, rank_routed
+from emo_prune.select.token_cover import coverage_ranking, token_sets
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,7 @@ def _candidates(arch: MoEArchitecture, counts: list[int | None], within: Plan | 
             result.append(None)
             continue
         if count is not None and count > len(ids):
-            raise PlanError(
-                f"--within plan keeps only {len(ids)} experts in layer {lay.index}; cannot select {count} inside it"
-            )
+            raise PlanError(f"--within plan keeps only {len(ids)} experts in layer {lay.index}; cannot select {count} inside it")
         result.append([e for e in ids if e in set(lay.routed_ids)])
     return result
 
@@ -212,9 +211,10 @@ def _greedy(
 
     from emo_prune.select.greedy import run_greedy  # torch: only greedy runs the model
 
-    def choose(layer: int, scores: dict[str, np.ndarray], weights: dict[str, float]) -> list[int]:
+    def choose(layer: int, scores: Mapping[str, Any], weights: dict[str, float]) -> list[int]:
         lay = arch.layouts[layer]
-        ranking, _ = rank_routed(candidates[layer] or [], scores, weights, options.combine)
+        arrays = {domain: np.asarray(s) for domain, s in scores.items()}  # greedy's float64 [E] torch means
+        ranking, _ = rank_routed(candidates[layer] or [], arrays, weights, options.combine)
         return _keep_prefix(lay, ranking, counts[layer] - len(lay.fixed_ids))  # type: ignore[operator]
 
     return run_greedy(model_dir, documents, choose, options.greedy, on_layer, notify)
@@ -265,8 +265,6 @@ def make_plan(
     if profile is not None:
         profile.check_model(identity, where=str(model_dir))
     documents = greedy_documents(options, profile) if options.method == "greedy" else None
-    plan = select_experts(
-        arch, options, profile, model_dir=model_dir, documents=documents, on_layer=on_layer, notify=notify
-    )
+    plan = select_experts(arch, options, profile, model_dir=model_dir, documents=documents, on_layer=on_layer, notify=notify)
     plan.source_model = identity
     return plan

@@ -94,6 +94,8 @@ def coverage_ranking(
     return order + rest, gains + [0.0] * len(rest)
 
 
-def cover(sets: list[tuple[int, ...]], weights: np.ndarray, kept: set[int], fixed: set[int] | frozenset[int] = frozenset()) -> float:
+def cover(
+    sets: list[tuple[int, ...]], weights: np.ndarray, kept: set[int], fixed: set[int] | frozenset[int] = frozenset()
+) -> float:
     """cover(S): the weight of the sampled tokens whose whole top-k set is kept (or fixed)."""
     return float(sum(w for members, w in zip(sets, weights.tolist()) if all(e in kept or e in fixed for e in members)))

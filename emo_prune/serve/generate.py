@@ -83,8 +83,8 @@ class Generator:
         if pool is not None:
             self.runtime = load_pool_runtime(model_dir, pool, self.compute, device)
             return
-        from emo_prune.models.weights import load_pretrained
         from emo_prune.extract.coverage_meter import CoverageMeter
+        from emo_prune.models.weights import load_pretrained
 
         self.model = load_pretrained(model_dir, self.compute, device)
         self.meter = CoverageMeter.of_build(self.model, model_dir)
@@ -132,12 +132,20 @@ class Generator:
                 streamer(token)
                 if token in self.eos or step == max_new_tokens - 1:
                     break
-                logits = model(input_ids=torch.tensor([[token]], device=device), past_key_values=cache, use_cache=True).logits[0, -1]
+                logits = model(input_ids=torch.tensor([[token]], device=device), past_key_values=cache, use_cache=True).logits[
+                    0, -1
+                ]
         total = time.perf_counter() - start
         if coverage is None:
             return self._result(ids, new, prefill, total)
         return self._result(
-            ids, new, prefill, total, coverage=coverage.to_dict(), coverage_warn=self.coverage_warn, calibration_coverage=self.meter.expected
+            ids,
+            new,
+            prefill,
+            total,
+            coverage=coverage.to_dict(),
+            coverage_warn=self.coverage_warn,
+            calibration_coverage=self.meter.expected,
         )
 
     def _result(self, ids: list[int], new: list[int], prefill: float, total: float, **found: Any) -> GenerateResult:

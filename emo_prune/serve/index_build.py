@@ -94,13 +94,17 @@ def index_pairs(
 
     checkpoint = Checkpoint.open(model_dir)
     if checkpoint.architecture.model_type != "emo":
-        raise PlanError(f"a pool index is for pool mode, which runs the native EMO model; {checkpoint.path} is a {checkpoint.architecture.model_type} model")
+        raise PlanError(
+            f"a pool index is for pool mode, which runs the native EMO model; {checkpoint.path} is a {checkpoint.architecture.model_type} model"
+        )
     model = load_pretrained(checkpoint.path, dtype)
     moe = [layout for layout in checkpoint.architecture.layouts if not layout.is_dense]
     logits: dict[int, torch.Tensor] = {}  # MoE layer -> [S, E] of the pair being fed
     for layout in moe:
         router = decoder_of(model).layers[layout.index].mlp.gate  # returns (logits [T, E], weights, ids)
-        router.register_forward_hook(lambda module, args, output, layer=layout.index: logits.__setitem__(layer, output[0].reshape(-1, output[0].shape[-1])))
+        router.register_forward_hook(
+            lambda module, args, output, layer=layout.index: logits.__setitem__(layer, output[0].reshape(-1, output[0].shape[-1]))
+        )
     keys, values = [], {layout.index: [] for layout in moe}
     for pair in pairs:
         model(input_ids=torch.tensor([pair.context + pair.answer]))

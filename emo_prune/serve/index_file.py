@@ -29,14 +29,14 @@ problems the document's mass keeps word problems at 0.89 where the answers' keep
 
 Pairs are cut by `emo_prune.calib.pairs`; the index is built by `emo_prune.serve.index_build`.
 
-The file is safetensors (`keys`, `values.{layer}`) with JSON metadata; a loaded index is untrusted: its
-shapes, values and router fingerprint are checked against the model it is used with.
+The file is an artifact (`emo_prune.io.artifact`: safetensors `keys`, `values.{layer}` with JSON metadata
+under META_KEY); a loaded index is untrusted: its shapes, values and router fingerprint are checked
+against the model it is used with.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +48,15 @@ if TYPE_CHECKING:
     from emo_prune.io.lock import FolderLock
 
 from emo_prune.calib.document import domain_problem, is_domain
-from emo_prune.errors import CheckpointError, PlanError
+from emo_prune.errors import PlanError
 from emo_prune.io import Checkpoint
-from emo_prune.io.stats_file import check_statistic, read_stats_file
+from emo_prune.io.artifact import ArtifactKind
+from emo_prune.io.stats_file import check_statistic
 
 META_KEY = "emo_prune.pool_index"
 FORMAT = 2
 REBUILD = "build it again with `emo-prune pool-index`"
+INDEX_FILE = ArtifactKind(META_KEY, "pool index", (FORMAT,), "pt", PlanError, REBUILD)
 DEFAULT_POWER = 1.0  # mass as the mean p (EMO's rule); measured against p^2 in examples/experiments/pool_tuning.py
 MASS_OF = ("document", "answer")  # the tokens an entry's value averages over; the first is the default
 
@@ -96,40 +98,36 @@ class PoolIndex:
     def save(self, path: str | Path, *, overwrite: bool = True, lock: FolderLock | None = None) -> Path:
         """Write atomically under the file's lock; an existing file is replaced only when it is a pool
         index and `overwrite` (`emo_prune.io.atomic.write_output`)."""
-        from safetensors.torch import save
-
-        from emo_prune.io.atomic import write_output
-
         tensors = {"keys": self.keys.contiguous(), **{f"values.{layer}": v.contiguous() for layer, v in self.values.items()}}
         meta = {
-            "format": FORMAT,
             "key_layer": self.key_layer,
             "power": self.power,
             "mass_of": self.mass_of,
             "fingerprint": self.fingerprint,
             "domains": list(self.domains),
         }
-        data = save(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
-        return write_output(path, lambda f: f.write(data), overwrite=overwrite, recognise=is_pool_index_file, what="an emo-prune pool index", lock=lock)
+        return INDEX_FILE.write(path, tensors, meta, overwrite=overwrite, lock=lock)
 
     @classmethod
     def load(cls, path: str | Path, checkpoint: Checkpoint) -> PoolIndex:
         """The index at `path`, checked against `checkpoint`'s layouts and routers (an untrusted file)."""
         path = Path(path)
-        raw, tensors = read_stats_file(path, META_KEY, "pt", "pool index", PlanError, REBUILD)
+        meta, tensors = INDEX_FILE.read(path)
         try:
-            meta = json.loads(raw)
             index = cls._from_parts(meta, tensors, str(path))
-        except (ValueError, TypeError, KeyError, RecursionError, AttributeError) as exc:
-            raise PlanError(f"{path} is not a consistent pool index ({exc}); build it again with `emo-prune pool-index`") from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise PlanError(
+                f"{path} is not a consistent pool index ({exc}); build it again with `emo-prune pool-index`"
+            ) from None
         index.check_model(checkpoint, path)
         return index
 
     @classmethod
-    def _from_parts(cls, meta: Any, tensors: dict[str, torch.Tensor], where: str = "pool index") -> PoolIndex:
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ValueError(f"format {meta.get('format') if isinstance(meta, dict) else None}, this emo-prune reads {FORMAT}")
-        key_layer, power, fingerprint, domains, mass_of = (meta[k] for k in ("key_layer", "power", "fingerprint", "domains", "mass_of"))
+    def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor], where: str = "pool index") -> PoolIndex:
+        """An index from its metadata (format already checked by INDEX_FILE.read) and tensors."""
+        key_layer, power, fingerprint, domains, mass_of = (
+            meta[k] for k in ("key_layer", "power", "fingerprint", "domains", "mass_of")
+        )
         if not isinstance(key_layer, int) or isinstance(key_layer, bool) or key_layer < 0:
             raise ValueError("key_layer")
         if not isinstance(power, (int, float)) or isinstance(power, bool) or not power > 0:
@@ -173,7 +171,13 @@ class PoolIndex:
             )
 
     def summary(self) -> dict[str, Any]:
-        return {"entries": len(self.domains), "domains": dict(Counter(self.domains)), "power": self.power, "mass_of": self.mass_of, "key_layer": self.key_layer}
+        return {
+            "entries": len(self.domains),
+            "domains": dict(Counter(self.domains)),
+            "power": self.power,
+            "mass_of": self.mass_of,
+            "key_layer": self.key_layer,
+        }
 
 
 def router_fingerprint(checkpoint: Checkpoint) -> str:
@@ -192,28 +196,9 @@ def router_fingerprint(checkpoint: Checkpoint) -> str:
     return digest.hexdigest()
 
 
-def is_pool_index_file(path: Path) -> bool:
-    from emo_prune.io.safetensors_header import read_header
-
-    try:
-        return META_KEY in read_header(path).metadata
-    except CheckpointError:
-        return False
-
-
-def check_index_output(out: Path, overwrite: bool) -> None:
-    """Refuse an unusable --out before any work: a folder, an existing file without --overwrite, or an
-    existing file that is not a pool index (never replaced)."""
-    from emo_prune.io.atomic import check_output_file
-
-    check_output_file(out, overwrite=overwrite, recognise=is_pool_index_file, what="an emo-prune pool index")
-
-
 def request_key(context_mass: torch.Tensor, layout: Any) -> torch.Tensor:
     """The key of a context [R]: its summed router probabilities `context_mass` [E] at the key layer over
     the routed experts, unit-normalized (so the mean per token, up to scale: contexts of any length compare)."""
     key = context_mass[list(layout.routed_ids)].float()
     norm = key.norm()
     return key / norm if norm > 0 else key
-
-

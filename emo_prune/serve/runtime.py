@@ -48,11 +48,11 @@ from emo_prune.arch import LayerLayout
 from emo_prune.errors import PlanError
 from emo_prune.io import Checkpoint
 from emo_prune.models.emo.modeling_emo import EmoTopKRouter
+from emo_prune.routing import route
 from emo_prune.serve.index_file import Neighbour, PoolIndex, request_key
 from emo_prune.serve.selection import choose_pool, context_mass, pool_sizes
 from emo_prune.serve.settings import PoolSettings
 from emo_prune.serve.store import ExpertStore, ExpertWeights, StoreStats
-from emo_prune.routing import route
 
 
 @dataclass
@@ -120,7 +120,9 @@ class PoolMoeBlock(nn.Module):
         weights, ids = route(logits.masked_fill(~pool.member, float("-inf")), self.spec)  # [T, k] each
         return self._experts(flat, ids, weights.to(flat.dtype), pool, request).reshape(batch, seq, hidden)
 
-    def _experts(self, x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, pool: LayerPool, request: RequestPools) -> torch.Tensor:
+    def _experts(
+        self, x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, pool: LayerPool, request: RequestPools
+    ) -> torch.Tensor:
         output = torch.zeros_like(x)  # [T, H]
         for expert in torch.unique(ids).tolist():
             w = pool.experts.get(expert)
@@ -137,7 +139,9 @@ class PoolMoeBlock(nn.Module):
 class PoolRuntime:
     """A native EMO model in pool mode: attention, routers, norms and embeddings resident; experts on demand."""
 
-    def __init__(self, model: nn.Module, checkpoint: Checkpoint, store: ExpertStore, settings: PoolSettings, index: PoolIndex | None = None):
+    def __init__(
+        self, model: nn.Module, checkpoint: Checkpoint, store: ExpertStore, settings: PoolSettings, index: PoolIndex | None = None
+    ):
         self.model = model
         self.checkpoint = checkpoint
         self.store = store
@@ -296,7 +300,9 @@ class RequestReport:
     neighbours: list[Neighbour] = field(default_factory=list)  # the index entries the pools came from (pool_index)
 
     def to_dict(self) -> dict[str, Any]:
-        neighbours = {"neighbours": [{"entry": n.entry, "domain": n.domain, "similarity": round(n.similarity, 4)} for n in self.neighbours]}
+        neighbours = {
+            "neighbours": [{"entry": n.entry, "domain": n.domain, "similarity": round(n.similarity, 4)} for n in self.neighbours]
+        }
         return {
             "pools": {str(k): list(v) for k, v in self.pools.items()},
             "reselections": len(self.reselections),
@@ -309,7 +315,9 @@ class RequestReport:
         }
 
 
-def load_pool_runtime(model_dir: str | Path, settings: PoolSettings, dtype: torch.dtype = torch.float32, device: str = "cpu") -> PoolRuntime:
+def load_pool_runtime(
+    model_dir: str | Path, settings: PoolSettings, dtype: torch.dtype = torch.float32, device: str = "cpu"
+) -> PoolRuntime:
     """The model of `model_dir` in pool mode: every weight but the experts read now; experts on demand."""
     from emo_prune.models.weights import assign, decoder_of, layer_state, load_heads, meta_model
 
@@ -318,7 +326,9 @@ def load_pool_runtime(model_dir: str | Path, settings: PoolSettings, dtype: torc
     if arch.model_type != "emo":
         raise PlanError(f"pool mode runs the native EMO model; {checkpoint.path} is a {arch.model_type} model")
     torch_device = torch.device(device)
-    store = ExpertStore(checkpoint, dtype=dtype, device=torch_device, budget_bytes=_budget(settings.cache_budget), policy=settings.cache_policy)
+    store = ExpertStore(
+        checkpoint, dtype=dtype, device=torch_device, budget_bytes=_budget(settings.cache_budget), policy=settings.cache_policy
+    )
     model = meta_model(checkpoint, dtype, torch_device)
     index = PoolIndex.load(settings.pool_index, checkpoint) if settings.pool_index is not None else None
     runtime = PoolRuntime(model, checkpoint, store, settings, index)

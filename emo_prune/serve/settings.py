@@ -37,7 +37,9 @@ class PoolSettings:
         None when its `pool` is None (no pool mode)."""
         if options.pool is None:
             if getattr(options, "pool_index", None) is not None:
-                raise PlanError("--pool-index says how to choose the pools; give their size too: --pool 0.125 (or 0.25, or a count)")
+                raise PlanError(
+                    "--pool-index says how to choose the pools; give their size too: --pool 0.125 (or 0.25, or a count)"
+                )
             return None
         return cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
 
@@ -49,7 +51,14 @@ class PoolSettings:
         unknown = sorted(set(given) - {f.name for f in fields(cls)})
         if unknown:
             raise PlanError(f"unknown pool model_args: {', '.join(unknown)} (known: {', '.join(f.name for f in fields(cls))})")
-        parse = {"reselect_every": int, "draft": int, "draft_rounds": int, "pool_power": float, "pool_neighbours": int, "index_weight": float}
+        parse = {
+            "reselect_every": int,
+            "draft": int,
+            "draft_rounds": int,
+            "pool_power": float,
+            "pool_neighbours": int,
+            "index_weight": float,
+        }
         try:
             values = {name: parse.get(name, str)(value) if name != "cache_budget" else value for name, value in given.items()}
         except ValueError as exc:

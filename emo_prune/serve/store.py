@@ -27,7 +27,7 @@ import torch
 
 from emo_prune.errors import CheckpointError, PlanError
 from emo_prune.io import Checkpoint
-from emo_prune.dtypes import torch_dtype
+from emo_prune.io.dtypes import torch_dtype
 from emo_prune.io.sizes import parse_size
 
 POLICIES = ("lru", "lfu")
@@ -82,9 +82,7 @@ class ExpertStore:
         if self.policy not in POLICIES:
             raise PlanError(f"cache policy {self.policy!r} is not one of {', '.join(POLICIES)}")
         self.arch = self.checkpoint.architecture
-        self._storage = {
-            lay.index: self.arch.expert_storage(lay.index, self.checkpoint.names) for lay in self.arch.moe_layers
-        }
+        self._storage = {lay.index: self.arch.expert_storage(lay.index, self.checkpoint.names) for lay in self.arch.moe_layers}
 
     @classmethod
     def open(cls, model_dir, dtype: torch.dtype, budget: str | int | None = None, policy: str = "lru") -> ExpertStore:
@@ -138,7 +136,9 @@ class ExpertStore:
             gate_name, up_name, down_name = (self.arch.per_expert_key(layer, expert, p) for p in ("gate", "up", "down"))
             gate, up = self.checkpoint.tensor(gate_name), self.checkpoint.tensor(up_name)
             if (gate.dtype, gate.shape) != (up.dtype, up.shape):
-                raise CheckpointError(f"layer {layer} expert {expert}: gate_proj is {gate.dtype} {list(gate.shape)}, up_proj {up.dtype} {list(up.shape)}")
+                raise CheckpointError(
+                    f"layer {layer} expert {expert}: gate_proj is {gate.dtype} {list(gate.shape)}, up_proj {up.dtype} {list(up.shape)}"
+                )
             raw = _anonymous(gate.nbytes + up.nbytes)  # gate rows, then up rows: no concatenation copy
             self._read_range(gate_name, into=raw[: gate.nbytes])
             self._read_range(up_name, into=raw[gate.nbytes :])

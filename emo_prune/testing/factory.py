@@ -16,7 +16,6 @@ from typing import Any, Literal
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedConfig
 
-import emo_prune  # noqa: F401  (registers the native EMO model)
 from emo_prune.testing.tokenizer import save_tokenizer, seed_tokenizer
 
 FAMILIES = ("emo", "olmoe", "mixtral", "qwen2_moe", "qwen3_moe")
@@ -170,7 +169,7 @@ def write_large_emo(
     `sparse`: real headers, but every weight a hole in the file (all zeros, no disk used, written at
     once): for header-only commands on release-sized shapes (27 GB in seconds).
     """
-    from emo_prune.dtypes import tag_of
+    from emo_prune.io.dtypes import tag_of
     from emo_prune.io.shards import ShardedWriter, TensorSpec
     from emo_prune.io.sizes import parse_size
 

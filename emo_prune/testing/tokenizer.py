@@ -6,7 +6,7 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
 
-from emo_prune.train.tokenizer import EOS_TOKEN, PAD_TOKEN, train_tokenizer
+from emo_prune.testing.tokenizer_training import EOS_TOKEN, PAD_TOKEN, train_tokenizer
 
 __all__ = ["EOS_TOKEN", "PAD_TOKEN", "SEED_TEXT", "save_tokenizer", "seed_tokenizer", "train_tokenizer"]
 

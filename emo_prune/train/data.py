@@ -47,9 +47,9 @@ def pair_example(context: list[int], answer: list[int], seq_len: int, source: st
 
 def _pair_texts(spec: str) -> list[tuple[str, str]] | None:
     """(context, answer) texts of a context -> answer source, None for a plain-text source."""
+    from emo_prune.calib.pairs import holds_pairs, read_pair_records
     from emo_prune.calib.remote import task_pairs
     from emo_prune.calib.sources import parse_source
-    from emo_prune.calib.pairs import holds_pairs, read_pair_records
 
     source = parse_source(spec)
     path = Path(source.target)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from emo_prune import events
-from emo_prune.constants import (
+from emo_prune.common.constants import (
     FINETUNE_AUX_COEF,
     FINETUNE_BATCH,
     FINETUNE_LR,

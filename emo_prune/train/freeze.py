@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from emo_prune.arch import MoEArchitecture
-from emo_prune.constants import TRAIN_MODES
+from emo_prune.common.constants import TRAIN_MODES
 from emo_prune.errors import TrainingError
 from emo_prune.select.plan import Kept
 

@@ -152,7 +152,11 @@ def _earlier_losses(resume: Path | None) -> list[dict[str, float]]:
 
     state = json.loads((resume / "trainer_state.json").read_text())
     return [
-        {"step": e["step"], "loss": round(float(e["loss"]), 6), **{k: float(e[k]) for k in ("learning_rate", "grad_norm") if k in e}}
+        {
+            "step": e["step"],
+            "loss": round(float(e["loss"]), 6),
+            **{k: float(e[k]) for k in ("learning_rate", "grad_norm") if k in e},
+        }
         for e in state.get("log_history", [])
         if "loss" in e
     ]

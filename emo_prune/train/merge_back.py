@@ -79,7 +79,9 @@ class MergeResult:
 def build_plan(full: Checkpoint, build: Checkpoint) -> tuple[Plan, Kept]:
     """The build's plan from its manifest, checked to be cut from `full` (recorded source identity)."""
     if not (build.path / MANIFEST_FILE).is_file():
-        raise TrainingError(f"{build.path} has no {MANIFEST_FILE}: merge-back needs a build written by `extract` (or `finetune` of one)")
+        raise TrainingError(
+            f"{build.path} has no {MANIFEST_FILE}: merge-back needs a build written by `extract` (or `finetune` of one)"
+        )
     plan = Plan.load(build.path / MANIFEST_FILE)
     recorded = (plan.source_model or {}).get("digest")
     digest = model_identity(full)["digest"]
@@ -117,7 +119,9 @@ class _BuildExperts:
 
 def _blend(full: torch.Tensor, tuned: torch.Tensor, alpha: float, name: str) -> torch.Tensor:
     if full.shape != tuned.shape:
-        raise TrainingError(f"{name}: FULL holds {list(full.shape)}, the build {list(tuned.shape)}; the build does not fit this model")
+        raise TrainingError(
+            f"{name}: FULL holds {list(full.shape)}, the build {list(tuned.shape)}; the build does not fit this model"
+        )
     if alpha == 1:
         return tuned.to(full.dtype)
     return ((1 - alpha) * full.float() + alpha * tuned.float()).to(full.dtype)
@@ -211,7 +215,9 @@ def merge_back(
                     merged = merger.tensor(spec.name)
                     if merged is None:
                         source = tensor_bytes(full, spec.name)
-                        writer.write_from(spec.name, lambda fd, offset, _n, source=source: copy_into(source, fd, offset, spec.dtype))
+                        writer.write_from(
+                            spec.name, lambda fd, offset, _n, source=source: copy_into(source, fd, offset, spec.dtype)
+                        )
                         copied += 1
                     else:
                         writer.write_tensor(spec.name, merged)

@@ -49,9 +49,15 @@ def main() -> int:
     reports = []
     for dtype in args.dtype.split(","):
         report = bench_layer(
-            hidden=args.hidden, width=args.width, experts=args.experts, top_k=args.top_k,
-            tokens=[int(t) for t in args.tokens.split(",")], dtype=getattr(torch, dtype),
-            impls=args.impl.split(","), device="cpu", min_seconds=args.min_seconds,
+            hidden=args.hidden,
+            width=args.width,
+            experts=args.experts,
+            top_k=args.top_k,
+            tokens=[int(t) for t in args.tokens.split(",")],
+            dtype=getattr(torch, dtype),
+            impls=args.impl.split(","),
+            device="cpu",
+            min_seconds=args.min_seconds,
         )
         reports.append(report)
         if not args.json:

@@ -143,8 +143,10 @@ def main() -> None:
     try:
         t = time.perf_counter()
         write_source(root / "source", args)
-        print(f"source: {source_bytes / 1e9:.2f} GB, {args.layers} layers x {args.experts} experts of width {args.width}, "
-              f"hidden {args.hidden}, bf16, shards of {args.shard_size} (written in {time.perf_counter() - t:.1f} s)")
+        print(
+            f"source: {source_bytes / 1e9:.2f} GB, {args.layers} layers x {args.experts} experts of width {args.width}, "
+            f"hidden {args.hidden}, bf16, shards of {args.shard_size} (written in {time.perf_counter() - t:.1f} s)"
+        )
         checkpoint = Checkpoint.open(root / "source")
         t = time.perf_counter()
         model_identity(checkpoint)

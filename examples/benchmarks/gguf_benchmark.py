@@ -40,8 +40,9 @@ class TransformersRunner:
     """transformers fp32 with emo-prune's CPU experts kernel; `prompt()` / `decode()` return seconds."""
 
     def __init__(self, model_dir: Path, ids: list[int], steps: int):
-        import emo_prune.runtime  # noqa: F401  (registers emo_cpu)
         from transformers import AutoModelForCausalLM
+
+        import emo_prune.runtime  # noqa: F401  (registers emo_cpu)
 
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, experts_implementation="emo_cpu").eval()
         self.ids, self.steps = torch.tensor([ids]), steps
@@ -70,8 +71,8 @@ class LlamaRunner:
     """llama.cpp through llama-cpp-python, its default settings (F16 KV cache), greedy decode."""
 
     def __init__(self, path: Path, ids: list[int], steps: int, threads: int):
-        from emo_prune.export.llamacpp import cpu_has_amx, without_extra_buffers
         from emo_prune.export.llama_cpp_binding import llama_cpp_module, quiet_stderr
+        from emo_prune.export.llamacpp import cpu_has_amx, without_extra_buffers
 
         self.llama_cpp = llama_cpp_module()
         with quiet_stderr(), without_extra_buffers(self.llama_cpp, when=cpu_has_amx()):  # see emo_prune/export/llamacpp.py
@@ -169,8 +170,12 @@ def main() -> None:
     if args.json:
         print(json.dumps({"threads": args.threads, "prompt": args.prompt, "decode": args.decode, "rows": rows}, indent=2))
         return
-    print(f"{args.model.name}: {args.prompt}-token prompt, {args.decode} decode steps, {args.threads} threads (best of {args.repeat})")
-    print(f"{'runtime':<22}{'dtype':<8}{'size':>10}{'x st':>7}{'prompt tok/s':>14}{'x tf':>7}{'decode tok/s':>14}{'x tf':>7}{'top-1':>8}{'max diff':>10}")
+    print(
+        f"{args.model.name}: {args.prompt}-token prompt, {args.decode} decode steps, {args.threads} threads (best of {args.repeat})"
+    )
+    print(
+        f"{'runtime':<22}{'dtype':<8}{'size':>10}{'x st':>7}{'prompt tok/s':>14}{'x tf':>7}{'decode tok/s':>14}{'x tf':>7}{'top-1':>8}{'max diff':>10}"
+    )
     for r in rows:
         print(
             f"{r['runtime']:<22}{r['dtype']:<8}{r['bytes'] / 1e6:>8.1f}MB{r['size_vs_safetensors']:>7.2f}"

@@ -66,7 +66,9 @@ def main() -> None:
             rows.append((layers, size, result["bytes"], peak, time.perf_counter() - start))
             (Path(tmp) / f"emo-{layers}.gguf").unlink()
     stack = 31 * 1024 * 1024 * 4  # one [E-1, I, H] fp32 expert stack, the largest tensor held
-    print(f"export --dtype {args.dtype}; import-only RSS {base_rss / 1e9:.2f} GB; largest tensor held {stack / 1e9:.2f} GB (fp32)")
+    print(
+        f"export --dtype {args.dtype}; import-only RSS {base_rss / 1e9:.2f} GB; largest tensor held {stack / 1e9:.2f} GB (fp32)"
+    )
     print(f"{'layers':>6}{'source':>10}{'gguf':>10}{'peak RSS':>10}{'RSS/source':>12}{'seconds':>9}")
     for layers, size, out, peak, seconds in rows:
         print(f"{layers:>6}{size / 1e9:>8.2f}GB{out / 1e9:>8.2f}GB{peak / 1e9:>8.2f}GB{peak / size:>12.2f}{seconds:>9.1f}")

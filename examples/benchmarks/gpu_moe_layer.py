@@ -36,9 +36,14 @@ def main() -> int:
     reports = []
     for experts in (int(e) for e in args.experts.split(",")):
         report = bench_layer(
-            hidden=args.hidden, width=args.width, experts=experts, top_k=args.top_k,
-            tokens=[int(t) for t in args.tokens.split(",")], dtype=getattr(torch, args.dtype),
-            impls=args.impl.split(","), device="cuda",
+            hidden=args.hidden,
+            width=args.width,
+            experts=experts,
+            top_k=args.top_k,
+            tokens=[int(t) for t in args.tokens.split(",")],
+            dtype=getattr(torch, args.dtype),
+            impls=args.impl.split(","),
+            device="cuda",
         )
         report.rows += bench_routing(report.settings["tokens"], experts, args.top_k, num_shared=1, device="cuda")
         reports.append(report)

@@ -147,12 +147,26 @@ def main() -> None:
             t = time.perf_counter()
             source, build, size = write_models(root, layers)
             sizes[layers] = size
-            print(f"\n{layers} layers: {size / 1e9:.2f} GB bf16 (written with its 25% build in {time.perf_counter() - t:.0f} s)", flush=True)
+            print(
+                f"\n{layers} layers: {size / 1e9:.2f} GB bf16 (written with its 25% build in {time.perf_counter() - t:.0f} s)",
+                flush=True,
+            )
             for label, cmd, path, extra in rows + (whole_rows if i == 0 else []):
-                job = {"cmd": cmd, "path": path, "model": str(source), "build": str(build), "docs": args.docs, "tokens": args.tokens, **extra}
+                job = {
+                    "cmd": cmd,
+                    "path": path,
+                    "model": str(source),
+                    "build": str(build),
+                    "docs": args.docs,
+                    "tokens": args.tokens,
+                    **extra,
+                }
                 r = run(job)
                 results[(label, layers)] = r
-                print(f"  {label:34s} peak {r['peak'] / 1e9:6.2f} GB = {r['peak'] / size:.2f}x  {r['seconds']:7.1f} s  ({r['chosen']})", flush=True)
+                print(
+                    f"  {label:34s} peak {r['peak'] / 1e9:6.2f} GB = {r['peak'] / size:.2f}x  {r['seconds']:7.1f} s  ({r['chosen']})",
+                    flush=True,
+                )
             shutil.rmtree(source)
             shutil.rmtree(build)
     finally:
@@ -165,7 +179,9 @@ def main() -> None:
         return f"{r['peak'] / 1e9:.2f} GB: {r['peak'] / size:.2f}x ({(r['peak'] - runtime) / size:.2f}x)"
 
     print(f"\nx checkpoint: peak RSS / checkpoint bytes (in brackets: without the {runtime / 1e6:.0f} MB runtime)")
-    print(f"| command | {sizes[small] / 1e9:.1f} GB checkpoint | {sizes[large] / 1e9:.1f} GB checkpoint | peak growth for {sizes[large] / sizes[small]:.0f}x the bytes | time vs whole ({sizes[small] / 1e9:.1f} GB) |")
+    print(
+        f"| command | {sizes[small] / 1e9:.1f} GB checkpoint | {sizes[large] / 1e9:.1f} GB checkpoint | peak growth for {sizes[large] / sizes[small]:.0f}x the bytes | time vs whole ({sizes[small] / 1e9:.1f} GB) |"
+    )
     print("|---|---|---|---|---|")
     whole_of = {
         "profile (default)": "profile --whole",
@@ -181,6 +197,7 @@ def main() -> None:
         print(f"| {label} | {cell(a, sizes[small])} | {cell(b, sizes[large])} | {b['peak'] / a['peak']:.2f}x | {versus} |")
     for label, _, _, _ in whole_rows:
         print(f"| {label} | {cell(results[(label, small)], sizes[small])} | not run | | 1.00x |")
+
 
 if __name__ == "__main__":
     main()

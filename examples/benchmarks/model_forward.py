@@ -36,8 +36,19 @@ def main() -> int:
         from emo_prune.testing.factory import write_tiny_model
 
         model_dir = write_tiny_model(
-            args.synthetic, "emo", layers=2, hidden=2048, heads=16, kv_heads=16, experts=16, top_k=8,
-            expert_width=1024, shared=1, vocab_size=512, dtype=torch.bfloat16, with_tokenizer=False,
+            args.synthetic,
+            "emo",
+            layers=2,
+            hidden=2048,
+            heads=16,
+            kv_heads=16,
+            experts=16,
+            top_k=8,
+            expert_width=1024,
+            shared=1,
+            vocab_size=512,
+            dtype=torch.bfloat16,
+            with_tokenizer=False,
         )
     if model_dir is None:
         parser.error("give MODEL_DIR or --synthetic DIR")

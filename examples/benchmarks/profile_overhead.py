@@ -28,11 +28,11 @@ import torch
 from emo_prune.arch import MoEArchitecture
 from emo_prune.calib import load_documents
 from emo_prune.io import Checkpoint
+from emo_prune.models.loading import load_tokenizer
+from emo_prune.models.weights import decoder_of, load_pretrained
 from emo_prune.profile.batches import make_batches, tokenize_documents
 from emo_prune.profile.collector import StatsCollector
 from emo_prune.profile.experts import instrumented_forward
-from emo_prune.models.loading import load_tokenizer
-from emo_prune.models.weights import decoder_of, load_pretrained
 from emo_prune.testing import write_tiny_model
 
 
@@ -45,7 +45,9 @@ def forward_all(decoder, batches) -> float:
 
 
 def sorted_all(decoder, batches, arch: MoEArchitecture) -> float:
-    experts = [layer.get_submodule(arch.family.experts.module) for layer, lay in zip(decoder.layers, arch.layouts) if not lay.is_dense]
+    experts = [
+        layer.get_submodule(arch.family.experts.module) for layer, lay in zip(decoder.layers, arch.layouts) if not lay.is_dense
+    ]
     for module in experts:
         module.forward = instrumented_forward(module, lambda *recorded: None)
     try:

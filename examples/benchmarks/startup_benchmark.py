@@ -27,7 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-RELEASE = dict(layers=16, hidden=2048, heads=16, kv_heads=16, experts=128, top_k=8, expert_width=1024, shared=1, vocab_size=100352)
+RELEASE = dict(
+    layers=16, hidden=2048, heads=16, kv_heads=16, experts=128, top_k=8, expert_width=1024, shared=1, vocab_size=100352
+)
 
 
 def seconds(cmd: list[str]) -> float:
@@ -41,8 +43,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    from emo_prune.assets import resolve_model
     from emo_prune.io import Checkpoint
+    from emo_prune.models.builtin import resolve_model
     from emo_prune.profile import ProfileSettings, profile_to_file
     from emo_prune.testing.factory import write_large_emo
 
@@ -52,7 +54,9 @@ def main() -> None:
         model = write_large_emo(Path(tmp) / "release-shaped", sparse=True, max_shard_size="5GB", **RELEASE)
         size = Checkpoint.open(model).total_bytes / 1e9
         profile = Path(tmp) / "code.safetensors"
-        profile_to_file(resolve_model("builtin:emo-small"), ["builtin:code:calib"], profile, settings=ProfileSettings(max_tokens=2000))
+        profile_to_file(
+            resolve_model("builtin:emo-small"), ["builtin:code:calib"], profile, settings=ProfileSettings(max_tokens=2000)
+        )
         plan = Path(tmp) / "plan.json"
         select = ["select", "builtin:emo-small", "--profile", str(profile), "--domain", "code", "--keep", "0.25"]
         cases = {

@@ -104,7 +104,9 @@ def main() -> None:
         if args.dry_run:
             for label, work in jobs.items():
                 for setting, (flags, env) in SETTINGS.items():
-                    print(f"{label:10s} {setting:12s} {' '.join(f'{k}={v}' for k, v in env.items())} {' '.join(exe + work + flags)}")
+                    print(
+                        f"{label:10s} {setting:12s} {' '.join(f'{k}={v}' for k, v in env.items())} {' '.join(exe + work + flags)}"
+                    )
             return
         best: dict[tuple[str, str, str], float] = {}
         for condition in conditions:

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pool_benchmark as bench  # noqa: E402
 import pool_tuning as tune  # noqa: E402
 
-from emo_prune.assets import resolve_model  # noqa: E402
-from emo_prune.models.weights import load_pretrained  # noqa: E402
 from emo_prune.extract.coverage_meter import DEFAULT_WARN, CoverageMeter  # noqa: E402
+from emo_prune.models.builtin import resolve_model  # noqa: E402
+from emo_prune.models.weights import load_pretrained  # noqa: E402
 
 MODELS = {"EMO": "builtin:emo-small", "standard": "builtin:stdmoe-small"}
 DOMAINS = bench.DOMAINS
@@ -55,7 +55,9 @@ def main() -> int:
                 for prompts in DOMAINS:
                     relative = [meter.of_tokens(p["context"]).value / meter.expected for p in pairs if p["domain"] == prompts]
                     cells.append(" / ".join(f"{sum(r < t for r in relative) / len(relative):.0%}" for t in THRESHOLDS))
-                print(f"| {label} | {domain} {float(budget):.1%} | {meter.expected:.3f} | " + " | ".join(cells) + " |", flush=True)
+                print(
+                    f"| {label} | {domain} {float(budget):.1%} | {meter.expected:.3f} | " + " | ".join(cells) + " |", flush=True
+                )
     return 0
 
 

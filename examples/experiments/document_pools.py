@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import emo_prune  # noqa: F401
-from emo_prune.assets import resolve_model
 from emo_prune.eval import builtin_tasks_dir
+from emo_prune.models.builtin import resolve_model
 from emo_prune.train.objective import RoutingContext, install_pool_routers
 
 DOMAINS = ("code", "prose", "math")

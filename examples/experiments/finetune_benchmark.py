@@ -36,8 +36,8 @@ import pool_benchmark as bench  # noqa: E402
 from modularity_table import DOMAINS, MODELS, bits_per_byte, task  # noqa: E402
 
 import emo_prune  # noqa: F401,E402
-from emo_prune.assets import resolve_model  # noqa: E402
 from emo_prune.eval.harness import EvalSettings  # noqa: E402
+from emo_prune.models.builtin import resolve_model  # noqa: E402
 from emo_prune.train.merge_back import merge_back  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,7 +45,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # one fine-tuning in a fresh process: its own peak RSS, its own wall time
 FINETUNE = """
 import json, resource, sys, time
-from emo_prune import threads
+from emo_prune.process import threads
 threads.prepare_environment(); threads.apply_threads(None)  # the CLI's thread rule, before torch loads
 from emo_prune.train.finetune import FinetuneSettings, finetune
 model, source, out, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
@@ -101,7 +101,11 @@ def validation_tasks(work: Path) -> Path:
     (folder / "data").mkdir(parents=True, exist_ok=True)
     (folder / "utils.py").write_text((builtin_tasks_dir() / "utils.py").read_text())
     for domain in DOMAINS:
-        heldout = [json.loads(line)["text"] for line in (builtin_tasks_dir() / "data" / f"ppl_{domain}.jsonl").read_text().splitlines() if line.strip()]
+        heldout = [
+            json.loads(line)["text"]
+            for line in (builtin_tasks_dir() / "data" / f"ppl_{domain}.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
         budget, lines = sum(len(t.encode()) for t in heldout), []
         for document in load_documents([f"builtin:{domain}:calib"]):
             size = len(document.text.encode())
@@ -116,8 +120,9 @@ def validation_tasks(work: Path) -> Path:
 def choose_lr(work: Path, models: list[str], grid: list[float], settings: dict) -> tuple[float, list[dict]]:
     """The rate of `grid` with the best mean validation retention over the 12.5% builds of `models`."""
     tasks = validation_tasks(work)
-    evals = EvalSettings(tasks=tuple(f"emo_val_{d}" for d in DOMAINS), batch_size=8, impl="eager",
-                         dtype="float32", include_paths=(str(tasks),))
+    evals = EvalSettings(
+        tasks=tuple(f"emo_val_{d}" for d in DOMAINS), batch_size=8, impl="eager", dtype="float32", include_paths=(str(tasks),)
+    )
     sweep = []
     for lr in grid:
         scores = []
@@ -161,28 +166,54 @@ def run(work: Path, models: list[str], domains: list[str], budgets: list[str], s
             tuned_full = root / f"full-ft-{domain}-{lr}"
             full_run = finetuned(model_dir, domain, tuned_full, settings)
             full_scores = bits_per_byte(tuned_full, root / "eval" / f"full-ft-{domain}.json", evals)
-            rows.append({"model": label, "domain": domain, "keep": 1.0, "row": "full+ft", "retained": retained(full, full_scores), **full_run})
+            rows.append(
+                {
+                    "model": label,
+                    "domain": domain,
+                    "keep": 1.0,
+                    "row": "full+ft",
+                    "retained": retained(full, full_scores),
+                    **full_run,
+                }
+            )
             for budget in budgets:
                 build = bench.domain_build(model_dir, work / label, domain, budget)
                 scores = bits_per_byte(build, root / "eval" / f"{build.name}.json", evals)
-                rows.append({"model": label, "domain": domain, "keep": float(budget), "row": "build", "retained": retained(full, scores)})
+                rows.append(
+                    {"model": label, "domain": domain, "keep": float(budget), "row": "build", "retained": retained(full, scores)}
+                )
                 tuned = root / f"{build.name}-ft-{lr}"
                 tuned_run = finetuned(build, domain, tuned, settings)
                 scores = bits_per_byte(tuned, root / "eval" / f"{tuned.name}.json", evals)
-                rows.append({"model": label, "domain": domain, "keep": float(budget), "row": "build+ft", "retained": retained(full, scores), **tuned_run})
+                rows.append(
+                    {
+                        "model": label,
+                        "domain": domain,
+                        "keep": float(budget),
+                        "row": "build+ft",
+                        "retained": retained(full, scores),
+                        **tuned_run,
+                    }
+                )
                 merged = root / f"{build.name}-merged-{lr}"
                 if not merged.exists():
                     merge_back(model_dir, tuned, merged)
                 scores = bits_per_byte(merged, root / "eval" / f"{merged.name}.json", evals)
-                rows.append({"model": label, "domain": domain, "keep": float(budget), "row": "merged", "retained": retained(full, scores)})
+                rows.append(
+                    {"model": label, "domain": domain, "keep": float(budget), "row": "merged", "retained": retained(full, scores)}
+                )
                 for row in rows[-3:]:
                     print(json.dumps(row), flush=True)
     return {"settings": settings, "domains": domains, "budgets": budgets, "rows": rows}
 
 
 def sweep_markdown(sweep: list[dict]) -> str:
-    lines = ["learning-rate sweep (mean validation retention of the 12.5% builds, `calib` split):", "",
-             "| lr | validation retained |", "|---:|---:|"]
+    lines = [
+        "learning-rate sweep (mean validation retention of the 12.5% builds, `calib` split):",
+        "",
+        "| lr | validation retained |",
+        "|---:|---:|",
+    ]
     lines += [f"| {row['lr']:g} | {row['validation_retained']:.3f} |" for row in sweep]
     return "\n".join(lines) + "\n\n"
 

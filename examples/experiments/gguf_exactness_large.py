@@ -19,7 +19,9 @@ import torch
 
 MODELS = {
     "emo": dict(layers=2, hidden=2048, heads=16, kv_heads=8, experts=16, top_k=4, expert_width=1024, shared=1, vocab_size=512),
-    "qwen3_moe": dict(layers=2, hidden=2048, heads=16, kv_heads=4, experts=16, top_k=4, expert_width=768, norm_topk_prob=True, vocab_size=512),
+    "qwen3_moe": dict(
+        layers=2, hidden=2048, heads=16, kv_heads=4, experts=16, top_k=4, expert_width=768, norm_topk_prob=True, vocab_size=512
+    ),
 }
 
 

@@ -27,9 +27,9 @@ from document_pools import bits_per_byte  # examples/ is on sys.path when this s
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import emo_prune  # noqa: F401
-from emo_prune.assets import resolve_model
 from emo_prune.calib.builtin_math import KINDS
 from emo_prune.extract import extract
+from emo_prune.models.builtin import resolve_model
 from emo_prune.profile import ProfileSettings, profile_to_file
 from emo_prune.select import SelectOptions, make_plan
 
@@ -56,7 +56,9 @@ def run_model(model_ref: str, keep: str, calib_count: int, eval_count: int, work
     model_dir = resolve_model(model_ref)
     calib = work / "calib.jsonl"
     calib.write_text(
-        "".join(json.dumps({"text": t, "domain": f}) + "\n" for i, f in enumerate(FAMILIES) for t in problems(i, calib_count, "calib"))
+        "".join(
+            json.dumps({"text": t, "domain": f}) + "\n" for i, f in enumerate(FAMILIES) for t in problems(i, calib_count, "calib")
+        )
     )
     evals = {f: problems(i, eval_count, "eval") for i, f in enumerate(FAMILIES)}
     profile = work / "profile.safetensors"
@@ -70,7 +72,10 @@ def run_model(model_ref: str, keep: str, calib_count: int, eval_count: int, work
         build = work / name.replace(" ", "-")
         extract(model_dir, plan, build, overwrite=True)
         subsets[name] = score(build, {f: evals[f] for f in (FAMILIES if name == "all math" else [name])})
-    rows = [{"family": f, "full": full[f], "family_subset": subsets[f][f], "all_math_subset": subsets["all math"][f]} for f in FAMILIES]
+    rows = [
+        {"family": f, "full": full[f], "family_subset": subsets[f][f], "all_math_subset": subsets["all math"][f]}
+        for f in FAMILIES
+    ]
     jaccards = []
     for i, a in enumerate(FAMILIES):
         for b in FAMILIES[i + 1 :]:

@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pool_benchmark as bench  # noqa: E402
 
 import emo_prune  # noqa: F401,E402
-from emo_prune.assets import resolve_model  # noqa: E402
 from emo_prune.eval.harness import EvalSettings, evaluate_model  # noqa: E402
 from emo_prune.extract import extract  # noqa: E402
+from emo_prune.models.builtin import resolve_model  # noqa: E402
 from emo_prune.profile.runner import ProfileSettings, profile_to_file  # noqa: E402
 from emo_prune.profile.store import Profile  # noqa: E402
 from emo_prune.select import SelectOptions, make_plan  # noqa: E402
@@ -74,7 +74,9 @@ def run(work: Path, domains: list[str], budgets: list[float], methods: list[str]
         profile = root / "profile.safetensors"
         if not has_every_statistic(profile):  # absent, or cached before easy_ep and the top-k sample
             sources = [f"builtin:{d}:calib" for d in DOMAINS]
-            profile_to_file(model_dir, sources, profile, list(DOMAINS), ProfileSettings(seq_len=256, batch_size=8), overwrite=True)
+            profile_to_file(
+                model_dir, sources, profile, list(DOMAINS), ProfileSettings(seq_len=256, batch_size=8), overwrite=True
+            )
         full = bits_per_byte(model_dir, root / "eval" / "full.json", settings)
         for domain in domains:
             for method in methods:

@@ -54,19 +54,19 @@ import torch
 import torch.nn.functional as F
 
 import emo_prune  # noqa: F401
-from emo_prune.assets import resolve_model
+from emo_prune.calib.pairs import tokenize_pair as tokenize_ids
 from emo_prune.eval.tasks import builtin_tasks_dir
 from emo_prune.extract import extract
+from emo_prune.extract.coverage_meter import CoverageMeter
 from emo_prune.io import Checkpoint
 from emo_prune.io.identity import model_identity
+from emo_prune.models.builtin import resolve_model
 from emo_prune.models.weights import load_pretrained
-from emo_prune.serve import ExpertStore, PoolSettings, load_pool_runtime
-from emo_prune.extract.coverage_meter import CoverageMeter
-from emo_prune.serve.index_file import DEFAULT_POWER, FORMAT, MASS_OF
-from emo_prune.serve.index_build import DEFAULT_SOURCES, build_index
-from emo_prune.calib.pairs import tokenize_pair as tokenize_ids
 from emo_prune.profile.runner import ProfileSettings, profile_to_file
 from emo_prune.select import SelectOptions, make_plan
+from emo_prune.serve import ExpertStore, PoolSettings, load_pool_runtime
+from emo_prune.serve.index_build import DEFAULT_SOURCES, build_index
+from emo_prune.serve.index_file import DEFAULT_POWER, FORMAT, MASS_OF
 
 MODELS = {"EMO": "builtin:emo-small", "standard": "builtin:stdmoe-small"}
 DOMAINS = ("code", "prose", "math")
@@ -83,7 +83,13 @@ MODES = {
     "pool+index": dict(pool_index=INDEXED),  # the model's default pool index (model_index), 8 neighbours
     "pool+index+d32": dict(pool_index=INDEXED, draft=32, index_weight=10.0),  # and a draft, weighed 1:10 (pool_tuning.py)
 }
-FAMILIES = (("add/sub", "What is"), ("multiply", "Compute"), ("order of ops", "Simplify"), ("fractions", "Add "), ("linear", "Solve"))
+FAMILIES = (
+    ("add/sub", "What is"),
+    ("multiply", "Compute"),
+    ("order of ops", "Simplify"),
+    ("fractions", "Add "),
+    ("linear", "Solve"),
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -297,11 +303,25 @@ def memory_speed(work: Path) -> dict:
 
     model = work / "synthetic"
     if not (model / "config.json").exists():
-        write_tiny_model(model, "emo", layers=4, hidden=512, heads=8, kv_heads=8, experts=32, top_k=4, expert_width=512, shared=1, vocab_size=512)
+        write_tiny_model(
+            model,
+            "emo",
+            layers=4,
+            hidden=512,
+            heads=8,
+            kv_heads=8,
+            experts=32,
+            top_k=4,
+            expert_width=512,
+            shared=1,
+            vocab_size=512,
+        )
     expert_bytes = 4 * 32 * 3 * 512 * 512 * 4  # fp32
     rows = {}
     for pool in ("whole", "0.25", "0.125"):
-        done = subprocess.run([sys.executable, "-c", CHILD, str(model), pool, str(expert_bytes)], capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, str(model), pool, str(expert_bytes)], capture_output=True, text=True, check=True
+        )
         rows[pool] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"memory/speed {pool}: {rows[pool]}", flush=True)
     return {"expert_bytes": expert_bytes, "rows": rows}
@@ -337,21 +357,33 @@ def markdown(result: dict) -> str:
             for mode in MODES:
                 r = q["nll"][f"{mode} {budget} resident"]
                 mean = sum(r) / len(r)
-                lines.append(f"| {label} | {budget} | {mode} | {mean / 1e6:.3f} MB | {mean / result['all_expert_bytes'][label]:.3f} |")
+                lines.append(
+                    f"| {label} | {budget} | {mode} | {mean / 1e6:.3f} MB | {mean / result['all_expert_bytes'][label]:.3f} |"
+                )
     if result.get("memory"):
         m = result["memory"]
         whole = m["rows"]["whole"]
-        lines += ["", "| process (synthetic 4 x 32 experts, fp32) | peak RSS | saved vs whole | dropped expert bytes | prefill tok/s (x whole) | decode tok/s (x whole) |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| process (synthetic 4 x 32 experts, fp32) | peak RSS | saved vs whole | dropped expert bytes | prefill tok/s (x whole) | decode tok/s (x whole) |",
+            "|---|---|---|---|---|---|",
+        ]
         for pool, row in m["rows"].items():
             dropped = 0 if pool == "whole" else m["expert_bytes"] * (1 - float(pool))
             lines.append(
                 f"| {pool} | {row['peak_rss'] / 1e6:.0f} MB | {(whole['peak_rss'] - row['peak_rss']) / 1e6:.0f} MB | {dropped / 1e6:.0f} MB | "
                 f"{row['prefill_tps']:.0f} ({row['prefill_tps'] / whole['prefill_tps']:.2f}) | {row['decode_tps']:.0f} ({row['decode_tps'] / whole['decode_tps']:.2f}) |"
             )
-    lines += ["", "| model | pool, mode | cache (experts) | LRU hit rate | LFU hit rate | Belady (bound) |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| model | pool, mode | cache (experts) | LRU hit rate | LFU hit rate | Belady (bound) |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, per in result["cache"].items():
         for budget, c in per.items():
-            lines.append(f"| {label} | {budget} | {c['capacity_experts']} of {c['of_experts']} | {c['lru']:.2f} | {c['lfu']:.2f} | {c['belady']:.2f} |")
+            lines.append(
+                f"| {label} | {budget} | {c['capacity_experts']} of {c['of_experts']} | {c['lru']:.2f} | {c['lfu']:.2f} | {c['belady']:.2f} |"
+            )
     lines += ["", "| model | Spearman(coverage, quality loss), code 25% build, all answer documents |", "|---|---|"]
     for label, rho in result["spearman"].items():
         lines.append(f"| {label} | {rho:.2f} |")

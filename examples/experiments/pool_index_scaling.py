@@ -25,9 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pool_benchmark as bench  # noqa: E402
 
-from emo_prune.assets import resolve_model  # noqa: E402
 from emo_prune.calib import load_documents  # noqa: E402
 from emo_prune.calib.pairs import math_answers  # noqa: E402
+from emo_prune.models.builtin import resolve_model  # noqa: E402
 from emo_prune.models.weights import load_pretrained  # noqa: E402
 from emo_prune.serve import PoolSettings, load_pool_runtime  # noqa: E402
 from emo_prune.serve.index_build import DEFAULT_SOURCES, index_pairs, tokenized_pairs  # noqa: E402
@@ -51,7 +51,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="pool-index-scaling-"))
     counts = {name: len(idx) for name, idx in bench.groups(pairs).items() if name.startswith("math") and idx}
     names = list(counts)
-    lines = ["| index (math problems) | budget | setting | " + " | ".join(f"{n} ({counts[n]})" for n in names) + " |", "|---|---|---|" + "---:|" * len(names)]
+    lines = [
+        "| index (math problems) | budget | setting | " + " | ".join(f"{n} ({counts[n]})" for n in names) + " |",
+        "|---|---|---|" + "---:|" * len(names),
+    ]
     default = tokenized_pairs(tokenizer, list(DEFAULT_SOURCES))
     for limit in MATH_PROBLEMS:
         math_pairs = [p for p in default if p.domain == "math"][:limit]
@@ -65,9 +68,17 @@ def main() -> int:
                 nll = [-float(runtime.score(p["context"], p["answer"])[0].sum()) for p in pairs]
                 retained = bench.retained(full_nll, nll, pairs)
                 cells = [f"{retained[name]:.2f}" for name in names]
-                lines.append(f"| {label} ({index.summary()['domains']['math']}) | {float(budget):.1%} | {setting} | " + " | ".join(cells) + " |")
+                lines.append(
+                    f"| {label} ({index.summary()['domains']['math']}) | {float(budget):.1%} | {setting} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
                 print(lines[-1], flush=True)
-    text = f"`python examples/experiments/pool_index_scaling.py` (builtin:emo-small, the {len(pairs)} problems of the math `heldout` split; {time.perf_counter() - started:.0f} s)\n\n" + "\n".join(lines) + "\n"
+    text = (
+        f"`python examples/experiments/pool_index_scaling.py` (builtin:emo-small, the {len(pairs)} problems of the math `heldout` split; {time.perf_counter() - started:.0f} s)\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
     (bench.RESULTS / "pool_index_scaling.md").write_text(text)
     print(text)
     return 0

@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pool_benchmark as bench  # noqa: E402
 
-from emo_prune.assets import resolve_model  # noqa: E402
+from emo_prune.models.builtin import resolve_model  # noqa: E402
 from emo_prune.models.weights import load_pretrained  # noqa: E402
 from emo_prune.serve import PoolSettings, load_pool_runtime  # noqa: E402
 

@@ -17,7 +17,9 @@ def eval_rank(rank: int, world: int, port: int, model: str, task_dir: str, out: 
     seen = []  # the requests this rank scored
     for name in ("loglikelihood", "loglikelihood_rolling"):
         method = getattr(EmoPruneLM, name)
-        setattr(EmoPruneLM, name, lambda self, requests, *a, _m=method, **k: (seen.extend(requests), _m(self, requests, *a, **k))[1])
+        setattr(
+            EmoPruneLM, name, lambda self, requests, *a, _m=method, **k: (seen.extend(requests), _m(self, requests, *a, **k))[1]
+        )
     torch.set_num_threads(1)
     settings = EvalSettings(tasks=("t_ppl", "t_mc"), include_paths=(task_dir,), impl="eager", dtype="float32", batch_size=2)
     result = evaluate_model(model, settings)

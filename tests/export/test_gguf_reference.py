@@ -11,8 +11,8 @@ import json
 
 import pytest
 import torch
-from gguf_cases import EXPORTABLE, hf_logits
 from gguf import GGUFReader
+from gguf_cases import EXPORTABLE, hf_logits
 
 from emo_prune.export import export_gguf
 from emo_prune.export.reference import reference_logits

@@ -33,7 +33,10 @@ def family(model_type, **extra):
 # case -> (architecture, the words the one-line reason must contain); one comment per case
 REFUSED = {
     # llama.cpp has one n_expert: a ragged (global-budget) build fails its tensor checks
-    "ragged": (lambda: emo(num_experts_per_layer=[8, 6, 8]), "per-layer expert counts [8, 6, 8]: GGUF needs one count; select with --budget uniform"),
+    "ragged": (
+        lambda: emo(num_experts_per_layer=[8, 6, 8]),
+        "per-layer expert counts [8, 6, 8]: GGUF needs one count; select with --budget uniform",
+    ),
     # EMO softmaxes several shared experts among themselves; llama.cpp adds each with weight 1
     "two_shared": (lambda: emo(num_shared_experts=2), "2 shared experts per layer"),
     # no always-on routed experts in any llama.cpp MoE graph
@@ -41,13 +44,22 @@ REFUSED = {
     # deepseek's graph never renormalizes the picked weights
     "emo_norm_topk": (lambda: emo(norm_topk_prob=True), "norm_topk_prob=true: llama.cpp's deepseek graph does not renormalize"),
     # olmoe's graph never renormalizes either
-    "olmoe_norm_topk": (lambda: family("olmoe", norm_topk_prob=True, intermediate_size=32), "llama.cpp's olmoe graph does not renormalize"),
+    "olmoe_norm_topk": (
+        lambda: family("olmoe", norm_topk_prob=True, intermediate_size=32),
+        "llama.cpp's olmoe graph does not renormalize",
+    ),
     # qwen3moe's graph always renormalizes: a model that does not is refused
     "qwen3_no_norm": (lambda: family("qwen3_moe", norm_topk_prob=False), "llama.cpp's qwen3moe graph always renormalizes"),
     # deepseek has leading dense layers only
-    "dense_after_moe": (lambda: emo(num_experts_per_layer=[8, 0, 8], dense_intermediate_size=64), "dense layers [1] after the first MoE layer (0)"),
+    "dense_after_moe": (
+        lambda: emo(num_experts_per_layer=[8, 0, 8], dense_intermediate_size=64),
+        "dense layers [1] after the first MoE layer (0)",
+    ),
     # qwen graphs have no dense layers at all
-    "qwen_dense": (lambda: family("qwen3_moe", norm_topk_prob=True, mlp_only_layers=[0]), "dense MLP layers [0]: llama.cpp's qwen3moe graph has none"),
+    "qwen_dense": (
+        lambda: family("qwen3_moe", norm_topk_prob=True, mlp_only_layers=[0]),
+        "dense MLP layers [0]: llama.cpp's qwen3moe graph has none",
+    ),
     # llama.cpp's olmoe has k_norm [hidden]: no grouped-query attention
     "olmoe_gqa": (lambda: family("olmoe", intermediate_size=32), "2 key/value heads for 4 query heads"),
     # only plain RoPE is exported
@@ -155,7 +167,7 @@ def test_failure_mid_write_leaves_nothing(export_zoo, tmp_path, monkeypatch):
 
 
 def test_cli_export_of_a_builtin_model(cli, tmp_path):
-    from emo_prune.assets import resolve_model
+    from emo_prune.models.builtin import resolve_model
 
     result = cli("--json", "export", "builtin:emo-small", "--dtype", "q8_0", "--out", tmp_path / "e.gguf")
     assert result.exit_code == 0, result.output

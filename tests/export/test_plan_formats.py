@@ -25,7 +25,9 @@ DOCS = [
 def olmoe(tiny, tmp_path_factory):
     """OLMoE, 2 layers x 8 experts, top-2, and its real profile (code + math)."""
     model = tiny("olmoe", seed=3, hidden=32, expert_width=16, layers=2, experts=8, top_k=2)
-    profile = profile_model(model, DOCS, ProfileSettings(seq_len=16, batch_size=3, max_tokens=None, device="cpu", dtype="float32"))
+    profile = profile_model(
+        model, DOCS, ProfileSettings(seq_len=16, batch_size=3, max_tokens=None, device="cpu", dtype="float32")
+    )
     path = profile.save(tmp_path_factory.mktemp("olmoe-profile") / "p.safetensors")
     return model, path
 
@@ -34,7 +36,9 @@ def olmoe(tiny, tmp_path_factory):
 def emo(tiny, tmp_path_factory):
     """EMO with a shared tail expert, a dense layer and per-layer counts (8, 0, 6), and its profile."""
     model = tiny("emo", seed=3, hidden=32, expert_width=16, layers=3, experts=8, top_k=3, shared=1, experts_per_layer=[8, 0, 6])
-    profile = profile_model(model, DOCS, ProfileSettings(seq_len=16, batch_size=3, max_tokens=None, device="cpu", dtype="float32"))
+    profile = profile_model(
+        model, DOCS, ProfileSettings(seq_len=16, batch_size=3, max_tokens=None, device="cpu", dtype="float32")
+    )
     path = profile.save(tmp_path_factory.mktemp("emo-profile") / "p.safetensors")
     return model, path
 
@@ -73,7 +77,7 @@ def read_vllm_ascend(path, sizes, ratio):
     """#12525: JSONL, one line per layer {"<layer>": [full ordered expert list]}; keep the first E * (1 - ratio)."""
     kept_by_layer = {}
     for line in path.read_text().splitlines():
-        (key, ranking), = json.loads(line).items()
+        ((key, ranking),) = json.loads(line).items()
         layer = int(key)
         assert sorted(ranking) == list(range(sizes[layer]))  # the FULL list
         kept_by_layer[layer] = sorted(ranking[: round(sizes[layer] * (1 - ratio))])
@@ -89,7 +93,15 @@ def read_llama_stats(path, sizes):
     rankings = {}
     for key, entry in data.items():
         E = sizes[int(key)]
-        assert set(entry) == {"total_tokens", "activation_counts", "activation_frequency", "avg_gate_weight", "ean_mean", "reap", "never_activated"}
+        assert set(entry) == {
+            "total_tokens",
+            "activation_counts",
+            "activation_frequency",
+            "avg_gate_weight",
+            "ean_mean",
+            "reap",
+            "never_activated",
+        }
         assert type(entry["total_tokens"]) is int and entry["total_tokens"] > 0
         for field in ("activation_counts", "activation_frequency", "avg_gate_weight", "ean_mean", "reap"):
             assert len(entry[field]) == E and all(v >= 0 for v in entry[field])
@@ -123,7 +135,9 @@ def test_plan_round_trips_through_kept_set_formats(cli, olmoe, emo, tmp_path, fm
 def test_vllm_ascend_ranking_keeps_what_select_keeps(cli, olmoe, tmp_path, method):
     model, profile = olmoe
     out = tmp_path / "experts.jsonl"
-    result = cli("plan", "export", profile, "--format", "vllm-ascend", "--method", method, "--domain", "code", "--keep", "4", "--out", out)
+    result = cli(
+        "plan", "export", profile, "--format", "vllm-ascend", "--method", method, "--domain", "code", "--keep", "4", "--out", out
+    )
     assert result.exit_code == 0, result.output
     assert '"expert_prune_ratio": 0.5' in result.output
     plan = plan_for(model, profile, tmp_path, method=method, keep="4")
@@ -149,7 +163,14 @@ def test_llm_compressor_report_is_ranked_by_saliency(cli, olmoe, tmp_path):
     model, _ = olmoe
     report = tmp_path / "reap_report.json"
     saliency = [[0.1, 0.9, 0.3, 0.8, 0.0, 0.2, 0.7, 0.4], [0.5, 0.5, 0.1, 0.2, 0.9, 0.3, 0.0, 0.6]]
-    report.write_text(json.dumps({f"model.layers.{i}.mlp": {"saliency": s, "count": [3] * 8, "topk_weights": [0.1] * 8} for i, s in enumerate(saliency)}))
+    report.write_text(
+        json.dumps(
+            {
+                f"model.layers.{i}.mlp": {"saliency": s, "count": [3] * 8, "topk_weights": [0.1] * 8}
+                for i, s in enumerate(saliency)
+            }
+        )
+    )
     back = tmp_path / "plan.json"
     result = cli("plan", "import", report, "--model", model, "--keep", "3", "--out", back)
     assert result.exit_code == 0, result.output
@@ -172,14 +193,26 @@ def test_exports_refuse_what_the_consumer_cannot_express(cli, olmoe, emo, tmp_pa
     _, emo_profile = emo
     out = tmp_path / "out.json"
     cases = [
-        (("plan", "export", plan, "--model", model, "--format", "vllm-ascend", "--out", out), "needs every layer's full expert ranking"),
-        (("plan", "export", plan, "--model", model, "--format", "llama-expert-stats", "--out", out), "needs per-expert statistics"),
+        (
+            ("plan", "export", plan, "--model", model, "--format", "vllm-ascend", "--out", out),
+            "needs every layer's full expert ranking",
+        ),
+        (
+            ("plan", "export", plan, "--model", model, "--format", "llama-expert-stats", "--out", out),
+            "needs per-expert statistics",
+        ),
         (("plan", "export", profile, "--format", "vllm", "--out", out), "a profile does not choose"),
         (("plan", "export", plan, "--format", "vllm", "--out", out), "needs --model"),
         (("plan", "export", plan, "--model", model, "--format", "gguf", "--out", out), "unknown --format 'gguf'"),
-        (("plan", "export", emo_profile, "--format", "vllm-ascend", "--keep", "4", "--out", out), "one expert_prune_ratio to every layer"),
+        (
+            ("plan", "export", emo_profile, "--format", "vllm-ascend", "--keep", "4", "--out", out),
+            "one expert_prune_ratio to every layer",
+        ),
         (("plan", "export", profile, "--format", "vllm-ascend", "--keep", "0.125", "--out", out), "top-k"),
-        (("plan", "export", profile, "--format", "vllm-ascend", "--method", "greedy", "--out", out), "does not rank from a profile"),
+        (
+            ("plan", "export", profile, "--format", "vllm-ascend", "--method", "greedy", "--out", out),
+            "does not rank from a profile",
+        ),
         (("plan", "export", plan, "--model", model, "--format", "vllm", "--out", tmp_path), "is a folder"),
         (("plan", "import", plan, "--model", model, "--keep", "2", "--out", out), "--keep does not apply"),
     ]

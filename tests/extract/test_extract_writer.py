@@ -92,4 +92,6 @@ def test_atomic_folder_commits_or_vanishes(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     with AtomicFolder(target, overwrite=True) as tmp:
         (tmp / "y").write_text("3")
-    assert sorted(p.name for p in target.iterdir()) == [".emo-prune-owner.json", "y"] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in target.iterdir()) == [".emo-prune-owner.json", "y"] and sorted(
+        p.name for p in tmp_path.iterdir()
+    ) == ["out"]

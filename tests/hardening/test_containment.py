@@ -92,7 +92,11 @@ def test_recipe_build_names_stay_in_the_run_folder(cli, source_model, tmp_path, 
     before = snapshot(tmp_path)
     result = cli("run", tmp_path / "recipe.yaml", "--out", work / "run")
     # output.name is refused as a field (tests/hardening/test_names.py), a pattern once it is filled in
-    says = ("output.name: '../../escaped' is not a folder name",) if "name" in output else ("output.pattern / output.name", "not one plain folder name")
+    says = (
+        ("output.name: '../../escaped' is not a folder name",)
+        if "name" in output
+        else ("output.pattern / output.name", "not one plain folder name")
+    )
     one_line_error(result, "recipe error:", *says)
     assert snapshot(tmp_path) == before
 

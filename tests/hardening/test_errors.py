@@ -15,7 +15,12 @@ from safetensors.torch import save_file
 
 
 def _recipe(model, tmp_path, **changes):
-    recipe = {"name": "r", "model": str(model), "calibration": {"sources": ["builtin:math:train"], "max_tokens": 200}, "budgets": [0.5]}
+    recipe = {
+        "name": "r",
+        "model": str(model),
+        "calibration": {"sources": ["builtin:math:train"], "max_tokens": 200},
+        "budgets": [0.5],
+    }
     recipe.update(changes)
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
@@ -129,10 +134,18 @@ def test_malformed_plan_fields(cli, source_model, plan_file, tmp_path, change, s
         ("{not json", {}, "is not valid JSON"),
         (json.dumps({"format": 1}), {}, "not a consistent profile"),
         (
-            json.dumps({"format": 1, "model": {}, "layouts": [{"experts": 8, "shared": 1, "always_active": [], "top_k": 2,
-                       "norm_topk_prob": False}] * 2, "domains": {"code": {}}}),  # fmt: skip
-            {f"code/{s}": torch.zeros(2, 3, dtype=torch.float64)
-             for s in ("tokens", "prob_mass", "gate_weight", "reap", "pool_25", "pool_12")}
+            json.dumps(
+                {
+                    "format": 1,
+                    "model": {},
+                    "layouts": [{"experts": 8, "shared": 1, "always_active": [], "top_k": 2, "norm_topk_prob": False}] * 2,
+                    "domains": {"code": {}},
+                }
+            ),  # fmt: skip
+            {
+                f"code/{s}": torch.zeros(2, 3, dtype=torch.float64)
+                for s in ("tokens", "prob_mass", "gate_weight", "reap", "pool_25", "pool_12")
+            }
             | {"code/entropy": torch.zeros(2, dtype=torch.float64), "code/counts": torch.zeros(2, dtype=torch.float64)},
             "not a consistent profile",  # [2, 3] statistics for 8 experts
         ),
@@ -142,7 +155,9 @@ def test_malformed_profile(cli, source_model, tmp_path, meta, tensors, says):
     profile = tmp_path / "p.safetensors"
     save_file(tensors or {"x": torch.zeros(1)}, str(profile), metadata={"emo_prune.profile": meta})
     before = snapshot(tmp_path)
-    result = cli("select", source_model, "--profile", profile, "--domain", "code", "--keep", "0.5", "--out", tmp_path / "plan.json")
+    result = cli(
+        "select", source_model, "--profile", profile, "--domain", "code", "--keep", "0.5", "--out", tmp_path / "plan.json"
+    )
     one_line_error(result, "profile error:", says)
     assert snapshot(tmp_path) == before
 

@@ -43,7 +43,9 @@ def test_a_task_whose_data_is_not_here_is_refused_before_loading_declared_offlin
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # an empty cache: gsm8k is not in it
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
-    line = one_line_error(cli("eval", "builtin:tiny-emo", "--tasks", "gsm8k", "--out", tmp_path / "r.json"), "gsm8k (openai/gsm8k)")
+    line = one_line_error(
+        cli("eval", "builtin:tiny-emo", "--tasks", "gsm8k", "--out", tmp_path / "r.json"), "gsm8k (openai/gsm8k)"
+    )
     assert "HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set" in line
     assert heavy == [] and snapshot(tmp_path) == {}
 
@@ -56,7 +58,9 @@ def test_a_task_whose_data_is_not_here_is_refused_when_the_hub_is_unreachable(cl
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     probes: list[int] = []
     monkeypatch.setattr(check, "hub_reachable", lambda: probes.append(1) or False)
-    one_line_error(cli("eval", "builtin:tiny-emo", "--tasks", "gsm8k", "--out", tmp_path / "r.json"), "cannot be reached", "gsm8k")
+    one_line_error(
+        cli("eval", "builtin:tiny-emo", "--tasks", "gsm8k", "--out", tmp_path / "r.json"), "cannot be reached", "gsm8k"
+    )
     assert probes == [1] and heavy == []  # one probe, no retries, no model loaded
 
 
@@ -85,5 +89,7 @@ def test_a_model_that_is_not_there_is_refused_first_with_did_you_mean(cli, tmp_p
 
 def test_an_existing_profile_output_is_refused_before_torch_loads(cli, tmp_path, monkeypatch, heavy):
     (tmp_path / "p.safetensors").write_bytes(b"not ours")
-    one_line_error(cli("profile", "builtin:tiny-emo", "--domain", "code", "--out", tmp_path / "p.safetensors"), "is not an emo-prune profile")
+    one_line_error(
+        cli("profile", "builtin:tiny-emo", "--domain", "code", "--out", tmp_path / "p.safetensors"), "is not an emo-prune profile"
+    )
     assert heavy == [] and (tmp_path / "p.safetensors").read_bytes() == b"not ours"

@@ -32,11 +32,17 @@ CASES = {
     "empty data": (["{build}", "--calib", "{empty}", "--out", "{out}"], "no non-empty document"),
     "answers missing": (["{build}", "--calib", "{no_answer}", "--out", "{out}"], '"answer"'),
     "answers empty": (["{build}", "--calib", "{empty_answer}", "--out", "{out}"], "answer tokens"),
-    "nothing trainable": (["{two_shared}", "--calib", "{text}", "--train", "experts", "--experts-of", "{shared_only}", "--out", "{out}"], "nothing to train"),
+    "nothing trainable": (
+        ["{two_shared}", "--calib", "{text}", "--train", "experts", "--experts-of", "{shared_only}", "--out", "{out}"],
+        "nothing to train",
+    ),
     "unknown mode": (["{build}", "--calib", "{text}", "--train", "routers", "--out", "{out}"], "--train"),
     "lora on some rows": (["{build}", "--calib", "{text}", "--train", "experts", "--lora", "4", "--out", "{out}"], "--lora"),
     "warmup out of range": (["{build}", "--calib", "{text}", "--warmup", "1.5", "--out", "{out}"], "--warmup"),
-    "less than one step": (["{build}", "--calib", "{text}", "--batch-size", "64", "--out", "{out}"], "fewer than one optimizer step"),
+    "less than one step": (
+        ["{build}", "--calib", "{text}", "--batch-size", "64", "--out", "{out}"],
+        "fewer than one optimizer step",
+    ),
     "task offline": (["{build}", "--calib", "task:arc_easy", "--out", "{out}"], "cannot load lm-eval task"),
     "no source": (["{build}", "--calib", "builtin:nope", "--out", "{out}"], "builtin"),
 }
@@ -53,7 +59,9 @@ def test_finetune_refusals(cli, tiny, source_model, setup, case):
     }  # fmt: skip
     args, fragment = CASES[case]
     before, model_before = snapshot(work.parent), snapshot(source_model)
-    result = cli("finetune", "--batch-size", "2", "--seq-len", "16", *[a.format(**values) for a in args])  # a case's own flags win
+    result = cli(
+        "finetune", "--batch-size", "2", "--seq-len", "16", *[a.format(**values) for a in args]
+    )  # a case's own flags win
     one_line_error(result, fragment)
     assert snapshot(work.parent) == before and snapshot(source_model) == model_before
 

@@ -51,7 +51,17 @@ def test_the_refusal_comes_before_any_forward(source_model, long_prompt, monkeyp
 @pytest.mark.parametrize("pool", [None, "0.5"])
 def test_truncate_prompt_keeps_the_last_tokens_that_fit(cli, source_model, long_prompt, pool) -> None:
     text, n = long_prompt
-    result = cli("--json", "generate", source_model, *(["--pool", pool] if pool else []), "--prompt", text, "--max-new-tokens", 8, "--truncate-prompt")
+    result = cli(
+        "--json",
+        "generate",
+        source_model,
+        *(["--pool", pool] if pool else []),
+        "--prompt",
+        text,
+        "--max-new-tokens",
+        8,
+        "--truncate-prompt",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["prompt_tokens"] == CONTEXT - 8 and 1 <= data["new_tokens"] <= 8
@@ -112,7 +122,20 @@ def test_prompt_and_prompt_file_exclude_each_other(cli, source_model, args) -> N
         ["profile", "{model}", "--domain", "math", "--device", "cuda", "--out", "{tmp}/p.safetensors"],  # no note first
         ["eval", "{model}", "--tasks", "emo_ppl_math", "--device", "cuda", "--out", "{tmp}/r.json"],
         ["bench", "{model}", "--device", "cuda"],
-        ["select", "{model}", "--keep", "0.5", "--method", "greedy", "--calib", "builtin:math:calib", "--device", "cuda", "--out", "{tmp}/plan.json"],
+        [
+            "select",
+            "{model}",
+            "--keep",
+            "0.5",
+            "--method",
+            "greedy",
+            "--calib",
+            "builtin:math:calib",
+            "--device",
+            "cuda",
+            "--out",
+            "{tmp}/plan.json",
+        ],
         ["extract", "{model}", "--keep", "0.5", "--domain", "math", "--device", "cuda", "--out", "{tmp}/build"],
     ],
     ids=lambda c: " ".join(c[:1] + c[2:3] + c[-2:-1]),
@@ -133,14 +156,22 @@ def test_a_recipe_device_without_cuda_is_one_line_before_the_run_folder(cli, sou
     recipe.setdefault(section, {})["device"] = "cuda"
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     before = snapshot(tmp_path)
-    one_line_error(cli("run", tmp_path / "r.yaml", "--out", tmp_path / "run"), "runtime error:", f"recipe {section}.device:", "asked for CUDA")
+    one_line_error(
+        cli("run", tmp_path / "r.yaml", "--out", tmp_path / "run"),
+        "runtime error:",
+        f"recipe {section}.device:",
+        "asked for CUDA",
+    )
     assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize(
     ("args", "flag"),
     [
-        (["extract", "{model}", "--keep", "0.5", "--domain", "math", "--max-shard-size", "0", "--out", "{tmp}/build"], "--max-shard-size '0'"),
+        (
+            ["extract", "{model}", "--keep", "0.5", "--domain", "math", "--max-shard-size", "0", "--out", "{tmp}/build"],
+            "--max-shard-size '0'",
+        ),
         (["generate", "{model}", "--pool", "0.5", "--cache-budget", "0", "--prompt", "hi"], "--cache-budget '0'"),
     ],
 )

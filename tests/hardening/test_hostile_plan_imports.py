@@ -55,9 +55,21 @@ CASES = [
     ("n.jsonl", jsonl(full(0), "[1, 2]"), "vllm-ascend", "0.5", "line 2 must be one object"),
     ("o.jsonl", jsonl(full(0)), "vllm-ascend", "0.5", "no line for MoE layer 1"),
     # llama.cpp stats: NaN, a negative count, the wrong length, a string where numbers go
-    ("p.json", '{"0": {"reap": [NaN, 1, 1, 1, 1, 1, 1, 1]}, "1": {"reap": [1, 1, 1, 1, 1, 1, 1, 1]}}', "llama-expert-stats", "0.5", "NaN is not a JSON number"),
+    (
+        "p.json",
+        '{"0": {"reap": [NaN, 1, 1, 1, 1, 1, 1, 1]}, "1": {"reap": [1, 1, 1, 1, 1, 1, 1, 1]}}',
+        "llama-expert-stats",
+        "0.5",
+        "NaN is not a JSON number",
+    ),
     ("q.json", {"0": STATS_LAYER | {"activation_counts": [-1] * E}, "1": STATS_LAYER}, None, "0.5", "activation_counts holds -1"),
-    ("r.json", {"0": STATS_LAYER | {"reap": [1.0] * 3}, "1": STATS_LAYER}, None, "0.5", "one number per expert (8 in layer 0), got 3"),
+    (
+        "r.json",
+        {"0": STATS_LAYER | {"reap": [1.0] * 3}, "1": STATS_LAYER},
+        None,
+        "0.5",
+        "one number per expert (8 in layer 0), got 3",
+    ),
     ("s.json", {"0": STATS_LAYER | {"reap": "high"}, "1": STATS_LAYER}, None, "0.5", "got str"),
     # llm-compressor: a layer name with no layer in it
     ("t.json", {"router": {"saliency": [1.0] * E}}, "llm-compressor", "0.5", "must be an integer"),

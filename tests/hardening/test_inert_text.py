@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.text import Text
 
 from emo_prune.cli.console import out
+from emo_prune.common.text import inert
 from emo_prune.errors import PlanError
-from emo_prune.text import inert
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # emo-prune's own colours on a forced terminal
 ACTIVE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -55,7 +55,9 @@ def terminal():
     """The output sink's consoles forced to a colour terminal (whatever pytest's capture is), restored after."""
     saved = out.console, out.err_console
     out.console = Console(force_terminal=True, color_system="truecolor", width=200, highlight=False, soft_wrap=True)
-    out.err_console = Console(stderr=True, force_terminal=True, color_system="truecolor", width=200, highlight=False, soft_wrap=True)
+    out.err_console = Console(
+        stderr=True, force_terminal=True, color_system="truecolor", width=200, highlight=False, soft_wrap=True
+    )
     yield
     out.console, out.err_console = saved
 
@@ -135,8 +137,8 @@ def _index_with_domain(source, tmp_path, name: str):
     """A pool index of `source` whose first entry's domain is `name` (header rewritten, data unchanged)."""
     from hardening_helpers import read_raw_header, write_raw_header
 
-    from emo_prune.serve.index_file import META_KEY
     from emo_prune.serve.index_build import IndexPair, index_pairs
+    from emo_prune.serve.index_file import META_KEY
 
     good = index_pairs(source, [IndexPair("math", [5, 17, 33, 2], [250, 7, 61]), IndexPair("code", [30, 31], [44, 3])])
     path = good.save(tmp_path / "index" / "pools.safetensors")
@@ -152,7 +154,19 @@ def _index_with_domain(source, tmp_path, name: str):
 def test_a_pool_index_domain_is_refused_inert(cli, terminal, source_model, tmp_path, name: str) -> None:
     index = _index_with_domain(source_model, tmp_path, name)
     before = snapshot(tmp_path)
-    result = cli("--quiet", "generate", source_model, "--pool", "0.5", "--pool-index", index, "--prompt", "def add(a, b):", "--max-new-tokens", 2)
+    result = cli(
+        "--quiet",
+        "generate",
+        source_model,
+        "--pool",
+        "0.5",
+        "--pool-index",
+        index,
+        "--prompt",
+        "def add(a, b):",
+        "--max-new-tokens",
+        2,
+    )
     line = one_line_error(result, "pool index", "domain name", "1-64 ASCII letters")
     assert_inert(result.output)
     assert_shown_escaped(name, line)

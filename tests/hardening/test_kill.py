@@ -42,7 +42,13 @@ def test_kill_during_run_then_resume_gives_identical_builds(source_model, tmp_pa
     recipe = {
         "name": "k",
         "model": str(source_model),
-        "calibration": {"sources": ["builtin:math:train"], "domains": ["math"], "max_tokens": 300, "seq_len": 64, "device": "cpu"},
+        "calibration": {
+            "sources": ["builtin:math:train"],
+            "domains": ["math"],
+            "max_tokens": 300,
+            "seq_len": 64,
+            "device": "cpu",
+        },
         "budgets": [0.5, 0.25],
         "verify": {"enabled": False},
     }

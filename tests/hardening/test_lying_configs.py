@@ -13,7 +13,6 @@ import pytest
 import torch
 from hardening_helpers import INDEX, drop_from_index, one_line_error, read_raw_header, set_config, snapshot, write_raw_header
 
-
 GENERATE = ("--prompt", "def add(a, b):", "--max-new-tokens", "2")
 
 
@@ -58,7 +57,7 @@ def test_a_billion_layers_is_refused_from_the_headers(cli, model, tmp_path, comm
 def test_the_layer_bound_allocates_nothing_per_claimed_layer(model):
     """A list of 10**9 layouts would be GBs: the refusal comes before any per-layer structure is built."""
     from emo_prune.errors import ConfigError
-    from emo_prune.summary import inspect_model
+    from emo_prune.io.summary import inspect_model
 
     set_config(model, num_hidden_layers=10**9)
     tracemalloc.start()
@@ -76,7 +75,9 @@ def test_a_lying_expert_count_is_blamed_on_the_config_not_the_plan(cli, model, p
     set_config(model, num_experts=6)
     before = snapshot(tmp_path)
     result = cli("extract", model, "--plan", plan_file, "--out", tmp_path / "out")
-    line = one_line_error(result, "checkpoint error:", "model.layers.0.mlp.gate.weight has 8 rows", "'num_experts'", "in config.json")
+    line = one_line_error(
+        result, "checkpoint error:", "model.layers.0.mlp.gate.weight has 8 rows", "'num_experts'", "in config.json"
+    )
     assert "plan" not in line
     assert snapshot(tmp_path) == before
 

@@ -60,7 +60,12 @@ def test_a_folder_name_becomes_a_domain_only_when_it_fits(cli, source_model, tmp
 
 
 def _recipe(model, tmp_path, **changes) -> object:
-    recipe = {"name": "r", "model": str(model), "calibration": {"sources": ["builtin:math:calib"], "max_tokens": 200}, "budgets": [0.5]}
+    recipe = {
+        "name": "r",
+        "model": str(model),
+        "calibration": {"sources": ["builtin:math:calib"], "max_tokens": 200},
+        "budgets": [0.5],
+    }
     recipe.update(changes)
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, allow_unicode=True))
@@ -93,7 +98,10 @@ def test_names_that_become_folders_are_matched_whole(cli, source_model, tmp_path
 @pytest.mark.parametrize(
     ("gates", "says"),
     [
-        ({"task": "emo_ppl_math", "max_drop": 0.5}, "gates: Input should be a valid tuple; write a list of gates, each a mapping like {task:"),
+        (
+            {"task": "emo_ppl_math", "max_drop": 0.5},
+            "gates: Input should be a valid tuple; write a list of gates, each a mapping like {task:",
+        ),
         (["emo_ppl_math"], "gates.0: Input should be a valid dictionary or instance of Gate; write a list of gates"),
     ],
 )
@@ -118,7 +126,9 @@ def test_a_profile_is_not_written_with_a_bad_domain(source_model, tmp_path) -> N
     from emo_prune.errors import ProfileError
     from emo_prune.profile.runner import ProfileSettings, profile_to_file
 
-    profile = profile_to_file(source_model, ["math=builtin:math:calib"], tmp_path / "p.safetensors", None, ProfileSettings(max_tokens=64, seq_len=32))
+    profile = profile_to_file(
+        source_model, ["math=builtin:math:calib"], tmp_path / "p.safetensors", None, ProfileSettings(max_tokens=64, seq_len=32)
+    )
     profile.domains["a/b"] = profile.domains.pop("math")
     before = snapshot(tmp_path)
     with pytest.raises(ProfileError, match=r"profile .*q\.safetensors: domain name 'a/b' is not allowed"):

@@ -96,7 +96,9 @@ def test_planted_symlinks_are_never_followed(cli, model, plan_file, tmp_path, mo
     (out_dir / ".build.emo-prune-lock").symlink_to(victim)
     result = cli("select", model, "--keep", "0.5", "--method", "random", "--out", out_dir / "plan.json")
     assert result.exit_code == 0, result.output
-    result = cli("profile", model, "--calib", "builtin:math:train", "--max-tokens", "200", "--out", out_dir / "profile.safetensors")
+    result = cli(
+        "profile", model, "--calib", "builtin:math:train", "--max-tokens", "200", "--out", out_dir / "profile.safetensors"
+    )
     assert result.exit_code == 0, result.output
     result = cli("extract", model, "--plan", plan_file, "--out", out_dir / "build")
     one_line_error(result, "output error:", "is a symlink; refusing to follow it")

@@ -81,8 +81,12 @@ def _index_parts(model):
     keys = torch.nn.functional.normalize(torch.rand(3, 7), dim=1)
     tensors = {"keys": keys, "values.0": torch.rand(3, 8), "values.1": torch.rand(3, 8)}
     meta = {
-        "format": FORMAT, "key_layer": 0, "power": 1.0, "mass_of": "document",
-        "fingerprint": router_fingerprint(checkpoint), "domains": ["math", "code", "prose"],
+        "format": FORMAT,
+        "key_layer": 0,
+        "power": 1.0,
+        "mass_of": "document",
+        "fingerprint": router_fingerprint(checkpoint),
+        "domains": ["math", "code", "prose"],
     }
     return checkpoint, tensors, meta
 

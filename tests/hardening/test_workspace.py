@@ -1,4 +1,4 @@
-"""The workspace (emo_prune/workspace.py): the user's commands exactly as typed, explicit arguments
+"""The workspace (emo_prune/workspace/state.py): the user's commands exactly as typed, explicit arguments
 winning, and a hostile emo-prune.json refused like a hostile plan (one line, nothing written)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from emo_prune.workspace import MAX_BYTES, STATE_FILE
+from emo_prune.workspace.state import MAX_BYTES, STATE_FILE
 from tests.hardening.hardening_helpers import one_line_error, snapshot
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
@@ -94,11 +94,15 @@ HOSTILE = {
     "unknown field": (json.dumps({"format": 1, "model": "builtin:emo-small", "run": "rm -rf /"}).encode(), "field run"),
     "profiles not a list": (json.dumps({"format": 1, "model": "builtin:emo-small", "profiles": "x"}).encode(), "field profiles"),
     "absolute path": (
-        json.dumps({"format": 1, "model": "builtin:emo-small", "profiles": [{"path": "/etc/passwd", "domains": ["code"]}]}).encode(),
+        json.dumps(
+            {"format": 1, "model": "builtin:emo-small", "profiles": [{"path": "/etc/passwd", "domains": ["code"]}]}
+        ).encode(),
         "leaves the workspace folder",
     ),
     "path climbing out": (
-        json.dumps({"format": 1, "model": "builtin:emo-small", "builds": [{"path": "../../elsewhere", "source": "builtin:emo-small"}]}).encode(),
+        json.dumps(
+            {"format": 1, "model": "builtin:emo-small", "builds": [{"path": "../../elsewhere", "source": "builtin:emo-small"}]}
+        ).encode(),
         "leaves the workspace folder",
     ),
     "another format": (json.dumps({"format": 99, "model": "builtin:emo-small"}).encode(), "format 99"),
@@ -159,5 +163,10 @@ def test_the_first_command_given_a_model_starts_the_workspace(cli, tmp_path, mon
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    assert cli("profile", "builtin:tiny-emo", "--domain", "code", "--max-tokens", "300", "--out", tmp_path / "x.profile.safetensors").exit_code == 0
+    assert (
+        cli(
+            "profile", "builtin:tiny-emo", "--domain", "code", "--max-tokens", "300", "--out", tmp_path / "x.profile.safetensors"
+        ).exit_code
+        == 0
+    )
     assert not (elsewhere / STATE_FILE).exists()

@@ -153,7 +153,9 @@ def test_select_does_not_replace_a_plan_without_overwrite(cli, model, tmp_path):
     result = cli("select", model, "--keep", "0.5", "--method", "random", "--seed", "3", "--out", target)
     one_line_error(result, "plan error:", f"{target} exists; pass --overwrite")
     assert snapshot(tmp_path) == before
-    assert cli("select", model, "--keep", "0.5", "--method", "random", "--seed", "3", "--out", target, "--overwrite").exit_code == 0
+    assert (
+        cli("select", model, "--keep", "0.5", "--method", "random", "--seed", "3", "--out", target, "--overwrite").exit_code == 0
+    )
     assert json.loads(target.read_text())["seed"] == 3
 
 

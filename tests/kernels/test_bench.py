@@ -16,7 +16,11 @@ FAST = dict(measure_bandwidth=False, min_seconds=0.0)
 def test_layer_rows_cover_every_impl_and_token_count() -> None:
     report = bench_layer(hidden=64, width=32, experts=4, top_k=2, tokens=(1, 3), dtype=torch.float32, **FAST)
     assert [(r.impl, r.tokens) for r in report.rows][:5] == [
-        ("eager", 1), ("grouped_mm", 1), ("batched_mm", 1), ("emo_cpu", 1), ("emo_triton", 1)
+        ("eager", 1),
+        ("grouped_mm", 1),
+        ("batched_mm", 1),
+        ("emo_cpu", 1),
+        ("emo_triton", 1),
     ]
     by = {(r.impl, r.tokens): r for r in report.rows}
     assert "CUDA" in by[("emo_triton", 1)].skipped  # CPU tensors: no Triton row, said why

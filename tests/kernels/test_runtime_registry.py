@@ -10,8 +10,8 @@ from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 from transformers.models.olmoe.modeling_olmoe import OlmoeExperts
 
 import emo_prune.runtime as runtime
-from emo_prune.errors import RuntimeSetupError
 import emo_prune.runtime.triton_backend as triton_module
+from emo_prune.errors import RuntimeSetupError
 
 
 def experts_module(impl: str) -> torch.nn.Module:

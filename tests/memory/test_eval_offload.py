@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from emo_prune.eval import EvalSettings, evaluate_model
+from emo_prune.memory import ENV
 from emo_prune.models.loading import LoadSettings, load_model
-from emo_prune.memory import ENV, MemoryOptions
 
 
 def _logits(model, ids):

@@ -43,7 +43,10 @@ def test_auto_picks_whole_then_layerwise_then_refuses(deep):
     assert lines == []  # nothing to say when the whole model fits
     choice = choose_path("profile", found, Budget(whole - 1, "test"), notify=lines.append)
     assert choice.path == "layerwise" and len(lines) == 1 and "layer by layer" in lines[0]
-    with pytest.raises(InsufficientMemoryError, match=r"profile does not fit in \d+ MB \(test\): the whole model needs about \d+ MB \(weights .* layer by layer about"):
+    with pytest.raises(
+        InsufficientMemoryError,
+        match=r"profile does not fit in \d+ MB \(test\): the whole model needs about \d+ MB \(weights .* layer by layer about",
+    ):
         choose_path("profile", found, Budget(layerwise - 1, "test"))
 
 
@@ -56,7 +59,10 @@ def test_lean_commands_take_the_smaller_path_and_speak_only_when_the_whole_model
     assert lines == []  # the usual path: nothing to say
     assert choose_path("profile", found, Budget(whole - 1, "test"), notify=lines.append, lean=True).path == "layerwise"
     assert len(lines) == 1 and "layer by layer" in lines[0]
-    heavy = {"whole": found["whole"], "layerwise": replace(found["layerwise"], activations=whole)}  # activations outweigh the model
+    heavy = {
+        "whole": found["whole"],
+        "layerwise": replace(found["layerwise"], activations=whole),
+    }  # activations outweigh the model
     assert choose_path("profile", heavy, Budget(1 << 40, "test"), lean=True).path == "whole"
     assert choose_path("profile", found, Budget(1 << 40, "test"), "whole", lean=True).path == "whole"  # forced
 

@@ -10,7 +10,13 @@ def fast_recipe(model: Path, **changes) -> dict:
     recipe = {
         "name": "tiny-test",
         "model": str(model),
-        "calibration": {"sources": ["builtin:math:train"], "domains": ["math"], "max_tokens": 1500, "seq_len": 128, "device": "cpu"},
+        "calibration": {
+            "sources": ["builtin:math:train"],
+            "domains": ["math"],
+            "max_tokens": 1500,
+            "seq_len": 128,
+            "device": "cpu",
+        },
         "selection": {"method": "mass"},
         "budgets": [0.25, 0.125],
         "output": {"pattern": "{name}-{domains}-{budget}"},

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from emo_prune.assets import BUILTIN_MODELS, TINY_EMO, resolve_model
 from emo_prune.errors import CheckpointError
 from emo_prune.io import Checkpoint
+from emo_prune.models.builtin import BUILTIN_MODELS, TINY_EMO, resolve_model
 
 
 def test_builtin_tiny_emo_is_made_once(tmp_path, monkeypatch):

@@ -41,7 +41,9 @@ def test_plan_files_are_written_next_to_each_build(small_emo, tmp_path):
         assert (builds / f"{name}.llama-expert-stats.json").exists()
     again = invoke("run", recipe, "--out", tmp_path / "out")
     plan_steps = [line for line in again.output.splitlines() if line.lstrip().startswith("plans/")]
-    assert again.exit_code == 0 and len(plan_steps) == 8 and all("skipped (up to date)" in line for line in plan_steps), again.output
+    assert again.exit_code == 0 and len(plan_steps) == 8 and all("skipped (up to date)" in line for line in plan_steps), (
+        again.output
+    )
 
 
 def test_vllm_ascend_needs_a_profile_method(small_emo, tmp_path):

@@ -9,10 +9,10 @@ import yaml
 from pipeline_recipes import fast_recipe
 
 from emo_prune.errors import RecipeError
-from emo_prune.pipeline import apply_overrides, budget_label, load_recipe, validate_recipe
 from emo_prune.io import Checkpoint
-from emo_prune.pipeline.recipe import find_recipe
 from emo_prune.models.loading import resolve_seq_len
+from emo_prune.pipeline import apply_overrides, budget_label, load_recipe, validate_recipe
+from emo_prune.pipeline.recipe import find_recipe
 from emo_prune.select import GreedySettings
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -83,7 +83,9 @@ def test_unreadable_files(tmp_path):
 
 def test_overrides(write_recipe):
     path = write_recipe(fast_recipe(Path("m")))
-    recipe, _ = load_recipe(path, ["budgets=[0.5]", "eval.limit=7", "gates.1.max_drop=0.05", "verify.enabled=false", "selection.seed=3"])
+    recipe, _ = load_recipe(
+        path, ["budgets=[0.5]", "eval.limit=7", "gates.1.max_drop=0.05", "verify.enabled=false", "selection.seed=3"]
+    )
     assert recipe.budgets == (0.5,) and recipe.eval.limit == 7 and recipe.gates[1].max_drop == 0.05
     assert recipe.verify.enabled is False and recipe.selection.seed == 3
     data = fast_recipe(Path("m"))
@@ -151,7 +153,13 @@ def test_every_recipe_setting_reaches_the_library(small_emo):
     profile = recipe.calibration.profile_settings()
     assert (profile.seq_len, profile.batch_size, profile.seed, profile.layerwise) == (64, 3, 5, True)
     options = recipe.select_options(small_emo, 0.25)
-    assert (options.keep, options.method, options.combine, options.seed, options.domains) == ("0.25", "frequency", "weighted", 7, ("code",))
+    assert (options.keep, options.method, options.combine, options.seed, options.domains) == (
+        "0.25",
+        "frequency",
+        "weighted",
+        7,
+        ("code",),
+    )
     assert options.calib == ("builtin:code:calib",) and options.greedy.seq_len == 64
     evaluation = recipe.eval.settings()
     assert (evaluation.limit, evaluation.bootstrap_iters, evaluation.coverage_warn) == (3, 9, 0.5)

@@ -55,7 +55,9 @@ def test_a_bad_finetune_field_names_it(small_emo):
 
 
 def test_the_edge_step_exports_the_finetuned_build(small_emo, tmp_path):
-    recipe = fast_recipe(small_emo, budgets=[0.25], eval={"tasks": []}, gates=[], edge={"dtypes": ["f16"], "eval": False}, finetune=FINETUNE)
+    recipe = fast_recipe(
+        small_emo, budgets=[0.25], eval={"tasks": []}, gates=[], edge={"dtypes": ["f16"], "eval": False}, finetune=FINETUNE
+    )
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     result = invoke("run", path, "--out", tmp_path / "out")

@@ -41,7 +41,12 @@ def test_end_to_end(first_run, small_emo):
     report = _report(run_dir)
     assert report["passed"] is True and report["failed_gates"] == []
     assert [s["status"] for s in report["steps"]] == ["ran"] * 10
-    assert [s["step"] for s in report["steps"]][:4] == ["profile", "eval/baseline", "select/25pct", "extract/tiny-test-math-25pct"]
+    assert [s["step"] for s in report["steps"]][:4] == [
+        "profile",
+        "eval/baseline",
+        "select/25pct",
+        "extract/tiny-test-math-25pct",
+    ]
     for name in ("profile.safetensors", "plans/25pct.json", "plans/12.5pct.json", "eval/baseline.json", "report.md"):
         assert (run_dir / name).is_file(), name
     builds = {b["label"]: b for b in report["builds"]}
@@ -60,8 +65,11 @@ def test_end_to_end(first_run, small_emo):
             task = gate["task"]
             name = scores.tasks[task].primary
             row = compare_metric(
-                task, name, scores.tasks[task].metrics[name].higher_is_better,
-                scores.tasks[task].metrics[name].value, baseline.tasks[task].metrics[name].value,
+                task,
+                name,
+                scores.tasks[task].metrics[name].higher_is_better,
+                scores.tasks[task].metrics[name].value,
+                baseline.tasks[task].metrics[name].value,
             )
             assert (gate["drop"], gate["retained"]) == (row.drop, row.retained)
     # the resolved recipe is the recipe, re-loadable, stamped with the tool version
@@ -93,7 +101,9 @@ def test_failing_gate_exits_1_with_one_line_per_gate(first_run, tmp_path):
     assert len(failed) == 2 and "quality gate failed: 2 of 2 gates failed" in result.output
     statuses = {s["step"]: s["status"] for s in _report(copy)["steps"]}
     assert {k for k, v in statuses.items() if v == "ran"} == {
-        "eval/baseline", "eval/tiny-test-math-25pct", "eval/tiny-test-math-12.5pct"
+        "eval/baseline",
+        "eval/tiny-test-math-25pct",
+        "eval/tiny-test-math-12.5pct",
     }
     assert _report(copy)["passed"] is False and len(_report(copy)["failed_gates"]) == 2
 
@@ -102,7 +112,9 @@ def test_malformed_recipe_names_the_field(small_emo, write_recipe, tmp_path):
     bad = write_recipe({**fast_recipe(small_emo), "budgets": [0.25, 2.5], "selection": {"metod": "mass"}})
     result = invoke("run", bad, "--out", tmp_path / "out")
     assert result.exit_code == 1
-    assert "recipe error:" in result.output and "budgets.1:" in result.output and "selection.metod: unknown field" in result.output
+    assert (
+        "recipe error:" in result.output and "budgets.1:" in result.output and "selection.metod: unknown field" in result.output
+    )
     assert not (tmp_path / "out").exists()  # nothing is written for a recipe that does not validate
     good = write_recipe(fast_recipe(small_emo), "good.yaml")
     result = invoke("run", good, "--out", tmp_path / "out", "--set", "eval.batch_size=0")

@@ -27,7 +27,9 @@ def build(pool_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 
 
 def test_generate_in_pools_reports_pools_cache_and_memory(pool_models: dict[str, Path]) -> None:
-    result = invoke("--json", "generate", pool_models["shared"], "--pool", "0.5", "--prompt", "def add(a, b):", "--max-new-tokens", 5)
+    result = invoke(
+        "--json", "generate", pool_models["shared"], "--pool", "0.5", "--prompt", "def add(a, b):", "--max-new-tokens", 5
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     pool = data["pool"]
@@ -69,20 +71,26 @@ def test_eval_pool_full_size_equals_the_baseline(pool_models: dict[str, Path], t
 
 def test_eval_pool_reports_each_request(pool_models: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    result = invoke("eval", pool_models["shared"], "--pool", "0.5", "--draft", 4, "--tasks", "emo_answer_prose", "--limit", 2, "--out", out)
+    result = invoke(
+        "eval", pool_models["shared"], "--pool", "0.5", "--draft", 4, "--tasks", "emo_answer_prose", "--limit", 2, "--out", out
+    )
     assert result.exit_code == 0, result.output
     assert "pools: 2 requests" in result.output
 
 
 def test_eval_pool_refuses_rolling_tasks(pool_models: dict[str, Path], tmp_path: Path) -> None:
-    result = invoke("eval", pool_models["shared"], "--pool", "0.5", "--tasks", "emo_ppl_math", "--limit", 1, "--out", tmp_path / "r.json")
+    result = invoke(
+        "eval", pool_models["shared"], "--pool", "0.5", "--tasks", "emo_ppl_math", "--limit", 1, "--out", tmp_path / "r.json"
+    )
     assert result.exit_code == 1
     assert "loglikelihood_rolling" in result.output and "emo_answer_math" in result.output
 
 
 def test_eval_of_a_build_reports_coverage(build: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    result = invoke("eval", build, "--tasks", "emo_answer_math", "--limit", 2, "--impl", "eager", "--coverage-warn", "3", "--out", out)
+    result = invoke(
+        "eval", build, "--tasks", "emo_answer_math", "--limit", 2, "--impl", "eager", "--coverage-warn", "3", "--out", out
+    )
     assert result.exit_code == 0, result.output
     coverage = json.loads(out.read_text())["model"]["coverage"]
     assert coverage["calibration_coverage"] == pytest.approx(7 / 15) and coverage["warn_below"] == pytest.approx(3 * 7 / 15)

@@ -12,15 +12,15 @@ from safetensors.torch import save_file
 from test_pool_cli import invoke
 from test_pool_runtime import CONTEXT, CONTINUATION, masked_reference
 
+from emo_prune.calib.pairs import context_answer_pairs
 from emo_prune.errors import PlanError
 from emo_prune.io import Checkpoint
 from emo_prune.models.weights import load_pretrained
+from emo_prune.routing import router_probabilities
 from emo_prune.serve import PoolSettings, load_pool_runtime
 from emo_prune.serve.index_build import IndexPair, index_pairs
 from emo_prune.serve.index_file import PoolIndex, request_key
-from emo_prune.calib.pairs import context_answer_pairs
 from emo_prune.serve.selection import choose_pool
-from emo_prune.routing import router_probabilities
 from emo_prune.testing import write_tiny_model
 
 PAIRS = [
@@ -41,7 +41,9 @@ def router_logits(model_dir: Path, ids: list[int]) -> list[torch.Tensor]:
     model = load_pretrained(model_dir, torch.float32)
     logits: list[torch.Tensor] = []
     for layer in model.model.layers:
-        layer.mlp.gate.register_forward_hook(lambda module, args, output: logits.append(output[0].reshape(-1, output[0].shape[-1])))
+        layer.mlp.gate.register_forward_hook(
+            lambda module, args, output: logits.append(output[0].reshape(-1, output[0].shape[-1]))
+        )
     with torch.no_grad():
         model(input_ids=torch.tensor([ids]))
     return logits
@@ -65,11 +67,15 @@ def test_entries_equal_a_reference(pool_models: dict[str, Path], index_file: Pat
 
 
 @pytest.mark.parametrize(("power", "mass_of"), [(1.0, "document"), (2.0, "document"), (1.0, "answer"), (2.0, "answer")])
-def test_entries_equal_pool_mode_with_every_expert(pool_models: dict[str, Path], tmp_path: Path, power: float, mass_of: str) -> None:
+def test_entries_equal_pool_mode_with_every_expert(
+    pool_models: dict[str, Path], tmp_path: Path, power: float, mass_of: str
+) -> None:
     """The index is built by the whole model in one forward per pair; pool mode with every expert in the
     pool, fed the context and then the answer on its KV cache, must give the same entries."""
     model = pool_models["shared"]
-    index = PoolIndex.load(index_pairs(model, PAIRS, power=power, mass_of=mass_of).save(tmp_path / "i.safetensors"), Checkpoint.open(model))
+    index = PoolIndex.load(
+        index_pairs(model, PAIRS, power=power, mass_of=mass_of).save(tmp_path / "i.safetensors"), Checkpoint.open(model)
+    )
     assert (index.power, index.mass_of) == (power, mass_of)
     runtime = load_pool_runtime(model, PoolSettings(pool="1.0", pool_power=power))
     first = runtime.layouts[0]
@@ -165,7 +171,9 @@ def _set_meta(field: str, value: object):
         (lambda m, t: m.pop("emo_prune.pool_index"), "not an emo-prune pool index"),
     ],
 )
-def test_a_bad_index_file_is_refused_clearly(pool_models: dict[str, Path], index_file: Path, tmp_path: Path, change, message: str) -> None:
+def test_a_bad_index_file_is_refused_clearly(
+    pool_models: dict[str, Path], index_file: Path, tmp_path: Path, change, message: str
+) -> None:
     bad = _corrupt(index_file, tmp_path / "bad.safetensors", change)
     with pytest.raises(PlanError, match=message):
         PoolIndex.load(bad, Checkpoint.open(pool_models["shared"]))
@@ -218,11 +226,15 @@ def test_a_draft_refines_the_index_pools(pool_models: dict[str, Path], index_fil
 
 def test_pairs_follow_one_rule_for_every_source() -> None:
     code = 'def add(a, b):\n    """Add."""\n    total = a + b\n    return total\n'
-    assert context_answer_pairs(code) == [{"context": 'def add(a, b):\n    """Add."""\n', "answer": "    total = a + b\n    return total"}]
+    assert context_answer_pairs(code) == [
+        {"context": 'def add(a, b):\n    """Add."""\n', "answer": "    total = a + b\n    return total"}
+    ]
     assert context_answer_pairs("Question: What is 2 + 2?\nAnswer: 2 + 2 = 4.") == [
         {"context": "Question: What is 2 + 2?\nAnswer:", "answer": " 2 + 2 = 4."}
     ]
-    assert context_answer_pairs("One paragraph.\n\nThe next one.") == [{"context": "One paragraph.\n\n", "answer": "The next one."}]
+    assert context_answer_pairs("One paragraph.\n\nThe next one.") == [
+        {"context": "One paragraph.\n\n", "answer": "The next one."}
+    ]
     assert context_answer_pairs("A single paragraph.") == []
 
 
@@ -237,7 +249,18 @@ def test_cli_builds_an_index_and_uses_it(pool_models: dict[str, Path], tmp_path:
     assert again.exit_code == 1 and "pass --overwrite" in again.output
     no_size = invoke("generate", model, "--pool-index", target, "--prompt", "hello")
     assert no_size.exit_code == 1 and "give their size too: --pool" in no_size.output
-    generated = invoke("generate", model, "--pool", "0.5", "--pool-index", target, "--prompt", "Question: What is 3 + 4?\nAnswer:", "--max-new-tokens", 2)
+    generated = invoke(
+        "generate",
+        model,
+        "--pool",
+        "0.5",
+        "--pool-index",
+        target,
+        "--prompt",
+        "Question: What is 3 + 4?\nAnswer:",
+        "--max-new-tokens",
+        2,
+    )
     assert generated.exit_code == 0, generated.output
     assert "pools from the router mass of 6 requests of the index" in generated.output
     out = tmp_path / "r.json"
@@ -251,7 +274,9 @@ def test_cli_builds_an_index_and_uses_it(pool_models: dict[str, Path], tmp_path:
 def test_cli_never_replaces_a_file_that_is_not_an_index(pool_models: dict[str, Path], tmp_path: Path) -> None:
     precious = tmp_path / "notes.safetensors"
     precious.write_bytes(b"keep me")
-    result = invoke("pool-index", pool_models["shared"], "--calib", "builtin:math:calib", "--max-pairs", 1, "--out", precious, "--overwrite")
+    result = invoke(
+        "pool-index", pool_models["shared"], "--calib", "builtin:math:calib", "--max-pairs", 1, "--out", precious, "--overwrite"
+    )
     assert result.exit_code == 1 and "not an emo-prune pool index" in result.output
     assert precious.read_bytes() == b"keep me"
 

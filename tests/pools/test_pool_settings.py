@@ -27,7 +27,9 @@ def test_the_flags_carry_the_settings_defaults():
 
 def test_model_args_as_text():
     # lm-eval's --model_args arrive as text (or numbers it parsed); empty ones take the defaults
-    assert PoolSettings.from_text(pool=0.125, draft="4", pool_power="2", pool_index="") == PoolSettings(pool="0.125", draft=4, pool_power=2.0)
+    assert PoolSettings.from_text(pool=0.125, draft="4", pool_power="2", pool_index="") == PoolSettings(
+        pool="0.125", draft=4, pool_power=2.0
+    )
     assert PoolSettings.from_text() == DEFAULTS
     with pytest.raises(PlanError, match="unknown pool model_args: pools"):
         PoolSettings.from_text(pools="0.5")
@@ -39,7 +41,19 @@ def test_model_args_as_text():
 
 def test_eval_settings_record_the_pool_options_flat():
     """The results file's `settings` keep one key per option, as before EvalSettings held a PoolSettings."""
-    keys = ["pool", "reselect_every", "draft", "draft_rounds", "pool_power", "pool_index", "pool_neighbours", "index_weight", "cache_budget", "cache_policy", "coverage_warn"]
+    keys = [
+        "pool",
+        "reselect_every",
+        "draft",
+        "draft_rounds",
+        "pool_power",
+        "pool_index",
+        "pool_neighbours",
+        "index_weight",
+        "cache_budget",
+        "cache_policy",
+        "coverage_warn",
+    ]
     whole = EvalSettings(tasks=("t",)).to_dict()
     assert list(whole)[-len(keys) :] == keys and whole["pool"] is None and whole["draft_rounds"] == 1
     pooled = EvalSettings(tasks=("t",), pool=PoolSettings(pool="0.5", draft=3)).to_dict()

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from emo_prune.extract import extract
+from emo_prune.extract.coverage_meter import DEFAULT_WARN, SIDE_FILE, CoverageMeter, load_dropped_router
 from emo_prune.io import Checkpoint
 from emo_prune.models.weights import load_pretrained
-from emo_prune.serve import ExpertStore
-from emo_prune.extract.coverage_meter import DEFAULT_WARN, SIDE_FILE, CoverageMeter, load_dropped_router
 from emo_prune.select import SelectOptions
 from emo_prune.select.selector import select_experts
+from emo_prune.serve import ExpertStore
 
 
 @pytest.mark.parametrize("policy", ["lru", "lfu"])
@@ -113,7 +113,9 @@ def test_calibration_coverage_is_the_plans_mass_kept(random_build: Path) -> None
     assert meter.warn_below(None) == pytest.approx(0.3 * DEFAULT_WARN) and meter.warn_below(0.5) == pytest.approx(0.15)
 
 
-@pytest.mark.parametrize("recorded", [None, {"code": ["0.5", 0.3, 0.4]}, {"code": [1.5]}, {"code": [0.0]}, ["0.3"], {"code": [True]}])
+@pytest.mark.parametrize(
+    "recorded", [None, {"code": ["0.5", 0.3, 0.4]}, {"code": [1.5]}, {"code": [0.0]}, ["0.3"], {"code": [True]}]
+)
 def test_without_a_valid_recorded_coverage_a_flat_router_is_assumed(random_build: Path, recorded: object) -> None:
     """No recorded coverage (a random plan), or one that is not numbers in (0, 1] (the manifest is untrusted):
     the kept share of each layer's routed experts, what a router that spreads evenly would give."""

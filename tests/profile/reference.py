@@ -64,7 +64,8 @@ def reference_stats(model_dir, docs, seq_len: int, layers: dict[int, RefLayer], 
     for i in layers:
         decoder.layers[i].mlp.register_forward_hook(
             lambda m, inp, out, i=i: block_io.__setitem__(
-                i, (inp[0].reshape(-1, inp[0].shape[-1]), (out[0] if isinstance(out, tuple) else out).reshape(-1, inp[0].shape[-1]))
+                i,
+                (inp[0].reshape(-1, inp[0].shape[-1]), (out[0] if isinstance(out, tuple) else out).reshape(-1, inp[0].shape[-1])),
             )
         )
         decoder.layers[i].mlp.gate.register_forward_hook(
@@ -73,8 +74,13 @@ def reference_stats(model_dir, docs, seq_len: int, layers: dict[int, RefLayer], 
     stats: dict[str, dict[str, torch.Tensor]] = {}
     counts: dict[str, list[int]] = {}
     for doc in docs:
-        st = stats.setdefault(doc.domain, {s: torch.zeros(num_layers, max_e, dtype=torch.float64) for s in
-                                           ("tokens", "prob_mass", "gate_weight", "reap", "pool_25", "pool_12", "easy_ep", "ean", "entropy")})
+        st = stats.setdefault(
+            doc.domain,
+            {
+                s: torch.zeros(num_layers, max_e, dtype=torch.float64)
+                for s in ("tokens", "prob_mass", "gate_weight", "reap", "pool_25", "pool_12", "easy_ep", "ean", "entropy")
+            },
+        )
         domain_sets = sets.setdefault(doc.domain, {i: [] for i in layers})
         c = counts.setdefault(doc.domain, [0, 0])
         ids = tokenizer(doc.text)["input_ids"] + [tokenizer.eos_token_id]

@@ -63,7 +63,10 @@ def test_merge_sums_disjoint_profiles(cli, tiny_models, calib_docs, tmp_path):
     assert result.exit_code == 0, result.output
     a, b = Profile.load(merged), Profile.load(outs[2])
     for name in b.domains:
-        assert (a.domains[name].num_tokens, a.domains[name].num_documents) == (b.domains[name].num_tokens, b.domains[name].num_documents)
+        assert (a.domains[name].num_tokens, a.domains[name].num_documents) == (
+            b.domains[name].num_tokens,
+            b.domains[name].num_documents,
+        )
         for stat, tensor in b.domains[name].expert.items():
             # counts exact; sums of fp32 values differ in the last bits (other batch composition)
             exact = stat in ("tokens", "pool_25", "pool_12")

@@ -60,7 +60,9 @@ def assert_matches(profile, ref, counts, sets=None):
             actual = got.entropy if stat == "entropy" else got.expert[stat]
             want = expected[stat][:, 0] if stat == "entropy" else expected[stat]
             rtol, atol = TOLERANCE[stat]
-            torch.testing.assert_close(torch.from_numpy(actual), want, rtol=rtol, atol=atol, msg=lambda m: f"{domain}/{stat}: {m}")
+            torch.testing.assert_close(
+                torch.from_numpy(actual), want, rtol=rtol, atol=atol, msg=lambda m: f"{domain}/{stat}: {m}"
+            )
 
 
 @pytest.mark.parametrize("family", ["emo", "olmoe", "mixtral", "qwen2_moe", "qwen3_moe"])

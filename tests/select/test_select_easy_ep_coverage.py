@@ -55,7 +55,10 @@ def test_existing_methods_are_not_moved_by_the_new_statistics():
         d.expert["ean"] = np.zeros_like(d.expert["ean"])
     with_sample(profile, "code", {0: [(0, 1)], 1: [(2, 3)]})
     for m, kept in before.items():
-        assert select_experts(arch, SelectOptions(keep="0.5", domains=("code", "math"), method=m), profile).experts_kept_per_layer == kept
+        assert (
+            select_experts(arch, SelectOptions(keep="0.5", domains=("code", "math"), method=m), profile).experts_kept_per_layer
+            == kept
+        )
 
 
 def optimum(sets, weights, routed, n):
@@ -80,7 +83,9 @@ def test_coverage_finds_the_optimum_where_frequency_covers_nothing():
         assert cover(sets, weights, kept) == pytest.approx(optimum(sets, weights, range(6), n)) == pytest.approx(best / 11)
     small = select_experts(arch, SelectOptions(keep="2", domains=("code",), method="coverage"), profile)
     large = select_experts(arch, SelectOptions(keep="4", domains=("code",), method="coverage"), profile)
-    assert small.experts_kept_per_layer == [[3, 4]] and set(small.experts_kept_per_layer[0]) <= set(large.experts_kept_per_layer[0])
+    assert small.experts_kept_per_layer == [[3, 4]] and set(small.experts_kept_per_layer[0]) <= set(
+        large.experts_kept_per_layer[0]
+    )
 
 
 def test_coverage_ignores_fixed_experts_and_weighs_domains_by_tokens():
@@ -130,7 +135,10 @@ def test_format_1_profiles_still_select_with_the_old_methods(tmp_path):
     profile = random_profile(arch, {"code": 400})
     old = Profile.load(format_1_file(profile, tmp_path / "old.safetensors"))
     plan = select_experts(arch, SelectOptions(keep="0.25", domains=("code",), method="reap"), old)
-    assert plan.experts_kept_per_layer == select_experts(arch, SelectOptions(keep="0.25", domains=("code",), method="reap"), profile).experts_kept_per_layer
+    assert (
+        plan.experts_kept_per_layer
+        == select_experts(arch, SelectOptions(keep="0.25", domains=("code",), method="reap"), profile).experts_kept_per_layer
+    )
     for method, missing in (("easy_ep", "no statistic 'easy_ep'"), ("coverage", "no top-k sample")):
         with pytest.raises(ProfileError, match=f"{missing} for domain 'code'.*run `emo-prune profile` again"):
             select_experts(arch, SelectOptions(keep="0.25", domains=("code",), method=method), old)
@@ -166,6 +174,9 @@ def test_merge_keeps_the_bottom_n_sample_and_drops_what_a_part_lacks(tmp_path):
     old = Profile.load(format_1_file(b, tmp_path / "old.safetensors"))
     mixed = Profile.merge([a, old])
     assert "easy_ep" not in mixed.domains["code"].expert and mixed.domains["code"].sample is None
-    assert mixed.domains["code"].expert["reap"][0].tolist() == (a.domains["code"].expert["reap"][0] + b.domains["code"].expert["reap"][0]).tolist()
+    assert (
+        mixed.domains["code"].expert["reap"][0].tolist()
+        == (a.domains["code"].expert["reap"][0] + b.domains["code"].expert["reap"][0]).tolist()
+    )
     with pytest.raises(ProfileError, match="no statistic 'easy_ep'"):
         mixed.stat("code", "easy_ep", 0)

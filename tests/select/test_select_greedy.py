@@ -11,8 +11,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from emo_prune.errors import CalibrationError
 from emo_prune.extract import extract
 from emo_prune.io import Checkpoint
-from emo_prune.select import GreedySettings, Plan, SelectOptions, select_experts
 from emo_prune.models.loading import load_tokenizer, load_whole
+from emo_prune.select import GreedySettings, Plan, SelectOptions, select_experts
 from emo_prune.select.greedy import greedy_select
 
 
@@ -88,9 +88,11 @@ def test_greedy_is_batch_invariant_and_nests_with_within(tiny):
     loaded, tokenizer = load_whole(model), load_tokenizer(model)
     recorded = {1: [], 5: []}
     for batch in recorded:
+
         def keep_all(layer, by_domain, _w, batch=batch):
             recorded[batch].append(by_domain)
             return list(range(8))
+
         greedy_select(loaded, tokenizer, arch, DOCS, keep_all, GreedySettings(batch_size=batch))
     for one, padded in zip(recorded[1], recorded[5]):
         assert all(torch.allclose(one[d], padded[d], atol=1e-6) for d in ("code", "math"))

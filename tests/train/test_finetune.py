@@ -96,4 +96,3 @@ def test_refusals_write_nothing(build, data, tiny, tmp_path):
         settings = FinetuneSettings(**SMALL, train="experts", experts_of=str(plan))
         finetune(two_shared, [str(data["text"])], tmp_path / "c", settings)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jsonl", "out", "shared-only.json"]
-

@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from emo_prune.calib.pairs import tokenize_pair
 from emo_prune.errors import CalibrationError
 from emo_prune.models.loading import load_whole
-from emo_prune.calib.pairs import tokenize_pair
 from emo_prune.train.data import (
     IGNORE,
     collate,

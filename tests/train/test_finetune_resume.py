@@ -38,7 +38,6 @@ finetune(model, [source], out, FinetuneSettings(**settings))
 """
 
 
-
 def env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
@@ -47,9 +46,25 @@ def env() -> dict[str, str]:
 @pytest.mark.parametrize("extra", [[], ["--lora", "4", "--train", "experts+shared"]], ids=["full weights", "lora"])
 def test_kill_9_then_rerun_ends_with_the_uninterrupted_weights(cli, build, data, tmp_path, extra):
     # --threads 1 in every process: bit-equal weights need the same reduction order on both sides of the kill
-    args = ["--calib", str(data["text"]), "--batch-size", "2", "--seq-len", "16", "--lr", "1e-2", "--checkpoint-every", "1", "--threads", "1", *extra]
+    args = [
+        "--calib",
+        str(data["text"]),
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "16",
+        "--lr",
+        "1e-2",
+        "--checkpoint-every",
+        "1",
+        "--threads",
+        "1",
+        *extra,
+    ]
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    died = subprocess.run([sys.executable, "-c", DIE_AT_STEP_5, "finetune", str(build), *args, "--out", str(killed)], env=env(), timeout=600)
+    died = subprocess.run(
+        [sys.executable, "-c", DIE_AT_STEP_5, "finetune", str(build), *args, "--out", str(killed)], env=env(), timeout=600
+    )
     assert died.returncode == 9 and not killed.exists()
     work = work_folder(killed)
     assert (work / "checkpoint-4" / "trainer_state.json").is_file()
@@ -77,7 +92,9 @@ def test_two_processes_match_one_on_the_same_global_batch(build, data, tmp_path)
     settings = json.dumps({"batch_size": 4, "micro_batch": 2, "seq_len": 16, "lr": 1e-2, "warmup": 0.0})
     script = tmp_path / "run_library.py"
     script.write_text(RUN_LIBRARY)
-    one = subprocess.run([sys.executable, str(script), str(build), str(data["text"]), str(tmp_path / "one"), settings], env=env(), timeout=600)
+    one = subprocess.run(
+        [sys.executable, str(script), str(build), str(data["text"]), str(tmp_path / "one"), settings], env=env(), timeout=600
+    )
     assert one.returncode == 0
     two = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", str(script),

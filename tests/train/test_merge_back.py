@@ -27,7 +27,6 @@ def tuned(build, data, tmp_path_factory) -> Path:
     return out
 
 
-
 def digest(folder: Path) -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.glob("*.safetensors")))).hexdigest()
 

@@ -64,6 +64,7 @@ def test_positions_restart_at_document_starts():
     docs = torch.tensor([[0, 0, 1, 1, 1, 2], [2, 2, 3, 4, 4, 4]])
     assert positions_from_docs(docs).tolist() == [[0, 1, 0, 1, 2, 0], [0, 1, 0, 0, 1, 2]]
 
+
 def test_training_router_computes_logits_in_the_model_dtype_like_inference():
     # the bug issue 13 names: the trainer's logits were fp32 while inference used the model dtype, so a
     # bf16 model routed differently in training than when served

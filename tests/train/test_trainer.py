@@ -16,7 +16,20 @@ from emo_prune.train import TrainConfig, train, train_tokenizer
 DOCS = [("code", f"def f{i}(x):\n    return x * {i} + {i % 7}\n") for i in range(40)] + [
     ("math", f"Question: {i} + {i + 3} = ?\nAnswer: {2 * i + 3}.") for i in range(40)
 ]
-TINY = dict(layers=2, hidden=32, heads=2, experts=8, top_k=3, expert_width=16, vocab_size=300, seq_len=32, batch_size=4, steps=6, warmup=2, threads=1)
+TINY = dict(
+    layers=2,
+    hidden=32,
+    heads=2,
+    experts=8,
+    top_k=3,
+    expert_width=16,
+    vocab_size=300,
+    seq_len=32,
+    batch_size=4,
+    steps=6,
+    warmup=2,
+    threads=1,
+)
 
 
 @pytest.fixture(scope="module")

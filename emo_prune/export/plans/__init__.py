@@ -12,7 +12,7 @@
 docs/plan-formats.md describes each format and the source it was read from. Torch-free.
 """
 
-from emo_prune.lazy import exports_of, lazy_exports
+from emo_prune.common.lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of(
     {

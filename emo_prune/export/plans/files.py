@@ -129,7 +129,9 @@ def check_output(out: Path, overwrite: bool) -> None:
 def write_export(out: Path, text: str, overwrite: bool) -> Path:
     """Write `text` to `out` by the one rule for files (`emo_prune.io.atomic.write_output`): locked,
     atomic, never over an existing file without `overwrite`."""
-    return write_output(out, lambda f: f.write(text.encode("utf-8")), overwrite=overwrite, recognise=_any_file, what="a plan file")
+    return write_output(
+        out, lambda f: f.write(text.encode("utf-8")), overwrite=overwrite, recognise=_any_file, what="a plan file"
+    )
 
 
 def _any_file(_path: Path) -> bool:

@@ -22,7 +22,7 @@ from emo_prune.export.plans import ai2, llama_stats, llmcompressor, vllm, vllm_a
 from emo_prune.export.plans.files import check_output, parse_json, read_capped, write_export
 from emo_prune.export.plans.registry import EXPORT_FORMATS, FORMATS, IMPORT_FORMATS, Imported
 from emo_prune.io import Checkpoint, model_identity
-from emo_prune.profile.store import Profile, is_profile_file
+from emo_prune.profile.store import PROFILE_FILE, Profile
 from emo_prune.select.keep import Keep, keep_counts
 from emo_prune.select.plan import Kept, Plan, canonical_order, dumps, validate_plan
 from emo_prune.select.scores import PROFILE_METHODS
@@ -55,7 +55,7 @@ def export_plan(
     if not source.exists():
         raise PlanError(f"{source} not found (pass a plan .json or a profile .safetensors)")
     needs = FORMATS[fmt].export_from
-    if is_profile_file(source):
+    if PROFILE_FILE.recognise(source):
         if needs != "profile":
             raise PlanError(
                 f"--format {fmt} lists kept experts, which a profile does not choose: make a plan with "
@@ -193,5 +193,3 @@ def import_plan(
     plan.source_model = model_identity(checkpoint)
     plan.save(out, overwrite=overwrite)  # locked, atomic; replaces only a plan file, only with --overwrite
     return plan
-
-

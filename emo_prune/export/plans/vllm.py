@@ -26,11 +26,7 @@ def write(kept: list[list[int] | None], layouts: list[LayerLayout], model: str, 
         if ids is not None and len(ids) < lay.top_k:
             raise PlanError(f"layer {lay.index} keeps {len(ids)} experts, fewer than its top-k {lay.top_k}: {RULE}")
     pruned = [
-        [lay.index, e]
-        for lay, ids in zip(layouts, kept)
-        if ids is not None
-        for e in range(lay.num_experts)
-        if e not in set(ids)
+        [lay.index, e] for lay, ids in zip(layouts, kept) if ids is not None for e in range(lay.num_experts) if e not in set(ids)
     ]
     return {"version": VERSION, "model": model, "workload": workload, "pruned_experts": pruned}
 

@@ -50,8 +50,8 @@ def read(text: str, layouts: list[LayerLayout], where: str) -> Imported:
         at = f"{where} line {n}"
         entry = parse_json(line, at)
         if not isinstance(entry, dict) or len(entry) != 1:
-            raise PlanError(f"{at} must be one object with one key, the layer id: {{\"0\": [ids...]}}")
-        (key, values), = entry.items()
+            raise PlanError(f'{at} must be one object with one key, the layer id: {{"0": [ids...]}}')
+        ((key, values),) = entry.items()
         lay = layer_of(key, layouts, at)
         if rankings[lay.index] is not None:
             raise PlanError(f"{at}: layer {lay.index} is listed twice")

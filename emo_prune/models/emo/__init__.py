@@ -1,6 +1,6 @@
 """The native EMO model (`model_type: "emo"`) for transformers 5; importing this package registers it.
 
-(`import emo_prune` imports it as soon as transformers is imported: emo_prune.autoregister.)
+(`import emo_prune` imports it as soon as transformers is imported: emo_prune.models.autoregister.)
 """
 
 from emo_prune.models.emo.configuration_emo import EmoConfig

@@ -69,8 +69,8 @@ class EmoConfig(PreTrainedConfig):
 
     def layer_layouts(self) -> list[LayerLayout]:
         """Per-layer expert counts, shared/always-active ids and top-k (see emo_prune.arch.layout)."""
-        from emo_prune.arch.registry import family_for_model_type
         from emo_prune.arch.layout import compute_layouts
+        from emo_prune.arch.registry import family_for_model_type
 
         return compute_layouts(family_for_model_type("emo"), self)
 

@@ -356,9 +356,7 @@ class EmoForCausalLM(EmoPreTrainedModel, GenerationMixin):
         **kwargs: Unpack[TransformersKwargs],
     ) -> MoeCausalLMOutputWithPast:
         cache = cache if cache is not None else past_key_values
-        output_router_logits = (
-            output_router_logits if output_router_logits is not None else self.config.output_router_logits
-        )
+        output_router_logits = output_router_logits if output_router_logits is not None else self.config.output_router_logits
         outputs: MoeModelOutputWithPast = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -9,7 +9,7 @@ When the masked ORIGINAL already gives NaN / Inf logits, its weights are at faul
 the report says so (`original_finite`) instead of blaming the extraction.
 
 When the whole original does not fit in memory (`emo_prune.memory`, or `--layerwise`), the same
-comparison runs layer by layer (`emo_prune.verify_layerwise`): one layer in memory at a time, with
+comparison runs layer by layer (`emo_prune.verify.layerwise`): one layer in memory at a time, with
 each layer of the build also compared to the masked original's on the same inputs.
 """
 
@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from emo_prune.calib import Document
+from emo_prune.common.constants import TOLERANCE  # noqa: E402
 from emo_prune.errors import VerificationError
 from emo_prune.io import Checkpoint
 from emo_prune.memory import MemoryOptions, Workload, plan_memory
@@ -32,14 +33,12 @@ from emo_prune.profile.batches import tokenize_documents
 from emo_prune.select.masking import masked_experts
 from emo_prune.select.plan import Kept, Plan, validate_plan
 
-from emo_prune.constants import TOLERANCE  # noqa: E402
-
 DEFAULT_PROMPTS = (
     "The quick brown fox jumps over the lazy dog while the experts decide who reads which token.",
     "def route(logits, top_k):\n    probs = softmax(logits, dim=-1)\n    return probs.topk(top_k)\n",
     "Question: What is 17 + 25? Answer: 17 + 25 = 42.",
     "A mixture of experts sends each token to a few of its many feed-forward networks.",
-    "for i in range(10):\n    if i % 2 == 0:\n        print(f\"even {i}\")\n",
+    'for i in range(10):\n    if i % 2 == 0:\n        print(f"even {i}")\n',
     "Question: Solve 3x + 4 = 19. Answer: 3x = 15, so x = 5.",
     "Emergent modularity: groups of experts specialize in code, mathematics, biomedical or legal prose.",
     "class Expert:\n    def forward(self, x):\n        return self.down(silu(self.gate(x)) * self.up(x))\n",
@@ -116,9 +115,7 @@ def _check_pruned_layout(kept: Kept, pruned: Checkpoint) -> None:
     counts = [lay.num_experts for lay in pruned.architecture.layouts]
     expected = [0 if ids is None else len(ids) for ids in kept]
     if counts != expected:
-        raise VerificationError(
-            f"{pruned.path}/config.json gives {counts} experts per layer, but its plan keeps {expected}"
-        )
+        raise VerificationError(f"{pruned.path}/config.json gives {counts} experts per layer, but its plan keeps {expected}")
 
 
 def _whole_logits(
@@ -167,7 +164,7 @@ def verify(
     choice = plan_memory("verify", [original, pruned], torch.float32, work, memory, notify=notify, lean=True)
     per_layer = None
     if choice.path == "layerwise":
-        from emo_prune.verify_layerwise import layerwise_logits
+        from emo_prune.verify.layerwise import layerwise_logits
 
         expected, got, per_layer = layerwise_logits(original, pruned, kept, encoded)
     else:

@@ -103,10 +103,14 @@ def _inside(folder: Path, relative: str, where: str) -> None:
     """Refuse a recorded path that is absolute, climbs out with `..`, or leaves the folder through a symlink."""
     pure = PurePosixPath(relative)
     if pure.is_absolute() or ".." in pure.parts or "\\" in relative or "\x00" in relative:
-        raise WorkspaceError(f"{where}: {relative!r} leaves the workspace folder; entries name paths inside it (delete the entry or the file)")
+        raise WorkspaceError(
+            f"{where}: {relative!r} leaves the workspace folder; entries name paths inside it (delete the entry or the file)"
+        )
     real_root, real = folder.resolve(), (folder / relative).resolve()
     if real != real_root and real_root not in real.parents:
-        raise WorkspaceError(f"{where}: {relative!r} leads outside the workspace folder through a symlink; remove the link or the entry")
+        raise WorkspaceError(
+            f"{where}: {relative!r} leads outside the workspace folder through a symlink; remove the link or the entry"
+        )
 
 
 def _parse(path: Path, raw: bytes) -> State:
@@ -123,7 +127,9 @@ def _parse(path: Path, raw: bytes) -> State:
             f"{path}: field {field}: {first['msg']} ({exc.error_count()} problem(s)); fix it, or delete the file and run `emo-prune init MODEL`"
         ) from None
     if state.format != FORMAT:
-        raise WorkspaceError(f"{path}: format {state.format} is not {FORMAT} (written by another emo-prune version); delete it and run `emo-prune init MODEL`")
+        raise WorkspaceError(
+            f"{path}: format {state.format} is not {FORMAT} (written by another emo-prune version); delete it and run `emo-prune init MODEL`"
+        )
     for kind, entries in (("profiles", state.profiles), ("builds", state.builds)):
         for i, entry in enumerate(entries):
             _inside(path.parent, entry.path, f"{path}: {kind}.{i}.path")
@@ -139,7 +145,9 @@ def read_state(folder: str | Path) -> State | None:
         return None
     except OSError as exc:  # ELOOP: a symlink; EACCES; ...
         if os.path.islink(path):
-            raise WorkspaceError(f"{path} is a symlink; a workspace file is a regular file in the folder (remove the link)") from None
+            raise WorkspaceError(
+                f"{path} is a symlink; a workspace file is a regular file in the folder (remove the link)"
+            ) from None
         raise WorkspaceError(f"cannot read {path}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
@@ -147,7 +155,9 @@ def read_state(folder: str | Path) -> State | None:
             raise WorkspaceError(f"{path} is not a regular file; remove it")
         raw = f.read(MAX_BYTES + 1)
     if len(raw) > MAX_BYTES:
-        raise WorkspaceError(f"{path} is larger than {MAX_BYTES // 1024} KiB, too large to be a workspace file; delete it and run `emo-prune init MODEL`")
+        raise WorkspaceError(
+            f"{path} is larger than {MAX_BYTES // 1024} KiB, too large to be a workspace file; delete it and run `emo-prune init MODEL`"
+        )
     return _parse(path, raw)
 
 
@@ -248,7 +258,9 @@ def record(folder: str | Path, model: str, *, profile: ProfileEntry | None = Non
     with FolderLock(state_path(folder)) as lock:
         state = read_state(folder) or State(format=FORMAT, model=model)
         if profile is not None:
-            state = state.model_copy(update={"profiles": (*[p for p in state.profiles if p.path != relative], entry)[-MAX_ENTRIES:]})
+            state = state.model_copy(
+                update={"profiles": (*[p for p in state.profiles if p.path != relative], entry)[-MAX_ENTRIES:]}
+            )
         else:
             state = state.model_copy(update={"builds": (*[b for b in state.builds if b.path != relative], entry)[-MAX_ENTRIES:]})
         _write(folder, state, lock)

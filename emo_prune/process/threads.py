@@ -129,7 +129,9 @@ def parse_threads(text: str, where: str) -> int:
     except ValueError:
         count = 0
     if count < 1:
-        raise RuntimeSetupError(f"{where} {text!r} is not a thread count; give a whole number >= 1 (e.g. {where} {usable_cores()})")
+        raise RuntimeSetupError(
+            f"{where} {text!r} is not a thread count; give a whole number >= 1 (e.g. {where} {usable_cores()})"
+        )
     return count
 
 

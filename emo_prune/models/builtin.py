@@ -57,7 +57,7 @@ def _tiny_emo(folder: Path) -> None:
     write_tiny_model(folder, "emo", **TINY_EMO)
 
 
-BUNDLED = Path(__file__).parent / "assets" / "models"  # written by examples/experiments/train_small_moe.py
+BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "models"  # written by examples/experiments/train_small_moe.py
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     m.name: m
@@ -84,7 +84,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
 
 
 def did_you_mean(spec: str) -> str:
-    """"; did you mean builtin:emo-small?" when `spec` (a path's last part, or a built-in name typed with
+    """ "; did you mean builtin:emo-small?" when `spec` (a path's last part, or a built-in name typed with
     a mistake) is close to a built-in model's name; "" otherwise."""
     import difflib
 
@@ -113,7 +113,9 @@ def resolve_model(spec: str | Path) -> Path:
         return path
     if is_hub_id(text):
         return _from_hub(text)
-    raise CheckpointError(f"model folder not found: {path} (a model is a folder, builtin:NAME or a Hub id org/name){did_you_mean(text)}")
+    raise CheckpointError(
+        f"model folder not found: {path} (a model is a folder, builtin:NAME or a Hub id org/name){did_you_mean(text)}"
+    )
 
 
 def _from_hub(repo_id: str) -> Path:

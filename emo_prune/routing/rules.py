@@ -108,9 +108,7 @@ def pick_experts(probs: torch.Tensor, spec: RoutingSpec) -> tuple[torch.Tensor, 
     return weights, ids
 
 
-def balance_loss(
-    probs: torch.Tensor, picks: torch.Tensor, mask: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def balance_loss(probs: torch.Tensor, picks: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Switch-style load balancing of one layer's ROUTED experts: E_r * sum_e f_e * p_e, and the counts.
 
     probs [T, E_r] fp32: the routed block's softmax; picks [T, k_r]: the routed experts each token went
