@@ -10,7 +10,7 @@ import typer
 from emo_prune.cli.console import out
 from emo_prune.cli.options import JsonFlag, SelectionFlags, TargetOption, ThreadsOption, model_label, model_path
 from emo_prune.cli.plans import check_plan_target, render_plan
-from emo_prune.cli.workspace import WorkspaceModel, model_or_workspace, record_build, workspace_selection
+from emo_prune.cli.workspace import WorkspaceModel, model_or_workspace, record_output, workspace_selection
 from emo_prune.common.constants import DEFAULT_MAX_TOKENS, PROFILE_METHODS
 from emo_prune.common.text import inert, plural
 from emo_prune.common.units import human_bytes
@@ -90,7 +90,7 @@ def extract_command(
             strict=strict,
             on_tensor=advance,
         )
-    record_build(model_arg, workspace, out_dir, tuple(plan.domains))
+    record_output(model_arg, workspace, "build", out_dir, tuple(plan.domains))
     out.result(result.to_dict(), lambda: render(result, str(model_arg)))
 
 

@@ -29,7 +29,7 @@ from emo_prune.cli.options import (
     model_label,
     model_path,
 )
-from emo_prune.cli.workspace import model_or_workspace, record_profile
+from emo_prune.cli.workspace import model_or_workspace, record_output
 from emo_prune.common.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
 from emo_prune.common.text import inert
 from emo_prune.common.units import human_count
@@ -166,7 +166,7 @@ def profile_command(
         out.note(
             f"profiled {tokens} tokens in {time.perf_counter() - start:.1f} s (--max-tokens {max_tokens or 'no limit'} per domain)"
         )
-        record_profile(model, workspace, out_path, tuple(sorted(profile.domains)))
+        record_output(model, workspace, "profile", out_path, tuple(sorted(profile.domains)))
     report = build_report(profile, top=top)
     out.result({"profile": str(out_path), "digest": profile.digest(), **report}, lambda: render(report, out_path))
 

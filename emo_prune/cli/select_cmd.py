@@ -12,7 +12,6 @@ from emo_prune.cli.options import (
     JsonFlag,
     LayerwiseOption,
     MaxMemoryOption,
-    ModelDir,
     SelectionFlags,
     TargetOption,
     ThreadsOption,
@@ -20,12 +19,13 @@ from emo_prune.cli.options import (
     model_path,
 )
 from emo_prune.cli.plans import check_plan_target, render_plan
+from emo_prune.cli.workspace import WorkspaceModel, model_or_workspace, record_output, workspace_selection
 from emo_prune.memory.plan import MemoryOptions
 
 
 def select_command(
-    model_dir: ModelDir,
     out_path: Annotated[Path, typer.Option("--out", help="Plan file to write (JSON).", show_default=False)],
+    model_dir: WorkspaceModel = None,  # after --out only for Python's sake: a required option has no default
     selection: SelectionFlags = SelectionFlags(),
     layerwise: LayerwiseOption = None,
     max_memory: MaxMemoryOption = None,
@@ -45,7 +45,11 @@ def select_command(
     from emo_prune.select.fresh import select_plan
     from emo_prune.select.plan import is_plan_file
 
-    model_dir = model_path(model_dir)
+    model_arg, workspace = model_or_workspace(
+        model_dir, "emo-prune select builtin:emo-small --profile P --keep 0.25 --out plan.json"
+    )
+    selection = workspace_selection(model_arg, workspace, selection)
+    model_dir = model_path(model_arg)
     check_output_file(
         out_path, overwrite=overwrite, recognise=is_plan_file, what="a plan file", error=PlanError
     )  # before the search
@@ -53,4 +57,5 @@ def select_command(
     plan = select_plan(model_dir, options, selection.profile)
     check_plan_target(target, model_dir, plan)
     plan.save(out_path, overwrite=overwrite)
+    record_output(model_arg, workspace, "plan", out_path, tuple(plan.domains))
     out.result({"plan": str(out_path), **plan.to_dict()}, lambda: render_plan(plan, out_path))

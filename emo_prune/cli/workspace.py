@@ -54,18 +54,18 @@ def records_here(model: Path | str, workspace: Workspace | None) -> bool:
     return workspace is None or not workspace.recorded or workspace.model == str(model)
 
 
-def record_profile(model: Path | str, workspace: Workspace | None, path: Path, domains: tuple[str, ...]) -> None:
-    from emo_prune.workspace.state import ProfileEntry, output_in, record
+def record_output(model: Path | str, workspace: Workspace | None, kind: str, path: Path, domains: tuple[str, ...]) -> None:
+    """Record a profile, plan or build (`kind`) just written at `path` in this folder's workspace, when
+    it lies inside the folder and the workspace is this model's (or the folder has none yet)."""
+    from emo_prune.workspace.state import BuildEntry, PlanEntry, ProfileEntry, output_in, record
 
-    if records_here(model, workspace) and output_in(here(), path) is not None:
-        record(here(), str(model), profile=ProfileEntry(path=str(path), domains=domains))
-
-
-def record_build(model: Path | str, workspace: Workspace | None, path: Path, domains: tuple[str, ...]) -> None:
-    from emo_prune.workspace.state import BuildEntry, output_in, record
-
-    if records_here(model, workspace) and output_in(here(), path) is not None:
-        record(here(), str(model), build=BuildEntry(path=str(path), source=str(model), domains=domains))
+    if not records_here(model, workspace) or output_in(here(), path) is None:
+        return
+    if kind == "build":
+        entry: ProfileEntry | PlanEntry | BuildEntry = BuildEntry(path=str(path), source=str(model), domains=domains)
+    else:
+        entry = {"profile": ProfileEntry, "plan": PlanEntry}[kind](path=str(path), domains=domains)
+    record(here(), str(model), entry)
 
 
 def workspace_selection(model: Path | str, workspace: Workspace | None, selection: SelectionFlags) -> SelectionFlags:

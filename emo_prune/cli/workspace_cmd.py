@@ -48,7 +48,7 @@ def init_command(
 
 
 def status_command(json_output: JsonFlag = False) -> None:
-    """List what this folder's workspace holds: its model, the profiles and builds made here (newest last).
+    """List what this folder's workspace holds: its model, the profiles, plans and builds made here (newest last).
 
     Example: emo-prune status
     """
@@ -61,6 +61,10 @@ def status_command(json_output: JsonFlag = False) -> None:
         {"path": p.path, "domains": list(p.domains), "present": workspace.resolve(p.path).is_file()}
         for p in workspace.state.profiles
     ]
+    plans = [
+        {"path": p.path, "domains": list(p.domains), "present": workspace.resolve(p.path).is_file()}
+        for p in workspace.state.plans
+    ]
     builds = [
         {"path": b.path, "source": b.source, "domains": list(b.domains), "present": workspace.resolve(b.path).is_dir()}
         for b in workspace.state.builds
@@ -70,6 +74,7 @@ def status_command(json_output: JsonFlag = False) -> None:
         "model": workspace.model,
         "from": workspace.origin,
         "profiles": profiles,
+        "plans": plans,
         "builds": builds,
     }
     out.result(data, lambda: render_status(data))
@@ -77,7 +82,7 @@ def status_command(json_output: JsonFlag = False) -> None:
 
 def render_status(data: dict) -> None:
     out.print(f"[bold]workspace[/] {data['folder']}: model {data['model']} (from {data['from']})")
-    for kind in ("profiles", "builds"):
+    for kind in ("profiles", "plans", "builds"):
         entries = data[kind]
         if not entries:
             out.print(f"no {kind} yet")

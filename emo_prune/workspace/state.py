@@ -2,6 +2,7 @@
 
     FOLDER/emo-prune.json      {"format": 1, "model": "builtin:emo-small",
                                 "profiles": [{"path": "emo-small-code.profile.safetensors", "domains": ["code"]}],
+                                "plans":    [{"path": "code12.json", "domains": ["code"]}],
                                 "builds":   [{"path": "emo-small-code-12.5pct", "source": "builtin:emo-small",
                                               "domains": ["code"]}]}
 
@@ -47,6 +48,10 @@ class ProfileEntry(_Entry):
     """A profile file made here, and the domains it covers."""
 
 
+class PlanEntry(_Entry):
+    """A plan file made here (`select`), and the domains its experts were kept for."""
+
+
 class BuildEntry(_Entry):
     """A build folder made here, and the model it was cut from (a MODEL as typed: builtin:NAME, a path)."""
 
@@ -58,6 +63,7 @@ class State(BaseModel):
     format: StrictInt
     model: Text
     profiles: tuple[ProfileEntry, ...] = Field(default=(), max_length=MAX_ENTRIES)
+    plans: tuple[PlanEntry, ...] = Field(default=(), max_length=MAX_ENTRIES)  # absent in files before plans were recorded
     builds: tuple[BuildEntry, ...] = Field(default=(), max_length=MAX_ENTRIES)
 
 
@@ -244,25 +250,23 @@ def _relative(folder: Path, path: Path) -> str | None:
         return None
 
 
-def record(folder: str | Path, model: str, *, profile: ProfileEntry | None = None, build: BuildEntry | None = None) -> bool:
+# which list of the state an entry goes to
+_LISTS: dict[type[_Entry], str] = {ProfileEntry: "profiles", PlanEntry: "plans", BuildEntry: "builds"}
+
+
+def record(folder: str | Path, model: str, entry: ProfileEntry | PlanEntry | BuildEntry) -> bool:
     """After a command wrote an output in `folder`: add it to the state file, creating the file (naming
     `model`) when the folder has none. Outputs outside the folder are not recorded. True when written."""
     folder = Path(folder).absolute()
-    entry = profile or build
-    if entry is None:
-        return False
     relative = _relative(folder, folder / entry.path)
     if relative is None or relative == ".":
         return False
     entry = entry.model_copy(update={"path": relative})
     with FolderLock(state_path(folder)) as lock:
         state = read_state(folder) or State(format=FORMAT, model=model)
-        if profile is not None:
-            state = state.model_copy(
-                update={"profiles": (*[p for p in state.profiles if p.path != relative], entry)[-MAX_ENTRIES:]}
-            )
-        else:
-            state = state.model_copy(update={"builds": (*[b for b in state.builds if b.path != relative], entry)[-MAX_ENTRIES:]})
+        name = _LISTS[type(entry)]
+        kept = [e for e in getattr(state, name) if e.path != relative]  # a rewritten output moves to the end
+        state = state.model_copy(update={name: (*kept, entry)[-MAX_ENTRIES:]})
         _write(folder, state, lock)
     return True
 

@@ -80,7 +80,26 @@ def test_explicit_arguments_win(cli, tmp_path, monkeypatch):
     one_line_error(cli("eval", "no-such-build"), "no-such-build")
 
 
-@pytest.mark.parametrize("command", [["profile", "--domain", "code"], ["extract", "--keep", "0.125"], ["eval"]])
+def test_select_as_typed_uses_the_newest_profile_and_records_its_plan(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli("init", "builtin:tiny-emo").exit_code == 0
+    profile = cli("profile", "--domain", "code", "--max-tokens", "2000")
+    assert profile.exit_code == 0, profile.output
+    select = cli("select", "--keep", "0.5", "--out", "code50.json")
+    assert select.exit_code == 0, select.output
+    assert "model: builtin:tiny-emo (this workspace's" in select.stderr
+    assert "profile: tiny-emo-code.profile.safetensors (this workspace's newest covering code" in select.stderr
+    assert json.loads((tmp_path / "code50.json").read_text())["domains"] == ["code"]
+    status = json.loads(cli("status", "--json").stdout)
+    assert status["plans"] == [{"path": "code50.json", "domains": ["code"], "present": True}]
+    # the plan is recorded in the state file, which an older state without "plans" still reads
+    assert [p["path"] for p in json.loads((tmp_path / STATE_FILE).read_text())["plans"]] == ["code50.json"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["profile", "--domain", "code"], ["extract", "--keep", "0.125"], ["eval"], ["select", "--keep", "0.5", "--out", "p.json"]],
+)
 def test_no_workspace_and_no_model_is_one_line_saying_how(cli, tmp_path, monkeypatch, command):
     monkeypatch.chdir(tmp_path)
     one_line_error(cli(*command), "no MODEL given", "emo-prune init MODEL")
