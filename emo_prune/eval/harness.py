@@ -12,7 +12,7 @@ import gc
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -26,6 +26,9 @@ from emo_prune.memory import MemoryOptions
 from emo_prune.models.loading import LoadSettings
 from emo_prune.serve.settings import DEFAULTS, PoolSettings
 from emo_prune.version import __version__
+
+if TYPE_CHECKING:
+    from emo_prune.io.lock import FolderLock
 
 # result keys of lm-eval that are not metrics
 _NOT_METRICS = {"alias", "name", "sample_len", "samples", " ", "sample_count"}
@@ -312,7 +315,9 @@ def _is_results_file(path: Path) -> bool:
     return isinstance(data, dict) and {"format", "model", "comparison"} <= data.keys()
 
 
-def write_report(report: EvalReport, path: str | Path, overwrite: bool = True, lock: Any = None) -> tuple[Path, Path]:
+def write_report(
+    report: EvalReport, path: str | Path, overwrite: bool = True, lock: FolderLock | None = None
+) -> tuple[Path, Path]:
     """RESULTS.json and RESULTS.md beside it, each written atomically, both under the .json's lock
     (`lock`: that lock, when the caller took it before evaluating)."""
     import json
