@@ -161,49 +161,34 @@ def run(work: Path, models: list[str], domains: list[str], budgets: list[str], s
         model_dir = resolve_model(MODELS[label])
         root = bench.model_work(work / label, model_dir)
         full = bits_per_byte(model_dir, root / "eval" / "full.json", evals)
+
+        def add_row(domain: str, keep: float, kind: str, scored: Path, measured: dict | None = None) -> None:
+            """Score `scored` (cached under its folder's name, which names the rate) and print the row."""
+            scores = bits_per_byte(scored, root / "eval" / f"{scored.name}.json", evals)
+            row = {
+                "model": label,
+                "domain": domain,
+                "keep": keep,
+                "row": kind,
+                "retained": retained(full, scores),
+                **(measured or {}),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
         for domain in domains:
             lr = f"lr{settings['lr']:g}"  # every fine-tuned folder names its rate: caches never mix rates
             tuned_full = root / f"full-ft-{domain}-{lr}"
-            full_run = finetuned(model_dir, domain, tuned_full, settings)
-            full_scores = bits_per_byte(tuned_full, root / "eval" / f"full-ft-{domain}.json", evals)
-            rows.append(
-                {
-                    "model": label,
-                    "domain": domain,
-                    "keep": 1.0,
-                    "row": "full+ft",
-                    "retained": retained(full, full_scores),
-                    **full_run,
-                }
-            )
+            add_row(domain, 1.0, "full+ft", tuned_full, finetuned(model_dir, domain, tuned_full, settings))
             for budget in budgets:
                 build = bench.domain_build(model_dir, work / label, domain, budget)
-                scores = bits_per_byte(build, root / "eval" / f"{build.name}.json", evals)
-                rows.append(
-                    {"model": label, "domain": domain, "keep": float(budget), "row": "build", "retained": retained(full, scores)}
-                )
+                add_row(domain, float(budget), "build", build)
                 tuned = root / f"{build.name}-ft-{lr}"
-                tuned_run = finetuned(build, domain, tuned, settings)
-                scores = bits_per_byte(tuned, root / "eval" / f"{tuned.name}.json", evals)
-                rows.append(
-                    {
-                        "model": label,
-                        "domain": domain,
-                        "keep": float(budget),
-                        "row": "build+ft",
-                        "retained": retained(full, scores),
-                        **tuned_run,
-                    }
-                )
+                add_row(domain, float(budget), "build+ft", tuned, finetuned(build, domain, tuned, settings))
                 merged = root / f"{build.name}-merged-{lr}"
                 if not merged.exists():
                     merge_back(model_dir, tuned, merged)
-                scores = bits_per_byte(merged, root / "eval" / f"{merged.name}.json", evals)
-                rows.append(
-                    {"model": label, "domain": domain, "keep": float(budget), "row": "merged", "retained": retained(full, scores)}
-                )
-                for row in rows[-3:]:
-                    print(json.dumps(row), flush=True)
+                add_row(domain, float(budget), "merged", merged)
     return {"settings": settings, "domains": domains, "budgets": budgets, "rows": rows}
 
 
