@@ -1,10 +1,13 @@
 """Recovery fine-tuning measured on the two bundled models: what fine-tuning a build buys, against fair baselines.
 
-    python examples/experiments/finetune_benchmark.py                        # every row: writes examples/experiments/results/finetune.{md,json}
+    python examples/experiments/finetune_benchmark.py --max-tokens 400000 --epochs 3 --lr 5e-4 --experts-only
+        # the table of docs/finetune.md: every row, examples/experiments/results/finetune.{md,json}
+    python examples/experiments/finetune_benchmark.py
+        # 100k tokens, the rate chosen on validation text (--lr auto); kept as results/finetune-100k.{md,json}
     python examples/experiments/finetune_benchmark.py --models EMO --domains math --budgets 0.125 --max-tokens 100000 --work /tmp/ft
 
 For each model (emo-small: EMO objective; stdmoe-small: its standard twin), domain and budget, with the
-SAME token budget (`--max-tokens` of the domain's `train` split, the text the bundled models learned
+SAME token budget (`--max-tokens` of the domain's `train` split, passed over up to `--epochs` times; the text the bundled models learned
 from; one seed) for every fine-tuned row:
   build        the static subset (`pool_benchmark.domain_build`: mass selection on a profile of every
                domain's `calib` split), not fine-tuned
@@ -13,6 +16,8 @@ from; one seed) for every fine-tuned row:
                and the forgetting that expert-only training avoids: scored on all three domains)
   merged       the full model after `merge-back` of build+ft (routed experts only, AI2's default), scored
                on all three domains
+  experts-only (--experts-only) the full model with only the build's experts trained, inside it
+               (`finetune FULL --train experts --experts-of PLAN`), scored on all three domains
 The learning rate is chosen blind (`--lr auto`, the default): every rate of `--lr-grid` fine-tunes each
 12.5% build of every domain of the `--lr-models` (EMO: the model the tool is for), scored on VALIDATION documents (the domain's `calib` split, never
 the held-out split the table reports); the rate with the best mean validation retention is used for
@@ -154,7 +159,9 @@ def validation_bits(model_dir: Path, cache: Path, settings: EvalSettings) -> dic
     return json.loads(cache.read_text())
 
 
-def run(work: Path, models: list[str], domains: list[str], budgets: list[str], settings: dict) -> dict:
+def run(
+    work: Path, models: list[str], domains: list[str], budgets: list[str], settings: dict, experts_only: bool = False
+) -> dict:
     evals = EvalSettings(tasks=tuple(task(d) for d in DOMAINS), batch_size=8, impl="eager", dtype="float32")
     rows = []
     for label in models:
@@ -189,6 +196,11 @@ def run(work: Path, models: list[str], domains: list[str], budgets: list[str], s
                 if not merged.exists():
                     merge_back(model_dir, tuned, merged)
                 add_row(domain, float(budget), "merged", merged)
+                if experts_only:
+                    plan = bench.domain_plan(model_dir, work / label, domain, budget)
+                    trained = root / f"{build.name}-experts-only-{lr}"
+                    inside = {**settings, "train": "experts", "experts_of": str(plan)}
+                    add_row(domain, float(budget), "experts-only", trained, finetuned(model_dir, domain, trained, inside))
     return {"settings": settings, "domains": domains, "budgets": budgets, "rows": rows}
 
 
@@ -224,20 +236,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=DOMAINS)
     parser.add_argument("--budgets", nargs="+", default=list(bench.BUDGETS))
     parser.add_argument("--max-tokens", type=int, default=100_000, help="tokens of the train split per fine-tuning (every row)")
+    parser.add_argument("--epochs", type=int, default=1, help="passes over the train split, cut at --max-tokens")
     parser.add_argument("--lr", default="auto", help="a rate for every row, or auto: chosen on validation text from --lr-grid")
     parser.add_argument("--lr-models", nargs="+", default=["EMO"], choices=list(MODELS), help="whose builds choose the rate")
     parser.add_argument("--lr-grid", nargs="+", type=float, default=[5e-5, 2e-4, 5e-4, 1e-3], help="AI2's default 5e-5 first")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--experts-only", action="store_true", help="also fine-tune only the build's experts inside the full model"
+    )
     args = parser.parse_args(argv)
-    settings = {"max_tokens": args.max_tokens, "batch_size": args.batch_size, "seq_len": args.seq_len}
+    settings = {"max_tokens": args.max_tokens, "epochs": args.epochs, "batch_size": args.batch_size, "seq_len": args.seq_len}
     sweep: list[dict] = []
     if args.lr == "auto":
         lr, sweep = choose_lr(args.work, args.lr_models, args.lr_grid, settings)
     else:
         lr = float(args.lr)
-    table = run(args.work, args.models, args.domains, args.budgets, {**settings, "lr": lr})
+    table = run(args.work, args.models, args.domains, args.budgets, {**settings, "lr": lr}, args.experts_only)
     table["lr_sweep"] = sweep
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "finetune.json").write_text(json.dumps(table, indent=2) + "\n")

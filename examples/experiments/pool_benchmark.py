@@ -139,6 +139,16 @@ def domain_build(model_dir: Path, work: Path, domain: str, budget: str) -> Path:
     return build
 
 
+def domain_plan(model_dir: Path, work: Path, domain: str, budget: str) -> Path:
+    """The plan file of `domain_build`'s build (the same selection, saved once)."""
+    domain_build(model_dir, work, domain, budget)  # its profile
+    path = model_work(work, model_dir) / f"{domain}-{budget}.plan.json"
+    if not path.exists():
+        profile = path.parent / "profile.safetensors"
+        make_plan(model_dir, SelectOptions(keep=budget, domains=(domain,)), profile_path=profile).save(path)
+    return path
+
+
 def model_index(model_dir: Path, work: Path) -> Path:
     """The model's pool index as `emo-prune pool-index MODEL` builds it (defaults), once per model content
     and per index definition (file format, sources, power, tokens averaged: a changed default never
