@@ -33,7 +33,6 @@ import torch
 
 from emo_prune.errors import TrainingError
 from emo_prune.extract.card import MANIFEST_FILE
-from emo_prune.extract.jobs import tensor_bytes
 from emo_prune.extract.run import copied_files
 from emo_prune.extract.source import copy_into
 from emo_prune.io import (
@@ -43,6 +42,7 @@ from emo_prune.io import (
     TensorReader,
     build_inventory,
     model_identity,
+    tensor_bytes,
 )
 from emo_prune.io.atomic import AtomicFolder, write_text
 from emo_prune.io.shards import ShardedWriter, TensorSpec
