@@ -5,6 +5,8 @@ stdout per command. Errors are one line on stderr (and a JSON error object on st
 Progress bars draw on stderr, only on a terminal and never in --json mode; off a terminal (a CI log)
 progress is plain lines on stderr instead (LineProgress: for steps longer than a second, a line once
 it runs, one per ~10% of it, one when it ends, each with the elapsed time). --quiet and --json hide both.
+The console is the listener of `emo_prune.events`: library functions open their own progress, often inside
+a command's or a pipeline step's, so `Output.progress` is reentrant (one display, the inner tasks in it).
 """
 
 from __future__ import annotations
