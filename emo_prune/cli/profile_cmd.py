@@ -148,18 +148,8 @@ def profile_command(
             seed=seed,
             max_memory=max_memory,
         )
-        with out.progress() as bars:
-            task = bars.add_task("profile", total=None)
-            start, done = time.perf_counter(), [0]
-
-            def progress(advance: int, total: int) -> None:
-                done[0] += advance
-                rate = done[0] / max(time.perf_counter() - start, 1e-9)
-                bars.update(task, total=total, advance=advance, rate=f"{human_count(rate)} tok/s")
-
-            profile = profile_to_file(
-                model_dir, calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress, notify=out.note
-            )
+        start = time.perf_counter()
+        profile = profile_to_file(model_dir, calib or [], out_path, domain, settings, overwrite=overwrite)
         if not current_world(device).is_main:
             return  # under `accelerate launch`, rank 0 writes and reports
         tokens = ", ".join(f"{name} {human_count(d.num_tokens)}" for name, d in sorted(profile.domains.items()))

@@ -213,7 +213,6 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
                     load=settings.load,
                     batch_size=settings.batch_size,
                     max_length=settings.max_length,
-                    notify=events.note,
                 )
             )
         if settings.pool is None and hasattr(lm.model, "model") and hasattr(lm.model.model, "layouts"):
