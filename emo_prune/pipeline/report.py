@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,15 @@ from emo_prune.common.text import inert, plural
 from emo_prune.errors import GateFailure
 from emo_prune.eval.compare import MetricDelta
 from emo_prune.eval.results import ModelEval, comparison_table, scores_table
-from emo_prune.io.atomic import atomic_write_text
+from emo_prune.io.report_file import ReportKind
 from emo_prune.pipeline.edge import EdgeReport, edge_rows
 from emo_prune.pipeline.gates import GateResult
 from emo_prune.pipeline.recipe import Recipe
 from emo_prune.pipeline.steps import StepResult
 from emo_prune.version import __version__
+
+#: OUT/report.json (+ report.md) of `emo-prune run`: every run report holds these keys (RunReport.to_dict)
+RUN_REPORT = ReportKind(frozenset({"recipe", "tool_version", "builds"}), "emo-prune run results")
 
 
 @dataclass
@@ -171,10 +173,8 @@ class RunReport:
         return inert(text, markup=False, keep="\n")
 
     def write(self) -> tuple[Path, Path]:
-        json_file, md_file = self.out_dir / "report.json", self.out_dir / "report.md"
-        atomic_write_text(json_file, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
-        atomic_write_text(md_file, self.markdown())
-        return json_file, md_file
+        """OUT/report.json and OUT/report.md; a rerun replaces the run folder's own report."""
+        return RUN_REPORT.write(self.out_dir / "report.json", self.to_dict(), self.markdown(), overwrite=True)
 
 
 def _folder_bytes(folder: Path) -> int:
