@@ -36,6 +36,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from emo_prune.cli.tables import rich_table
+from emo_prune.common.table import ReportTable
 from emo_prune.common.text import inert
 from emo_prune.common.units import duration
 from emo_prune.errors import EmoPruneError
@@ -183,9 +185,11 @@ class Output:
     _live: Progress | LineProgress | None = field(default=None, repr=False)  # the open progress (see `progress`)
 
     def print(self, *renderables: Any, **kwargs: Any) -> None:
-        """Human-readable output; silent in --json mode, and in --quiet mode unless it renders a result."""
+        """Human-readable output; silent in --json mode, and in --quiet mode unless it renders a result.
+        A ReportTable becomes a Rich table (cli/tables.py); `drop=` names the columns a narrow terminal loses first."""
         if not self.json_mode and (self._in_result or not self.quiet):
             drop = kwargs.pop("drop", ())
+            renderables = tuple(rich_table(r) if isinstance(r, ReportTable) else r for r in renderables)
             renderables = tuple(fit_table(r, self.console, drop) if isinstance(r, Table) else r for r in renderables)
             self.console.print(*renderables, **kwargs)
 

@@ -99,13 +99,13 @@ def _eval_file(settings: Any, path: Path, build: Path, result: Path, threads: in
     atomic_write_text(result, json.dumps(scores.to_dict(), indent=2) + "\n")
 
 
-def edge_markdown(build_name: str, build_bytes: int, reports: list[EdgeReport]) -> list[str]:
+def edge_rows(build_name: str, build_bytes: int, reports: list[EdgeReport]) -> list[tuple[str, ...]]:
     """Rows of the report's edge table: size, and each metric in llama.cpp next to the safetensors build's."""
-    lines = []
+    rows = []
     for r in reports:
         scores = (
             "; ".join(f"{row.task} {row.metric} {row.value:.4g} (build {row.baseline:.4g})" for row in r.build_comparison) or "-"
         )
         ratio = f"{r.bytes / build_bytes:.2f}x" if build_bytes else "-"
-        lines.append(f"| {build_name} | `{r.file.name}` | {r.dtype} | {megabytes(r.bytes)} ({ratio}) | {scores} |")
-    return lines
+        rows.append((build_name, r.file.name, r.dtype, f"{megabytes(r.bytes)} ({ratio})", scores))
+    return rows
