@@ -32,7 +32,7 @@ from emo_prune.cli.options import (
 from emo_prune.cli.workspace import model_or_workspace, record_output
 from emo_prune.common.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
 from emo_prune.common.text import inert
-from emo_prune.common.units import human_count
+from emo_prune.common.units import duration, human_count
 from emo_prune.errors import ProfileError
 
 
@@ -154,7 +154,7 @@ def profile_command(
             return  # under `accelerate launch`, rank 0 writes and reports
         tokens = ", ".join(f"{name} {human_count(d.num_tokens)}" for name, d in sorted(profile.domains.items()))
         out.note(
-            f"profiled {tokens} tokens in {time.perf_counter() - start:.1f} s (--max-tokens {max_tokens or 'no limit'} per domain)"
+            f"profiled {tokens} tokens in {duration(time.perf_counter() - start)} (--max-tokens {max_tokens or 'no limit'} per domain)"
         )
         record_output(model, workspace, "profile", out_path, tuple(sorted(profile.domains)))
     report = build_report(profile, top=top)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from emo_prune import events
-from emo_prune.common.units import human_count
+from emo_prune.common.units import per_second
 
 
 @contextmanager
@@ -21,7 +21,6 @@ def token_progress(total: int) -> Iterator[Callable[[int], None]]:
         def advance(tokens: int) -> None:
             nonlocal done
             done += tokens
-            rate = done / max(time.perf_counter() - start, 1e-9)
-            progress.update(task, advance=tokens, rate=f"{human_count(rate)} tok/s")
+            progress.update(task, advance=tokens, rate=per_second(done, time.perf_counter() - start, "tok"))
 
         yield advance
