@@ -86,7 +86,7 @@ def index_pairs(
     """The index of tokenized `pairs`: each pair's context + answer fed through the WHOLE model in one
     forward (causal: the context's routing is what it would be alone), every MoE layer's router logits
     read by a forward hook. The whole model's fused experts make this ~6x faster than pool mode with
-    every expert in the pool (tests/pools/test_pool_index.py checks the two agree). Progress: one "pool
+    every expert in the pool (tests/serve/test_pool_index.py checks the two agree). Progress: one "pool
     index" task over the pairs."""
     from emo_prune.models.weights import decoder_of, load_pretrained
     from emo_prune.serve.selection import context_mass
