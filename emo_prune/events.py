@@ -2,9 +2,11 @@
 
 Library code reports through this module only: `note(message)`, `warn(message)`, and `with progress()
 as p:` where `p` takes rich's `Progress` calls (`add_task`, `update`, `advance`). It never imports the
-console. Without a listener, notes go to the `emo_prune` logger at INFO, warnings at WARNING, and
-progress is silent; the CLI installs its console (`listen(out)`, emo_prune/cli/app.py) once, so its
-flags (--quiet, --json, --debug) decide what a user sees.
+console, and no library function takes a callback to report through: each long operation opens its own
+`progress()` task. Those may nest (a pipeline step around an extraction): a listener's `progress()` is
+reentrant, its inner blocks' tasks joining the open display. Without a listener, notes go to the
+`emo_prune` logger at INFO, warnings at WARNING, and progress is silent; the CLI installs its console
+(`listen(out)`, emo_prune/cli/app.py) once, so its flags (--quiet, --json, --debug) decide what a user sees.
 """
 
 from __future__ import annotations

@@ -74,3 +74,20 @@ def cli():
         return runner.invoke(app, [str(a) for a in args])
 
     return invoke
+
+
+@pytest.fixture
+def captured_notes():
+    """The notes the library gives through emo_prune.events while the test runs, in order (a list the test
+    reads); the listener before it is restored afterwards. Warnings and progress go on as without it."""
+    from emo_prune import events
+
+    notes: list[str] = []
+
+    class Capture(events.LoggingListener):
+        def note(self, message: str) -> None:
+            notes.append(message)
+
+    previous = events.listen(Capture())
+    yield notes
+    events.listen(previous)

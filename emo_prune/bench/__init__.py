@@ -6,7 +6,7 @@ from emo_prune.bench.measure import machine_description, measure_read_bandwidth
 from emo_prune.bench.model import bench_model
 from emo_prune.bench.report import BenchReport, BenchRow
 from emo_prune.bench.routing import bench_routing
-from emo_prune.bench.text import header, markdown_table
+from emo_prune.bench.text import bench_table, header, markdown_table
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -15,6 +15,7 @@ __all__ = [
     "bench_experts",
     "bench_layer",
     "bench_model",
+    "bench_table",
     "bench_routing",
     "header",
     "machine_description",

@@ -1,20 +1,23 @@
-"""A benchmark report as a plain-text (Markdown) table, for scripts and RESULTS.md."""
+"""A benchmark report as a table (the CLI prints it; scripts and RESULTS.md take its Markdown) and its header."""
 
 from __future__ import annotations
 
 from emo_prune.bench.report import BenchReport
+from emo_prune.common.table import LEFT, RIGHT, Column, ReportTable
 
-COLUMNS = ("scope", "impl", "tokens", "ms", "best ms", "tokens/s", "GB/s", "% of read BW", "TFLOP/s", "x eager", "note")
+# (header, align): names and notes left, numbers right
+COLUMNS = (("scope", LEFT), ("impl", LEFT), ("tokens", RIGHT), ("ms", RIGHT), ("best ms", RIGHT), ("tokens/s", RIGHT),
+           ("GB/s", RIGHT), ("% of read BW", RIGHT), ("TFLOP/s", RIGHT), ("x eager", RIGHT), ("note", LEFT))  # fmt: skip
 
 
 def _num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def markdown_table(report: BenchReport) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for r in report.rows:
-        cells = (
+def bench_table(report: BenchReport) -> ReportTable:
+    """One row per scope x implementation x token count; the CLI prints it, scripts print its Markdown."""
+    rows = tuple(
+        (
             r.scope,
             r.impl,
             str(r.tokens),
@@ -27,8 +30,14 @@ def markdown_table(report: BenchReport) -> str:
             _num(r.speedup_vs_eager, 2),
             r.skipped or r.note or "",
         )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        for r in report.rows
+    )
+    columns = tuple(Column(header, align) for header, align in COLUMNS)
+    return ReportTable("experts implementations (x eager = eager ms / ms)", columns, rows)
+
+
+def markdown_table(report: BenchReport) -> str:
+    return bench_table(report).to_markdown()
 
 
 def header(report: BenchReport) -> str:

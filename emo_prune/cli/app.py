@@ -6,7 +6,7 @@ Every command validates its flags, calls ONE library function, and renders the r
 
 Command modules import torch, transformers and the heavy library modules inside their command
 functions, so `--help`, `--version` and the header-only commands start without them. They import
-neither this module nor each other (tests/test_cli_commands.py); what several share lives in cli/'s
+neither this module nor each other (tests/cli/test_cli_commands.py); what several share lives in cli/'s
 other modules (workspace.py, plans.py, comparison.py, options.py, ...).
 """
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from emo_prune.cli.console import out
 from emo_prune.cli.options import DeviceOption, DtypeOption, JsonFlag, ModelDir, ThreadsOption, model_path
@@ -66,24 +65,8 @@ def bench_command(
 
 
 def render(report: BenchReport) -> None:
+    from emo_prune.bench import bench_table
+
     bw = report.read_bandwidth_gb_s
     out.print(f"measured read bandwidth: {bw:.1f} GB/s" if bw else "read bandwidth not measured")
-    table = Table(title="experts implementations (x eager = eager ms / ms)")
-    for col in ("scope", "impl", "tokens", "ms", "best ms", "tokens/s", "GB/s", "% BW", "TFLOP/s", "x eager", "note"):
-        table.add_column(col, justify="left" if col in ("scope", "impl", "note") else "right")
-    fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
-    for r in report.rows:
-        table.add_row(
-            r.scope,
-            r.impl,
-            str(r.tokens),
-            fmt(r.ms, 2),
-            fmt(r.ms_best, 2),
-            fmt(r.tokens_per_s, 0),
-            fmt(r.gb_s, 1),
-            fmt(r.pct_bandwidth, 0),
-            fmt(r.tflop_s, 3),
-            fmt(r.speedup_vs_eager, 2),
-            r.skipped or r.note or "",
-        )
-    out.print(table, drop=("best ms", "TFLOP/s", "% BW", "GB/s"))
+    out.print(bench_table(report), drop=("best ms", "TFLOP/s", "% of read BW", "GB/s"))

@@ -5,6 +5,8 @@ stdout per command. Errors are one line on stderr (and a JSON error object on st
 Progress bars draw on stderr, only on a terminal and never in --json mode; off a terminal (a CI log)
 progress is plain lines on stderr instead (LineProgress: for steps longer than a second, a line once
 it runs, one per ~10% of it, one when it ends, each with the elapsed time). --quiet and --json hide both.
+The console is the listener of `emo_prune.events`: library functions open their own progress, often inside
+a command's or a pipeline step's, so `Output.progress` is reentrant (one display, the inner tasks in it).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from emo_prune.cli.tables import rich_table
+from emo_prune.common.table import ReportTable
 from emo_prune.common.text import inert
 from emo_prune.common.units import duration
 from emo_prune.errors import EmoPruneError
@@ -107,16 +111,16 @@ class LineProgress:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.tasks: dict[int, dict[str, Any]] = {}
-        self.timers: list[threading.Timer] = []
+        self.timers: dict[int, threading.Timer] = {}  # task id -> its "running" line's timer
 
     def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
         task_id = len(self.tasks)
         self.tasks[task_id] = {
-            "description": description, "total": total, "completed": 0.0, "start": time.perf_counter(), "shown": 0, "lines": 0,
+            "description": description, "total": total, "completed": 0.0, "start": time.perf_counter(), "shown": 0, "lines": 0, "done": False,
         }  # fmt: skip
         timer = threading.Timer(self.DELAY, self._line, (task_id, "running"))
         timer.daemon = True
-        self.timers.append(timer)
+        self.timers[task_id] = timer
         timer.start()
         return task_id
 
@@ -149,11 +153,16 @@ class LineProgress:
         self.update(task_id, advance=advance)
 
     def close(self, finished: bool = True) -> None:
-        for timer in self.timers:
-            timer.cancel()
-        for task_id, task in self.tasks.items():
-            if finished and task["lines"]:
+        self.finish(list(self.tasks), finished)
+
+    def finish(self, task_ids: list[int], finished: bool = True) -> None:
+        """End these tasks: no "running" line any more, and a "finished" line for each that printed one."""
+        for task_id in task_ids:
+            task = self.tasks[task_id]
+            self.timers[task_id].cancel()
+            if finished and task["lines"] and not task["done"]:
                 self._line(task_id, "finished")
+            task["done"] = True  # a nested block's tasks end with it, not again with the outer one
 
     def _line(self, task_id: int, what: str, rate: str | None = None) -> None:
         task = self.tasks[task_id]
@@ -173,11 +182,14 @@ class Output:
     console: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
     err_console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
     _in_result: bool = field(default=False, repr=False)
+    _live: Progress | LineProgress | None = field(default=None, repr=False)  # the open progress (see `progress`)
 
     def print(self, *renderables: Any, **kwargs: Any) -> None:
-        """Human-readable output; silent in --json mode, and in --quiet mode unless it renders a result."""
+        """Human-readable output; silent in --json mode, and in --quiet mode unless it renders a result.
+        A ReportTable becomes a Rich table (cli/tables.py); `drop=` names the columns a narrow terminal loses first."""
         if not self.json_mode and (self._in_result or not self.quiet):
             drop = kwargs.pop("drop", ())
+            renderables = tuple(rich_table(r) if isinstance(r, ReportTable) else r for r in renderables)
             renderables = tuple(fit_table(r, self.console, drop) if isinstance(r, Table) else r for r in renderables)
             self.console.print(*renderables, **kwargs)
 
@@ -223,16 +235,29 @@ class Output:
     def show_progress(self) -> bool:
         return not (self.json_mode or self.quiet) and self.err_console.is_terminal
 
+    def progress(self, transient: bool = True) -> AbstractContextManager[Progress]:
+        """A Rich progress on stderr on a terminal; log lines (LineProgress) off one; nothing with --json / --quiet.
+
+        Reentrant: one display is live at a time (rich refuses a second), so inside an open progress (a
+        pipeline step, a command around a library call) this yields the same object; the inner block's
+        tasks join it and end with the inner block.
+        """
+        if self._live is not None:
+            return _nested(self._live)
+        return self._outermost(transient)
+
     @contextmanager
-    def progress(self, transient: bool = True) -> Iterator[Progress]:
-        """A Rich progress on stderr on a terminal; log lines (LineProgress) off one; nothing with --json / --quiet."""
+    def _outermost(self, transient: bool) -> Iterator[Progress]:
         if not (self.json_mode or self.quiet) and not self.err_console.is_terminal:
             lines = LineProgress(self.err_console)
+            self._live = lines
             try:
                 yield lines  # type: ignore[misc]
             except BaseException:
                 lines.close(finished=False)  # after an error its one line says what happened
                 raise
+            finally:
+                self._live = None
             lines.close()
             return
         progress = Progress(
@@ -248,8 +273,34 @@ class Output:
             transient=transient,
             disable=not self.show_progress,
         )
-        with progress:
-            yield progress
+        self._live = progress
+        try:
+            with progress:
+                yield progress
+        finally:
+            self._live = None
+
+
+@contextmanager
+def _nested(live: Progress | LineProgress) -> Iterator[Progress]:
+    """`live` again, for a block inside the one that opened it: the tasks this block adds end with it (a
+    rich bar leaves the display, as a transient display would; a log line says "finished", unless it failed)."""
+    before = set(_task_ids(live))
+    finished = False
+    try:
+        yield live  # type: ignore[misc]
+        finished = True
+    finally:
+        added = [task_id for task_id in _task_ids(live) if task_id not in before]
+        if isinstance(live, LineProgress):
+            live.finish(added, finished)
+        else:
+            for task_id in added:
+                live.remove_task(task_id)
+
+
+def _task_ids(live: Progress | LineProgress) -> list[Any]:
+    return list(live.tasks) if isinstance(live, LineProgress) else list(live.task_ids)
 
 
 def _json_default(value: Any) -> Any:

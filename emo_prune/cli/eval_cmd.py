@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from emo_prune.cli.comparison import comparison_table
 from emo_prune.cli.console import out
 from emo_prune.cli.options import (
     DeviceOption,
@@ -29,7 +27,7 @@ from emo_prune.common.units import megabytes
 from emo_prune.errors import EvalError
 
 if TYPE_CHECKING:
-    from emo_prune.eval import EvalReport, ModelEval
+    from emo_prune.eval import EvalReport
 
 ImplOption = Annotated[
     str,
@@ -167,10 +165,7 @@ def eval_command(
 
 
 def render(report: EvalReport, json_file: Path, md_file: Path) -> None:
-    if report.baseline is None:
-        out.print(scores_table(report.model))
-    else:
-        out.print(comparison_table(report.comparison))
+    out.print(report.table())
     settings = report.model.settings
     if report.model.requests:
         out.print(pool_summary(report.model.requests))
@@ -201,15 +196,3 @@ def pool_summary(requests: list[dict]) -> str:
         f"pools: {n} requests, {megabytes(resident, 2)} of experts resident per request, "
         f"cache hit rate {rate}, {megabytes(read)} read from disk"
     )
-
-
-def scores_table(model: ModelEval) -> Table:
-    table = Table(title="scores (↑ higher is better, ↓ lower is better)")
-    for col in ("task", "metric", "value", "stderr", "n"):
-        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
-    for task, scores in model.tasks.items():
-        for name, s in scores.metrics.items():
-            stderr = "-" if s.stderr is None else f"{s.stderr:.4g}"
-            arrow = "↑" if s.higher_is_better else "↓"
-            table.add_row(inert(task), f"{inert(name)} {arrow}", f"{s.value:.4g}", stderr, str(scores.samples or "-"))
-    return table

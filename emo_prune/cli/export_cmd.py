@@ -41,16 +41,7 @@ def export_command(
     model_dir = model_path(model_dir)
     if fmt.lower() not in FORMATS:
         raise ExportError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
-    with out.progress() as progress:
-        task = progress.add_task(f"exporting {dtype}", total=None)
-        result: ExportResult = export_gguf(
-            model_dir,
-            out_path,
-            dtype=dtype,
-            overwrite=overwrite,
-            threads=threads,
-            on_tensor=lambda done, total: progress.update(task, completed=done, total=total),
-        )
+    result: ExportResult = export_gguf(model_dir, out_path, dtype=dtype, overwrite=overwrite, threads=threads)
     out.result(result.to_dict(), lambda: render(result))
 
 

@@ -50,8 +50,8 @@ def extract_command(
     """
     from emo_prune.extract import extract
     from emo_prune.io.sizes import parse_size
-    from emo_prune.select.fresh import select_plan
     from emo_prune.select.plan import Plan
+    from emo_prune.select.selector import make_plan
 
     parse_size(max_shard_size, "--max-shard-size")  # a bad size is refused before any profiling
     model_arg, workspace = model_or_workspace(model_dir, "emo-prune extract builtin:emo-small --keep 0.125 --domain code")
@@ -68,28 +68,13 @@ def extract_command(
             _check_before_profiling(model_dir, model_arg, options, out_dir, overwrite)
             plan = _select_on_a_fresh_profile(model_dir, options, selection.calib, selection.device)
         else:
-            plan = select_plan(model_dir, options, selection.profile)
+            plan = make_plan(model_dir, options, selection.profile)
         render_plan(plan)
     check_plan_target(target, model_dir, plan)
     if out_dir is None:
         out_dir = Path(f"{model_label(model_arg)}-{'+'.join(plan.domains) or 'all'}-{keep_label(plan.keep)}")
         out.note(f"writing the build to {out_dir}")
-    with out.progress() as progress:
-        task = progress.add_task("extracting", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total, rate=human_bytes(done))
-
-        result = extract(
-            model_dir,
-            plan,
-            out_dir,
-            max_shard_size=max_shard_size,
-            dtype=dtype,
-            overwrite=overwrite,
-            strict=strict,
-            on_tensor=advance,
-        )
+    result = extract(model_dir, plan, out_dir, max_shard_size=max_shard_size, dtype=dtype, overwrite=overwrite, strict=strict)
     record_output(model_arg, workspace, "build", out_dir, tuple(plan.domains))
     out.result(result.to_dict(), lambda: render(result, str(model_arg)))
 

@@ -46,21 +46,7 @@ def merge_back_command(
     from emo_prune.train.merge_back import MergeOptions, merge_back
 
     options = MergeOptions(alpha=alpha, router=router, shared=shared, everything=everything)
-    with out.progress() as progress:
-        task = progress.add_task("merge-back", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total, rate=human_bytes(done))
-
-        result = merge_back(
-            model_path(full_dir),
-            build_dir,
-            out_dir,
-            options,
-            max_shard_size=max_shard_size,
-            overwrite=overwrite,
-            on_tensor=advance,
-        )
+    result = merge_back(model_path(full_dir), build_dir, out_dir, options, max_shard_size=max_shard_size, overwrite=overwrite)
     out.result(result.to_dict(), lambda: render(result, build_dir))
 
 

@@ -68,15 +68,7 @@ def pool_index_command(
     with FolderLock(target) as lock:  # held from the start: a second writer of the file fails at once
         INDEX_FILE.check_output(target, overwrite)
         started = time.perf_counter()
-        with out.progress() as bars:
-            task = bars.add_task("pool index", total=None)
-
-            def progress(advance: int, total: int) -> None:
-                bars.update(task, total=total, advance=advance)
-
-            index = build_index(
-                model_path(model_dir), sources, power=power, mass_of=mass_of, max_pairs=max_pairs, seed=seed, progress=progress
-            )
+        index = build_index(model_path(model_dir), sources, power=power, mass_of=mass_of, max_pairs=max_pairs, seed=seed)
         index.save(target, overwrite=overwrite, lock=lock)
     result = {"index": str(target), "sources": sources, "seconds": round(time.perf_counter() - started, 2), **index.summary()}
     out.result(result, lambda: render(result))

@@ -32,7 +32,7 @@ from emo_prune.cli.options import (
 from emo_prune.cli.workspace import model_or_workspace, record_output
 from emo_prune.common.constants import DEFAULT_MAX_TOKENS, DEFAULT_PROFILE_TIME
 from emo_prune.common.text import inert
-from emo_prune.common.units import human_count
+from emo_prune.common.units import duration, human_count
 from emo_prune.errors import ProfileError
 
 
@@ -148,23 +148,13 @@ def profile_command(
             seed=seed,
             max_memory=max_memory,
         )
-        with out.progress() as bars:
-            task = bars.add_task("profile", total=None)
-            start, done = time.perf_counter(), [0]
-
-            def progress(advance: int, total: int) -> None:
-                done[0] += advance
-                rate = done[0] / max(time.perf_counter() - start, 1e-9)
-                bars.update(task, total=total, advance=advance, rate=f"{human_count(rate)} tok/s")
-
-            profile = profile_to_file(
-                model_dir, calib or [], out_path, domain, settings, overwrite=overwrite, progress=progress, notify=out.note
-            )
+        start = time.perf_counter()
+        profile = profile_to_file(model_dir, calib or [], out_path, domain, settings, overwrite=overwrite)
         if not current_world(device).is_main:
             return  # under `accelerate launch`, rank 0 writes and reports
         tokens = ", ".join(f"{name} {human_count(d.num_tokens)}" for name, d in sorted(profile.domains.items()))
         out.note(
-            f"profiled {tokens} tokens in {time.perf_counter() - start:.1f} s (--max-tokens {max_tokens or 'no limit'} per domain)"
+            f"profiled {tokens} tokens in {duration(time.perf_counter() - start)} (--max-tokens {max_tokens or 'no limit'} per domain)"
         )
         record_output(model, workspace, "profile", out_path, tuple(sorted(profile.domains)))
     report = build_report(profile, top=top)

@@ -6,13 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from emo_prune.cli.comparison import comparison_table
 from emo_prune.cli.console import out
 from emo_prune.cli.options import JsonFlag, TargetOption, ThreadsOption
 from emo_prune.common.text import inert, plural
-from emo_prune.common.units import megabytes
 
 if TYPE_CHECKING:
     from emo_prune.pipeline import RunReport
@@ -50,32 +47,12 @@ def run_command(
 
 
 def render(report: RunReport) -> None:
-    table = Table(title=inert(f"{report.recipe.name}: builds in {report.out_dir / 'builds'}"))
-    for col in ("build", "experts/layer", "verify max diff", "gates"):
-        table.add_column(col, justify="left" if col == "build" else "right")
-    for b in report.builds:
-        kept = "/".join(str(c) for c in sorted({c for c in b.kept_counts if c is not None}))
-        verify = "-" if b.verify is None else f"{b.verify['max_abs_diff']:.1e}"
-        held = sum(g.passed for g in b.gates)
-        gates = "-" if not b.gates else f"[{'green' if held == len(b.gates) else 'red'}]{held}/{len(b.gates)} hold[/]"
-        table.add_row(inert(b.folder.name), kept, verify, gates)
-    out.print(table)
-    for b in report.builds:
-        if b.comparison:
-            verdicts: dict[str, bool] = {}
-            for g in b.gates:
-                verdicts[g.task] = verdicts.get(g.task, True) and g.passed
-            # comparison_table makes its title inert
-            out.print(comparison_table(b.comparison, title=f"{b.folder.name} vs original", verdicts=verdicts))
-    edge = [(b, e) for b in report.builds for e in b.edge]
-    if edge:
-        files = Table(title="edge files, scored in llama.cpp (safetensors build in parentheses)")
-        for col in ("file", "size", "scores"):
-            files.add_column(col, justify="right" if col == "size" else "left")
-        for _build, e in edge:
-            scores = ", ".join(f"{inert(r.task)} {r.value:.4g} ({r.baseline:.4g})" for r in e.build_comparison) or "-"
-            files.add_row(inert(e.file.name), megabytes(e.bytes), scores)
-        out.print(files)
+    out.print(report.builds_table())
+    for _heading, table in report.comparisons():
+        out.print(table)
+    edge = report.edge_table()
+    if edge is not None:
+        out.print(edge)
     ran = sum(s.status == "ran" for s in report.steps)
     out.print(
         f"{plural(ran, 'step')} ran, {len(report.steps) - ran} skipped (up to date); report: {inert(report.out_dir / 'report.md')}"

@@ -42,8 +42,8 @@ def select_command(
     """
     from emo_prune.errors import PlanError
     from emo_prune.io.atomic import check_output_file
-    from emo_prune.select.fresh import select_plan
     from emo_prune.select.plan import is_plan_file
+    from emo_prune.select.selector import make_plan
 
     model_arg, workspace = model_or_workspace(
         model_dir, "emo-prune select builtin:emo-small --profile P --keep 0.25 --out plan.json"
@@ -54,7 +54,7 @@ def select_command(
         out_path, overwrite=overwrite, recognise=is_plan_file, what="a plan file", error=PlanError
     )  # before the search
     options = selection.options(MemoryOptions(memory_path(layerwise), max_memory))  # memory: greedy only
-    plan = select_plan(model_dir, options, selection.profile)
+    plan = make_plan(model_dir, options, selection.profile)
     check_plan_target(target, model_dir, plan)
     plan.save(out_path, overwrite=overwrite)
     record_output(model_arg, workspace, "plan", out_path, tuple(plan.domains))

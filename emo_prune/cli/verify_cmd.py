@@ -44,9 +44,7 @@ def verify_command(
 
     memory = MemoryOptions(memory_path(layerwise), max_memory)
     original_dir = model_path(original_dir)
-    report = verify(
-        original_dir, pruned_dir, num_prompts=prompts, tolerance=tolerance, memory=memory, notify=out.note, plan_path=plan
-    )
+    report = verify(original_dir, pruned_dir, num_prompts=prompts, tolerance=tolerance, memory=memory, plan_path=plan)
     out.result(report.to_dict(), lambda: render(report))
     report.raise_for_failure()
 

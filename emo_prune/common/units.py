@@ -49,6 +49,11 @@ def gb_per_s(nbytes: float, seconds: float) -> float:
     return nbytes / seconds / GB
 
 
+def per_second(count: float, seconds: float, unit: str) -> str:
+    """(12345 tokens, 10 s) -> '1.23k tok/s' with unit "tok": a rate of work done since a step began."""
+    return f"{human_count(count / max(seconds, 1e-9))} {unit}/s"
+
+
 def duration(seconds: float) -> str:
     """1.23 -> '1.2s' (wall time of a step, a load, a progress line)."""
     return f"{seconds:.1f}s"

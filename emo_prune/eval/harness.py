@@ -22,6 +22,7 @@ from emo_prune.errors import EvalError
 from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores
 from emo_prune.eval.tasks import quiet_lm_eval, task_manager
 from emo_prune.io import Checkpoint, model_identity
+from emo_prune.io.report_file import ReportKind
 from emo_prune.memory import MemoryOptions
 from emo_prune.models.loading import LoadSettings
 from emo_prune.serve.settings import DEFAULTS, PoolSettings
@@ -213,7 +214,6 @@ def evaluate_model(model_dir: str | Path, settings: EvalSettings, *, label: str 
                     load=settings.load,
                     batch_size=settings.batch_size,
                     max_length=settings.max_length,
-                    notify=events.note,
                 )
             )
         if settings.pool is None and hasattr(lm.model, "model") and hasattr(lm.model.model, "layouts"):
@@ -287,32 +287,16 @@ def evaluate(model_dir: str | Path, settings: EvalSettings, baseline_dir: str | 
     return EvalReport(model=model, baseline=baseline)
 
 
+#: RESULTS.json (+ RESULTS.md) of `emo-prune eval`: every results file holds these keys (EvalReport.to_dict)
+RESULTS = ReportKind(frozenset({"format", "model", "comparison"}), "emo-prune results", EvalError)
+
+
 def check_out_path(path: str | Path, overwrite: bool = True) -> Path:
     """Refuse a results path before any model is loaded: RESULTS.json and RESULTS.md beside it are
     replaced only when they are emo-prune results, and only with `overwrite`."""
-    from emo_prune.io.atomic import check_output_file
-
-    path = Path(path)
-    if path.suffix != ".json":
-        raise EvalError(f"--out {path} must end in .json (the Markdown table goes beside it as .md)")
-    what = "an emo-prune results file"
-    check_output_file(path, overwrite=overwrite, recognise=_is_results_file, what=what, error=EvalError)
-    md = path.with_suffix(".md")
-    if md.exists() and not _is_results_file(path):  # the .md belongs to the .json beside it
-        raise EvalError(f"{md} exists and does not belong to emo-prune results; refusing to replace it")
-    check_output_file(md, overwrite=overwrite, recognise=lambda _md: True, what="a table of emo-prune results", error=EvalError)
+    path = _results_path(path)
+    RESULTS.check_output(path, overwrite)
     return path
-
-
-def _is_results_file(path: Path) -> bool:
-    """An existing results.json that `write_report` wrote (its keys), so a rerun may replace it and its .md."""
-    import json
-
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"format", "model", "comparison"} <= data.keys()
 
 
 def write_report(
@@ -320,15 +304,11 @@ def write_report(
 ) -> tuple[Path, Path]:
     """RESULTS.json and RESULTS.md beside it, each written atomically, both under the .json's lock
     (`lock`: that lock, when the caller took it before evaluating)."""
-    import json
+    return RESULTS.write(_results_path(path), report.to_dict(), report.markdown(), overwrite=overwrite, lock=lock)
 
-    from emo_prune.io.atomic import atomic_write_text
-    from emo_prune.io.lock import FolderLock
 
+def _results_path(path: str | Path) -> Path:
     path = Path(path)
-    md = path.with_suffix(".md")
-    with lock or FolderLock(path):
-        check_out_path(path, overwrite)
-        atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n", replace=overwrite)
-        atomic_write_text(md, report.markdown(), replace=overwrite)
-    return path, md
+    if path.suffix != ".json":
+        raise EvalError(f"--out {path} must end in .json (the Markdown table goes beside it as .md)")
+    return path

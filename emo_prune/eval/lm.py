@@ -39,7 +39,6 @@ class EmoPruneLM(HFLM):
         max_length: int | None = None,
         memory: str = "auto",
         max_memory: str | None = None,
-        notify: Callable[[str], None] | None = None,
         load: LoadSettings | None = None,
         **kwargs: Any,
     ) -> None:
@@ -60,7 +59,7 @@ class EmoPruneLM(HFLM):
                     seq_len=max_length,
                 )
             ).resolved()
-            pretrained, loaded_tokenizer = load_model(pretrained, self.load_settings, notify)
+            pretrained, loaded_tokenizer = load_model(pretrained, self.load_settings)
             tokenizer = tokenizer or loaded_tokenizer
         super().__init__(pretrained=pretrained, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, **kwargs)
         if self.load_settings is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from emo_prune.common.text import inert
+from emo_prune.common.table import BAD, GOOD, RIGHT, Cell, Column, ReportTable
 from emo_prune.errors import EvalError
 from emo_prune.eval.compare import MetricDelta, compare_metric
 
@@ -120,38 +120,57 @@ class EvalReport:
             "comparison": [row.to_dict() for row in self.comparison],
         }
 
+    def table(self) -> ReportTable:
+        """The one table of the report: the CLI prints it, RESULTS.md is its Markdown."""
+        return scores_table(self.model) if self.baseline is None else comparison_table(self.comparison)
+
     def markdown(self) -> str:
-        """The report file's table; task and metric names come from task files: no control characters."""
-        table = scores_markdown(self.model) if self.baseline is None else comparison_markdown(self.comparison)
-        return inert(table, markup=False, keep="\n")
+        return self.table().to_markdown()
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def plus_minus(value: float, stderr: float | None) -> str:
+def _plus_minus(value: float, stderr: float | None) -> str:
     return _fmt(value) if stderr is None else f"{_fmt(value)} ± {stderr:.2g}"
 
 
-def scores_markdown(model_eval: ModelEval) -> str:
-    lines = ["| task | metric | value | stderr |", "|---|---|---:|---:|"]
-    for task, scores in model_eval.tasks.items():
-        for name, s in scores.metrics.items():
-            arrow = "↑" if s.higher_is_better else "↓"
-            lines.append(f"| {task} | {name} {arrow} | {_fmt(s.value)} | {_fmt(s.stderr)} |")
-    return "\n".join(lines) + "\n"
+def _arrow(higher_is_better: bool) -> str:
+    return "↑" if higher_is_better else "↓"
 
 
-def comparison_markdown(rows: list[MetricDelta], header: tuple[str, str] = ("original", "pruned")) -> str:
-    lines = [
-        f"| task | metric | {header[0]} | {header[1]} | delta | retained |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
+def scores_table(model_eval: ModelEval) -> ReportTable:
+    """One row per task x metric: value, stderr and the documents scored (n)."""
+    rows = tuple(
+        (task, f"{name} {_arrow(s.higher_is_better)}", _fmt(s.value), _fmt(s.stderr), str(scores.samples or "-"))
+        for task, scores in model_eval.tasks.items()
+        for name, s in scores.metrics.items()
+    )
+    columns = (Column("task"), Column("metric"), Column("value", RIGHT), Column("stderr", RIGHT), Column("n", RIGHT))
+    return ReportTable("scores (↑ higher is better, ↓ lower is better)", columns, rows)
+
+
+def comparison_table(
+    rows: list[MetricDelta], title: str = "pruned vs original (primary metric per task)", verdicts: dict[str, bool] | None = None
+) -> ReportTable:
+    """One row per task: the original's score, the pruned model's, delta (red where it dropped) and the
+    retained fraction; `verdicts` (task -> its gates held) adds a gate column (`eval --baseline`, `run`)."""
+    columns = [Column("task"), Column("metric")] + [Column(h, RIGHT) for h in ("original", "pruned", "delta", "retained")]
+    if verdicts is not None:
+        columns.append(Column("gate"))
+    table_rows = []
     for r in rows:
-        arrow = "↑" if r.higher_is_better else "↓"
-        lines.append(
-            f"| {r.task} | {r.metric} {arrow} | {plus_minus(r.baseline, r.baseline_stderr)} | {plus_minus(r.value, r.stderr)} "
-            f"| {r.delta:+.4g} | {r.retained:.1%} |"
-        )
-    return "\n".join(lines) + "\n"
+        cells: list[str | Cell] = [
+            r.task,
+            f"{r.metric} {_arrow(r.higher_is_better)}",
+            _plus_minus(r.baseline, r.baseline_stderr),
+            _plus_minus(r.value, r.stderr),
+            Cell(f"{r.delta:+.4g}", BAD if r.drop > 0 else GOOD),
+            f"{r.retained:.1%}",
+        ]
+        if verdicts is not None:
+            held = verdicts.get(r.task)
+            cells.append("" if held is None else Cell("pass", GOOD) if held else Cell("FAIL", BAD))
+        table_rows.append(tuple(cells))
+    return ReportTable(title, tuple(columns), tuple(table_rows))

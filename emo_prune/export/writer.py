@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFWriter, quants
 
+from emo_prune import events
 from emo_prune.errors import ExportError, OutputError
 from emo_prune.export.check import GgufLayout, gguf_layout
 from emo_prune.export.llama_cpp_binding import llama_cpp_module
@@ -30,8 +30,6 @@ from emo_prune.io import Checkpoint, TensorReader
 from emo_prune.io.atomic import check_output_file, clean_stale_files, commit_file, temp_file
 from emo_prune.io.lock import FolderLock
 from emo_prune.io.paths import inside
-
-Progress = Callable[[int, int], None]  # (tensors written, total)
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,8 @@ def _check_out(model_dir: Path, out: Path, overwrite: bool) -> None:
     check_output_file(out, overwrite=overwrite, recognise=is_emo_prune_gguf, what="an emo-prune GGUF file")
 
 
-def _write_file(checkpoint: Checkpoint, layout: GgufLayout, dtype: str, path: Path, name: str, on_tensor: Progress | None) -> int:
+def _write_file(checkpoint: Checkpoint, layout: GgufLayout, dtype: str, path: Path, name: str, progress: Any, task: int) -> int:
+    """The GGUF file at `path`; `task` of `progress` counts the tensors written. Returns how many."""
     vocab_size = int(layout.arch.config["vocab_size"])
     vocab = read_vocab(checkpoint.path, vocab_size, layout.arch.config)
     tensors = gguf_tensors(checkpoint, layout)
@@ -96,8 +95,7 @@ def _write_file(checkpoint: Checkpoint, layout: GgufLayout, dtype: str, path: Pa
                 if tuple(data.shape) != tensor.shape:
                     raise ExportError(f"{tensor.name}: read {tuple(data.shape)}, declared {tensor.shape}")
                 writer.write_tensor_data(encode(data, qtype))
-                if on_tensor:
-                    on_tensor(done, len(tensors))
+                progress.update(task, completed=done, total=len(tensors))
         writer.fout[0].flush()  # type: ignore[index]
         os.fsync(writer.fout[0].fileno())  # type: ignore[index]
     finally:
@@ -117,9 +115,9 @@ def export_gguf(
     overwrite: bool = False,
     name: str | None = None,
     threads: int | None = None,
-    on_tensor: Progress | None = None,
 ) -> ExportResult:
-    """Export a model folder (an emo-prune build or any supported MoE checkpoint) to one GGUF file.
+    """Export a model folder (an emo-prune build or any supported MoE checkpoint) to one GGUF file;
+    progress: one "exporting DTYPE" task over the tensors (then llama.cpp's k-quantization, if asked).
 
     Raises ExportError (one line per reason) when llama.cpp cannot compute the model exactly."""
     start = time.perf_counter()
@@ -132,13 +130,15 @@ def export_gguf(
         llama_cpp_module()  # fail before the intermediate file is written
     name = name or model_dir.resolve().name
     direct = dtype if dtype in DIRECT else _intermediate(checkpoint)
-    with FolderLock(out):  # one writer per file; the checks again, now that no emo-prune process races us
+    # one writer per file; the checks again, now that no emo-prune process races us
+    with FolderLock(out), events.progress() as progress:
+        task = progress.add_task(f"exporting {dtype}", total=None)
         _check_out(model_dir, out, overwrite)
         clean_stale_files(out)  # what a killed export of this file left (its pid is gone)
         tmp = temp_file(out, dtype)
         staged: Path | None = None
         try:
-            count = _write_file(checkpoint, layout, direct, tmp, name, on_tensor)
+            count = _write_file(checkpoint, layout, direct, tmp, name, progress, task)
             if dtype in K_QUANTS:
                 staged, tmp = tmp, temp_file(out, dtype)
                 k_quantize(staged, tmp, dtype, threads)

@@ -14,9 +14,10 @@ import os
 import struct
 from pathlib import Path
 
-from emo_prune.extract.jobs import Job, tensor_bytes
+from emo_prune.extract.jobs import Job
 from emo_prune.extract.source import copy_into
 from emo_prune.io import Checkpoint, LayerTensors
+from emo_prune.io.ranges import tensor_bytes
 from emo_prune.io.shards import TensorSpec, pwrite_all
 from emo_prune.select.plan import Kept
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from emo_prune.extract.jobs import CONVERTIBLE, Job
-from emo_prune.extract.source import ByteSource, chunks, opened
+from emo_prune.extract.source import chunks
+from emo_prune.io.ranges import TensorBytes, opened
 
 # dtype tag -> (unsigned word, exponent mask); covers CONVERTIBLE
 EXPONENT_BITS = {
@@ -24,9 +25,9 @@ EXPONENT_BITS = {
 }
 
 
-def _finite(source: ByteSource) -> bool:
+def _finite(source: TensorBytes) -> bool:
     word, mask = EXPONENT_BITS[source.dtype]
-    with opened(source) as fd:
+    with opened(source.path) as fd:
         return not any(bool(((piece.view(word) & mask) == mask).any()) for piece in chunks(fd, source))
 
 

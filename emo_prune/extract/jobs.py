@@ -13,12 +13,11 @@ output order, hence every output byte, is a pure function of the source and the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from emo_prune.arch import MoEArchitecture
-from emo_prune.extract.source import ByteSource
-from emo_prune.io import Checkpoint, LayerTensors, contiguous_runs
+from emo_prune.io import Checkpoint, LayerTensors
+from emo_prune.io.ranges import TensorBytes, tensor_bytes
 from emo_prune.io.shards import TensorSpec
 from emo_prune.select.plan import Kept
 
@@ -28,21 +27,8 @@ CONVERTIBLE = ("F64", "F32", "F16", "BF16")  # --dtype converts these; ints and 
 @dataclass(frozen=True)
 class Job:
     spec: TensorSpec  # the output tensor
-    source: ByteSource  # where its bytes come from
+    source: TensorBytes  # where its bytes come from
     moe: bool = False  # kept router / expert bytes of an MoE layer (what `finite` scans for NaN / Inf)
-
-
-def tensor_bytes(checkpoint: Checkpoint, name: str, rows: Sequence[int] | None = None) -> ByteSource:
-    """Where tensor `name` lies in its shard: all of it, or only `rows` of its dim 0 (in that order,
-    one range per contiguous run)."""
-    info, shard = checkpoint.tensor(name), checkpoint.weight_map[name]
-    base = checkpoint.shards[shard].data_start + info.begin
-    if rows is None:
-        ranges: tuple[tuple[int, int], ...] = ((base, info.nbytes),)
-    else:
-        row = info.nbytes // info.shape[0]
-        ranges = tuple((base + start * row, (stop - start) * row) for start, stop in contiguous_runs(rows))
-    return ByteSource(str(checkpoint.shard_path(shard)), ranges, info.dtype, name)
 
 
 def _moe_tensors(

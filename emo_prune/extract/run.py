@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from emo_prune import events
 from emo_prune.common.text import plural
+from emo_prune.common.units import human_bytes
 from emo_prune.errors import CheckpointError, OutputError, PlanError
 from emo_prune.extract.card import AI2_METADATA_FILE, CARD_FILE, MANIFEST_FILE, ai2_metadata, manifest, model_card
 from emo_prune.extract.config import remap_config
@@ -119,9 +119,8 @@ def extract(
     dtype: str | None = None,
     overwrite: bool = False,
     strict: bool = False,
-    on_tensor: Callable[[int, int], None] | None = None,
 ) -> ExtractResult:
-    """Write `plan`'s subset of `model_dir` to `out_dir`. `on_tensor(done_bytes, total_bytes)` reports progress.
+    """Write `plan`'s subset of `model_dir` to `out_dir`; progress: one "extracting" task over the bytes written.
 
     NaN / Inf in a kept router row or expert is a warning, or with `strict` a CheckpointError.
     """
@@ -136,7 +135,10 @@ def extract(
     inventory = build_inventory(checkpoint)
     kept = validate_plan(plan, arch)
     folder = AtomicFolder(out_dir, overwrite=overwrite, protect=[model_dir])
-    with folder.lock:  # a second writer into out_dir fails now, not after the hashing and the NaN scan
+    # the lock: a second writer into out_dir fails now, not after the hashing and the NaN scan (the task's
+    # spinner meanwhile; its total, the bytes to write, is set once the first tensor is written)
+    with folder.lock, events.progress() as progress:
+        task = progress.add_task("extracting", total=None)
         identity = model_identity(checkpoint)
         _check_identity(plan, identity, model_dir)
         plan = replace(plan, source_model=identity)
@@ -159,7 +161,7 @@ def extract(
             extraction["nonfinite"] = nonfinite
         try:
             with folder as tmp:
-                files, total = _write_shards(tmp, jobs, shard_cap, on_tensor)
+                files, total = _write_shards(tmp, jobs, shard_cap, progress, task)
                 extraction.update(files=files, total_bytes=total)
                 copied = []
                 for path in sides:  # read through the same check as every loader (no FIFO, nothing outside)
@@ -185,9 +187,8 @@ def extract(
     )
 
 
-def _write_shards(
-    folder: Path, jobs: list[Job], shard_cap: int, on_tensor: Callable[[int, int], None] | None
-) -> tuple[list[str], int]:
+def _write_shards(folder: Path, jobs: list[Job], shard_cap: int, progress: Any, task: int) -> tuple[list[str], int]:
+    """Every job's tensor into size-capped shards of `folder`; `task` of `progress` counts the bytes written."""
     writer = ShardedWriter(folder, [job.spec for job in jobs], shard_cap)
     done = 0
     try:
@@ -195,8 +196,7 @@ def _write_shards(
             fill = lambda fd, offset, _nbytes, job=job: copy_into(job.source, fd, offset, job.spec.dtype)  # noqa: E731
             writer.write_from(job.spec.name, fill)
             done += job.spec.nbytes
-            if on_tensor is not None:
-                on_tensor(done, writer.total_bytes)
+            progress.update(task, completed=done, total=writer.total_bytes, rate=human_bytes(done))
         index = writer.finish()
     finally:
         writer.abort()

@@ -14,6 +14,9 @@ Read order matters: the header is validated first (`read_header`: a regular file
 `__metadata__` a str -> str map), the key looked up and the format checked before any tensor is
 decoded, so a model shard passed by mistake is named as "not a profile" instead of failing in a dtype
 numpy lacks (bf16), and a file from a newer emo-prune is named as such.
+
+emo-prune's JSON reports with their Markdown tables (eval results, a run's report) are the other kind of
+output it owns: `io/report_file.py`.
 """
 
 from __future__ import annotations

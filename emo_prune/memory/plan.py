@@ -5,8 +5,8 @@ environment variable, or what the machine has free: for CUDA the device's free m
 `MemAvailable` of /proc/meminfo, lowered to the cgroup's limit minus its usage where one is set.
 
 `choose_path` takes the command's estimates (`emo_prune.memory.estimate`). "auto" runs the whole
-model when it fits and the layerwise path otherwise, saying so in one line; when neither fits it
-refuses with the numbers. Commands whose layerwise path is a stream that is no slower than the whole
+model when it fits and the layerwise path otherwise, saying so in one line (an `events.note`); when
+neither fits it refuses with the numbers. Commands whose layerwise path is a stream that is no slower than the whole
 model (`lean=True`: profile, verify and greedy selection read each layer once and push every batch
 through it; measured on CPU at 0.86x, 0.54x and 0.34x the whole model's time, examples/benchmarks/memory_benchmark.py)
 take the path with the smaller estimate instead, and speak only when the whole model would not fit.
@@ -17,10 +17,10 @@ path ("whole", "layerwise") runs as asked; when its estimate is over the budget,
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from emo_prune import events
 from emo_prune.common.units import rough_bytes
 from emo_prune.errors import ConfigError, InsufficientMemoryError
 from emo_prune.memory.estimate import Estimate
@@ -101,7 +101,6 @@ def choose_path(
     estimates: dict[str, Estimate],
     budget: Budget,
     path: str = "auto",
-    notify: Callable[[str], None] | None = None,
     *,
     lean: bool = False,
 ) -> Choice:
@@ -133,8 +132,8 @@ def choose_path(
         if estimate.total > budget.bytes:
             message = f"{command}: --{path} needs about {estimate.describe()}, more than {budget.describe()}; running it as asked"
         choice = Choice(path, estimate, budget, message)
-    if choice.message is not None and notify is not None:
-        notify(choice.message)
+    if choice.message is not None:
+        events.note(choice.message)
     return choice
 
 
@@ -153,7 +152,6 @@ def plan_memory(
     work,
     options: MemoryOptions = MemoryOptions(),
     device: str = "cpu",
-    notify: Callable[[str], None] | None = None,
     *,
     together: bool = False,
     lean: bool = False,
@@ -162,4 +160,4 @@ def plan_memory(
     from emo_prune.memory.estimate import estimates
 
     found = estimates(checkpoints, dtype, work, together=together)
-    return choose_path(command, found, available(device, options.max_memory), options.path, notify, lean=lean)
+    return choose_path(command, found, available(device, options.max_memory), options.path, lean=lean)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -137,13 +137,13 @@ def resolve_impl(impl: str, device: str) -> str:
     return impl
 
 
-def load_model(model_dir: str | Path, settings: LoadSettings, notify: Callable[[str], None] | None = None) -> tuple[Any, Any]:
+def load_model(model_dir: str | Path, settings: LoadSettings) -> tuple[Any, Any]:
     """(model in eval mode on the device, tokenizer) from a local folder; `settings` must be resolved.
 
     When the whole model fits (the memory plan, `emo_prune.memory`), its weights are read tensor by
     tensor into the model's own parameters (`load_whole`): no second copy. When it does not, the
     layers that do not fit in the budget go to an offload folder on disk that accelerate's hooks read
-    back in every forward (`_offloaded`): much slower, and `notify` says so.
+    back in every forward (`_offloaded`): much slower, and a note (`emo_prune.events`) says so.
     """
     from emo_prune.memory import Workload, plan_memory
 
@@ -151,7 +151,7 @@ def load_model(model_dir: str | Path, settings: LoadSettings, notify: Callable[[
     dtype = resolve_dtype(settings.dtype, checkpoint.config)
     seq_len = min(settings.seq_len or DEFAULT_SEQ_LEN, resolve_seq_len(None, checkpoint.config))
     work = Workload(rows=settings.rows, seq_len=seq_len, kept_tokens=0, logits=True, kv_cache=True)
-    choice = plan_memory("eval", [checkpoint], dtype, work, settings.memory, settings.device, notify)
+    choice = plan_memory("eval", [checkpoint], dtype, work, settings.memory, settings.device)
     tokenizer = load_tokenizer(checkpoint.path)
     if choice.path != "layerwise":
         return load_whole(checkpoint.path, dtype, settings.device, settings.impl), tokenizer

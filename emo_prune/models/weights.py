@@ -7,9 +7,9 @@ layout) into the fused parameters (`gate_up_proj` [E, 2I, H], `down_proj` [E, H,
 layer's experts, stacking them and concatenating gate and up, with the shard memory-mapped: both
 layouts and the mapped pages are alive at once (measured: 2.35x the checkpoint's bytes). Here the
 module tree is built on the meta device, each parameter is allocated once at its final shape, dtype
-and device, and every on-disk tensor is read with plain file reads (`read_tensor`: mapped shard pages
-would count towards the process's memory until the shard is closed) and copied into its rows. Peak:
-the model's own bytes plus the one tensor in flight.
+and device, and every on-disk tensor is read with plain file reads (`emo_prune.io.ranges.read_tensor`:
+mapped shard pages would count towards the process's memory until the shard is closed) and copied
+into its rows. Peak: the model's own bytes plus the one tensor in flight.
 
 Every supported family goes through the same code: the family file says which on-disk names are the
 router and the experts (`MoEArchitecture.classify`); everything else keeps its name under the layer.
@@ -27,27 +27,11 @@ from emo_prune.arch import MoEArchitecture
 from emo_prune.arch.family import PROJECTIONS
 from emo_prune.errors import CheckpointError
 from emo_prune.io import CONFIG_FILE, Checkpoint, build_inventory
-from emo_prune.io.dtypes import torch_dtype
 from emo_prune.io.model_files import staged_files
+from emo_prune.io.ranges import read_tensor
 
 FUSED_PARAM = {"gate_up": "gate_up_proj", "down": "down_proj"}
 GENERATION_CONFIG = "generation_config.json"
-
-
-def read_tensor(checkpoint: Checkpoint, name: str) -> torch.Tensor:
-    """Tensor `name` as stored (CPU, its own dtype), read with file reads into a fresh buffer."""
-    info = checkpoint.tensor(name)
-    shard = checkpoint.shards[checkpoint.weight_map[name]]
-    buffer = torch.empty(info.nbytes, dtype=torch.uint8)
-    try:
-        with open(shard.path, "rb", buffering=0) as f:
-            f.seek(shard.data_start + info.begin)
-            read = f.readinto(buffer.numpy())
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {name!r} from {shard.path}: {exc.strerror or exc}") from exc
-    if read != info.nbytes:
-        raise CheckpointError(f"{shard.path} is truncated: {name!r} needs {info.nbytes} bytes, {read} were read")
-    return buffer.view(torch_dtype(info.dtype)).reshape(info.shape)
 
 
 def decoder_of(model: nn.Module) -> nn.Module:

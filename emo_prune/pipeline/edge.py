@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emo_prune import events
 from emo_prune.common.units import megabytes
 from emo_prune.eval.compare import MetricDelta
 from emo_prune.eval.results import ModelEval, compare
 from emo_prune.io.atomic import atomic_write_text
 from emo_prune.io.paths import contained_path
 from emo_prune.pipeline.recipe import Recipe
-from emo_prune.pipeline.steps import Steps, output_digest, step_key
+from emo_prune.pipeline.steps import Steps, output_digest, step_key, step_progress
 
 
 @dataclass
@@ -66,12 +65,8 @@ def run_edge(
         path = edge_file(root, build.name, dtype)
 
         def export(path: Path = path, dtype: str = dtype) -> None:
-            with events.progress() as progress:
-                bar = progress.add_task(f"export {path.name}", total=None)
-                export_gguf(
-                    build, path, dtype=dtype, overwrite=True, threads=edge.threads,
-                    on_tensor=lambda done, total: progress.update(bar, completed=done, total=total),
-                )  # fmt: skip
+            with step_progress(f"export {path.name}"):
+                export_gguf(build, path, dtype=dtype, overwrite=True, threads=edge.threads)
 
         key = step_key("export", build=build_digest, edge=recipe.section_digest("edge"), dtype=dtype)
         steps.run(f"export/{path.name}", key, path, export)
@@ -99,19 +94,18 @@ def run_edge(
 def _eval_file(settings: Any, path: Path, build: Path, result: Path, threads: int | None) -> None:
     from emo_prune.eval.llamacpp_lm import evaluate_gguf
 
-    with events.progress() as progress:
-        progress.add_task(f"eval {path.name} in llama.cpp", total=None)
+    with step_progress(f"eval {path.name} in llama.cpp"):
         scores = evaluate_gguf(path, build, settings, label=path.name, threads=threads)
     atomic_write_text(result, json.dumps(scores.to_dict(), indent=2) + "\n")
 
 
-def edge_markdown(build_name: str, build_bytes: int, reports: list[EdgeReport]) -> list[str]:
+def edge_rows(build_name: str, build_bytes: int, reports: list[EdgeReport]) -> list[tuple[str, ...]]:
     """Rows of the report's edge table: size, and each metric in llama.cpp next to the safetensors build's."""
-    lines = []
+    rows = []
     for r in reports:
         scores = (
             "; ".join(f"{row.task} {row.metric} {row.value:.4g} (build {row.baseline:.4g})" for row in r.build_comparison) or "-"
         )
         ratio = f"{r.bytes / build_bytes:.2f}x" if build_bytes else "-"
-        lines.append(f"| {build_name} | `{r.file.name}` | {r.dtype} | {megabytes(r.bytes)} ({ratio}) | {scores} |")
-    return lines
+        rows.append((build_name, r.file.name, r.dtype, f"{megabytes(r.bytes)} ({ratio})", scores))
+    return rows

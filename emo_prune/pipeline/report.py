@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emo_prune.common.table import BAD, GOOD, RIGHT, Cell, Column, ReportTable
 from emo_prune.common.text import inert, plural
 from emo_prune.errors import GateFailure
 from emo_prune.eval.compare import MetricDelta
-from emo_prune.eval.results import ModelEval, comparison_markdown, scores_markdown
-from emo_prune.io.atomic import atomic_write_text
-from emo_prune.pipeline.edge import EdgeReport, edge_markdown
+from emo_prune.eval.results import ModelEval, comparison_table, scores_table
+from emo_prune.io.report_file import ReportKind
+from emo_prune.pipeline.edge import EdgeReport, edge_rows
 from emo_prune.pipeline.gates import GateResult
 from emo_prune.pipeline.recipe import Recipe
 from emo_prune.pipeline.steps import StepResult
 from emo_prune.version import __version__
+
+#: OUT/report.json (+ report.md) of `emo-prune run`: every run report holds these keys (RunReport.to_dict)
+RUN_REPORT = ReportKind(frozenset({"recipe", "tool_version", "builds"}), "emo-prune run results")
 
 
 @dataclass
@@ -97,54 +100,81 @@ class RunReport:
             "builds": [b.to_dict() for b in self.builds],
         }
 
+    def builds_table(self) -> ReportTable:
+        """One row per build: its budget, experts kept per layer, verify's max diff, its gates held."""
+        rows = []
+        for b in self.builds:
+            kept = ", ".join(str(c) for c in sorted({c for c in b.kept_counts if c is not None}))
+            diff = "-" if b.verify is None else f"{b.verify['max_abs_diff']:.2e}"
+            held = sum(g.passed for g in b.gates)
+            gates = Cell(f"{held}/{len(b.gates)} hold", GOOD if held == len(b.gates) else BAD) if b.gates else "-"
+            rows.append((b.folder.name, b.label, kept, diff, gates))
+        columns = (Column("build"), Column("budget"), *(Column(h, RIGHT) for h in ("experts/layer", "verify max diff", "gates")))
+        return ReportTable(f"{self.recipe.name}: builds in {self.out_dir / 'builds'}", columns, tuple(rows))
+
+    def comparisons(self) -> list[tuple[str, ReportTable]]:
+        """(heading, table) per evaluated build, and per fine-tuned build: its scores next to the
+        original's, each task with the verdict of the gates that judged that model."""
+        tables = []
+        for b in self.builds:
+            if b.comparison:
+                tables.append((b.folder.name, self._comparison(b.folder.name, b.comparison, b.gates)))
+            if b.finetuned is not None and b.finetuned_comparison:
+                table = self._comparison(b.finetuned.name, b.finetuned_comparison, b.gates, " (fine-tuned)")
+                tables.append((f"{b.finetuned.name} (fine-tuned)", table))
+        return tables
+
+    @staticmethod
+    def _comparison(name: str, rows: list[MetricDelta], gates: list[GateResult], what: str = "") -> ReportTable:
+        verdicts: dict[str, bool] = {}
+        for g in gates:
+            if g.build == name:  # a fine-tuned or edge file's gate judges that model, not the build
+                verdicts[g.task] = verdicts.get(g.task, True) and g.passed
+        return comparison_table(rows, title=f"{name}{what} vs original", verdicts=verdicts)
+
+    def edge_table(self) -> ReportTable | None:
+        """The GGUF files of every build (None when the recipe exports none): size, scores in llama.cpp."""
+        rows = [row for b in self.builds for row in edge_rows(b.folder.name, _folder_bytes(b.folder), b.edge)]
+        if not rows:
+            return None
+        columns = (Column("build"), Column("file"), Column("dtype"), Column("size (vs build)", RIGHT))
+        columns += (Column("in llama.cpp (safetensors build)"),)
+        return ReportTable("edge files, scored in llama.cpp (safetensors build in parentheses)", columns, tuple(rows))
+
+    def gates_table(self) -> ReportTable:
+        """Every gate with its reason (report.md; the terminal shows the verdicts in the tables above)."""
+        rows = tuple(("pass" if g.passed else "**FAIL**", g.reason) for g in self.gates)
+        return ReportTable("gates", (Column(""), Column("gate")), rows)
+
     def markdown(self) -> str:
+        """report.md: the run's facts, then its tables (those the terminal shows, the original model's
+        scores and the gates), each under its heading."""
         r = self.recipe
         verdict = "all gates hold" if self.passed else f"{plural(len(self.failed), 'gate')} failed"
-        lines = [
-            f"# {r.name}: pruned builds of {r.model}",
-            "",
-            r.description.strip(),
-            "",
+        facts = [
             f"- model: `{self.model_dir}` (shards sha256 {str(self.model.get('digest'))[:12]})",
             f"- calibration: {', '.join(r.calibration.sources)}; selection: {r.selection.method}, "
             f"{r.selection.budget} budget, domains {', '.join(r.selection_domains) or 'all'}",
             f"- emo-prune {__version__}; verdict: **{verdict}**",
-            "",
-            "| build | budget | experts kept per layer | verify max abs diff |",
-            "|---|---|---|---:|",
         ]
-        for b in self.builds:
-            kept = sorted({c for c in b.kept_counts if c is not None})
-            diff = "-" if b.verify is None else f"{b.verify['max_abs_diff']:.2e}"
-            lines.append(f"| {b.folder.name} | {b.label} | {', '.join(map(str, kept))} | {diff} |")
+        blocks = [f"# {r.name}: pruned builds of {r.model}", r.description.strip(), "\n".join(facts)]
+        blocks.append(self.builds_table().to_markdown())
         if self.baseline is not None:
-            lines += ["", "## Original model", "", scores_markdown(self.baseline)]
-        for b in self.builds:
-            if b.comparison:
-                lines += [f"## {b.folder.name}", "", comparison_markdown(b.comparison)]
-            if b.finetuned is not None and b.finetuned_comparison:
-                lines += [f"## {b.finetuned.name} (fine-tuned)", "", comparison_markdown(b.finetuned_comparison)]
-        if any(b.edge for b in self.builds):
-            lines += [
-                "## Edge files (scored in llama.cpp)",
-                "",
-                "| build | file | dtype | size (vs build) | in llama.cpp (safetensors build) |",
-                "|---|---|---|---:|---|",
-            ]
-            for b in self.builds:
-                lines += edge_markdown(b.folder.name, _folder_bytes(b.folder), b.edge)
-            lines.append("")
+            blocks += ["## Original model", scores_table(self.baseline).to_markdown()]
+        for heading, table in self.comparisons():
+            blocks += [f"## {heading}", table.to_markdown()]
+        edge = self.edge_table()
+        if edge is not None:
+            blocks += ["## Edge files (scored in llama.cpp)", edge.to_markdown()]
         if self.gates:
-            lines += ["## Gates", "", "| | gate |", "|---|---|"]
-            lines += [f"| {'pass' if g.passed else '**FAIL**'} | {g.reason} |" for g in self.gates]
+            blocks += ["## Gates", self.gates_table().to_markdown()]
+        text = "\n\n".join(block.strip("\n") for block in blocks if block) + "\n"
         # names and paths from the recipe and the run folder: no control characters in the file
-        return inert("\n".join(lines).replace("\n\n\n", "\n\n") + "\n", markup=False, keep="\n")
+        return inert(text, markup=False, keep="\n")
 
     def write(self) -> tuple[Path, Path]:
-        json_file, md_file = self.out_dir / "report.json", self.out_dir / "report.md"
-        atomic_write_text(json_file, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
-        atomic_write_text(md_file, self.markdown())
-        return json_file, md_file
+        """OUT/report.json and OUT/report.md; a rerun replaces the run folder's own report."""
+        return RUN_REPORT.write(self.out_dir / "report.json", self.to_dict(), self.markdown(), overwrite=True)
 
 
 def _folder_bytes(folder: Path) -> int:

@@ -44,9 +44,8 @@ from emo_prune.pipeline.edge import run_edge
 from emo_prune.pipeline.gates import check_gate
 from emo_prune.pipeline.recipe import Recipe, budget_label
 from emo_prune.pipeline.report import BuildReport, RunReport
-from emo_prune.pipeline.steps import STAMPS, StepResult, Steps, output_digest, step_key
-from emo_prune.select.fresh import profile_for_selection, select_plan
-from emo_prune.select.selector import check_selection
+from emo_prune.pipeline.steps import STAMPS, StepResult, Steps, output_digest, step_key, step_progress
+from emo_prune.select.selector import check_selection, make_plan
 from emo_prune.version import __version__
 
 #: the folders a run writes into (the layout above); each must be a real folder of the run's own
@@ -65,22 +64,24 @@ def _status(result: StepResult) -> None:
 # ---- the steps ------------------------------------------------------------------------------------
 # profile, then select per budget: the two halves of emo_prune.select.fresh, each a resumable step
 def _profile(recipe: Recipe, model_dir: Path, path: Path) -> None:
+    from emo_prune.profile.runner import profile_to_file  # torch
+
     c = recipe.calibration
     domains = list(c.domains) if c.domains else None
-    profile_for_selection(model_dir, list(c.sources), path, domains, c.profile_settings(), overwrite=True)
+    profile_to_file(model_dir, list(c.sources), path, domains, c.profile_settings(), overwrite=True)
 
 
 def _select(recipe: Recipe, model_dir: Path, profile: Path, budget: float | int, path: Path) -> None:
     options = recipe.select_options(model_dir, budget)
-    select_plan(model_dir, options, profile, label=f"select {budget_label(budget)}").save(path)
+    with step_progress(f"select {budget_label(budget)}"):  # greedy adds its bar over the layers
+        make_plan(model_dir, options, profile).save(path)
 
 
 def _extract(recipe: Recipe, model_dir: Path, plan_path: Path, build: Path) -> None:
     from emo_prune.extract import extract
     from emo_prune.select import Plan
 
-    with events.progress() as progress:
-        bar = progress.add_task(f"extract {build.name}", total=None)
+    with step_progress(f"extract {build.name}"):
         extract(
             model_dir,
             Plan.load(plan_path),
@@ -88,15 +89,13 @@ def _extract(recipe: Recipe, model_dir: Path, plan_path: Path, build: Path) -> N
             max_shard_size=recipe.output.max_shard_size,
             dtype=recipe.output.dtype,
             overwrite=build.exists(),
-            on_tensor=lambda done, total: progress.update(bar, completed=done, total=total),
         )
 
 
 def _verify(recipe: Recipe, model_dir: Path, build: Path, path: Path) -> None:
     from emo_prune.verify import verify
 
-    with events.progress() as progress:
-        progress.add_task(f"verify {build.name}", total=None)
+    with step_progress(f"verify {build.name}"):
         report = verify(model_dir, build, num_prompts=recipe.verify.prompts)
     report.raise_for_failure()
     atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")

@@ -12,16 +12,27 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emo_prune import events
 from emo_prune.io import Checkpoint, model_identity, sha256_file
 from emo_prune.io.atomic import atomic_write_text
 from emo_prune.version import __version__
 
 STAMPS = ".steps"
+
+
+@contextmanager
+def step_progress(description: str) -> Iterator[None]:
+    """A spinner naming the step that runs (e.g. "extract code-25pct"); the library's own task (bytes
+    written, layers chosen) joins it in the same display, below it, until the step ends."""
+    with events.progress() as progress:
+        progress.add_task(description, total=None)
+        yield
 
 
 def step_key(step: str, **inputs: Any) -> str:

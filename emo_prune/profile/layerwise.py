@@ -10,8 +10,6 @@ weights plus the activations of the whole calibration set (CPU or --offload-dir)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from emo_prune.io import Checkpoint
@@ -19,6 +17,7 @@ from emo_prune.models.stream import LayerStream
 from emo_prune.profile.activations import ActivationStore
 from emo_prune.profile.batches import Batch
 from emo_prune.profile.collector import StatsCollector
+from emo_prune.profile.progress import token_progress
 
 
 def run_layerwise(
@@ -27,7 +26,6 @@ def run_layerwise(
     collector: StatsCollector,
     device: torch.device,
     dtype: torch.dtype,
-    progress: Callable[[int], None] | None = None,
     offload_dir=None,
 ) -> None:
     arch = checkpoint.architecture
@@ -35,7 +33,8 @@ def run_layerwise(
     contexts = [collector.context(batch) for batch in batches]
     for batch in batches:
         collector.count(batch)
-    with ActivationStore(offload_dir) as store, torch.inference_mode():
+    total = arch.num_layers * sum(batch.num_tokens for batch in batches)  # every batch through every layer
+    with ActivationStore(offload_dir) as store, torch.inference_mode(), token_progress(total) as advance:
         with stream.module(stream.embed_name()) as embed:
             for b, batch in enumerate(batches):
                 store.put(b, embed(batch.input_ids.to(device)))  # [B, S, H]
@@ -46,8 +45,7 @@ def run_layerwise(
                     for b, batch in enumerate(batches):
                         collector.activate(contexts[b])
                         store.put(b, stream.run(store.get(b), batch.attention_mask))
-                        if progress is not None:
-                            progress(batch.num_tokens)
+                        advance(batch.num_tokens)
                 finally:
                     collector.activate(None)
                     detach()

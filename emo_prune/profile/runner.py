@@ -8,7 +8,6 @@ sums up to float rounding. Multi-process runs shard the documents and all_reduce
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import reduce
 from pathlib import Path
@@ -28,11 +27,9 @@ from emo_prune.process.distributed import all_reduce_sum, current_world, gather_
 from emo_prune.profile.batches import Batch, make_batches, shard_documents, tokenize_documents
 from emo_prune.profile.collector import StatsCollector
 from emo_prune.profile.layerwise import run_layerwise
+from emo_prune.profile.progress import token_progress
 from emo_prune.profile.store import PROFILE_FILE, Profile
 from emo_prune.profile.topk_sample import SAMPLE_SIZE, TopkSample
-
-#: progress(advance, total) in tokens; called once with advance 0 to announce the total.
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -71,13 +68,12 @@ def run_full(
     collector: StatsCollector,
     device: torch.device,
     dtype: torch.dtype,
-    progress: Callable[[int], None] | None = None,
 ) -> None:
     model = load_pretrained(model_dir, dtype, device)  # tensor by tensor into its own parameters
     decoder = decoder_of(model)
     detachers = [collector.attach(layer, lay, arch.family) for layer, lay in zip(decoder.layers, arch.layouts, strict=True)]
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), token_progress(sum(batch.num_tokens for batch in batches)) as advance:
             for batch in batches:
                 collector.count(batch)
                 collector.activate(collector.context(batch))
@@ -86,8 +82,7 @@ def run_full(
                     attention_mask=batch.attention_mask.to(device),
                     use_cache=False,
                 )
-                if progress is not None:
-                    progress(batch.num_tokens)
+                advance(batch.num_tokens)
     finally:
         collector.activate(None)
         for detach in detachers:
@@ -98,13 +93,11 @@ def profile_model(
     model_dir: str | Path,
     documents: list[Document],
     settings: ProfileSettings | None = None,
-    progress: Progress | None = None,
-    notify: Callable[[str], None] | None = None,
 ) -> Profile:
     """Profile `documents` on the model in `model_dir`; every rank returns the full (reduced) profile.
 
     Whole model or layer by layer: `settings.layerwise`, or (None) the memory plan, whose one-line
-    message goes to `notify` when it switches to the layerwise path.
+    note says when it switches to the layerwise path. Progress: one "profile" task over the tokens.
     """
     settings = settings or ProfileSettings()
     settings.validate()
@@ -130,19 +123,11 @@ def profile_model(
         seq_len=seq_len,
         kept_tokens=0 if settings.offload_dir is not None else sum(b.input_ids.numel() for b in batches),
     )
-    layerwise = (
-        plan_memory("profile", [checkpoint], dtype, work, settings.memory, str(device), notify, lean=True).path == "layerwise"
-    )
-    passes = arch.num_layers if layerwise else 1
-    total = passes * sum(b.num_tokens for b in batches)
-    step = None
-    if progress is not None:
-        progress(0, total)
-        step = lambda tokens: progress(tokens, total)  # noqa: E731
+    layerwise = plan_memory("profile", [checkpoint], dtype, work, settings.memory, str(device), lean=True).path == "layerwise"
     if layerwise:
-        run_layerwise(checkpoint, batches, collector, device, dtype, step, settings.offload_dir)
+        run_layerwise(checkpoint, batches, collector, device, dtype, settings.offload_dir)
     else:
-        run_full(model_dir, arch, batches, collector, device, dtype, step)
+        run_full(model_dir, arch, batches, collector, device, dtype)
     if world.size > 1:
         collector.load_flat(all_reduce_sum(collector.flat(), world))
 
@@ -174,8 +159,6 @@ def profile_to_file(
     settings: ProfileSettings | None = None,
     *,
     overwrite: bool = False,
-    progress: Progress | None = None,
-    notify: Callable[[str], None] | None = None,
 ) -> Profile:
     """Load the calibration sources, profile, and (on rank 0) write the profile atomically to `out`."""
     from emo_prune.calib import load_documents
@@ -187,7 +170,7 @@ def profile_to_file(
     with lock or contextlib.nullcontext():
         PROFILE_FILE.check_output(Path(out), overwrite)
         documents = load_documents(sources, domains, seed=settings.seed)
-        profile = profile_model(model_dir, documents, settings, progress, notify)
+        profile = profile_model(model_dir, documents, settings)
         if main:
             profile.save(out, overwrite=overwrite, lock=lock)
     return profile

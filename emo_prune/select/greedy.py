@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from emo_prune import events
 from emo_prune.arch import MoEArchitecture
 from emo_prune.errors import CalibrationError
 from emo_prune.io import Checkpoint
@@ -40,6 +41,9 @@ from emo_prune.select.plan import Kept
 
 #: (layer index, {domain: mean probability [E_l] float64}, {domain: token count}) -> kept original ids
 Chooser = Callable[[int, dict[str, torch.Tensor], dict[str, float]], list[int]]
+
+#: the progress task of a greedy selection: one step per MoE layer (minutes each on a large model)
+PROGRESS_LABEL = "greedy selection, layer by layer"
 
 
 def encode(tokenizer: Any, documents: Sequence[DocumentLike], seq_len: int) -> list[tuple[list[int], str]]:
@@ -134,18 +138,16 @@ def greedy_select(
     documents: Sequence[DocumentLike],
     choose: Chooser,
     settings: GreedySettings = GreedySettings(),
-    on_layer: Callable[[int], None] | None = None,
 ) -> Kept:
     """Kept original ids per layer, chosen layer by layer on the progressively pruned (whole) model."""
     domains, batches = prepare(tokenizer, documents, settings)
     kept: Kept = [None] * arch.num_layers
-    for layout in arch.layouts:
-        if layout.is_dense:
-            continue
-        scores, weights = layer_scores(model, arch, layout.index, batches, domains, kept, settings.device)
-        kept[layout.index] = choose(layout.index, scores, weights)
-        if on_layer is not None:
-            on_layer(layout.index)
+    with events.progress() as progress:
+        task = progress.add_task(PROGRESS_LABEL, total=len(arch.moe_layers))
+        for layout in arch.moe_layers:
+            scores, weights = layer_scores(model, arch, layout.index, batches, domains, kept, settings.device)
+            kept[layout.index] = choose(layout.index, scores, weights)
+            progress.advance(task)
     return kept
 
 
@@ -156,7 +158,6 @@ def greedy_select_layerwise(
     documents: Sequence[DocumentLike],
     choose: Chooser,
     settings: GreedySettings = GreedySettings(),
-    on_layer: Callable[[int], None] | None = None,
 ) -> Kept:
     """`greedy_select` with one layer in memory: the activations of every batch go through layer l once
     to score its router, then (l masked to its choice) once more to feed layer l + 1."""
@@ -166,18 +167,19 @@ def greedy_select_layerwise(
     with stream.module(stream.embed_name()) as embed:
         hidden = [embed(input_ids.to(settings.device)) for input_ids, _, _ in batches]  # [B, S, H] each
     kept: Kept = [None] * arch.num_layers
-    for layout in arch.layouts:
-        i = layout.index
-        with stream.layer(i):
-            if not layout.is_dense:
-                tally = _Tally(arch, i, domains)
-                tally.run(router_module(stream.model, arch, i), batches, lambda b: stream.run(hidden[b], batches[b][1]))
-                kept[i] = choose(i, *tally.means())
-                if on_layer is not None:
-                    on_layer(i)
-            if i + 1 < arch.num_layers:
-                with masked_experts(stream.model, arch, kept, layers={i}):
-                    hidden = [stream.run(h, mask) for h, (_, mask, _) in zip(hidden, batches)]
+    with events.progress() as progress:
+        task = progress.add_task(PROGRESS_LABEL, total=len(arch.moe_layers))
+        for layout in arch.layouts:
+            i = layout.index
+            with stream.layer(i):
+                if not layout.is_dense:
+                    tally = _Tally(arch, i, domains)
+                    tally.run(router_module(stream.model, arch, i), batches, lambda b: stream.run(hidden[b], batches[b][1]))
+                    kept[i] = choose(i, *tally.means())
+                    progress.advance(task)
+                if i + 1 < arch.num_layers:
+                    with masked_experts(stream.model, arch, kept, layers={i}):
+                        hidden = [stream.run(h, mask) for h, (_, mask, _) in zip(hidden, batches)]
     return kept
 
 
@@ -186,10 +188,9 @@ def run_greedy(
     documents: Sequence[DocumentLike],
     choose: Chooser,
     settings: GreedySettings = GreedySettings(),
-    on_layer: Callable[[int], None] | None = None,
-    notify: Callable[[str], None] | None = None,
 ) -> Kept:
-    """Greedy selection on the model in `model_dir`, whole or layer by layer as the memory plan decides."""
+    """Greedy selection on the model in `model_dir`, whole or layer by layer as the memory plan decides
+    (its one-line note says when it goes layer by layer); progress: one task over the MoE layers."""
     from dataclasses import replace
 
     from emo_prune.models.loading import load_tokenizer, load_whole, resolve_device
@@ -203,10 +204,8 @@ def run_greedy(
         seq_len=max(ids.shape[1] for ids, _, _ in batches),
         kept_tokens=sum(ids.numel() for ids, _, _ in batches),
     )
-    choice = plan_memory(
-        "greedy selection", [checkpoint], torch.float32, work, settings.memory, settings.device, notify, lean=True
-    )
+    choice = plan_memory("greedy selection", [checkpoint], torch.float32, work, settings.memory, settings.device, lean=True)
     if choice.path == "layerwise":
-        return greedy_select_layerwise(checkpoint, tokenizer, documents, choose, settings, on_layer)
+        return greedy_select_layerwise(checkpoint, tokenizer, documents, choose, settings)
     model = load_whole(checkpoint.path, device=settings.device)
-    return greedy_select(model, tokenizer, checkpoint.architecture, documents, choose, settings, on_layer)
+    return greedy_select(model, tokenizer, checkpoint.architecture, documents, choose, settings)

@@ -12,7 +12,7 @@ the exception (see `emo_prune.select.greedy`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -111,17 +111,15 @@ def select_experts(
     *,
     model_dir: str | Path | None = None,
     documents: Sequence[DocumentLike] | None = None,
-    on_layer: Callable[[int], None] | None = None,
-    notify: Callable[[str], None] | None = None,
 ) -> Plan:
-    """A plan for `arch`; greedy also needs `model_dir` and `documents` (`notify`: the memory plan's line)."""
+    """A plan for `arch`; greedy also needs `model_dir` and `documents` (it reports through `emo_prune.events`)."""
     options = with_default_domain(options, profile)
     _check_options(arch, options, profile)
     keep = Keep.parse(options.keep)
     counts = keep_counts(keep, arch.layouts)
     candidates = _candidates(arch, counts, options.within)
     if options.method == "greedy":
-        kept = _greedy(arch, options, counts, candidates, model_dir, documents, on_layer, notify)
+        kept = _greedy(arch, options, counts, candidates, model_dir, documents)
     else:
         kept = _from_scores(arch, options, profile, counts, candidates)
     plan = Plan(
@@ -198,8 +196,6 @@ def _greedy(
     candidates: list[list[int] | None],
     model_dir: str | Path | None,
     documents: Sequence[DocumentLike] | None,
-    on_layer: Callable[[int], None] | None,
-    notify: Callable[[str], None] | None = None,
 ) -> Kept:
     if model_dir is None or not documents:
         raise CalibrationError("--method greedy needs the model and calibration documents (--calib SOURCE)")
@@ -217,7 +213,7 @@ def _greedy(
         ranking, _ = rank_routed(candidates[layer] or [], arrays, weights, options.combine)
         return _keep_prefix(lay, ranking, counts[layer] - len(lay.fixed_ids))  # type: ignore[operator]
 
-    return run_greedy(model_dir, documents, choose, options.greedy, on_layer, notify)
+    return run_greedy(model_dir, documents, choose, options.greedy)
 
 
 def plan_digest(plan: Plan) -> str:
@@ -252,8 +248,6 @@ def make_plan(
     model_dir: str | Path,
     options: SelectOptions,
     profile_path: str | Path | None = None,
-    on_layer: Callable[[int], None] | None = None,
-    notify: Callable[[str], None] | None = None,
 ) -> Plan:
     """Open the model and the profile, check they belong together, select; the plan records both."""
     checkpoint = Checkpoint.open(model_dir)
@@ -265,6 +259,6 @@ def make_plan(
     if profile is not None:
         profile.check_model(identity, where=str(model_dir))
     documents = greedy_documents(options, profile) if options.method == "greedy" else None
-    plan = select_experts(arch, options, profile, model_dir=model_dir, documents=documents, on_layer=on_layer, notify=notify)
+    plan = select_experts(arch, options, profile, model_dir=model_dir, documents=documents)
     plan.source_model = identity
     return plan

@@ -7,13 +7,13 @@ Shapes: N entries, S tokens of a pair, E experts of a layer.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from emo_prune import events
 from emo_prune.calib.pairs import text_pairs, tokenize_pair
 from emo_prune.errors import PlanError
 from emo_prune.io import Checkpoint
@@ -33,7 +33,6 @@ def build_index(
     max_pairs: int | None = None,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
-    progress: Callable[[int, int], None] | None = None,
 ) -> PoolIndex:
     """An index of the context -> answer pairs of `sources` (calibration specs, as `profile --calib`),
     at most `max_pairs` per domain, routed through the whole model of `model_dir`."""
@@ -50,7 +49,7 @@ def build_index(
             f"no context -> answer pair in {', '.join(sources)}: an index needs documents with a documented "
             "function, a '...\\nAnswer:' problem or at least two paragraphs, or JSONL records with 'context' and 'answer'"
         )
-    return index_pairs(model_dir, pairs, power=power, mass_of=mass_of, dtype=dtype, progress=progress)
+    return index_pairs(model_dir, pairs, power=power, mass_of=mass_of, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -83,12 +82,12 @@ def index_pairs(
     power: float = DEFAULT_POWER,
     mass_of: str = MASS_OF[0],
     dtype: torch.dtype = torch.float32,
-    progress: Callable[[int, int], None] | None = None,
 ) -> PoolIndex:
     """The index of tokenized `pairs`: each pair's context + answer fed through the WHOLE model in one
     forward (causal: the context's routing is what it would be alone), every MoE layer's router logits
     read by a forward hook. The whole model's fused experts make this ~6x faster than pool mode with
-    every expert in the pool (tests/pools/test_pool_index.py checks the two agree)."""
+    every expert in the pool (tests/serve/test_pool_index.py checks the two agree). Progress: one "pool
+    index" task over the pairs."""
     from emo_prune.models.weights import decoder_of, load_pretrained
     from emo_prune.serve.selection import context_mass
 
@@ -106,18 +105,19 @@ def index_pairs(
             lambda module, args, output, layer=layout.index: logits.__setitem__(layer, output[0].reshape(-1, output[0].shape[-1]))
         )
     keys, values = [], {layout.index: [] for layout in moe}
-    for pair in pairs:
-        model(input_ids=torch.tensor([pair.context + pair.answer]))
-        n = len(pair.context)
-        start = n if mass_of == "answer" else 0  # the first token an entry's value averages over
-        for layout in moe:
-            layer_logits = logits[layout.index]  # [S, E]
-            if layout is moe[0]:
-                keys.append(request_key(context_mass(layer_logits[:n], layout)[0], layout))
-            mass = context_mass(layer_logits[start:], layout, power)[1]  # [E], summed p^power: as pool mode sums it
-            values[layout.index].append((mass / (len(layer_logits) - start)).float())
-        if progress is not None:
-            progress(1, len(pairs))
+    with events.progress() as progress:
+        task = progress.add_task("pool index", total=len(pairs))
+        for pair in pairs:
+            model(input_ids=torch.tensor([pair.context + pair.answer]))
+            n = len(pair.context)
+            start = n if mass_of == "answer" else 0  # the first token an entry's value averages over
+            for layout in moe:
+                layer_logits = logits[layout.index]  # [S, E]
+                if layout is moe[0]:
+                    keys.append(request_key(context_mass(layer_logits[:n], layout)[0], layout))
+                mass = context_mass(layer_logits[start:], layout, power)[1]  # [E], summed p^power: as pool mode sums it
+                values[layout.index].append((mass / (len(layer_logits) - start)).float())
+            progress.advance(task)
     return PoolIndex(
         key_layer=moe[0].index,
         keys=torch.stack(keys).float(),

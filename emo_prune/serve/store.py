@@ -4,8 +4,8 @@ byte-budgeted cache shared by every request of a process.
 Shapes: H hidden, I expert width. One cached expert = gate_up [2I, H] (gate rows first, then up, as the
 fused in-memory layout) and down [H, I], at the compute dtype.
 
-Reads are positional file reads (`os.pread`) of the byte ranges the validated safetensors header gives
-(`emo_prune.io.Checkpoint`): per-expert tensors (AI2's layout) whole, one dim-0 row of a fused
+Reads are positional file reads of the byte ranges the validated safetensors header gives
+(`emo_prune.io.ranges`): per-expert tensors (AI2's layout) whole, one dim-0 row of a fused
 [E, 2I, H] / [E, H, I] tensor otherwise. Not mmap: mapped shard pages count towards the process's
 resident memory until the shard is unmapped (`emo_prune.models.weights` measured it), which would hide
 what the cache holds.
@@ -19,7 +19,6 @@ optimal replacement on a mixed-domain request stream.
 from __future__ import annotations
 
 import mmap
-import os
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ import torch
 from emo_prune.errors import CheckpointError, PlanError
 from emo_prune.io import Checkpoint
 from emo_prune.io.dtypes import torch_dtype
+from emo_prune.io.ranges import read_tensor
 from emo_prune.io.sizes import parse_size
 
 POLICIES = ("lru", "lfu")
@@ -159,28 +159,12 @@ class ExpertStore:
         return out.view(self.dtype).reshape(stored.shape).copy_(stored)
 
     def _read_range(self, name: str, row: int | None = None, into: torch.Tensor | None = None) -> torch.Tensor:
-        """Tensor `name` (or dim-0 row `row` of it) as stored, read with one positional read (into the uint8
-        buffer `into`, when given: exactly its bytes)."""
-        info = self.checkpoint.tensor(name)
-        shape = info.shape if row is None else info.shape[1:]
-        length = info.nbytes if row is None else info.nbytes // info.shape[0]
-        offset = info.begin + (0 if row is None else row * length)
-        shard = self.checkpoint.shards[self.checkpoint.weight_map[name]]
-        buffer = _anonymous(length) if into is None else into
-        if buffer.numel() != length:
-            raise CheckpointError(f"{name!r} holds {length} bytes, not the {buffer.numel()} its slot needs")
-        try:
-            fd = os.open(shard.path, os.O_RDONLY)
-            try:
-                read = os.preadv(fd, [buffer.numpy()], shard.data_start + offset)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise CheckpointError(f"cannot read {name!r} from {shard.path}: {exc.strerror or exc}") from exc
-        if read != length:
-            raise CheckpointError(f"{shard.path} is truncated: {name!r} needs {length} bytes, {read} were read")
-        self.stats.bytes_read += length
-        return buffer.view(torch_dtype(info.dtype)).reshape(shape)
+        """Tensor `name` (or dim-0 row `row` of it) as stored, read with one positional read into the uint8
+        buffer `into` (exactly its bytes), or into an anonymous mapping of its own."""
+        rows = None if row is None else [row]
+        stored = read_tensor(self.checkpoint, name, rows, into=into, allocate=_anonymous)  # [1, ...] for a row
+        self.stats.bytes_read += stored.nbytes
+        return stored if row is None else stored[0]
 
 
 def _anonymous(nbytes: int) -> torch.Tensor:

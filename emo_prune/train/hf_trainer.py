@@ -18,6 +18,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
 from emo_prune import events
+from emo_prune.common.units import per_second
 from emo_prune.train.data import Example, collate
 from emo_prune.train.finetune import world
 
@@ -75,13 +76,16 @@ class _Progress(TrainerCallback):
             return
         step = state.global_step
         tokens = sum(self.step_tokens[self.first_step : step])
-        rate = tokens / max(time.perf_counter() - self.started, 1e-9)
         entry = {"step": step, "loss": round(float(logs["loss"]), 6)}
         for key in ("learning_rate", "grad_norm"):
             if key in logs:
                 entry[key] = float(logs[key])
         self.losses.append(entry)
-        self.bar.update(self.task, completed=step, rate=f"loss {entry['loss']:.4f}, {rate:,.0f} tok/s")
+        self.bar.update(
+            self.task,
+            completed=step,
+            rate=f"loss {entry['loss']:.4f}, {per_second(tokens, time.perf_counter() - self.started, 'tok')}",
+        )
 
 
 def step_tokens(rows: list[Example], batch_size: int) -> list[int]:

@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from emo_prune import events
+from emo_prune.common.units import human_bytes
 from emo_prune.errors import TrainingError
 from emo_prune.extract.card import MANIFEST_FILE
-from emo_prune.extract.jobs import tensor_bytes
 from emo_prune.extract.run import copied_files
 from emo_prune.extract.source import copy_into
 from emo_prune.io import (
@@ -43,6 +43,7 @@ from emo_prune.io import (
     TensorReader,
     build_inventory,
     model_identity,
+    tensor_bytes,
 )
 from emo_prune.io.atomic import AtomicFolder, write_text
 from emo_prune.io.shards import ShardedWriter, TensorSpec
@@ -193,9 +194,9 @@ def merge_back(
     *,
     max_shard_size: str | int = "5GB",
     overwrite: bool = False,
-    on_tensor: Callable[[int, int], None] | None = None,
 ) -> MergeResult:
-    """Write FULL with the build's experts (and, by `options`, router rows, shared experts, the rest) to `out_dir`."""
+    """Write FULL with the build's experts (and, by `options`, router rows, shared experts, the rest) to `out_dir`;
+    progress: one "merge-back" task over the bytes written."""
     options.check()
     full, build = Checkpoint.open(full_dir), Checkpoint.open(build_dir)
     out_dir = Path(out_dir)
@@ -207,7 +208,8 @@ def merge_back(
     merger = _Merger(full, build, kept, options)
     taken = copied = 0
     try:
-        with folder as tmp:
+        with folder as tmp, events.progress() as progress:
+            task = progress.add_task("merge-back", total=None)
             writer = ShardedWriter(tmp, specs, parse_size(max_shard_size))
             try:
                 done = 0
@@ -223,8 +225,7 @@ def merge_back(
                         writer.write_tensor(spec.name, merged)
                         taken += 1
                     done += spec.nbytes
-                    if on_tensor is not None:
-                        on_tensor(done, writer.total_bytes)
+                    progress.update(task, completed=done, total=writer.total_bytes, rate=human_bytes(done))
                 index = writer.finish()
             finally:
                 writer.abort()

@@ -16,7 +16,6 @@ each layer of the build also compared to the masked original's on the same input
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,14 +136,13 @@ def verify(
     tolerance: float = TOLERANCE,
     texts: list[str] | None = None,
     memory: MemoryOptions = MemoryOptions(),
-    notify: Callable[[str], None] | None = None,
     plan_path: str | Path | None = None,
 ) -> VerifyReport:
     """Run both models on `num_prompts` prompts (or `texts`) and compare logits; see the module docstring.
 
     The kept experts come from `plan_path` when given, else from the build's own manifest. `memory`
-    picks the whole-model or the layerwise path (auto: by the memory plan); `notify` gets the plan's
-    one-line message when it switches to the layerwise path.
+    picks the whole-model or the layerwise path (auto: by the memory plan, whose one-line note says
+    when it switches to the layerwise path).
     """
     original, pruned = Checkpoint.open(original_dir), Checkpoint.open(pruned_dir)
     if plan_path is not None:
@@ -161,7 +159,7 @@ def verify(
     if not encoded:
         raise VerificationError("no prompt produced any token")
     work = Workload(rows=1, seq_len=max(map(len, encoded)), kept_tokens=2 * sum(map(len, encoded)), logits=True)
-    choice = plan_memory("verify", [original, pruned], torch.float32, work, memory, notify=notify, lean=True)
+    choice = plan_memory("verify", [original, pruned], torch.float32, work, memory, lean=True)
     per_layer = None
     if choice.path == "layerwise":
         from emo_prune.verify.layerwise import layerwise_logits

@@ -15,14 +15,14 @@ def _logits(model, ids):
         return model(input_ids=ids).logits
 
 
-def test_offloaded_model_gives_the_same_logits(tiny_zoo, monkeypatch):
+def test_offloaded_model_gives_the_same_logits(tiny_zoo, monkeypatch, captured_notes):
     model_dir = tiny_zoo["emo"]
     settings = LoadSettings(impl="eager", dtype="float32", rows=2, seq_len=32)
     whole, _ = load_model(model_dir, settings.resolved())
     assert not hasattr(whole, "hf_device_map")
     monkeypatch.setenv(ENV, "601MB")  # the runtime and a few layers: the rest goes to the offload folder
-    lines: list[str] = []
-    offloaded, _ = load_model(model_dir, settings.resolved(), lines.append)
+    lines = captured_notes
+    offloaded, _ = load_model(model_dir, settings.resolved())
     assert "disk" in set(offloaded.hf_device_map.values())
     assert len(lines) == 1 and lines[0].startswith("eval: the whole model needs about")
     ids = torch.randint(0, 500, (2, 11))

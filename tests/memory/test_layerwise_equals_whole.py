@@ -98,13 +98,14 @@ def test_greedy_layerwise_equals_whole(case, tiny, tmp_path):
             torch.testing.assert_close(scores["layerwise"][layer][domain], mean, rtol=0, atol=1e-12)
 
 
-def test_select_greedy_under_a_budget_goes_layerwise(tiny, monkeypatch):
+def test_select_greedy_under_a_budget_goes_layerwise(tiny, monkeypatch, captured_notes):
     model = tiny("emo", layers=3)
     arch = Checkpoint.open(model).architecture
     options = SelectOptions(keep="0.5", method="greedy", domains=("code", "math"), greedy=GreedySettings(batch_size=2))
     whole = select_experts(arch, options, model_dir=model, documents=DOCS)
+    assert captured_notes == []  # the whole model fits: nothing to say
     monkeypatch.setenv("EMO_PRUNE_MAX_MEMORY", "601MB")  # the runtime plus this tiny model's largest layer
-    lines: list[str] = []
-    auto = select_experts(arch, options, model_dir=model, documents=DOCS, notify=lines.append)
+    auto = select_experts(arch, options, model_dir=model, documents=DOCS)
+    lines = captured_notes
     assert auto.experts_kept_per_layer == whole.experts_kept_per_layer
     assert len(lines) == 1 and lines[0].startswith("greedy selection: the whole model needs about")

@@ -35,13 +35,13 @@ def test_estimates_count_weights_at_the_compute_dtype(deep):
     assert fp32["whole"].runtime == RUNTIME_BYTES
 
 
-def test_auto_picks_whole_then_layerwise_then_refuses(deep):
+def test_auto_picks_whole_then_layerwise_then_refuses(deep, captured_notes):
     found = estimates([Checkpoint.open(deep)], torch.float32, WORK)
     whole, layerwise = found["whole"].total, found["layerwise"].total
-    lines: list[str] = []
-    assert choose_path("profile", found, Budget(whole, "test"), notify=lines.append).path == "whole"
+    lines = captured_notes
+    assert choose_path("profile", found, Budget(whole, "test")).path == "whole"
     assert lines == []  # nothing to say when the whole model fits
-    choice = choose_path("profile", found, Budget(whole - 1, "test"), notify=lines.append)
+    choice = choose_path("profile", found, Budget(whole - 1, "test"))
     assert choice.path == "layerwise" and len(lines) == 1 and "layer by layer" in lines[0]
     with pytest.raises(
         InsufficientMemoryError,
@@ -50,14 +50,14 @@ def test_auto_picks_whole_then_layerwise_then_refuses(deep):
         choose_path("profile", found, Budget(layerwise - 1, "test"))
 
 
-def test_lean_commands_take_the_smaller_path_and_speak_only_when_the_whole_model_does_not_fit(deep):
+def test_lean_commands_take_the_smaller_path_and_speak_only_when_the_whole_model_does_not_fit(deep, captured_notes):
     found = estimates([Checkpoint.open(deep)], torch.float32, WORK)
     whole, layerwise = found["whole"].total, found["layerwise"].total
     assert layerwise < whole
-    lines: list[str] = []
-    assert choose_path("profile", found, Budget(whole, "test"), notify=lines.append, lean=True).path == "layerwise"
+    lines = captured_notes
+    assert choose_path("profile", found, Budget(whole, "test"), lean=True).path == "layerwise"
     assert lines == []  # the usual path: nothing to say
-    assert choose_path("profile", found, Budget(whole - 1, "test"), notify=lines.append, lean=True).path == "layerwise"
+    assert choose_path("profile", found, Budget(whole - 1, "test"), lean=True).path == "layerwise"
     assert len(lines) == 1 and "layer by layer" in lines[0]
     heavy = {
         "whole": found["whole"],
@@ -67,11 +67,11 @@ def test_lean_commands_take_the_smaller_path_and_speak_only_when_the_whole_model
     assert choose_path("profile", found, Budget(1 << 40, "test"), "whole", lean=True).path == "whole"  # forced
 
 
-def test_forced_paths_run_as_asked_and_say_when_over(deep):
+def test_forced_paths_run_as_asked_and_say_when_over(deep, captured_notes):
     found = estimates([Checkpoint.open(deep)], torch.float32, WORK)
-    lines: list[str] = []
-    assert choose_path("verify", found, Budget(1, "test"), "whole", lines.append).path == "whole"
-    assert choose_path("verify", found, Budget(1 << 40, "test"), "layerwise", lines.append).path == "layerwise"
+    lines = captured_notes
+    assert choose_path("verify", found, Budget(1, "test"), "whole").path == "whole"
+    assert choose_path("verify", found, Budget(1 << 40, "test"), "layerwise").path == "layerwise"
     assert len(lines) == 1 and "--whole needs about" in lines[0]
     with pytest.raises(ConfigError, match="unknown memory path"):
         choose_path("verify", found, Budget(1, "test"), "sideways")
@@ -87,15 +87,15 @@ def test_budget_sources(monkeypatch):
         available("cpu", "lots")
 
 
-def test_profile_switches_to_layerwise_under_the_env_budget(deep, calib_docs, monkeypatch):
+def test_profile_switches_to_layerwise_under_the_env_budget(deep, calib_docs, monkeypatch, captured_notes):
     checkpoint = Checkpoint.open(deep)
     settings = dict(seq_len=16, batch_size=2, max_tokens=200, device="cpu", dtype="float32")
     found = estimates([checkpoint], torch.float32, Workload(rows=2, seq_len=16, kept_tokens=0))
     monkeypatch.setenv(ENV, str(found["whole"].total - 1))  # the whole model no longer fits
-    lines: list[str] = []
-    auto = profile_model(deep, calib_docs, ProfileSettings(**settings), notify=lines.append)
+    lines = captured_notes
+    auto = profile_model(deep, calib_docs, ProfileSettings(**settings))
     assert auto.settings["layerwise"] is True and len(lines) == 1
-    forced = profile_model(deep, calib_docs, ProfileSettings(**settings, layerwise=False), notify=lines.append)
+    forced = profile_model(deep, calib_docs, ProfileSettings(**settings, layerwise=False))
     assert forced.settings["layerwise"] is False and "--whole needs" in lines[-1]
     monkeypatch.setenv(ENV, "1MB")
     with pytest.raises(InsufficientMemoryError, match="profile does not fit"):

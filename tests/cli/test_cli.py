@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 from emo_prune.testing import FAMILIES
 from emo_prune.version import __version__
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_version_and_help(cli):

@@ -34,6 +34,55 @@ def test_the_progress_line_names_the_phase_that_ran():
     assert last.startswith("eval m: loaded in 1.0s, loglikelihood (48 requests): finished")
 
 
+def test_a_progress_inside_a_progress_joins_it(monkeypatch):
+    """A library call opening its own progress inside a command's or a pipeline step's: one display (rich
+    refuses a second live one), the inner block's tasks join it and end with the inner block."""
+    from emo_prune.cli.console import Output
+
+    monkeypatch.setattr(LineProgress, "DELAY", 0.0)  # every step long enough to print its lines
+    stream = io.StringIO()
+    lines = Output(err_console=Console(file=stream, width=120))  # not a terminal: log lines
+    with lines.progress() as outer:
+        outer.add_task("extract b", total=None)
+        with lines.progress() as inner:
+            assert inner is outer
+            task = inner.add_task("extracting", total=2)
+            inner.update(task, completed=2)
+        assert "extracting: finished (" in stream.getvalue()  # ends with its block, before the outer one
+    printed = stream.getvalue().splitlines()
+    assert printed[-1].startswith("extract b: finished (")
+    assert sum(line.startswith("extracting: finished") for line in printed) == 1  # not again with the outer one
+
+    terminal = Output(err_console=Console(file=io.StringIO(), force_terminal=True, width=120))
+    with terminal.progress() as outer:  # a rich display
+        outer.add_task("select 25pct", total=None)
+        with terminal.progress() as inner:  # a second live display would raise rich's LiveError
+            assert inner is outer
+            inner.add_task("greedy selection, layer by layer", total=3)
+            assert len(outer.tasks) == 2
+        assert [t.description for t in outer.tasks] == ["select 25pct"]  # the inner bar left with its block
+    with terminal.progress() as again:  # closed: the next one is a new display
+        assert again is not outer
+
+
+def test_a_failed_inner_progress_says_nothing_finished(monkeypatch):
+    from emo_prune.cli.console import Output
+
+    monkeypatch.setattr(LineProgress, "DELAY", 0.0)
+    stream = io.StringIO()
+    lines = Output(err_console=Console(file=stream, width=120))
+    try:
+        with lines.progress() as outer:
+            outer.add_task("extract b", total=None)
+            with lines.progress() as inner:
+                inner._line(inner.add_task("extracting", total=None), "running")
+                raise OSError("disk full")
+    except OSError:
+        pass
+    assert "finished" not in stream.getvalue()  # the error's one line says what happened
+    assert lines._live is None
+
+
 def _rendered(table: Table, width: int = 80) -> str:
     console = Console(file=io.StringIO(), width=width)
     console.print(fit_table(table, console))
