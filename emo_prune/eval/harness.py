@@ -22,7 +22,7 @@ from emo_prune.errors import EvalError
 from emo_prune.eval.results import EvalReport, MetricScore, ModelEval, TaskScores
 from emo_prune.eval.tasks import quiet_lm_eval, task_manager
 from emo_prune.io import Checkpoint, model_identity
-from emo_prune.io.report_file import ReportKind
+from emo_prune.io.artifact import ReportKind
 from emo_prune.memory import MemoryOptions
 from emo_prune.models.loading import LoadSettings
 from emo_prune.serve.settings import DEFAULTS, PoolSettings

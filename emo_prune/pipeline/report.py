@@ -11,7 +11,7 @@ from emo_prune.common.text import inert, plural
 from emo_prune.errors import GateFailure
 from emo_prune.eval.compare import MetricDelta
 from emo_prune.eval.results import ModelEval, comparison_table, scores_table
-from emo_prune.io.report_file import ReportKind
+from emo_prune.io.artifact import ReportKind
 from emo_prune.pipeline.edge import EdgeReport, edge_rows
 from emo_prune.pipeline.gates import GateResult
 from emo_prune.pipeline.recipe import Recipe
