@@ -67,7 +67,7 @@ def tensor_bytes(checkpoint: Checkpoint, name: str, rows: Sequence[int] | None =
     outside = next((r for r in rows if not 0 <= r < count), None)
     if outside is not None:
         raise CheckpointError(f"{name!r} has {count} rows in dim 0; row {outside} is not one of them")
-    row = info.nbytes // count  # bytes of one row: [*shape[1:]]
+    row = info.nbytes // count if count else 0  # bytes of one row: [*shape[1:]] (an empty dim 0: no rows to read)
     ranges = tuple((base + start * row, (stop - start) * row) for start, stop in contiguous_runs(rows))
     return TensorBytes(shard.path, ranges, info.dtype, (len(rows), *info.shape[1:]), name)
 

@@ -127,3 +127,13 @@ def test_reader_across_shards_equals_safetensors(tmp_path):
             if expected.ndim >= 2 and expected.shape[0] > 2:
                 rows = [2, 0, 1]
                 assert torch.equal(reader.get_rows(info.name, rows), expected[rows])
+
+
+def test_no_rows_of_an_empty_dim_0(tmp_path):
+    """A tensor with no rows (e.g. [0, 4]) asked for no rows: an empty tensor, not a division by zero."""
+    save_file({"e": torch.zeros(0, 4)}, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps({}))
+    checkpoint = Checkpoint.open(tmp_path)
+    assert tuple(read_tensor(checkpoint, "e", rows=[]).shape) == (0, 4)
+    with pytest.raises(CheckpointError, match="has 0 rows"):
+        tensor_bytes(checkpoint, "e", rows=[0])
