@@ -2,6 +2,8 @@
 
     python examples/experiments/finetune_benchmark.py --max-tokens 400000 --epochs 3 --lr 5e-4 --experts-only
         # the table of docs/finetune.md: every row, examples/experiments/results/finetune.{md,json}
+    python examples/experiments/finetune_benchmark.py --domains code --max-tokens 1000000 --lr 5e-4 --experts-only --name finetune-code-1m
+        # code alone at 1M tokens (a third of one pass over its train split): results/finetune-code-1m.{md,json}
     python examples/experiments/finetune_benchmark.py
         # 100k tokens, the rate chosen on validation text (--lr auto); kept as results/finetune-100k.{md,json}
     python examples/experiments/finetune_benchmark.py --models EMO --domains math --budgets 0.125 --max-tokens 100000 --work /tmp/ft
@@ -76,6 +78,11 @@ def finetuned(model_dir: Path, domain: str, out: Path, settings: dict) -> dict:
     return run
 
 
+def tag(settings: dict) -> str:
+    """What names a fine-tuned folder: its rate and budget, so caches of other settings never mix."""
+    return f"lr{settings['lr']:g}-{settings['max_tokens']}t-{settings['epochs']}e"
+
+
 def retained(full: dict[str, float], scores: dict[str, float]) -> dict[str, float]:
     return {d: round(full[d] / scores[d], 4) for d in DOMAINS}
 
@@ -137,7 +144,7 @@ def choose_lr(work: Path, models: list[str], grid: list[float], settings: dict) 
             full = validation_bits(model_dir, root / "validation" / "full.json", evals)
             for domain in DOMAINS:
                 build = bench.domain_build(model_dir, work / label, domain, "0.125")
-                tuned = root / "lr-sweep" / f"{build.name}-ft-lr{lr:g}"
+                tuned = root / "lr-sweep" / f"{build.name}-ft-{tag({**settings, 'lr': lr})}"
                 finetuned(build, domain, tuned, {**settings, "lr": lr})
                 tuned_scores = validation_bits(tuned, root / "validation" / f"{tuned.name}.json", evals)
                 scores.append(full[domain] / tuned_scores[domain])
@@ -184,7 +191,7 @@ def run(
             print(json.dumps(row), flush=True)
 
         for domain in domains:
-            lr = f"lr{settings['lr']:g}"  # every fine-tuned folder names its rate: caches never mix rates
+            lr = tag(settings)
             tuned_full = root / f"full-ft-{domain}-{lr}"
             add_row(domain, 1.0, "full+ft", tuned_full, finetuned(model_dir, domain, tuned_full, settings))
             for budget in budgets:
@@ -243,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="finetune", help="the table's files: OUT/NAME.md and OUT/NAME.json")
     parser.add_argument(
         "--experts-only", action="store_true", help="also fine-tune only the build's experts inside the full model"
     )
@@ -256,9 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     table = run(args.work, args.models, args.domains, args.budgets, {**settings, "lr": lr}, args.experts_only)
     table["lr_sweep"] = sweep
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "finetune.json").write_text(json.dumps(table, indent=2) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(table, indent=2) + "\n")
     text = (sweep_markdown(sweep) if sweep else "") + markdown(table)
-    (args.out / "finetune.md").write_text(text)
+    (args.out / f"{args.name}.md").write_text(text)
     print(text)
     return 0
 
