@@ -116,10 +116,15 @@ def matvec(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 
 def _tile_buffer(rows: int, cols: int) -> torch.Tensor:
-    """A reused fp32 scratch [rows, cols]: fresh multi-MB tensors cost page faults on every call."""
+    """A reused fp32 scratch [rows, cols]: fresh multi-MB tensors cost page faults on every call.
+
+    Always a normal tensor, never an inference tensor: one allocated under `torch.inference_mode()` (a
+    profile) could not be written later outside it (a forward under `no_grad`), while a normal tensor
+    can be written in both."""
     buf = getattr(_local, "tile", None)
     if buf is None or buf.numel() < rows * cols:
-        buf = _local.tile = torch.empty(rows * cols, dtype=torch.float32)
+        with torch.inference_mode(False):
+            buf = _local.tile = torch.empty(rows * cols, dtype=torch.float32)
     return buf[: rows * cols].view(rows, cols)
 
 
