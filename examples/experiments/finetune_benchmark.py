@@ -4,6 +4,8 @@
         # the table of docs/finetune.md: every row, examples/experiments/results/finetune.{md,json}
     python examples/experiments/finetune_benchmark.py --domains code --max-tokens 1000000 --lr 5e-4 --experts-only --name finetune-code-1m
         # code alone at 1M tokens (a third of one pass over its train split): results/finetune-code-1m.{md,json}
+    python examples/experiments/finetune_benchmark.py --models EMO --domains prose --max-tokens 1000000 --epochs 8 --lr 5e-4 --experts-only --name finetune-prose-1m
+        # EMO prose at 1M tokens (6.3 passes: it overfits): results/finetune-prose-1m.{md,json}
     python examples/experiments/finetune_benchmark.py
         # 100k tokens, the rate chosen on validation text (--lr auto); kept as results/finetune-100k.{md,json}
     python examples/experiments/finetune_benchmark.py --models EMO --domains math --budgets 0.125 --max-tokens 100000 --work /tmp/ft
