@@ -57,4 +57,6 @@ def cell_text(cell: str | Cell) -> str:
 
 
 def _markdown_row(cells: Iterable[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
+    """One Markdown table row. A cell cannot split it: a `|` inside (a build or task name) is escaped, a
+    line break shown as its escape."""
+    return "| " + " | ".join(inert(cell, markup=False).replace("|", "\\|") for cell in cells) + " |"
