@@ -4,6 +4,8 @@
         # the table of docs/finetune.md: every row, examples/experiments/results/finetune.{md,json}
     python examples/experiments/finetune_benchmark.py --domains code --max-tokens 1000000 --lr 5e-4 --experts-only --name finetune-code-1m
         # code alone at 1M tokens (a third of one pass over its train split): results/finetune-code-1m.{md,json}
+    python examples/experiments/finetune_benchmark.py --models EMO --domains code --budgets 0.125 --max-tokens 1000000 --lr 5e-4 --seed 1 --name finetune-code-1m-seed1
+        # the 12.5% EMO code rows again with another seed: results/finetune-code-1m-seed1.{md,json}
     python examples/experiments/finetune_benchmark.py --models EMO --domains prose --max-tokens 1000000 --epochs 8 --lr 5e-4 --experts-only --name finetune-prose-1m
         # EMO prose at 1M tokens (6.3 passes: it overfits): results/finetune-prose-1m.{md,json}
     python examples/experiments/finetune_benchmark.py
@@ -82,7 +84,7 @@ def finetuned(model_dir: Path, domain: str, out: Path, settings: dict) -> dict:
 
 def tag(settings: dict) -> str:
     """What names a fine-tuned folder: its rate and budget, so caches of other settings never mix."""
-    return f"lr{settings['lr']:g}-{settings['max_tokens']}t-{settings['epochs']}e"
+    return f"lr{settings['lr']:g}-{settings['max_tokens']}t-{settings['epochs']}e-seed{settings.get('seed', 0)}"
 
 
 def retained(full: dict[str, float], scores: dict[str, float]) -> dict[str, float]:
@@ -250,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr-models", nargs="+", default=["EMO"], choices=list(MODELS), help="whose builds choose the rate")
     parser.add_argument("--lr-grid", nargs="+", type=float, default=[5e-5, 2e-4, 5e-4, 1e-3], help="AI2's default 5e-5 first")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0, help="of the data order and the trainer (every row)")
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="finetune", help="the table's files: OUT/NAME.md and OUT/NAME.json")
@@ -257,7 +260,13 @@ def main(argv: list[str] | None = None) -> int:
         "--experts-only", action="store_true", help="also fine-tune only the build's experts inside the full model"
     )
     args = parser.parse_args(argv)
-    settings = {"max_tokens": args.max_tokens, "epochs": args.epochs, "batch_size": args.batch_size, "seq_len": args.seq_len}
+    settings = {
+        "max_tokens": args.max_tokens,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seq_len": args.seq_len,
+        "seed": args.seed,
+    }
     sweep: list[dict] = []
     if args.lr == "auto":
         lr, sweep = choose_lr(args.work, args.lr_models, args.lr_grid, settings)
