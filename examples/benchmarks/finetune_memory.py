@@ -7,7 +7,7 @@ Writes synthetic EMO checkpoints in AI2's per-expert layout (`write_large_emo`, 
 experts of width 512, top-8, 100 MB shards; 8 layers = 1.6 GB; random weights, nothing is judged on
 them) into a temporary folder and cuts a 12.5% build of each (`extract --keep 0.125 --method random`:
 8 of 64 experts). Then every command runs as the CLI in its own process, and its peak RSS is read from
-that process's rusage (os.wait4):
+that process's own /proc/self/status VmHWM:
   finetune FULL          every weight trained, AdamW, 2 optimizer steps (`--batch-size 2 --seq-len 16
                          --max-tokens 64` of a small text file): the baseline
   finetune BUILD         the same on the 12.5% build (target <= 0.35x the baseline)
@@ -19,7 +19,7 @@ A process that only imports torch, transformers, peft and the two commands' modu
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,20 +28,31 @@ from pathlib import Path
 SIZES = dict(hidden=512, experts=64, top_k=8, expert_width=512)
 TEXT = "def add(a, b):\n    return a + b\n\nclass Point:\n    x: int\n    y: int\n" * 40
 IMPORTS = "import torch, transformers, peft, emo_prune.train.finetune, emo_prune.train.merge_back"
-CLI = [sys.executable, "-c", "from emo_prune.cli import main; main()"]
+# the CLI in a fresh interpreter that writes its own VmHWM (KiB) to the file argv[1] when it exits; not
+# ru_maxrss, which Linux carries across fork+exec: it would report at least this script's own peak
+CHILD = """
+import atexit, sys
+def peak():
+    status = open("/proc/self/status").read()
+    open(report, "w").write(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+report, sys.argv = sys.argv[1], ["emo-prune", *sys.argv[2:]]
+atexit.register(peak)
+if sys.argv[1:] == ["--imports-only"]:
+    exec(IMPORTS)
+else:
+    from emo_prune.cli import main
+    main()
+""".replace("IMPORTS", repr(IMPORTS))
 
 
-def peak_rss(*args: str, command: list[str] = CLI) -> int:
-    """Run `emo-prune ARGS` (or `command`) in a fresh process; its own peak RSS in bytes (os.wait4, not
-    RUSAGE_CHILDREN's max over every child so far)."""
-    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a full pipe would block the child
-        process = subprocess.Popen([*command, *args], stdout=subprocess.DEVNULL, stderr=errors, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            errors.seek(0)
-            raise SystemExit(f"emo-prune {' '.join(args)} failed:\n{errors.read()[-3000:]}")
-    return usage.ru_maxrss * 1024  # KiB on Linux
+def peak_rss(*args: str) -> int:
+    """Run `emo-prune ARGS` (or only the imports: `--imports-only`) in a fresh process; its peak RSS in bytes."""
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "peak"
+        done = subprocess.run([sys.executable, "-c", CHILD, str(report), *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"emo-prune {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        return int(report.read_text()) * 1024
 
 
 def write_model(tmp: Path, layers: int) -> tuple[Path, Path, int]:
@@ -66,7 +77,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=8, help="depth of the model the fine-tuning rows use")
     parser.add_argument("--merge-layers", type=int, nargs="+", default=[4, 8, 16], help="depths merge-back runs at")
     args = parser.parse_args()
-    base = peak_rss(command=[sys.executable, "-c", IMPORTS])
+    base = peak_rss("--imports-only")
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         text = tmp / "calib.txt"
@@ -88,9 +99,7 @@ def main() -> None:
         for layers, (full_l, build_l, size_l) in models.items():
             out = tmp / f"merged-{layers}"
             merges.append((layers, size_l, peak_rss("merge-back", str(full_l), str(build_l), "--all", "--out", str(out))))
-            for path in out.iterdir():  # keep the disk small: only the peak is measured
-                path.unlink()
-            out.rmdir()
+            shutil.rmtree(out)  # keep the disk small: only the peak is measured
     baseline = rows[0][1]
     print(
         f"import-only RSS (torch, transformers, peft, emo_prune.train): {gb(base)}; fine-tuning on the {args.layers}-layer model ({gb(size)} float32)"

@@ -31,7 +31,7 @@ every row of the table. The sweep is printed and saved beside the table.
 Scores are held-out bits per byte (`emo_ppl_<domain>`, lm-eval through `emo-prune eval`'s library);
 "retained" is the unfine-tuned full model's bits per byte over the row's (1.0 = as good as the full
 model; higher is better). Each fine-tuning runs in its own process, which reports its seconds per 1M
-tokens and its peak RSS (getrusage). Work is cached under --work.
+tokens and its peak RSS (its own VmHWM). Work is cached under --work.
 """
 
 from __future__ import annotations
@@ -55,15 +55,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 # one fine-tuning in a fresh process: its own peak RSS, its own wall time
 FINETUNE = """
-import json, resource, sys, time
+import json, sys, time
 from emo_prune.process import threads
 threads.prepare_environment(); threads.apply_threads(None)  # the CLI's thread rule, before torch loads
 from emo_prune.train.finetune import FinetuneSettings, finetune
 model, source, out, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 started = time.perf_counter()
 result = finetune(model, [source], out, FinetuneSettings(**settings))
+# this process's own peak (VmHWM), not ru_maxrss: Linux carries that over from the benchmark that started it
+status = open("/proc/self/status").read()
+peak_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
 print(json.dumps({"seconds": time.perf_counter() - started, "tokens": result.tokens,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_rss_mb": peak_kib / 1024,
                   "first_loss": result.losses[0]["loss"], "last_loss": result.losses[-1]["loss"]}))
 """
 
