@@ -49,7 +49,7 @@ class ReportTable:
         lines = [_markdown_row(c.header for c in self.columns)]
         lines.append("|" + "".join("---:|" if c.align == RIGHT else "---|" for c in self.columns))
         lines += [_markdown_row(cell_text(cell) for cell in row) for row in self.rows]
-        return inert("\n".join(lines) + "\n", markup=False, keep="\n")
+        return "\n".join(lines) + "\n"  # every header and cell made inert by _markdown_row
 
 
 def cell_text(cell: str | Cell) -> str:
