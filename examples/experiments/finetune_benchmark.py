@@ -1,7 +1,7 @@
 """Recovery fine-tuning measured on the two bundled models: what fine-tuning a build buys, against fair baselines.
 
-    python examples/experiments/finetune_benchmark.py --max-tokens 400000 --epochs 3 --lr 5e-4 --experts-only
-        # the table of docs/finetune.md: every row, examples/experiments/results/finetune.{md,json}
+    python examples/experiments/finetune_benchmark.py --max-tokens 400000 --epochs 3 --lr 5e-4 --experts-only --name finetune-400k
+        # the table of docs/finetune.md: every row, examples/experiments/results/finetune-400k.{md,json}
     python examples/experiments/finetune_benchmark.py --domains code --max-tokens 1000000 --lr 5e-4 --experts-only --name finetune-code-1m
         # code alone at 1M tokens (a third of one pass over its train split): results/finetune-code-1m.{md,json}
     python examples/experiments/finetune_benchmark.py --models EMO --domains code --budgets 0.125 --max-tokens 1000000 --lr 5e-4 --seed 1 --name finetune-code-1m-seed1
@@ -24,6 +24,9 @@ from; one seed) for every fine-tuned row:
                on all three domains
   experts-only (--experts-only) the full model with only the build's experts trained, inside it
                (`finetune FULL --train experts --experts-of PLAN`), scored on all three domains
+  merged --router, --alpha 0.5, --all  (--merge-variants) merge-back of build+ft with those options
+  build+ft experts  (--merge-variants) the build with only its experts fine-tuned (`--train experts`,
+               AI2's `routed` mode), and `merged (experts trained)` that build merged back
 The learning rate is chosen blind (`--lr auto`, the default): every rate of `--lr-grid` fine-tunes each
 12.5% build of every domain of the `--lr-models` (EMO: the model the tool is for), scored on VALIDATION documents (the domain's `calib` split, never
 the held-out split the table reports); the rate with the best mean validation retention is used for
@@ -38,8 +41,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,9 +54,16 @@ from modularity_table import DOMAINS, MODELS, bits_per_byte, task  # noqa: E402
 import emo_prune  # noqa: F401,E402
 from emo_prune.eval.harness import EvalSettings  # noqa: E402
 from emo_prune.models.builtin import resolve_model  # noqa: E402
-from emo_prune.train.merge_back import merge_back  # noqa: E402
+from emo_prune.train.merge_back import MergeOptions, merge_back  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+# --merge-variants: other ways to carry a build's fine-tuning back into the full model ({row: options})
+MERGE_VARIANTS = {
+    "merged --router": MergeOptions(router=True),
+    "merged --alpha 0.5": MergeOptions(alpha=0.5),
+    "merged --all": MergeOptions(everything=True),
+}
 
 # one fine-tuning in a fresh process: its own peak RSS, its own wall time
 FINETUNE = """
@@ -174,10 +186,19 @@ def validation_bits(model_dir: Path, cache: Path, settings: EvalSettings) -> dic
 
 
 def run(
-    work: Path, models: list[str], domains: list[str], budgets: list[str], settings: dict, experts_only: bool = False
+    work: Path,
+    models: list[str],
+    domains: list[str],
+    budgets: list[str],
+    settings: dict,
+    experts_only: bool = False,
+    merge_variants: bool = False,
+    on_row: Callable[[dict], None] = lambda table: None,
 ) -> dict:
+    """The table {settings, domains, budgets, rows}; `on_row(table)` after every row (a stopped run keeps its rows)."""
     evals = EvalSettings(tasks=tuple(task(d) for d in DOMAINS), batch_size=8, impl="eager", dtype="float32")
-    rows = []
+    rows: list[dict] = []
+    table = {"settings": settings, "domains": domains, "budgets": budgets, "rows": rows}
     for label in models:
         model_dir = resolve_model(MODELS[label])
         root = bench.model_work(work / label, model_dir)
@@ -196,6 +217,14 @@ def run(
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
+            on_row(table)
+
+        def add_merged(domain: str, budget: str, kind: str, tuned: Path, options: MergeOptions = MergeOptions()) -> None:
+            """Merge `tuned` back into the full model by `options` (once) and score it."""
+            merged = tuned.with_name(tuned.name + "-" + re.sub(r"[^a-z0-9.]+", "-", kind).strip("-"))
+            if not merged.exists():
+                merge_back(model_dir, tuned, merged, options)
+            add_row(domain, float(budget), kind, merged)
 
         for domain in domains:
             lr = tag(settings)
@@ -206,16 +235,21 @@ def run(
                 add_row(domain, float(budget), "build", build)
                 tuned = root / f"{build.name}-ft-{lr}"
                 add_row(domain, float(budget), "build+ft", tuned, finetuned(build, domain, tuned, settings))
-                merged = root / f"{build.name}-merged-{lr}"
-                if not merged.exists():
-                    merge_back(model_dir, tuned, merged)
-                add_row(domain, float(budget), "merged", merged)
+                add_merged(domain, budget, "merged", tuned)
+                if merge_variants:
+                    for kind, options in MERGE_VARIANTS.items():
+                        add_merged(domain, budget, kind, tuned, options)
+                    # only the build's experts trained (AI2's `routed` mode), then merged: nothing else moved
+                    tuned_experts = root / f"{build.name}-ft-experts-{lr}"
+                    trained = finetuned(build, domain, tuned_experts, {**settings, "train": "experts"})
+                    add_row(domain, float(budget), "build+ft experts", tuned_experts, trained)
+                    add_merged(domain, budget, "merged (experts trained)", tuned_experts)
                 if experts_only:
                     plan = bench.domain_plan(model_dir, work / label, domain, budget)
                     trained = root / f"{build.name}-experts-only-{lr}"
                     inside = {**settings, "train": "experts", "experts_of": str(plan)}
                     add_row(domain, float(budget), "experts-only", trained, finetuned(model_dir, domain, trained, inside))
-    return {"settings": settings, "domains": domains, "budgets": budgets, "rows": rows}
+    return table
 
 
 def sweep_markdown(sweep: list[dict]) -> str:
@@ -262,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--experts-only", action="store_true", help="also fine-tune only the build's experts inside the full model"
     )
+    parser.add_argument(
+        "--merge-variants",
+        action="store_true",
+        help="also merge with --router, --alpha 0.5 and --all, and merge a build fine-tuned with --train experts",
+    )
     args = parser.parse_args(argv)
     settings = {
         "max_tokens": args.max_tokens,
@@ -275,13 +314,17 @@ def main(argv: list[str] | None = None) -> int:
         lr, sweep = choose_lr(args.work, args.lr_models, args.lr_grid, settings)
     else:
         lr = float(args.lr)
-    table = run(args.work, args.models, args.domains, args.budgets, {**settings, "lr": lr}, args.experts_only)
-    table["lr_sweep"] = sweep
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(table, indent=2) + "\n")
-    text = (sweep_markdown(sweep) if sweep else "") + markdown(table)
-    (args.out / f"{args.name}.md").write_text(text)
-    print(text)
+
+    def save(table: dict) -> str:
+        (args.out / f"{args.name}.json").write_text(json.dumps({**table, "lr_sweep": sweep}, indent=2) + "\n")
+        text = (sweep_markdown(sweep) if sweep else "") + markdown(table)
+        (args.out / f"{args.name}.md").write_text(text)
+        return text
+
+    settings = {**settings, "lr": lr}
+    table = run(args.work, args.models, args.domains, args.budgets, settings, args.experts_only, args.merge_variants, save)
+    print(save(table))
     return 0
 
 
