@@ -24,9 +24,11 @@ from; one seed) for every fine-tuned row:
                on all three domains
   experts-only (--experts-only) the full model with only the build's experts trained, inside it
                (`finetune FULL --train experts --experts-of PLAN`), scored on all three domains
-  merged --router, --alpha 0.5, --all  (--merge-variants) merge-back of build+ft with those options
-  build+ft experts  (--merge-variants) the build with only its experts fine-tuned (`--train experts`,
-               AI2's `routed` mode), and `merged (experts trained)` that build merged back
+  merged --router, --router --shared, --alpha 0.5, --all  (--merge-variants) merge-back of build+ft
+               with those options
+  build+ft MODE  (--merge-variants) the build fine-tuned with `--train MODE` (experts: AI2's `routed`;
+               experts+shared+router: `routed_shared_router`), and `merged (MODE trained)` that build
+               merged back with what MODE trained (nothing else moved)
 The learning rate is chosen blind (`--lr auto`, the default): every rate of `--lr-grid` fine-tunes each
 12.5% build of every domain of the `--lr-models` (EMO: the model the tool is for), scored on VALIDATION documents (the domain's `calib` split, never
 the held-out split the table reports); the rate with the best mean validation retention is used for
@@ -61,8 +63,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # --merge-variants: other ways to carry a build's fine-tuning back into the full model ({row: options})
 MERGE_VARIANTS = {
     "merged --router": MergeOptions(router=True),
+    "merged --router --shared": MergeOptions(router=True, shared=True),
     "merged --alpha 0.5": MergeOptions(alpha=0.5),
     "merged --all": MergeOptions(everything=True),
+}
+# --merge-variants: the build fine-tuned in another of AI2's freeze modes, then merged with what that mode trained
+TRAINED_VARIANTS = {
+    "experts": MergeOptions(),  # AI2's `routed`
+    "experts+shared+router": MergeOptions(router=True, shared=True),  # AI2's `routed_shared_router`
 }
 
 # one fine-tuning in a fresh process: its own peak RSS, its own wall time
@@ -239,11 +247,11 @@ def run(
                 if merge_variants:
                     for kind, options in MERGE_VARIANTS.items():
                         add_merged(domain, budget, kind, tuned, options)
-                    # only the build's experts trained (AI2's `routed` mode), then merged: nothing else moved
-                    tuned_experts = root / f"{build.name}-ft-experts-{lr}"
-                    trained = finetuned(build, domain, tuned_experts, {**settings, "train": "experts"})
-                    add_row(domain, float(budget), "build+ft experts", tuned_experts, trained)
-                    add_merged(domain, budget, "merged (experts trained)", tuned_experts)
+                    for mode, options in TRAINED_VARIANTS.items():
+                        tuned_mode = root / f"{build.name}-ft-{mode}-{lr}"
+                        trained = finetuned(build, domain, tuned_mode, {**settings, "train": mode})
+                        add_row(domain, float(budget), f"build+ft {mode}", tuned_mode, trained)
+                        add_merged(domain, budget, f"merged ({mode} trained)", tuned_mode, options)
                 if experts_only:
                     plan = bench.domain_plan(model_dir, work / label, domain, budget)
                     trained = root / f"{build.name}-experts-only-{lr}"
@@ -299,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--merge-variants",
         action="store_true",
-        help="also merge with --router, --alpha 0.5 and --all, and merge a build fine-tuned with --train experts",
+        help="also merge with --router, --router --shared, --alpha 0.5, --all, and builds trained in other freeze modes",
     )
     args = parser.parse_args(argv)
     settings = {
