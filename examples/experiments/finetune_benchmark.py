@@ -1,9 +1,13 @@
 """Recovery fine-tuning measured on the two bundled models: what fine-tuning a build buys, against fair baselines.
 
+    python examples/experiments/finetune_benchmark.py --max-tokens 1000000 --epochs 3 --lr 5e-4 --experts-only
+        # the table of docs/finetune.md (up to 1M tokens, at most 3 passes): results/finetune.{md,json}
+    python examples/experiments/finetune_benchmark.py --models EMO --domains code prose --max-tokens 1000000 --epochs 3 --lr 5e-4 --merge-variants --name finetune-merge-variants
+        # other ways to merge the EMO code and prose builds back (reuses the table's cached work)
     python examples/experiments/finetune_benchmark.py --max-tokens 400000 --epochs 3 --lr 5e-4 --experts-only --name finetune-400k
-        # the table of docs/finetune.md: every row, examples/experiments/results/finetune-400k.{md,json}
+        # the earlier table, 400k tokens for every domain: results/finetune-400k.{md,json}
     python examples/experiments/finetune_benchmark.py --domains code --max-tokens 1000000 --lr 5e-4 --experts-only --name finetune-code-1m
-        # code alone at 1M tokens (a third of one pass over its train split): results/finetune-code-1m.{md,json}
+        # code alone at 1M tokens (a third of one pass; the table's code rows): results/finetune-code-1m.{md,json}
     python examples/experiments/finetune_benchmark.py --models EMO --domains code --budgets 0.125 --max-tokens 1000000 --lr 5e-4 --seed 1 --name finetune-code-1m-seed1
         # the 12.5% EMO code rows again with another seed: results/finetune-code-1m-seed1.{md,json}
     python examples/experiments/finetune_benchmark.py --models EMO --domains prose --max-tokens 1000000 --epochs 8 --lr 5e-4 --experts-only --name finetune-prose-1m
