@@ -1,2 +1,2 @@
 """The process: its CPU threads and OpenMP wait (threads.py) and its process group under a launcher
-(distributed.py). Torch-free at import: the CLI sets threads before any command loads torch."""
+(distributed.py), its memory (memory.py). Torch-free at import: the CLI sets threads before any command loads torch."""

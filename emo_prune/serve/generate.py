@@ -21,6 +21,7 @@ import torch
 
 from emo_prune import events
 from emo_prune.errors import PromptError
+from emo_prune.process.memory import rss_bytes
 from emo_prune.serve.runtime import load_pool_runtime
 from emo_prune.serve.settings import PoolSettings, compute_dtype
 
@@ -45,17 +46,6 @@ class GenerateResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "low_coverage": self.low_coverage}
-
-
-def rss_bytes() -> int:
-    """This process's resident memory now (VmRSS), 0 where /proc is missing."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 class Generator:

@@ -28,13 +28,13 @@ from pathlib import Path
 SIZES = dict(hidden=512, experts=64, top_k=8, expert_width=512)
 TEXT = "def add(a, b):\n    return a + b\n\nclass Point:\n    x: int\n    y: int\n" * 40
 IMPORTS = "import torch, transformers, peft, emo_prune.train.finetune, emo_prune.train.merge_back"
-# the CLI in a fresh interpreter that writes its own VmHWM (KiB) to the file argv[1] when it exits; not
+# the CLI in a fresh interpreter that writes its own peak RSS (bytes, VmHWM) to the file argv[1] when it exits; not
 # ru_maxrss, which Linux carries across fork+exec: it would report at least this script's own peak
 CHILD = """
 import atexit, sys
+from emo_prune.process.memory import peak_rss_bytes
 def peak():
-    status = open("/proc/self/status").read()
-    open(report, "w").write(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    open(report, "w").write(str(peak_rss_bytes()))
 report, sys.argv = sys.argv[1], ["emo-prune", *sys.argv[2:]]
 atexit.register(peak)
 if sys.argv[1:] == ["--imports-only"]:
@@ -52,7 +52,7 @@ def peak_rss(*args: str) -> int:
         done = subprocess.run([sys.executable, "-c", CHILD, str(report), *args], capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"emo-prune {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-        return int(report.read_text()) * 1024
+        return int(report.read_text())
 
 
 def write_model(tmp: Path, layers: int) -> tuple[Path, Path, int]:

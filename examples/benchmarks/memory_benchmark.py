@@ -42,6 +42,7 @@ import torch
 torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
 job = json.loads(sys.argv[1])
 from emo_prune.memory import MemoryOptions
+from emo_prune.process.memory import peak_rss_bytes
 docs = None
 if job["cmd"] in ("profile", "greedy"):
     from emo_prune.calib import load_documents
@@ -76,9 +77,7 @@ elif job["cmd"] == "eval":
     evaluate_model(job["model"], settings)
     job["chosen"] = job["path"]
 seconds = time.perf_counter() - start
-status = open("/proc/self/status").read()
-peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024
-print(json.dumps({"peak": peak, "seconds": seconds, "chosen": job.get("chosen")}))
+print(json.dumps({"peak": peak_rss_bytes(), "seconds": seconds, "chosen": job.get("chosen")}))
 """
 
 # (label, command, path, extra job fields); whole-model rows run on the smaller checkpoint only

@@ -23,15 +23,14 @@ CHILD = r"""
 import json, sys, time
 import torch
 from emo_prune.calib import load_documents
+from emo_prune.process.memory import peak_rss_bytes
 from emo_prune.profile.runner import ProfileSettings, profile_model
 model_dir, layerwise, tokens = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
 docs = load_documents(["builtin:math", "builtin:prose"])
 start = time.perf_counter()
 profile = profile_model(model_dir, docs, ProfileSettings(max_tokens=tokens, seq_len=256, batch_size=8,
                                                          device="cpu", dtype="float32", layerwise=layerwise))
-status = open("/proc/self/status").read()
-peak_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
-print(json.dumps({"peak_mib": peak_kib / 1024, "seconds": time.perf_counter() - start,
+print(json.dumps({"peak_mib": peak_rss_bytes() / 2**20, "seconds": time.perf_counter() - start,
                   "tokens": sum(d.num_tokens for d in profile.domains.values())}))
 """
 

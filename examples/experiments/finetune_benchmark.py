@@ -82,15 +82,13 @@ FINETUNE = """
 import json, sys, time
 from emo_prune.process import threads
 threads.prepare_environment(); threads.apply_threads(None)  # the CLI's thread rule, before torch loads
+from emo_prune.process.memory import peak_rss_bytes
 from emo_prune.train.finetune import FinetuneSettings, finetune
 model, source, out, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 started = time.perf_counter()
 result = finetune(model, [source], out, FinetuneSettings(**settings))
-# this process's own peak (VmHWM), not ru_maxrss: Linux carries that over from the benchmark that started it
-status = open("/proc/self/status").read()
-peak_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
 print(json.dumps({"seconds": time.perf_counter() - started, "tokens": result.tokens,
-                  "peak_rss_mb": peak_kib / 1024,
+                  "peak_rss_mb": peak_rss_bytes() / 2**20,  # this process's own peak
                   "first_loss": result.losses[0]["loss"], "last_loss": result.losses[-1]["loss"]}))
 """
 

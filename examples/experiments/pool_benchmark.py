@@ -291,6 +291,7 @@ def belady(accesses: list, capacity: int) -> float:
 CHILD = r"""
 import json, sys, time, torch
 torch.set_num_threads(1)
+from emo_prune.process.memory import peak_rss_bytes
 from emo_prune.serve.generate import Generator
 from emo_prune.serve.settings import PoolSettings
 model, pool, expert_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -302,8 +303,7 @@ pre = dec = 0.0; npre = ndec = 0
 for text in texts:
     r = generator.generate(text, max_new_tokens=32)
     pre += r.prefill_seconds; dec += r.decode_seconds; npre += r.prompt_tokens; ndec += r.new_tokens
-hwm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
-print(json.dumps({"peak_rss": hwm, "prefill_tps": npre / pre, "decode_tps": ndec / dec}))
+print(json.dumps({"peak_rss": peak_rss_bytes(), "prefill_tps": npre / pre, "decode_tps": ndec / dec}))
 """
 
 

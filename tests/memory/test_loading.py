@@ -19,14 +19,11 @@ import json, sys
 import torch
 import transformers.models.auto.modeling_auto  # libraries load before the baseline: emo_prune imports them lazily
 from emo_prune.models.weights import load_pretrained
+from emo_prune.process.memory import peak_rss_bytes
 
-def hwm():
-    status = open("/proc/self/status").read()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024
-
-before = hwm()
+before = peak_rss_bytes()
 model = load_pretrained(sys.argv[1], torch.bfloat16)
-print(json.dumps({"before": before, "peak": hwm()}))
+print(json.dumps({"before": before, "peak": peak_rss_bytes()}))
 """
 
 
