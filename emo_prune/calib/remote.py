@@ -1,12 +1,14 @@
 """Calibration text from outside the machine: Hugging Face datasets and lm-eval tasks.
 
-Both need their data on disk or a network; offline they fail with a CalibrationError that says so.
+Both need their data on disk or a network; without either they fail with a CalibrationError that says so.
 `task:NAME` builds AI2-style calibration text: for each validation (dev) document of the task, the
-few-shot prompt followed by the gold answer.
+few-shot prompt followed by the gold answer. NAME is one of the offline tasks of `recipes/tasks/`, one of
+lm-eval's own, or a task YAML file's path (the user's own task, offline when its data is local).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from emo_prune.errors import CalibrationError
@@ -49,24 +51,41 @@ def task_texts(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[str]:
 
 
 def task_pairs(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[tuple[str, str]]:
-    """(few-shot prompt, target delimiter + gold answer) of each validation doc of lm-eval task `name`."""
-    try:
-        from lm_eval.tasks import TaskManager, get_task_dict
+    """(few-shot prompt, target delimiter + gold answer) of each validation doc of an lm-eval task.
 
-        tasks = get_task_dict([name], TaskManager())
+    `name`: a task of `recipes/tasks/` (the offline ones `eval` scores with), one of lm-eval's own, or the
+    path of a task YAML file (a task of the user's, with a validation split, read offline).
+    """
+    from emo_prune.common.lmeval_tasks import builtin_tasks_dir, quiet_lm_eval, task_index
+
+    if name.endswith((".yaml", ".yml")) and not Path(name).is_file():
+        raise CalibrationError(f"task:{name}: no such task YAML file")
+    try:
+        with quiet_lm_eval():
+            key = (str(builtin_tasks_dir().resolve()),)
+            manager = task_index(key, False)  # ours and YAML files: no need to index lm-eval's ~15k configs
+            if name not in manager.all_tasks and not name.endswith((".yaml", ".yml")):
+                manager = task_index(key, True)
+            tasks = manager.load([name])["tasks"]  # {leaf task name: Task}, groups and tags expanded
     except Exception as exc:  # lm-eval raises KeyError / datasets errors / ConnectionError offline
         raise CalibrationError(
             f"cannot load lm-eval task {name!r}: {exc}. The task's dataset must be reachable or in the local Hugging Face cache"
         ) from exc
     texts: list[tuple[str, str]] = []
-    for task_name, task in _leaf_tasks(tasks):
+    for task_name, task in tasks.items():
         if not task.has_validation_docs():
-            raise CalibrationError(f"lm-eval task {task_name!r} has no validation/dev split to calibrate on")
+            raise CalibrationError(
+                f"lm-eval task {task_name!r} has no validation/dev split to calibrate or train on (its test split "
+                "is for scoring, never for training)"
+            )
         for doc in task.validation_docs():
             try:
-                context = task.fewshot_context(doc, num_fewshot)
-            except TypeError:  # older Task.fewshot_context signature
-                context = task.fewshot_context(doc, num_fewshot, rnd=None)
+                context = _fewshot_context(task, doc, num_fewshot)
+            except ValueError as exc:  # random.sample: fewer few-shot docs than shots
+                raise CalibrationError(
+                    f"lm-eval task {task_name!r}: cannot build {num_fewshot}-shot prompts ({exc}); give it at "
+                    f"least {num_fewshot} few-shot documents (a fewshot_split, or more validation docs)"
+                ) from exc
             if isinstance(context, list):
                 context = "\n".join(str(c) for c in context)
             delimiter = getattr(getattr(task, "config", None), "target_delimiter", " ")
@@ -74,11 +93,8 @@ def task_pairs(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[tuple[str, str
     return texts
 
 
-def _leaf_tasks(tasks: dict) -> list[tuple[str, Any]]:
-    leaves = []
-    for key, value in tasks.items():
-        if isinstance(value, dict):
-            leaves.extend(_leaf_tasks(value))
-        else:
-            leaves.append((getattr(key, "group_name", None) or str(key), value))
-    return leaves
+def _fewshot_context(task: Any, doc: dict, num_fewshot: int) -> Any:
+    try:
+        return task.fewshot_context(doc, num_fewshot)
+    except TypeError:  # older Task.fewshot_context signature
+        return task.fewshot_context(doc, num_fewshot, rnd=None)

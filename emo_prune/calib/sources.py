@@ -5,7 +5,8 @@ SOURCE forms (optionally prefixed `DOMAIN=` to name the domain of every document
   path.txt | path.md | DIR   one file = one document; domain = the folder holding the file
   builtin:code|prose|math[:train|calib|heldout]   offline corpora (domain = the corpus name)
   hf:NAME[:CONFIG][:SPLIT]   a Hugging Face dataset with a `text` column (domain = last part of NAME)
-  task:LM_EVAL_TASK          few-shot prompt + gold answer of the task's validation docs (domain = task)
+  task:LM_EVAL_TASK          few-shot prompt + gold answer of the task's validation docs; a name (ours,
+                             then lm-eval's; domain = the name) or a task YAML file's path (domain = its stem)
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def _load_one(src: SourceSpec, seed: int) -> list[Document]:
     elif src.kind == "hf":
         texts, domain = hf_texts(src.target, src.config, src.split), src.domain or src.target.rsplit("/", 1)[-1]
     else:
-        texts, domain = task_texts(src.target), src.domain or src.target
+        name = Path(src.target).stem if src.target.endswith((".yaml", ".yml")) else src.target  # a task file: its name
+        texts, domain = task_texts(src.target), src.domain or name
     return [Document(text=t, domain=domain, source=src.spec) for t in texts]
 
 

@@ -44,6 +44,8 @@ CASES = {
         "fewer than one optimizer step",
     ),
     "task offline": (["{build}", "--calib", "task:arc_easy", "--out", "{out}"], "cannot load lm-eval task"),
+    "task without validation split": (["{build}", "--calib", "task:emo_answer_math", "--out", "{out}"], "never for training"),
+    "task file missing": (["{build}", "--calib", "task:{missing_task}", "--out", "{out}"], "no such task YAML file"),
     "no source": (["{build}", "--calib", "builtin:nope", "--out", "{out}"], "builtin"),
 }
 
@@ -56,6 +58,7 @@ def test_finetune_refusals(cli, tiny, source_model, setup, case):
         "build": root / "build", "two_shared": tiny("emo", shared=2), "text": root / "text.jsonl", "empty": root / "empty.jsonl",
         "no_answer": root / "no-answer.jsonl", "empty_answer": root / "empty-answer.jsonl",
         "shared_only": root / "shared-only.json", "out": work / "out", "exists": work / "exists",
+        "missing_task": root / "nope.yaml",
     }  # fmt: skip
     args, fragment = CASES[case]
     before, model_before = snapshot(work.parent), snapshot(source_model)

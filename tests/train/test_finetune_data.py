@@ -4,6 +4,8 @@ over such a batch is the cross-entropy of the answer tokens alone."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +21,8 @@ from emo_prune.train.data import (
     pair_example,
     training_rows,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_pairs_train_on_the_answer_only(full, data):
@@ -81,3 +85,50 @@ def test_records_without_answers_are_refused(full, tmp_path):
     path.write_text(json.dumps({"context": "Question: 1 + 1?", "answer": ""}) + "\n")
     with pytest.raises(CalibrationError, match="answer"):
         training_rows([str(path)], tokenizer, 32)
+
+
+@pytest.fixture(scope="module")
+def task_file(tmp_path_factory) -> Path:
+    """A user's own lm-eval task, read offline: 12 validation docs (what `task:` trains on), 6 few-shot docs."""
+    root = tmp_path_factory.mktemp("task")
+    shutil.copy(REPO / "recipes" / "tasks" / "utils.py", root / "utils.py")  # loads data/ beside it, by "split"
+    (root / "data").mkdir()
+    docs = [{"question": f"{a} plus {b}", "answer": str(a + b), "split": "validation"} for a in range(3) for b in range(4)]
+    docs += [{"question": f"{a} plus 9", "answer": str(a + 9), "split": "fewshot"} for a in range(6)]
+    (root / "data" / "sums.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / "sums.yaml").write_text(
+        "task: t_sums\ncustom_dataset: !function utils.load_jsonl\ndataset_kwargs:\n  data_file: data/sums.jsonl\n"
+        "validation_split: validation\nfewshot_split: fewshot\noutput_type: generate_until\n"
+        "doc_to_text: 'Q: {{question}}\\nA:'\ndoc_to_target: answer\ntarget_delimiter: ' '\n"
+        "metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n"
+    )
+    return root / "sums.yaml"
+
+
+def test_a_task_file_trains_on_its_validation_answers_only(full, task_file, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    tokenizer = AutoTokenizer.from_pretrained(full)
+    rows = training_rows([f"task:{task_file}"], tokenizer, seq_len=256)
+    assert len(rows) == 12  # one row per validation doc; few-shot docs only in the prompts
+    answers = sorted(tokenizer.decode([t for t in r.labels if t != IGNORE]) for r in rows)
+    assert answers == sorted(f" {a + b}" for a in range(3) for b in range(4))  # the target delimiter, then the answer
+    for row in rows:
+        masked = [i for i, t in enumerate(row.labels) if t == IGNORE]
+        assert masked == list(range(len(masked))) and row.labels[len(masked) :] == row.input_ids[len(masked) :]
+        context = tokenizer.decode(row.input_ids[: len(masked)])
+        assert context.count("Q: ") == 6 and context.endswith("A:")  # 5 shots from the few-shot split, then the doc
+
+
+def test_a_shipped_scoring_task_is_never_trained_on(full):
+    tokenizer = AutoTokenizer.from_pretrained(full)
+    with pytest.raises(CalibrationError, match="never for training"):
+        training_rows(["task:emo_answer_math"], tokenizer, 32)  # known offline, but it has a test split only
+
+
+def test_a_task_file_calibrates_under_its_file_name(task_file, monkeypatch):
+    from emo_prune.calib import load_documents
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    documents = load_documents([f"task:{task_file}"])
+    assert len(documents) == 12 and {d.domain for d in documents} == {"sums"}  # what `profile --calib` sees
+    assert sorted(d.text.rsplit("A: ", 1)[-1] for d in documents) == sorted(str(a + b) for a in range(3) for b in range(4))
