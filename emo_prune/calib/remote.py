@@ -14,6 +14,7 @@ from typing import Any
 from emo_prune.errors import CalibrationError
 
 NUM_FEWSHOT = 5
+FEWSHOT_SEED = 1234  # lm-eval's own default (simple_evaluate's fewshot_random_seed): the same prompts every run
 
 
 def hf_texts(name: str, config: str | None, split: str | None) -> list[str]:
@@ -78,6 +79,7 @@ def task_pairs(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[tuple[str, str
                 f"lm-eval task {task_name!r} has no validation/dev split to calibrate or train on (its test split "
                 "is for scoring, never for training)"
             )
+        task.set_fewshot_seed(FEWSHOT_SEED)  # else each process samples other shots: other data, another digest
         for doc in task.validation_docs():
             try:
                 context = _fewshot_context(task, doc, num_fewshot)

@@ -132,3 +132,11 @@ def test_a_task_file_calibrates_under_its_file_name(task_file, monkeypatch):
     documents = load_documents([f"task:{task_file}"])
     assert len(documents) == 12 and {d.domain for d in documents} == {"sums"}  # what `profile --calib` sees
     assert sorted(d.text.rsplit("A: ", 1)[-1] for d in documents) == sorted(str(a + b) for a in range(3) for b in range(4))
+
+
+def test_a_task_file_gives_the_same_rows_every_run(full, task_file, monkeypatch):
+    """Few-shot prompts are sampled: seeded, so a resumed run and the manifest's data digest see the same data."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    tokenizer = AutoTokenizer.from_pretrained(full)
+    digests = {data_digest(training_rows([f"task:{task_file}"], tokenizer, seq_len=256)) for _ in range(3)}
+    assert len(digests) == 1
