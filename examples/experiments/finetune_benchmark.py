@@ -10,6 +10,8 @@
         # code alone at 1M tokens (a third of one pass; the table's code rows): results/finetune-code-1m.{md,json}
     python examples/experiments/finetune_benchmark.py --models EMO --domains code --budgets 0.125 --max-tokens 1000000 --lr 5e-4 --seed 1 --name finetune-code-1m-seed1
         # the 12.5% EMO code rows again with another seed: results/finetune-code-1m-seed1.{md,json}
+    python examples/experiments/finetune_benchmark.py --models EMO --domains code prose --budgets 0.25 --max-tokens 1000000 --epochs 3 --lr 5e-4 --seed 1 --name finetune-merge-seed1
+        # the 25% EMO code and prose rows (and their merges) with another seed: results/finetune-merge-seed1.{md,json}
     python examples/experiments/finetune_benchmark.py --models EMO --domains prose --max-tokens 1000000 --epochs 8 --lr 5e-4 --experts-only --name finetune-prose-1m
         # EMO prose at 1M tokens (6.3 passes: it overfits): results/finetune-prose-1m.{md,json}
     python examples/experiments/finetune_benchmark.py
