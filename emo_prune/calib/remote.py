@@ -57,16 +57,13 @@ def task_pairs(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[tuple[str, str
     `name`: a task of `recipes/tasks/` (the offline ones `eval` scores with), one of lm-eval's own, or the
     path of a task YAML file (a task of the user's, with a validation split, read offline).
     """
-    from emo_prune.common.lmeval_tasks import builtin_tasks_dir, quiet_lm_eval, task_index
+    from emo_prune.common.lmeval_tasks import builtin_tasks_dir, index_for, is_task_file, quiet_lm_eval
 
-    if name.endswith((".yaml", ".yml")) and not Path(name).is_file():
+    if is_task_file(name) and not Path(name).is_file():
         raise CalibrationError(f"task:{name}: no such task YAML file")
     try:
         with quiet_lm_eval():
-            key = (str(builtin_tasks_dir().resolve()),)
-            manager = task_index(key, False)  # ours and YAML files: no need to index lm-eval's ~15k configs
-            if name not in manager.all_tasks and not name.endswith((".yaml", ".yml")):
-                manager = task_index(key, True)
+            manager = index_for([name], (str(builtin_tasks_dir().resolve()),))
             tasks = manager.load([name])["tasks"]  # {leaf task name: Task}, groups and tags expanded
     except Exception as exc:  # lm-eval raises KeyError / datasets errors / ConnectionError offline
         raise CalibrationError(

@@ -23,6 +23,7 @@ from emo_prune.calib.builtin_prose import prose_texts
 from emo_prune.calib.document import SPLITS, Document, domain_problem, is_domain, split_of
 from emo_prune.calib.files import read_path
 from emo_prune.calib.remote import hf_texts, task_texts
+from emo_prune.common.lmeval_tasks import is_task_file
 from emo_prune.errors import CalibrationError
 
 BUILTINS = ("code", "prose", "math")
@@ -107,7 +108,7 @@ def _load_one(src: SourceSpec, seed: int) -> list[Document]:
     elif src.kind == "hf":
         texts, domain = hf_texts(src.target, src.config, src.split), src.domain or src.target.rsplit("/", 1)[-1]
     else:
-        name = Path(src.target).stem if src.target.endswith((".yaml", ".yml")) else src.target  # a task file: its name
+        name = Path(src.target).stem if is_task_file(src.target) else src.target
         texts, domain = task_texts(src.target), src.domain or name
     return [Document(text=t, domain=domain, source=src.spec) for t in texts]
 

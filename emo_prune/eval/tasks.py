@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emo_prune.common.lmeval_tasks import builtin_tasks_dir, quiet_lm_eval, recipes_dir, task_index
+from emo_prune.common.lmeval_tasks import builtin_tasks_dir, index_for, quiet_lm_eval, recipes_dir, task_index
 from emo_prune.errors import EvalError
 
 __all__ = ["builtin_tasks_dir", "quiet_lm_eval", "recipes_dir", "task_manager"]
@@ -22,9 +22,7 @@ def task_manager(tasks: list[str], include_paths: list[str | Path] = ()):  # noq
             raise EvalError(f"task include path {path} is not a folder")
     key = tuple(str(p.resolve()) for p in paths)
     with quiet_lm_eval():
-        manager = task_index(key, False)
-        if any(t not in manager.all_tasks and not t.endswith(".yaml") for t in tasks):
-            manager = task_index(key, True)
+        manager = index_for(tasks, key)
     unknown = [t for t in tasks if t not in manager.all_tasks and not Path(t).is_file()]
     if unknown:
         ours = sorted(task_index(key, False).all_tasks)
