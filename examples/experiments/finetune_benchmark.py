@@ -160,12 +160,17 @@ def validation_tasks(work: Path) -> Path:
     return folder
 
 
-def choose_lr(work: Path, models: list[str], grid: list[float], settings: dict) -> tuple[float, list[dict]]:
-    """The rate of `grid` with the best mean validation retention over the 12.5% builds of `models`."""
+def validation_evals(work: Path) -> EvalSettings:
+    """How validation text is scored: `validation_tasks`, as the held-out table scores its split."""
     tasks = validation_tasks(work)
-    evals = EvalSettings(
+    return EvalSettings(
         tasks=tuple(f"emo_val_{d}" for d in DOMAINS), batch_size=8, impl="eager", dtype="float32", include_paths=(str(tasks),)
     )
+
+
+def choose_lr(work: Path, models: list[str], grid: list[float], settings: dict) -> tuple[float, list[dict]]:
+    """The rate of `grid` with the best mean validation retention over the 12.5% builds of `models`."""
+    evals = validation_evals(work)
     sweep = []
     for lr in grid:
         scores = []

@@ -32,7 +32,6 @@ import finetune_benchmark as ft  # noqa: E402
 import pool_benchmark as bench  # noqa: E402
 from modularity_table import DOMAINS, MODELS  # noqa: E402
 
-from emo_prune.eval.harness import EvalSettings  # noqa: E402
 from emo_prune.models.builtin import resolve_model  # noqa: E402
 from emo_prune.train.merge_back import MergeOptions, merge_back  # noqa: E402
 
@@ -41,10 +40,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def run(work: Path, domains: list[str], budgets: list[str], lrs: list[float], settings: dict) -> list[dict]:
     """Rows {domain, keep, lr, row, retained: {domain: ratio}, first_loss, last_loss}, printed as they come."""
-    tasks = ft.validation_tasks(work)
-    evals = EvalSettings(
-        tasks=tuple(f"emo_val_{d}" for d in DOMAINS), batch_size=8, impl="eager", dtype="float32", include_paths=(str(tasks),)
-    )
+    evals = ft.validation_evals(work)
     model_dir = resolve_model(MODELS["EMO"])
     root = bench.model_work(work / "EMO", model_dir)
     full = ft.validation_bits(model_dir, root / "validation" / "full.json", evals)
