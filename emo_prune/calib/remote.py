@@ -2,8 +2,10 @@
 
 Both need their data on disk or a network; without either they fail with a CalibrationError that says so.
 `task:NAME` builds AI2-style calibration text: for each validation (dev) document of the task, the
-few-shot prompt followed by the gold answer. NAME is one of the offline tasks of `recipes/tasks/`, one of
-lm-eval's own, or a task YAML file's path (the user's own task, offline when its data is local).
+few-shot prompt followed by the gold answer; `task:NAME:train` does the same with the task's training
+documents (what AI2 fine-tunes a selected model on). A task's test documents are for scoring and never
+read here. NAME is one of the offline tasks of `recipes/tasks/`, one of lm-eval's own, or a task YAML
+file's path (the user's own task, offline when its data is local).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from emo_prune.errors import CalibrationError
 
 NUM_FEWSHOT = 5
+TASK_SPLITS = ("validation", "train")  # the task documents calibration and training may read; never test
 FEWSHOT_SEED = 1234  # lm-eval's own default (simple_evaluate's fewshot_random_seed): the same prompts every run
 
 
@@ -47,15 +50,25 @@ def _answer(task: Any, doc: dict) -> str:
     return str(target)
 
 
-def task_texts(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[str]:
-    return [context + answer for context, answer in task_pairs(name, num_fewshot)]
+def task_texts(name: str, split: str = "validation", num_fewshot: int = NUM_FEWSHOT) -> list[str]:
+    return [context + answer for context, answer in task_pairs(name, split, num_fewshot)]
 
 
-def task_pairs(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[tuple[str, str]]:
-    """(few-shot prompt, target delimiter + gold answer) of each validation doc of an lm-eval task.
+def _split_docs(task: Any, task_name: str, split: str) -> Any:
+    """The task's documents of `split` (one of TASK_SPLITS), or a CalibrationError naming what it has."""
+    present = {"validation": task.has_validation_docs(), "train": task.has_training_docs()}
+    if present[split]:
+        return task.validation_docs() if split == "validation" else task.training_docs()
+    others = [f"task:{task_name}:{s}" for s in TASK_SPLITS if s != split and present[s]]
+    hint = f"; it has {others[0]}" if others else " (its test split is for scoring, never for training)"
+    raise CalibrationError(f"lm-eval task {task_name!r} has no {split} split to calibrate or train on{hint}")
+
+
+def task_pairs(name: str, split: str = "validation", num_fewshot: int = NUM_FEWSHOT) -> list[tuple[str, str]]:
+    """(few-shot prompt, target delimiter + gold answer) of each `split` doc of an lm-eval task.
 
     `name`: a task of `recipes/tasks/` (the offline ones `eval` scores with), one of lm-eval's own, or the
-    path of a task YAML file (a task of the user's, with a validation split, read offline).
+    path of a task YAML file (a task of the user's, read offline). `split`: "validation" or "train".
     """
     from emo_prune.common.lmeval_tasks import builtin_tasks_dir, index_for, is_task_file, quiet_lm_eval
 
@@ -71,19 +84,15 @@ def task_pairs(name: str, num_fewshot: int = NUM_FEWSHOT) -> list[tuple[str, str
         ) from exc
     texts: list[tuple[str, str]] = []
     for task_name, task in tasks.items():
-        if not task.has_validation_docs():
-            raise CalibrationError(
-                f"lm-eval task {task_name!r} has no validation/dev split to calibrate or train on (its test split "
-                "is for scoring, never for training)"
-            )
+        docs = _split_docs(task, task_name, split)
         task.set_fewshot_seed(FEWSHOT_SEED)  # else each process samples other shots: other data, another digest
-        for doc in task.validation_docs():
+        for doc in docs:
             try:
                 context = _fewshot_context(task, doc, num_fewshot)
             except ValueError as exc:  # random.sample: fewer few-shot docs than shots
                 raise CalibrationError(
                     f"lm-eval task {task_name!r}: cannot build {num_fewshot}-shot prompts ({exc}); give it at "
-                    f"least {num_fewshot} few-shot documents (a fewshot_split, or more validation docs)"
+                    f"least {num_fewshot} few-shot documents (a fewshot_split, or more {split} docs)"
                 ) from exc
             if isinstance(context, list):
                 context = "\n".join(str(c) for c in context)

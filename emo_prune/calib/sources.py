@@ -5,8 +5,9 @@ SOURCE forms (optionally prefixed `DOMAIN=` to name the domain of every document
   path.txt | path.md | DIR   one file = one document; domain = the folder holding the file
   builtin:code|prose|math[:train|calib|heldout]   offline corpora (domain = the corpus name)
   hf:NAME[:CONFIG][:SPLIT]   a Hugging Face dataset with a `text` column (domain = last part of NAME)
-  task:LM_EVAL_TASK          few-shot prompt + gold answer of the task's validation docs; a name (ours,
-                             then lm-eval's; domain = the name) or a task YAML file's path (domain = its stem)
+  task:LM_EVAL_TASK[:validation|train]   few-shot prompt + gold answer of the task's validation docs (the
+                             default) or training docs (what AI2 fine-tunes on), never its test docs; a name
+                             (ours, then lm-eval's; domain = the name) or a task YAML file's path (domain = its stem)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from emo_prune.calib.builtin_math import math_texts
 from emo_prune.calib.builtin_prose import prose_texts
 from emo_prune.calib.document import SPLITS, Document, domain_problem, is_domain, split_of
 from emo_prune.calib.files import read_path
-from emo_prune.calib.remote import hf_texts, task_texts
+from emo_prune.calib.remote import TASK_SPLITS, hf_texts, task_texts
 from emo_prune.common.lmeval_tasks import is_task_file
 from emo_prune.errors import CalibrationError
 
@@ -39,7 +40,7 @@ class SourceSpec:
     kind: str  # path | builtin | hf | task
     target: str
     domain: str | None = None
-    split: str | None = None  # builtin: train/calib/heldout; hf: the dataset split
+    split: str | None = None  # builtin: train/calib/heldout; hf: the dataset split; task: validation/train
     config: str | None = None  # hf dataset config
 
 
@@ -69,10 +70,26 @@ def parse_source(spec: str) -> SourceSpec:
         split = parts[2] or None if len(parts) > 2 else None
         return SourceSpec(spec, "hf", parts[0], domain, split, config)
     if rest.startswith("task:"):
-        if not rest[5:]:
+        name, split = _task_split(rest[5:])
+        if not name:
             raise CalibrationError("task: needs an lm-eval task name, e.g. task:arc_easy")
-        return SourceSpec(spec, "task", rest[5:], domain)
+        return SourceSpec(spec, "task", name, domain, split)
     return SourceSpec(spec, "path", rest, domain)
+
+
+def _task_split(target: str) -> tuple[str, str]:
+    """task:gsm8k:train -> ("gsm8k", "train"); task:gsm8k -> ("gsm8k", "validation"); the test split is refused."""
+    name, sep, suffix = target.rpartition(":")
+    if not sep:
+        return target, "validation"
+    if suffix in TASK_SPLITS:
+        return name, suffix
+    if suffix == "test":
+        raise CalibrationError(
+            f"task:{target}: the test split is for scoring, never for calibration or training; use "
+            f"task:{name}:{' or :'.join(TASK_SPLITS)}"
+        )
+    return target, "validation"  # a colon of the name's own
 
 
 def builtin_texts(name: str, seed: int) -> list[str]:
@@ -109,7 +126,7 @@ def _load_one(src: SourceSpec, seed: int) -> list[Document]:
         texts, domain = hf_texts(src.target, src.config, src.split), src.domain or src.target.rsplit("/", 1)[-1]
     else:
         name = Path(src.target).stem if is_task_file(src.target) else src.target
-        texts, domain = task_texts(src.target), src.domain or name
+        texts, domain = task_texts(src.target, src.split or "validation"), src.domain or name
     return [Document(text=t, domain=domain, source=src.spec) for t in texts]
 
 

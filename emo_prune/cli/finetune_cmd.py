@@ -27,7 +27,8 @@ def finetune_command(
         typer.Option(
             "--calib",
             help="Training source, repeatable, as `profile --calib`: builtin:code|prose|math[:train], FILE, DIR, hf:NAME, "
-            'task:NAME. JSONL {"context", "answer"} records and task: train on the answer tokens only.',
+            'task:NAME[:train] (the task\'s validation or training docs). JSONL {"context", "answer"} records and task: '
+            "train on the answer tokens only.",
             show_default=False,
         ),
     ],

@@ -67,7 +67,7 @@ def profile_command(
         typer.Option(
             "--calib",
             help="Calibration source, repeatable: FILE.jsonl|.json|.txt|.md, DIR, builtin:code|prose|math[:train|calib|heldout], "
-            "hf:NAME[:CONFIG][:SPLIT], task:LM_EVAL_TASK; prefix DOMAIN= to name its domain. "
+            "hf:NAME[:CONFIG][:SPLIT], task:LM_EVAL_TASK[:train]; prefix DOMAIN= to name its domain. "
             "Default: the built-in calibration split of each --domain (builtin:DOMAIN:calib).",
         ),
     ] = None,

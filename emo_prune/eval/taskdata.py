@@ -7,10 +7,12 @@
       choices are its worked answer and DISTRACTORS copies where the final result (wherever the text
       states it as a result) is replaced by a near miss. "split": "fewshot" for a few TRAIN problems
       that serve as few-shot examples, "test" otherwise.
-  answer_code.jsonl, answer_math.jsonl, answer_prose.jsonl   {"context", "answer"}: context -> answer
-      pairs from the same HELD-OUT documents, for evaluation with per-request pools (`--pool`): code =
-      a function's signature and docstring -> its body; math = the problem ("Question: ...\nAnswer:")
-      -> its worked answer; prose = the paragraphs so far -> the next paragraph.
+  answer_code.jsonl, answer_math.jsonl, answer_prose.jsonl   {"context", "answer"[, "split"]}: context ->
+      answer pairs from the same HELD-OUT documents, for evaluation with per-request pools (`--pool`):
+      code = a function's signature and docstring -> its body; math = the problem ("Question: ...\nAnswer:")
+      -> its worked answer; prose = the paragraphs so far -> the next paragraph. Then ANSWER_TRAIN pairs
+      cut the same way from the corpus's TRAIN split, "split": "train": the task's training documents,
+      which `finetune --calib task:emo_answer_math:train` trains on (as AI2 fine-tunes on a task's train split).
   MANIFEST.json   sha256 per file, the generator version and the Python version: builtin:code and
       builtin:prose come from the running Python's standard library, so only the same Python
       regenerates byte-identical files.
@@ -32,11 +34,12 @@ from emo_prune.calib import load_documents
 from emo_prune.calib.pairs import clip, code_answers, math_answers, prose_answers
 from emo_prune.io.atomic import atomic_write_text
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MAX_CHARS = 1500
 PPL_DOCS = {"code": 48, "prose": 48, "math": 96}
 MC_TEST, MC_FEWSHOT, DISTRACTORS = 96, 5, 3
 ANSWER_DOCS = {"code": 64, "prose": 48, "math": 96}
+ANSWER_TRAIN = {"code": 128, "prose": 96, "math": 512}
 _FINAL = re.compile(r"The answer is (.*?)\.?$")
 _NUMBER = re.compile(r"-?\d+")
 
@@ -99,12 +102,19 @@ def mc_records() -> list[dict]:
     return records
 
 
-def answer_records(corpus: str, count: int) -> list[dict]:
-    split = {"code": code_answers, "prose": prose_answers, "math": math_answers}[corpus]
+def answer_records(corpus: str, count: int, part: str = "heldout") -> list[dict]:
+    """The first `count` context -> answer pairs of the corpus's `part` split (train ones say so)."""
+    cut = {"code": code_answers, "prose": prose_answers, "math": math_answers}[corpus]
     records = []
-    for doc in load_documents([f"builtin:{corpus}:heldout"], seed=0):
-        records.extend(split(doc.text))
-    return records[:count]
+    for doc in load_documents([f"builtin:{corpus}:{part}"], seed=0):
+        records.extend(cut(doc.text))
+        if len(records) >= count:
+            break
+    return [record if part == "heldout" else {**record, "split": part} for record in records[:count]]
+
+
+def answer_file(corpus: str) -> list[dict]:
+    return answer_records(corpus, ANSWER_DOCS[corpus]) + answer_records(corpus, ANSWER_TRAIN[corpus], "train")
 
 
 def generate(out_dir: str | Path) -> dict[str, str]:
@@ -112,7 +122,7 @@ def generate(out_dir: str | Path) -> dict[str, str]:
     out_dir = Path(out_dir)
     files = {f"ppl_{c}.jsonl": _jsonl(ppl_records(c, n)) for c, n in PPL_DOCS.items()}
     files["math_mc.jsonl"] = _jsonl(mc_records())
-    files.update({f"answer_{c}.jsonl": _jsonl(answer_records(c, n)) for c, n in ANSWER_DOCS.items()})
+    files.update({f"answer_{c}.jsonl": _jsonl(answer_file(c)) for c in ANSWER_DOCS})
     digests = {}
     for name, text in files.items():
         atomic_write_text(out_dir / name, text)

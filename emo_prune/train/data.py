@@ -54,7 +54,7 @@ def _pair_texts(spec: str) -> list[tuple[str, str]] | None:
     source = parse_source(spec)
     path = Path(source.target)
     if source.kind == "task":
-        return task_pairs(source.target)
+        return task_pairs(source.target, source.split or "validation")
     if source.kind == "path" and path.suffix.lower() == ".jsonl" and holds_pairs(path):
         return [(pair["context"], pair["answer"]) for _, pair in read_pair_records(path, source.domain)]
     return None

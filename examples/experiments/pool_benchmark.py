@@ -102,8 +102,11 @@ def load_pairs(tokenizer, limit: int | None) -> list[dict]:
     """Every held-out answer document of the offline tasks, tokenized by `tokenize_pair`."""
     pairs = []
     for domain in DOMAINS:
-        lines = (builtin_tasks_dir() / "data" / f"answer_{domain}.jsonl").read_text().splitlines()[:limit]
-        pairs += [tokenize_pair(tokenizer, domain, json.loads(line)) for line in lines]
+        records = [
+            json.loads(line) for line in (builtin_tasks_dir() / "data" / f"answer_{domain}.jsonl").read_text().splitlines()
+        ]
+        heldout = [r for r in records if "split" not in r][:limit]  # the test docs; "split": "train" ones are for training
+        pairs += [tokenize_pair(tokenizer, domain, r) for r in heldout]
     return pairs
 
 

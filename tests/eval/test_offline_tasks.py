@@ -32,7 +32,7 @@ def test_committed_data_equals_a_regeneration(tmp_path):
 
 
 def test_data_is_small_enough_to_commit():
-    assert sum(p.stat().st_size for p in DATA.iterdir()) < 400_000
+    assert sum(p.stat().st_size for p in DATA.iterdir()) < 500_000
 
 
 @pytest.mark.parametrize("corpus", ["code", "prose", "math"])
@@ -73,3 +73,15 @@ def test_every_offline_task_loads_offline():
     assert len(list(loaded["emo_math_mc"].fewshot_docs())) == taskdata.MC_FEWSHOT
     assert len(list(loaded["emo_ppl_math"].test_docs())) == taskdata.PPL_DOCS["math"]
     assert "emo_offline" in manager.all_tags and (builtin_tasks_dir() / "utils.py").is_file()
+
+
+@pytest.mark.parametrize("corpus", ["code", "prose", "math"])
+def test_answer_tasks_score_held_out_pairs_and_train_on_train_pairs(corpus):
+    task = task_manager([f"emo_answer_{corpus}"]).load([f"emo_answer_{corpus}"])["tasks"][f"emo_answer_{corpus}"]
+    test, train = list(task.test_docs()), list(task.training_docs())
+    assert len(test) == taskdata.ANSWER_DOCS[corpus] and len(train) == taskdata.ANSWER_TRAIN[corpus]
+    assert not task.has_validation_docs()  # `task:emo_answer_*` alone names no split it has: `:train` does
+    if corpus == "math":  # a math pair is its whole problem: each comes from the split it claims
+        problems = {part: {d.text for d in load_documents([f"builtin:math:{part}"])} for part in ("heldout", "train")}
+        assert all(d["context"] + d["answer"] in problems["heldout"] for d in test)
+        assert all(d["context"] + d["answer"] in problems["train"] for d in train)

@@ -44,7 +44,12 @@ CASES = {
         "fewer than one optimizer step",
     ),
     "task offline": (["{build}", "--calib", "task:arc_easy", "--out", "{out}"], "cannot load lm-eval task"),
-    "task without validation split": (["{build}", "--calib", "task:emo_answer_math", "--out", "{out}"], "never for training"),
+    "task without validation split": (
+        ["{build}", "--calib", "task:emo_answer_math", "--out", "{out}"],
+        "it has task:emo_answer_math:train",
+    ),
+    "task without train split": (["{build}", "--calib", "task:emo_ppl_math:train", "--out", "{out}"], "never for training"),
+    "task test split": (["{build}", "--calib", "task:emo_answer_math:test", "--out", "{out}"], "for scoring, never"),
     "task file missing": (["{build}", "--calib", "task:{missing_task}", "--out", "{out}"], "no such task YAML file"),
     "no source": (["{build}", "--calib", "builtin:nope", "--out", "{out}"], "builtin"),
 }

@@ -93,6 +93,8 @@ def test_bad_jsonl(tmp_path, content, message):
         ("builtin:math:test", "unknown built-in corpus"),
         ("hf:", "bad Hugging Face source"),
         ("task:", "needs an lm-eval task name"),
+        ("task::train", "needs an lm-eval task name"),
+        ("task:arc_easy:test", "the test split is for scoring"),
         ("", "empty calibration source"),
     ],
 )
@@ -124,4 +126,7 @@ def test_parse_source_forms():
     spec = parse_source("code=hf:org/name::test")
     assert (spec.kind, spec.target, spec.domain, spec.config, spec.split) == ("hf", "org/name", "code", None, "test")
     assert parse_source("builtin:code:heldout").split == "heldout"
-    assert parse_source("task:arc_easy").target == "arc_easy"
+    assert (parse_source("task:arc_easy").target, parse_source("task:arc_easy").split) == ("arc_easy", "validation")
+    assert (parse_source("task:gsm8k:train").target, parse_source("task:gsm8k:train").split) == ("gsm8k", "train")
+    assert parse_source("task:my/task.yaml:validation").target == "my/task.yaml"
+    assert parse_source("task:a:b").target == "a:b"  # a colon of the name's own, not a split

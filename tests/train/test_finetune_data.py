@@ -119,10 +119,24 @@ def test_a_task_file_trains_on_its_validation_answers_only(full, task_file, monk
         assert context.count("Q: ") == 6 and context.endswith("A:")  # 5 shots from the few-shot split, then the doc
 
 
-def test_a_shipped_scoring_task_is_never_trained_on(full):
+def test_a_shipped_task_trains_on_its_train_split_never_its_test_split(full, monkeypatch):
+    """`task:NAME:train` = the task's training docs (what AI2 fine-tunes on); its test docs are what eval scores."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     tokenizer = AutoTokenizer.from_pretrained(full)
+    records = [json.loads(line) for line in (REPO / "recipes" / "tasks" / "data" / "answer_math.jsonl").read_text().splitlines()]
+    train = [r["context"] + r["answer"] for r in records if r.get("split") == "train"]
+    test = {r["context"] + r["answer"] for r in records if "split" not in r}  # the problems eval scores
+    rows = training_rows(["task:emo_answer_math:train"], tokenizer, seq_len=512)
+    problems = {"Question:" + tokenizer.decode(r.input_ids).rsplit("Question:", 1)[1] for r in rows}  # 5 shots, then the doc
+    assert len(rows) == len(train) and problems == set(train) and problems.isdisjoint(test)
+    answers = {tokenizer.decode([t for t in r.labels if t != IGNORE]) for r in rows}
+    assert answers == {r["answer"] for r in records if r.get("split") == "train"}  # loss on the answer only
+    assert all(r.source == "task:emo_answer_math:train" for r in rows)
+    for refused, fragment in (("", "it has task:emo_answer_math:train"), (":test", "for scoring, never")):
+        with pytest.raises(CalibrationError, match=fragment):
+            training_rows([f"task:emo_answer_math{refused}"], tokenizer, 32)
     with pytest.raises(CalibrationError, match="never for training"):
-        training_rows(["task:emo_answer_math"], tokenizer, 32)  # known offline, but it has a test split only
+        training_rows(["task:emo_ppl_math:train"], tokenizer, 32)  # a scoring task with a test split only
 
 
 def test_a_task_file_calibrates_under_its_file_name(task_file, monkeypatch):
