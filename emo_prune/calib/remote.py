@@ -56,10 +56,14 @@ def task_texts(name: str, split: str = "validation", num_fewshot: int = NUM_FEWS
 
 def _split_docs(task: Any, task_name: str, split: str) -> Any:
     """The task's documents of `split` (one of TASK_SPLITS), or a CalibrationError naming what it has."""
-    present = {"validation": task.has_validation_docs(), "train": task.has_training_docs()}
-    if present[split]:
-        return task.validation_docs() if split == "validation" else task.training_docs()
-    others = [f"task:{task_name}:{s}" for s in TASK_SPLITS if s != split and present[s]]
+    splits = {
+        "validation": (task.has_validation_docs, task.validation_docs),
+        "train": (task.has_training_docs, task.training_docs),
+    }
+    has_docs, docs = splits[split]
+    if has_docs():
+        return docs()
+    others = [f"task:{task_name}:{s}" for s, (has_other, _) in splits.items() if s != split and has_other()]
     hint = f"; it has {others[0]}" if others else " (its test split is for scoring, never for training)"
     raise CalibrationError(f"lm-eval task {task_name!r} has no {split} split to calibrate or train on{hint}")
 

@@ -105,7 +105,7 @@ def load_pairs(tokenizer, limit: int | None) -> list[dict]:
         records = [
             json.loads(line) for line in (builtin_tasks_dir() / "data" / f"answer_{domain}.jsonl").read_text().splitlines()
         ]
-        heldout = [r for r in records if "split" not in r][:limit]  # the test docs; "split": "train" ones are for training
+        heldout = [r for r in records if r.get("split", "test") == "test"][:limit]  # as utils.load_jsonl splits them
         pairs += [tokenize_pair(tokenizer, domain, r) for r in heldout]
     return pairs
 
