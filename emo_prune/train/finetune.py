@@ -2,9 +2,11 @@
 
 Why transformers' `Trainer` and not a loop of our own: it brings what a fine-tuning run needs and what
 AI2's own recipe uses (allenai/EMO src/hf_training/finetune.py): accelerate underneath, so the same call
-runs in one process or under `torchrun` / `accelerate launch` with DDP or FSDP; gradient accumulation;
-the linear warmup / decay schedule; gradient clipping; bf16 autocast; and checkpoints holding the
-optimizer, scheduler and RNG states, so a killed run resumes where it stopped. peft brings `--lora`.
+runs in one process or under `torchrun` / `accelerate launch` with DDP (2 CPU processes are tested); gradient
+accumulation; the linear warmup / decay schedule; gradient clipping; bf16 autocast; and checkpoints holding
+the optimizer, scheduler and RNG states, so a killed run resumes where it stopped. peft brings `--lora`.
+FSDP is accelerate's to set up and has never been run here: accelerate offers it on accelerators only (its
+state.py sets FSDP for MULTI_GPU-like types, never MULTI_CPU), and no GPU was lent.
 
 Defaults are AI2's (scripts/selective_hf/launch_selective_hf.sh): 1 epoch, 32 sequences per optimizer
 step, lr 5e-5, warmup 10% of the steps, weight decay 0, gradient clipping at 1.0, the load-balancing aux
