@@ -12,6 +12,10 @@
         # the 12.5% EMO code rows again with another seed: results/finetune-code-1m-seed1.{md,json}
     python examples/experiments/finetune_benchmark.py --models EMO --domains code prose --budgets 0.25 --max-tokens 1000000 --epochs 3 --lr 5e-4 --seed 1 --name finetune-merge-seed1
         # the 25% EMO code and prose rows (and their merges) with another seed: results/finetune-merge-seed1.{md,json}
+    python examples/experiments/finetune_benchmark.py --models EMO --domains math --max-tokens 1000000 --epochs 3 --lr 5e-4 --experts-only --seed 1 --name finetune-math-seed1
+    python examples/experiments/finetune_benchmark.py --models EMO --domains prose --budgets 0.125 --max-tokens 1000000 --epochs 3 --lr 5e-4 --experts-only --seed 1 --name finetune-prose-12.5-seed1
+    python examples/experiments/finetune_benchmark.py --models standard --max-tokens 1000000 --epochs 3 --lr 5e-4 --experts-only --seed 1 --name finetune-standard-seed1
+        # the other rows with another seed (EMO math, EMO 12.5% prose, every row of the standard twin)
     python examples/experiments/finetune_benchmark.py --models EMO --domains prose --max-tokens 1000000 --epochs 8 --lr 5e-4 --experts-only --name finetune-prose-1m
         # EMO prose at 1M tokens (6.3 passes: it overfits): results/finetune-prose-1m.{md,json}
     python examples/experiments/finetune_benchmark.py
@@ -306,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr-models", nargs="+", default=["EMO"], choices=list(MODELS), help="whose builds choose the rate")
     parser.add_argument("--lr-grid", nargs="+", type=float, default=[5e-5, 2e-4, 5e-4, 1e-3], help="AI2's default 5e-5 first")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0, help="of the data order and the trainer (every row)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="of the data order and the trainer (every row); for math also the generated problems"
+    )
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="finetune", help="the table's files: OUT/NAME.md and OUT/NAME.json")
